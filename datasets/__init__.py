@@ -1,0 +1,1 @@
+"""panen.datasets — readers for real formats and the deterministic synthetic demo region."""

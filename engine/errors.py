@@ -1,0 +1,89 @@
+"""One exception tree for panen (after rioxarray's ``RioXarrayError`` family).
+
+``PanenError`` is the root. The CLI maps :class:`ConfigError`, :class:`InputError` and
+:class:`DataQualityError` to exit code 2 and prints every listed problem; anything else is
+an internal failure (exit code 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One located problem in a config or input file.
+
+    Parameters
+    ----------
+    message
+        What is wrong, in words a user can act on.
+    file
+        The file the problem is in, if any.
+    row
+        1-based data row (header excluded) for tables, or line for YAML, if known.
+    column
+        Column name (tables) or dotted key path (configs), if known.
+    """
+
+    message: str
+    file: str | Path | None = None
+    row: int | None = None
+    column: str | None = None
+
+    def __str__(self) -> str:
+        where = []
+        if self.file is not None:
+            where.append(str(self.file))
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        if self.column is not None:
+            where.append(f"column {self.column!r}" if "." not in self.column else self.column)
+        prefix = ", ".join(where)
+        return f"{prefix}: {self.message}" if prefix else self.message
+
+
+class PanenError(Exception):
+    """Root of all panen errors."""
+
+
+class _ProblemsError(PanenError):
+    """An error that carries a list of located problems (all reported at once)."""
+
+    def __init__(self, problems: list[Problem] | Problem | str, *, file: str | Path | None = None,
+                 row: int | None = None, column: str | None = None) -> None:
+        if isinstance(problems, str):
+            problems = [Problem(problems, file=file, row=row, column=column)]
+        elif isinstance(problems, Problem):
+            problems = [problems]
+        self.problems: list[Problem] = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+    @property
+    def file(self) -> str | Path | None:
+        return self.problems[0].file if self.problems else None
+
+    @property
+    def row(self) -> int | None:
+        return self.problems[0].row if self.problems else None
+
+    @property
+    def column(self) -> str | None:
+        return self.problems[0].column if self.problems else None
+
+
+class ConfigError(_ProblemsError):
+    """A run config or product term sheet is invalid (exit code 2)."""
+
+
+class InputError(_ProblemsError):
+    """An input file is missing, unreadable or malformed (exit code 2); names file, row, column."""
+
+
+class DataQualityError(_ProblemsError):
+    """Input data is readable but unusable for the requested computation (exit code 2)."""
+
+
+class PluginError(PanenError):
+    """A trigger plugin could not be found or is broken."""

@@ -1,0 +1,1 @@
+"""panen.triggers — product plugins, one module per product family (entry-point group ``panen.triggers``)."""
