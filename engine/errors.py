@@ -24,22 +24,28 @@ class Problem:
     row
         1-based data row (header excluded) for tables, or line for YAML, if known.
     column
-        Column name (tables) or dotted key path (configs), if known.
+        Column name (tables), if known.
+    key
+        Dotted key path (configs, e.g. ``products[0].phases[1].exit``); ``row`` is then
+        the YAML line.
     """
 
     message: str
     file: str | Path | None = None
     row: int | None = None
     column: str | None = None
+    key: str | None = None
 
     def __str__(self) -> str:
         where = []
         if self.file is not None:
             where.append(str(self.file))
         if self.row is not None:
-            where.append(f"row {self.row}")
+            where.append(f"{'line' if self.key else 'row'} {self.row}")
         if self.column is not None:
-            where.append(f"column {self.column!r}" if "." not in self.column else self.column)
+            where.append(f"column {self.column!r}")
+        if self.key:
+            where.append(self.key)
         prefix = ", ".join(where)
         return f"{prefix}: {self.message}" if prefix else self.message
 

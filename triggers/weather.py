@@ -1,0 +1,312 @@
+"""Weather-index (rainfall) trigger: phased deficit/excess covers on district daily rainfall.
+
+Three layers, as in xclim (indices / indicators) and STYLE.md:
+
+1. *Indices* — pure numpy functions reducing a daily series to one value per window:
+   cumulative total, maximum n-day total, longest dry spell, count of rainy days.
+2. *Curves* — :mod:`panen.engine.curves` maps an index to a rate (linear tick, step, binary).
+3. *Product* — :class:`WeatherIndexTrigger` wires a term sheet's phases: each phase's index
+   per district and cohort, its rate × weight, summed and capped at ``season_cap``.
+
+Windows are half-open day ranges ``[start_day, end_day)`` after the anchor (the season
+start, or a policy's sowing date). With ``anchor: sowing_date`` the windows of every sowing
+cohort are cut from the one district series — nothing is recomputed per farmer.
+
+Missing data is never read as zero rain: a day counts only when at least
+``min_valid_fraction`` of the district's (area-weighted) cells had data that day, and a
+phase window with any day short of that has no index (NaN): the district is flagged for
+that cohort and its policies are withheld, not paid.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import xarray as xr
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from panen.engine.api import ProductParams, Trigger, TriggerInputs, TriggerResult
+from panen.engine.curves import binary_rate, linear_rate, step_rate
+from panen.engine.errors import DataQualityError
+
+__all__ = [
+    "Band",
+    "Phase",
+    "WeatherIndexParams",
+    "WeatherIndexTrigger",
+    "dry_spell",
+    "max_n_day",
+    "rainy_days",
+    "total",
+    "window_index",
+]
+
+# --------------------------------------------------------------------------- indices
+# Each takes windows ``w`` of shape (..., L) [mm/day] and returns (...) — NaN if any day
+# in the window is NaN (numpy's reductions propagate NaN; counts are masked explicitly).
+
+
+def total(w: np.ndarray) -> np.ndarray:
+    """Cumulative rainfall over the window [mm]."""
+    return w.sum(axis=-1)
+
+
+def max_n_day(w: np.ndarray, n: int) -> np.ndarray:
+    """Largest total over ``n`` consecutive days inside the window [mm] (flood/excess covers)."""
+    if n > w.shape[-1]:
+        raise ValueError(f"n={n} is longer than the window ({w.shape[-1]} days)")
+    sums = np.lib.stride_tricks.sliding_window_view(w, n, axis=-1).sum(axis=-1)
+    return sums.max(axis=-1)
+
+
+def dry_spell(w: np.ndarray, dry_threshold: float) -> np.ndarray:
+    """Longest run of consecutive days with rain below ``dry_threshold`` [days].
+
+    Parameters
+    ----------
+    w
+        Daily rainfall windows [mm/day].
+    dry_threshold
+        A day is dry when its rain is strictly below this [mm/day] (1 mm is common).
+    """
+    dry = w < dry_threshold
+    run = np.cumsum(dry, axis=-1)
+    # subtract the count reached at the last wet day: run length since the last wet day
+    reset = np.maximum.accumulate(np.where(~dry, run, 0), axis=-1)
+    longest = (run - reset).max(axis=-1).astype(float)
+    return np.where(np.isnan(w).any(axis=-1), np.nan, longest)
+
+
+def rainy_days(w: np.ndarray, wet_threshold: float) -> np.ndarray:
+    """Number of days with rain at or above ``wet_threshold`` [days]."""
+    count = (w >= wet_threshold).sum(axis=-1).astype(float)
+    return np.where(np.isnan(w).any(axis=-1), np.nan, count)
+
+
+def window_index(x: np.ndarray, anchors: np.ndarray, start_day: int, end_day: int, func, **kwargs) -> np.ndarray:
+    """Evaluate ``func`` over ``[anchor + start_day, anchor + end_day)`` for every anchor.
+
+    Parameters
+    ----------
+    x
+        Daily series, shape (..., T) [mm/day].
+    anchors
+        (C,) integer day offsets of each cohort's anchor into the series.
+    start_day, end_day
+        Half-open window in days after the anchor.
+    func
+        An index function taking windows (..., C, L).
+
+    Returns
+    -------
+    (..., C) index values; NaN for cohorts whose window leaves the series.
+    """
+    T = x.shape[-1]
+    days = np.arange(start_day, end_day)
+    idx = np.asarray(anchors, dtype=np.int64)[:, None] + days[None, :]
+    outside = (idx < 0) | (idx >= T)
+    w = np.take(x, np.clip(idx, 0, max(T - 1, 0)), axis=-1)  # (..., C, L): a gather, no per-farmer series
+    if outside.any():
+        w = np.where(outside, np.nan, w)
+    return func(w, **kwargs)
+
+
+_INDEX_FUNCS = {"total": total, "max_n_day": max_n_day, "dry_spell": dry_spell, "rainy_days": rainy_days}
+_INDEX_UNITS = {"total": "mm", "max_n_day": "mm", "dry_spell": "days", "rainy_days": "days"}
+
+
+# --------------------------------------------------------------------------- term sheet
+class Band(BaseModel):
+    """One band of a stepped schedule: index in ``[min, max)`` pays ``rate``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    min: float = Field(-np.inf, description="lower edge, inclusive [index units]")
+    max: float = Field(np.inf, description="upper edge, exclusive [index units]")
+    rate: float = Field(ge=0, le=1, description="payout rate of the band [fraction of phase liability]")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Band":
+        if not self.min < self.max:
+            raise ValueError(f"band min must be < max (got min={self.min}, max={self.max})")
+        return self
+
+
+class Phase(BaseModel):
+    """One phase of a weather-index cover."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(min_length=1)
+    start_day: int = Field(ge=0, description="first day of the window after the anchor [days]")
+    end_day: int = Field(gt=0, le=366, description="end of the window, exclusive [days]")
+    index: Literal["total", "max_n_day", "dry_spell", "rainy_days"]
+    n: int | None = Field(None, ge=1, description="days summed by max_n_day [days]")
+    dry_threshold: float | None = Field(None, gt=0, description="dry day: rain below this [mm/day]")
+    wet_threshold: float | None = Field(None, gt=0, description="rainy day: rain at or above this [mm/day]")
+    direction: Literal["below", "above"]
+    strike: float = Field(description="index value where payment starts [mm or days]")
+    exit: float | None = Field(None, description="index value of full payment (linear curve) [mm or days]")
+    weight: float = Field(gt=0, le=1, description="share of the sum insured this phase can pay [fraction]")
+    curve: Literal["linear", "step", "binary"] = "linear"
+    bands: list[Band] | None = Field(None, description="index bands of a step curve")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Phase":
+        errors: list[str] = []
+        if self.end_day <= self.start_day:
+            errors.append(f"end_day must be > start_day ({self.start_day}); got {self.end_day}")
+        length = self.end_day - self.start_day
+        needs = {"max_n_day": "n", "dry_spell": "dry_threshold", "rainy_days": "wet_threshold"}
+        for idx, key in needs.items():
+            if self.index == idx and getattr(self, key) is None:
+                errors.append(f"{key} is required for index {idx!r}")
+            if self.index != idx and getattr(self, key) is not None:
+                errors.append(f"{key} only applies to index {idx!r}, not {self.index!r}")
+        if self.index == "max_n_day" and self.n is not None and self.n > length > 0:
+            errors.append(f"n must be between 1 and the window length ({length} days); got {self.n}")
+        if self.strike < 0:
+            errors.append(f"strike must be >= 0; got {self.strike}")
+        if self.curve == "linear":
+            if self.exit is None:
+                errors.append("exit is required for a linear curve")
+            elif self.direction == "below" and not self.exit < self.strike:
+                errors.append(f"exit must be < strike ({self.strike}) for a 'below' (deficit) phase; got {self.exit}")
+            elif self.direction == "above" and not self.exit > self.strike:
+                errors.append(f"exit must be > strike ({self.strike}) for an 'above' (excess) phase; got {self.exit}")
+            elif self.exit < 0:
+                errors.append(f"exit must be >= 0; got {self.exit}")
+        if self.curve == "step":
+            if not self.bands:
+                errors.append("bands are required for a step curve")
+            else:
+                bands = sorted(self.bands, key=lambda b: b.min)
+                for a, b in zip(bands, bands[1:]):
+                    if b.min < a.max:
+                        errors.append(f"bands [{a.min}, {a.max}) and [{b.min}, {b.max}) overlap")
+                rates = [b.rate for b in bands]
+                monotone = (all(x >= y for x, y in zip(rates, rates[1:])) if self.direction == "below"
+                            else all(x <= y for x, y in zip(rates, rates[1:])))
+                if not monotone:
+                    errors.append(f"band rates must {'fall' if self.direction == 'below' else 'rise'} as the "
+                                  f"index rises for a {self.direction!r} phase; got {rates}")
+        elif self.bands is not None:
+            errors.append("bands only apply to curve 'step'")
+        if errors:
+            raise ValueError("; ".join(errors))
+        return self
+
+    def rate(self, index):
+        """Phase payout rate before weighting [fraction, 0..1]; lazy on dask-backed xarray input."""
+        if isinstance(index, xr.DataArray):
+            return xr.apply_ufunc(self.rate, index, dask="parallelized", output_dtypes=[float])
+        if self.curve == "linear":
+            return linear_rate(index, self.strike, self.exit, self.direction)
+        if self.curve == "binary":
+            return binary_rate(index, self.strike, self.direction)
+        b = self.bands or []
+        return step_rate(index, [x.min for x in b], [x.max for x in b], [x.rate for x in b])
+
+
+class WeatherIndexParams(ProductParams):
+    """Term sheet of a phased rainfall-index product (``trigger: weather_index``)."""
+
+    trigger: Literal["weather_index"] = "weather_index"
+    phases: list[Phase] = Field(min_length=1, description="phases, each an index window with its curve")
+    season_cap: float = Field(1.0, gt=0, le=1, description="cap on the summed phase rates [fraction of sum insured]")
+    min_valid_fraction: float = Field(
+        0.5, ge=0, le=1,
+        description="share of the district's area with valid data needed for a day to count [fraction]",
+    )
+
+    @model_validator(mode="after")
+    def _unique_phase_names(self) -> "WeatherIndexParams":
+        names = [p.name for p in self.phases]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"phase names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    @property
+    def reach(self) -> tuple[int, int]:
+        """Earliest start and latest end of any phase window [days after the anchor]."""
+        return min(p.start_day for p in self.phases), max(p.end_day for p in self.phases)
+
+
+# --------------------------------------------------------------------------- product
+class WeatherIndexTrigger(Trigger):
+    """Phased rainfall index per district: deficit and excess covers with linear, step or binary curves.
+
+    References
+    ----------
+    World Bank (2011), *Weather Index Insurance for Agriculture: Guidance for Development
+    Practitioners* — phased deficit/excess rainfall covers with strike, exit and tick.
+    """
+
+    name = "weather_index"
+    Params = WeatherIndexParams
+    inputs = ("rainfall",)
+    description = "phased rainfall index (total, max n-day, dry spell, rainy days) on daily district rainfall"
+
+    def evaluate(self, params: WeatherIndexParams, inputs: TriggerInputs) -> TriggerResult:
+        ds = inputs.series["rainfall"]
+        mean, valid = ds["mean"], ds["valid_fraction"]
+        units = mean.attrs.get("units")
+        if units != "mm/day":
+            raise DataQualityError(
+                f"product {params.id!r}: weather_index phases are windows of days and need daily rainfall "
+                f"[mm/day]; the rainfall input is in {units!r}"
+            )
+        times = mean["time"].values.astype("datetime64[D]")
+        if times.size > 1 and not (np.diff(times) == np.timedelta64(1, "D")).all():
+            raise DataQualityError(f"product {params.id!r}: weather_index needs a gap-free daily rainfall series")
+        anchors = (np.asarray(inputs.cohorts, dtype="datetime64[D]") - times[0]).astype(np.int64)
+        rain = mean.where(valid >= params.min_valid_fraction)
+        rain = rain.transpose("district", "time").chunk({"time": -1}) if rain.chunks else rain.transpose("district", "time")
+        validt = valid.transpose("district", "time")
+        validt = validt.chunk({"time": -1}) if validt.chunks else validt
+
+        cohort = xr.DataArray(np.asarray(inputs.cohorts, dtype="datetime64[ns]"), dims="cohort")
+        indices, rates, fractions = [], [], []
+        for phase in params.phases:
+            kwargs = {"n": phase.n} if phase.index == "max_n_day" else (
+                {"dry_threshold": phase.dry_threshold} if phase.index == "dry_spell" else (
+                    {"wet_threshold": phase.wet_threshold} if phase.index == "rainy_days" else {}))
+            idx = _apply_window(rain, anchors, phase.start_day, phase.end_day, _INDEX_FUNCS[phase.index], kwargs)
+            frac = _apply_window(validt, anchors, phase.start_day, phase.end_day, _mean_last, {})
+            indices.append(idx.assign_attrs(units=_INDEX_UNITS[phase.index]))
+            rates.append(phase.rate(idx) * phase.weight)
+            fractions.append(frac)
+        phase_coord = xr.DataArray([p.name for p in params.phases], dims="phase")
+        index_value = xr.concat(indices, dim=phase_coord, coords="minimal", compat="override")
+        phase_rate = xr.concat(rates, dim=phase_coord, coords="minimal", compat="override")
+        valid_fraction = xr.concat(fractions, dim=phase_coord, coords="minimal", compat="override")
+        # NaN in any phase -> not assessable: sum with skipna=False keeps NaN
+        payout_rate = phase_rate.sum("phase", skipna=False).clip(max=params.season_cap)
+        out = xr.Dataset(
+            {
+                "payout_rate": payout_rate,
+                "flagged": payout_rate.isnull(),
+                "index_value": index_value,
+                "phase_rate": phase_rate,
+                "valid_fraction": valid_fraction,
+            }
+        ).assign_coords(cohort=cohort.values)
+        return TriggerResult(out)
+
+
+def _mean_last(w: np.ndarray) -> np.ndarray:
+    return w.mean(axis=-1)
+
+
+def _apply_window(da: xr.DataArray, anchors: np.ndarray, start: int, end: int, func, kwargs) -> xr.DataArray:
+    """Apply a window index along ``time`` lazily (dask-parallelised over districts)."""
+    return xr.apply_ufunc(
+        window_index,
+        da,
+        input_core_dims=[["time"]],
+        output_core_dims=[["cohort"]],
+        kwargs={"anchors": anchors, "start_day": start, "end_day": end, "func": func, **kwargs},
+        dask="parallelized",
+        output_dtypes=[float],
+        dask_gufunc_kwargs={"output_sizes": {"cohort": len(anchors)}},
+    )
