@@ -1,0 +1,709 @@
+"""Deterministic synthetic demo region: a made-up Java-like island with its rain and farmers.
+
+:func:`generate_demo_region` writes everything a demo run needs, from one seed, in a few
+seconds, byte-identical for the same arguments:
+
+``districts.gpkg``
+    Layer ``districts``: ``district_id`` (BPS-style ``PPKK``: kabupaten ``PP01``..,
+    kota ``PP71``..), ``name``, ``province_id``, ``kind`` (kabupaten/kota), EPSG:4326. A
+    jittered Voronoi tessellation clipped to an elongated island at about 106–112 °E,
+    6–8 °S, with district sizes varying west to east, and a few small kota carved out of
+    kabupaten; the smallest is smaller than one 0.05° grid cell.
+``rainfall.zarr``
+    Zarr (format 2, consolidated) ``precip`` (time, lat, lon) float32 [mm/day], CF
+    attributes, a ``spatial_ref`` CRS (EPSG:4326), 0.05° cells, NaN over sea, daily from
+    60 days before ``season_start`` to 150 days after ``season_end``. Readable with
+    :func:`panen.datasets.gridded.open_rainfall`.
+``policies.csv``
+    ``policy_id, farmer_id, district_id, product_id, area_ha, sowing_date, group_id``:
+    one row per farmer and product.
+``truth_hazards.csv``
+    The "hidden" truth per district: the hazard the generator planted (drought, flood or
+    none), its severity, the event dates, and the data gap planted in one district —
+    for basis-risk work, never an engine input.
+
+Realism (magnitudes from DOMAIN.md, after CHIRPS over Java)
+------------------------------------------------------------
+* Monsoon cycle: wet season Nov–Mar 200–450 mm/month, dry season Jun–Sep < 50 mm/month,
+  annual ~1,700–2,800 mm; the climatological onset is up to two weeks later in the east.
+* Daily rain is intermittent: about half of the wet-season days are dry (< 1 mm); wet-day
+  amounts are gamma distributed (shape 0.8), spatially correlated over ~15–25 km, with
+  heavy days of 50–150 mm.
+* Planted hazards: a delayed onset / long dry spell (drought) in a few districts early in
+  the season (Gaussian footprints, so neighbours get part of it) and multi-day heavy-rain
+  (flood) events of 3–5 days at 70–140 mm/day in others.
+* Missing data: ~0.5 % of land cell-days NaN at random, and one district almost entirely
+  missing for a month, so the engine's "too little valid data → flagged, not paid" path
+  runs. Missing is NaN, never 0.
+* Farmers: plots 0.1–2 ha (truncated log-normal, median ~0.35 ha; AUTP insures at most
+  2 ha), kelompok tani of 20–40 farmers who sow within a few days of one another, sowing
+  dates spread over ~6 weeks around the district's onset.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import rioxarray  # noqa: F401  (registers the .rio accessor)
+import shapely
+import xarray as xr
+from scipy.ndimage import gaussian_filter
+from scipy.special import gammaincinv, ndtr
+
+__all__ = ["generate_demo_region", "CELL_DEG", "SOWING_SPREAD_DAYS", "DAYS_BEFORE", "DAYS_AFTER"]
+
+#: Grid cell size [degrees], as CHIRPS.
+CELL_DEG = 0.05
+#: Rainfall starts this many days before ``season_start`` [days].
+DAYS_BEFORE = 60
+#: Rainfall ends this many days after ``season_end`` [days].
+DAYS_AFTER = 150
+#: Sowing dates lie within ± this many days of the district's onset [days] (~6 weeks).
+SOWING_SPREAD_DAYS = 21
+#: The district's onset (centre of sowing) is 21–35 days after ``season_start`` [days].
+ONSET_BASE_DAYS = 21
+ONSET_EAST_DELAY_DAYS = 14
+
+#: Climatological monthly rain Jan..Dec [mm/month] at spatial factor 1 (DOMAIN.md, CHIRPS
+#: over Java: wet Nov–Mar 200–450, dry Jun–Sep < 50; annual ~2,200).
+MONTHLY_CLIMATOLOGY_MM = (390, 350, 310, 190, 95, 40, 25, 20, 30, 95, 280, 360)
+
+_LON_RANGE = (105.8, 112.2)  # grid extent [°E]
+_LAT_RANGE = (-8.2, -5.8)  # grid extent [°N]
+_ISLAND_LON = (105.95, 112.05)
+_FIXED_GPKG_DATE = "2000-01-01T00:00:00.000Z"  # gpkg_contents.last_change (no wall clock)
+
+_PREFIXES = ("Suka", "Ciba", "Karang", "Tanjung", "Mekar", "Sumber", "Banyu", "Wono", "Sido",
+             "Rejo", "Purwa", "Kali", "Gunung", "Pasir", "Jati", "Tegal", "Kedung", "Bojong",
+             "Sri", "Mulya", "Tirta", "Giri", "Wana", "Sari")
+_SUFFIXES = ("jaya", "makmur", "sari", "harjo", "mulya", "asri", "wangi", "agung", "rejo",
+             "arum", "mukti", "laksana", "manah", "raharja", "tani", "sentosa")
+
+
+@dataclass(frozen=True)
+class _Grid:
+    lat: np.ndarray  # cell centres, north to south [°N]
+    lon: np.ndarray  # cell centres, west to east [°E]
+    land: np.ndarray  # (lat, lon) bool: the cell touches the island
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.lat.size, self.lon.size)
+
+    def boxes(self) -> np.ndarray:
+        lon2, lat2 = np.meshgrid(self.lon, self.lat)
+        h = CELL_DEG / 2
+        return shapely.box(lon2 - h, lat2 - h, lon2 + h, lat2 + h)
+
+
+@dataclass(frozen=True)
+class _Hazard:
+    district_id: str
+    kind: str  # "drought" | "flood"
+    centre: tuple[float, float]  # lon, lat
+    radius: float  # Gaussian footprint sd [°]
+    start: pd.Timestamp
+    end: pd.Timestamp
+    intensity: float  # flood: peak extra rain [mm/day]; drought: unused (1.0)
+
+
+# ---------------------------------------------------------------------------------------
+# Public API
+# ---------------------------------------------------------------------------------------
+
+
+def generate_demo_region(
+    out_dir: str | PathLike[str],
+    *,
+    seed: int = 20240,
+    n_districts: int = 36,
+    n_farmers: int = 40_000,
+    season_start: str = "2023-11-01",
+    season_end: str = "2024-03-31",
+    products: Sequence[str] = ("rain",),
+) -> dict[str, Path]:
+    """Write the synthetic demo region (districts, daily rainfall, policies, truth).
+
+    Parameters
+    ----------
+    out_dir
+        Folder to write into (created if needed); existing demo files are replaced.
+    seed
+        Seed of every random draw; the same arguments give byte-identical files.
+    n_districts
+        Number of districts (kabupaten and kota), at least 4.
+    n_farmers
+        Number of farmers, at least 20 per district (one kelompok tani each).
+    season_start, season_end
+        The season (ISO dates); rainfall covers ``season_start − 60 d`` to
+        ``season_end + 150 d`` so sowing-date-anchored windows fit.
+    products
+        Product ids; the register has one row per farmer and product.
+
+    Returns
+    -------
+    dict[str, pathlib.Path]
+        ``{"districts", "rainfall", "policies", "truth"}`` → written paths.
+    """
+    if n_districts < 4:
+        raise ValueError("n_districts must be at least 4")
+    if n_farmers < 20 * n_districts:
+        raise ValueError(f"n_farmers must be at least 20 per district ({20 * n_districts})")
+    if not products or len(set(products)) != len(products):
+        raise ValueError("products must be a non-empty list of distinct ids")
+    start, end = pd.Timestamp(season_start), pd.Timestamp(season_end)
+    if end <= start:
+        raise ValueError("season_end must be after season_start")
+
+    rng_geo, rng_hazard, rng_rain, rng_farm = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
+    )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    island = make_island(rng_geo)
+    districts = make_districts(island, n_districts, rng_geo)
+    grid = make_grid(island)
+    onset = onset_delay_days(districts)
+    hazards = plant_hazards(districts, start, rng_hazard)
+    gap_district = _pick_gap_district(districts, hazards)
+    times = pd.date_range(start - pd.Timedelta(days=DAYS_BEFORE), end + pd.Timedelta(days=DAYS_AFTER),
+                          freq="D", unit="ns")
+    rain = make_rainfall(grid, times, hazards, rng_rain)
+    gap = (start + pd.Timedelta(days=10), start + pd.Timedelta(days=40))
+    rain = plant_missing(rain, grid, times, districts, gap_district, gap, rng_rain)
+    policies = make_policies(districts, onset, n_farmers, start, products, rng_farm)
+    truth = hazard_truth(districts, grid, hazards, gap_district, gap)
+
+    paths = {
+        "districts": out / "districts.gpkg",
+        "rainfall": out / "rainfall.zarr",
+        "policies": out / "policies.csv",
+        "truth": out / "truth_hazards.csv",
+    }
+    _write_gpkg(districts, paths["districts"])
+    _write_zarr(rainfall_dataset(rain, grid, times, seed), paths["rainfall"])
+    _write_csv(policies, paths["policies"], "%.2f")  # area_ha to 0.01 ha
+    _write_csv(truth, paths["truth"], "%.3f")
+    return paths
+
+
+# ---------------------------------------------------------------------------------------
+# Geometry
+# ---------------------------------------------------------------------------------------
+
+
+def make_island(rng: np.random.Generator) -> shapely.Polygon:
+    """An elongated Java-like island, ~6 ° long and 0.6–1.5 ° wide, around 7 °S.
+
+    The centre line wanders ±0.2 ° and the coasts carry a few random harmonics (bays and
+    capes of ~0.05–0.1 °); both ends taper.
+    """
+    x0, x1 = _ISLAND_LON
+    x = np.linspace(x0, x1, 241)
+    u = (x - x0) / (x1 - x0)
+    centre = -7.0 + 0.18 * np.sin(2 * np.pi * (u + 0.1)) - 0.1 * u
+    width = (0.42 + 0.22 * np.sin(np.pi * u)) * (4 * u * (1 - u)).clip(0, 1) ** 0.35
+
+    def coast() -> np.ndarray:
+        k = np.arange(3, 12)
+        amp = rng.uniform(0.01, 0.05, k.size) / np.sqrt(k / 3)
+        phase = rng.uniform(0, 2 * np.pi, k.size)
+        return (amp[:, None] * np.sin(2 * np.pi * k[:, None] * u + phase[:, None])).sum(axis=0)
+
+    taper = (4 * u * (1 - u)).clip(0, 1) ** 0.5
+    north = centre + width + coast() * taper
+    south = centre - width + coast() * taper
+    ring = np.concatenate([np.c_[x, north], np.c_[x[::-1], south[::-1]]])
+    island = shapely.make_valid(shapely.Polygon(ring))
+    parts = sorted(shapely.get_parts(island), key=lambda g: -g.area)
+    return shapely.Polygon(parts[0].exterior).simplify(0.002)
+
+
+def make_districts(island: shapely.Polygon, n_districts: int,
+                   rng: np.random.Generator) -> gpd.GeoDataFrame:
+    """Kabupaten as a jittered Voronoi tessellation of the island, plus small kota.
+
+    Seeds are thrown with a minimum distance that grows from west (denser, smaller
+    districts) to east; about one district in nine is a kota, a small polygon carved out
+    of a kabupaten, the first of them smaller than a 0.05° cell.
+    """
+    n_kota = max(1, n_districts // 9)
+    n_kab = n_districts - n_kota
+    seeds = _throw_seeds(island, n_kab, rng)
+    cells = shapely.voronoi_polygons(shapely.MultiPoint(seeds), extend_to=island.buffer(1.0))
+    polys = list(shapely.get_parts(cells))
+    kab = []
+    for sx, sy in seeds:  # voronoi_polygons does not keep the seed order
+        cell = next(p for p in polys if p.contains(shapely.Point(sx, sy)))
+        kab.append(_polygonal(cell.intersection(island)))
+
+    kota_radius = [0.024] + list(np.linspace(0.045, 0.09, n_kota - 1)) if n_kota > 1 else [0.024]
+    hosts = rng.permutation(n_kab)
+    kota: list[tuple[int, shapely.Polygon]] = []
+    for radius in kota_radius:
+        placed = False
+        while not placed:  # shrink the kota until some free kabupaten can host it
+            for h in hosts:
+                if h in {k for k, _ in kota}:
+                    continue
+                shape = _kota_shape(kab[h], radius, rng)
+                if shape is not None:
+                    kota.append((int(h), shape))
+                    placed = True
+                    break
+            radius *= 0.8
+    for h, shape in kota:
+        kab[h] = _polygonal(kab[h].difference(shape))
+
+    rows = [{"kind": "kabupaten", "host": i, "geometry": g} for i, g in enumerate(kab)]
+    rows += [{"kind": "kota", "host": h, "geometry": g} for h, g in kota]
+    gdf = gpd.GeoDataFrame(rows, geometry="geometry", crs="EPSG:4326")
+    return _assign_codes(gdf, rng)
+
+
+def _throw_seeds(island: shapely.Polygon, n: int, rng: np.random.Generator) -> np.ndarray:
+    minx, miny, maxx, maxy = island.bounds
+    area_per_seed = island.area / n
+    spacing = 0.75 * np.sqrt(area_per_seed)
+    seeds: list[tuple[float, float]] = []
+    attempts = 0
+    while len(seeds) < n:
+        attempts += 1
+        if attempts % 2000 == 0:
+            spacing *= 0.9  # relax when the island is full
+        x, y = rng.uniform(minx, maxx), rng.uniform(miny, maxy)
+        if not shapely.contains_xy(island, x, y):
+            continue
+        local = spacing * (0.75 + 0.5 * (x - minx) / (maxx - minx))  # west denser than east
+        if all((x - a) ** 2 + (y - b) ** 2 >= local**2 for a, b in seeds):
+            seeds.append((x, y))
+    return np.round(np.array(seeds), 6)
+
+
+def _kota_shape(host: shapely.Geometry, radius: float, rng: np.random.Generator) -> shapely.Polygon | None:
+    """A small irregular polygon of ~``radius`` [°] well inside ``host``, or None."""
+    inner = host.buffer(-2.5 * radius)
+    if inner.is_empty:
+        return None
+    cx, cy = inner.representative_point().coords[0]
+    cx, cy = cx + rng.uniform(-0.3, 0.3) * radius, cy + rng.uniform(-0.3, 0.3) * radius
+    angles = np.sort(rng.uniform(0, 2 * np.pi, 9))
+    r = radius * rng.uniform(0.8, 1.2, angles.size)
+    shape = shapely.Polygon(np.c_[cx + r * np.cos(angles), cy + r * np.sin(angles)])
+    shape = _polygonal(shapely.make_valid(shape))
+    return shape if host.contains(shape) else None
+
+
+def _polygonal(geom: shapely.Geometry) -> shapely.Geometry:
+    parts = [p for p in shapely.get_parts(geom) if p.geom_type in ("Polygon", "MultiPolygon")]
+    polys = [q for p in parts for q in shapely.get_parts(p) if q.area > 1e-6]
+    polys.sort(key=lambda p: -p.area)
+    return polys[0] if len(polys) == 1 else shapely.MultiPolygon(polys)
+
+
+def _assign_codes(gdf: gpd.GeoDataFrame, rng: np.random.Generator) -> gpd.GeoDataFrame:
+    """Province by west-to-east position of the kabupaten; BPS-style codes and names."""
+    pts = gdf.geometry.representative_point()
+    gdf = gdf.assign(lon=pts.x.round(6), lat=pts.y.round(6))
+    kab = gdf[gdf.kind == "kabupaten"].sort_values("lon")
+    cut = np.quantile(kab.lon, [0.12, 0.45, 0.75])
+    prov_codes = np.array(["36", "32", "33", "35"])  # a Banten/Jabar/Jateng/Jatim-like order
+    prov_of_kab = dict(zip(kab.index, prov_codes[np.searchsorted(cut, kab.lon)], strict=True))
+    gdf["province_id"] = [prov_of_kab[i] if k == "kabupaten" else prov_of_kab[h]
+                          for i, k, h in zip(gdf.index, gdf.kind, gdf.host, strict=True)]
+    gdf = gdf.sort_values(["province_id", "kind", "lon", "lat"]).reset_index(drop=True)
+    gdf["number"] = gdf.groupby(["province_id", "kind"]).cumcount() + 1
+    gdf["district_id"] = [f"{p}{n + (70 if k == 'kota' else 0):02d}"
+                          for p, k, n in zip(gdf.province_id, gdf.kind, gdf.number, strict=True)]
+    names = _names(len(gdf), rng)
+    gdf["name"] = [f"{'Kota' if k == 'kota' else 'Kab.'} {n}" for k, n in zip(gdf.kind, names, strict=True)]
+    gdf = gdf.sort_values("district_id").reset_index(drop=True)
+    return gdf[["district_id", "name", "province_id", "kind", "geometry"]]
+
+
+def _names(n: int, rng: np.random.Generator) -> list[str]:
+    pairs = [p + s for p in _PREFIXES for s in _SUFFIXES]
+    return [pairs[i] for i in rng.choice(len(pairs), size=n, replace=False)]
+
+
+def make_grid(island: shapely.Polygon) -> _Grid:
+    """0.05° cells over the island; land = cells that touch the island (others are sea)."""
+    nx = round((_LON_RANGE[1] - _LON_RANGE[0]) / CELL_DEG)
+    ny = round((_LAT_RANGE[1] - _LAT_RANGE[0]) / CELL_DEG)
+    lon = np.round(_LON_RANGE[0] + CELL_DEG * (np.arange(nx) + 0.5), 6)
+    lat = np.round(_LAT_RANGE[1] - CELL_DEG * (np.arange(ny) + 0.5), 6)
+    grid = _Grid(lat, lon, np.zeros((ny, nx), bool))
+    shapely.prepare(island)
+    return _Grid(lat, lon, shapely.intersects(island, grid.boxes()))
+
+
+# ---------------------------------------------------------------------------------------
+# Climate and planted hazards
+# ---------------------------------------------------------------------------------------
+
+
+def onset_delay_days(districts: gpd.GeoDataFrame) -> pd.Series:
+    """Climatological onset delay per district [days after ``season_start`` + 21]:
+    0 in the far west to :data:`ONSET_EAST_DELAY_DAYS` in the far east."""
+    lon = districts.geometry.representative_point().x
+    frac = (lon - _ISLAND_LON[0]) / (_ISLAND_LON[1] - _ISLAND_LON[0])
+    return pd.Series(np.round(frac.clip(0, 1) * ONSET_EAST_DELAY_DAYS).astype(int).to_numpy(),
+                     index=districts.district_id.to_numpy())
+
+
+def plant_hazards(districts: gpd.GeoDataFrame, start: pd.Timestamp,
+                  rng: np.random.Generator) -> list[_Hazard]:
+    """Choose 1–3 drought and 1–3 flood centres on kabupaten far (≥ 0.9°) from one another.
+
+    Drought: delayed onset and a long dry spell from 20 days before ``season_start`` to
+    55–70 days after it (at the centre 97 % fewer wet days, 60 % less rain on them).
+    Flood: 3–5 consecutive days of 70–140 mm/day at the centre,
+    45–110 days after ``season_start``. Footprints are flat-topped Gaussians (:func:`_footprint`)
+    with a standard deviation of at least 0.25° (larger for large districts).
+    """
+    n = len(districts)
+    n_drought = min(3, max(1, round(n / 12)))
+    n_flood = min(3, max(1, round(n / 14)))
+    kab = districts[districts.kind == "kabupaten"]
+    order = rng.permutation(len(kab))
+    pts = kab.geometry.representative_point()
+    chosen: list[int] = []
+    min_dist = 0.9
+    while len(chosen) < n_drought + n_flood:
+        for i in order:
+            if i in chosen:
+                continue
+            if all(pts.iloc[i].distance(pts.iloc[j]) >= min_dist for j in chosen):
+                chosen.append(int(i))
+                if len(chosen) == n_drought + n_flood:
+                    break
+        min_dist *= 0.8
+    hazards = []
+    for k, i in enumerate(chosen):
+        row = kab.iloc[i]
+        radius = max(0.25, 0.8 * float(np.sqrt(row.geometry.area / np.pi)))
+        centre = (round(float(pts.iloc[i].x), 6), round(float(pts.iloc[i].y), 6))
+        if k < n_drought:
+            s = start - pd.Timedelta(days=20)
+            e = start + pd.Timedelta(days=int(rng.integers(55, 71)))
+            hazards.append(_Hazard(row.district_id, "drought", centre, radius, s, e, 1.0))
+        else:
+            s = start + pd.Timedelta(days=int(rng.integers(45, 111)))
+            e = s + pd.Timedelta(days=int(rng.integers(2, 5)))
+            hazards.append(_Hazard(row.district_id, "flood", centre, radius, s, e,
+                                   float(np.round(rng.uniform(70, 140), 1))))
+    return hazards
+
+
+def _footprint(grid_or_xy: _Grid | tuple[np.ndarray, np.ndarray], hazard: _Hazard) -> np.ndarray:
+    """Hazard strength 0..1: a flat-topped Gaussian, min(1, 1.5 exp(−d² / 2r²)), so the
+    centre district is hit across its whole area and neighbours get the fringe."""
+    if isinstance(grid_or_xy, _Grid):
+        x, y = np.meshgrid(grid_or_xy.lon, grid_or_xy.lat)
+    else:
+        x, y = grid_or_xy
+    d2 = (x - hazard.centre[0]) ** 2 + (y - hazard.centre[1]) ** 2
+    return np.minimum(1.0, 1.5 * np.exp(-d2 / (2 * hazard.radius**2)))
+
+
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: tuple[float, ...]) -> np.ndarray:
+    """Gaussian-filtered white noise rescaled to unit standard deviation."""
+    z = gaussian_filter(rng.standard_normal(shape), sigma=sigma, mode="wrap")
+    return z / z.std()
+
+
+def make_rainfall(grid: _Grid, times: pd.DatetimeIndex, hazards: list[_Hazard],
+                  rng: np.random.Generator) -> np.ndarray:
+    """Daily rain [mm/day] on the grid, shape (time, lat, lon), NaN over sea.
+
+    mean(t, cell) = A(cell) · c(t − lag(cell)) [mm/day], where c interpolates the monthly
+    climatology :data:`MONTHLY_CLIMATOLOGY_MM` (Jan 390 … Jul 25 … Dec 360 mm/month), A is
+    a smooth spatial factor (~0.85–1.25, wetter in the south-west) times a smooth season
+    anomaly (± ~12 %), and the lag grows to 14 days in the east. Wet-day probability
+    p = 0.14 + 0.46 √s, s = c rescaled to 0..1 (≈ 0.5–0.6 in the wet season, so about half
+    the wet-season days are dry); occurrence from an AR(1)-in-time, spatially smoothed
+    Gaussian field (ρ = 0.5, σ ≈ 3 cells); amounts gamma(shape 0.8) with mean mean / p,
+    drawn as quantiles of a mostly smooth Gaussian field (σ ≈ 2 cells), capped at 250 mm.
+    Rounded to 0.1 mm.
+    """
+    ny, nx = grid.shape
+    nt = times.size
+    lon2, lat2 = np.meshgrid(grid.lon, grid.lat)
+    west = (_ISLAND_LON[1] - lon2) / (_ISLAND_LON[1] - _ISLAND_LON[0])
+    south = (-6.0 - lat2) / 2.0
+    factor = 0.85 + 0.2 * west.clip(0, 1) + 0.15 * south.clip(0, 1)
+    factor = factor * np.exp(0.12 * _smooth_noise(rng, (ny, nx), (10, 10)) - 0.0072)
+    lag = (1 - west.clip(0, 1)) * ONSET_EAST_DELAY_DAYS
+
+    rate = _climatological_rate(times, lag)  # (time, lat, lon) [mm/day] at factor 1
+    s = (rate - rate.min()) / (rate.max() - rate.min())  # 0 in the driest, 1 in the wettest week
+    mean = factor[None] * rate
+    p_wet = 0.14 + 0.46 * np.sqrt(s)
+    wet_mean = mean / p_wet  # climatological mean amount on a wet day [mm]
+    amount_scale = np.ones_like(mean)
+
+    for hz in hazards:
+        if hz.kind != "drought":
+            continue
+        within = np.asarray((times >= hz.start) & (times <= hz.end))[:, None, None]
+        d = _footprint(grid, hz)[None]
+        p_wet = np.where(within, p_wet * (1 - 0.97 * d), p_wet)
+        amount_scale = np.where(within, amount_scale * (1 - 0.6 * d), amount_scale)
+
+    eps = _smooth_noise(rng, (nt, ny, nx), (0, 3, 3))
+    occ = np.empty_like(eps)
+    occ[0] = eps[0]
+    rho = 0.5
+    for t in range(1, nt):
+        occ[t] = rho * occ[t - 1] + np.sqrt(1 - rho**2) * eps[t]
+    wet = ndtr(occ) < p_wet
+    # Wet-day amounts: gamma(shape 0.8) quantiles of a mostly smooth Gaussian field, so
+    # storms are coherent over ~10–25 km with cell-to-cell texture.
+    shape = 0.8
+    z = 0.8 * _smooth_noise(rng, (nt, ny, nx), (0, 2, 2)) + 0.6 * rng.standard_normal((nt, ny, nx))
+    amounts = _gamma_quantile(z, shape) * (wet_mean / shape) * amount_scale
+    rain = np.where(wet, np.minimum(amounts, 250.0), 0.0)
+
+    for hz in hazards:
+        if hz.kind != "flood":
+            continue
+        f = _footprint(grid, hz)
+        days = np.flatnonzero(np.asarray((times >= hz.start) & (times <= hz.end)))
+        for t in days:
+            extra = hz.intensity * f * rng.uniform(0.85, 1.15, f.shape)
+            rain[t] = np.where(f > 0.05, np.maximum(rain[t], extra), rain[t])
+
+    rain = np.round(rain, 1).astype(np.float32)
+    rain[:, ~grid.land] = np.nan
+    return rain
+
+
+def _gamma_quantile(z: np.ndarray, shape: float) -> np.ndarray:
+    """Gamma(shape, scale 1) quantile of the standard-normal probability of ``z``
+    (tabulated on z ∈ [-7, 7] and interpolated: exact to ~1e-4, 20× faster)."""
+    table_z = np.linspace(-7, 7, 4001)
+    table_x = gammaincinv(shape, ndtr(table_z))
+    return np.interp(z, table_z, table_x)
+
+
+def _climatological_rate(times: pd.DatetimeIndex, lag: np.ndarray) -> np.ndarray:
+    """Mean daily rain [mm/day] on each day, interpolated periodically between mid-month
+    values of :data:`MONTHLY_CLIMATOLOGY_MM` and delayed by ``lag`` [days] per cell."""
+    mid = np.array([pd.Timestamp(2001, m, 1).day_of_year - 1 + pd.Timestamp(2001, m, 1).days_in_month / 2
+                    for m in range(1, 13)])
+    daily = np.array(MONTHLY_CLIMATOLOGY_MM) / np.array(
+        [pd.Timestamp(2001, m, 1).days_in_month for m in range(1, 13)])
+    doy = times.day_of_year.to_numpy(float)[:, None, None] - 0.5 - lag[None]
+    return np.interp(doy % 365.0, mid, daily, period=365.0)
+
+
+def _pick_gap_district(districts: gpd.GeoDataFrame, hazards: list[_Hazard]) -> str:
+    """A kabupaten without a planted hazard, far from hazard centres: its data go missing."""
+    planted = {h.district_id for h in hazards}
+    kab = districts[(districts.kind == "kabupaten") & ~districts.district_id.isin(planted)]
+    pts = kab.geometry.representative_point()
+    dist = np.array([min(np.hypot(p.x - h.centre[0], p.y - h.centre[1]) for h in hazards) for p in pts])
+    return str(kab.district_id.iloc[int(np.argmax(dist))])
+
+
+def plant_missing(rain: np.ndarray, grid: _Grid, times: pd.DatetimeIndex,
+                  districts: gpd.GeoDataFrame, gap_district: str,
+                  gap: tuple[pd.Timestamp, pd.Timestamp], rng: np.random.Generator) -> np.ndarray:
+    """~0.5 % of land cell-days NaN at random; 97 % of the cells touching ``gap_district``
+    NaN on every day of ``gap`` (inclusive)."""
+    rain = rain.copy()
+    scattered = (rng.random(rain.shape) < 0.005) & grid.land[None]
+    rain[scattered] = np.nan
+    poly = districts.set_index("district_id").geometry[gap_district]
+    cells = shapely.intersects(poly, grid.boxes()) & grid.land
+    days = np.flatnonzero(np.asarray((times >= gap[0]) & (times <= gap[1])))
+    drop = rng.random((days.size, *grid.shape)) < 0.97
+    block = rain[days]
+    block[drop & cells[None]] = np.nan
+    rain[days] = block
+    return rain
+
+
+def rainfall_dataset(rain: np.ndarray, grid: _Grid, times: pd.DatetimeIndex, seed: int) -> xr.Dataset:
+    """CF-style dataset: ``precip`` (time, lat, lon) [mm/day] with an EPSG:4326 ``spatial_ref``."""
+    da = xr.DataArray(
+        rain, dims=("time", "lat", "lon"),
+        coords={
+            "time": times,
+            "lat": ("lat", grid.lat, {"units": "degrees_north", "standard_name": "latitude"}),
+            "lon": ("lon", grid.lon, {"units": "degrees_east", "standard_name": "longitude"}),
+        },
+        name="precip",
+        attrs={"units": "mm/day", "long_name": "synthetic daily precipitation (panen demo region)"},
+    )
+    ds = da.to_dataset()
+    ds.attrs = {"title": "panen synthetic demo region: daily rainfall", "Conventions": "CF-1.8",
+                "source": "panen.datasets.synthetic.generate_demo_region", "seed": int(seed)}
+    return ds.rio.write_crs("EPSG:4326")
+
+
+# ---------------------------------------------------------------------------------------
+# Farmers
+# ---------------------------------------------------------------------------------------
+
+
+def make_policies(districts: gpd.GeoDataFrame, onset: pd.Series, n_farmers: int,
+                  start: pd.Timestamp, products: Sequence[str],
+                  rng: np.random.Generator) -> pd.DataFrame:
+    """The policy register: farmers per district, kelompok tani, plot sizes, sowing dates.
+
+    Farmers per district ∝ area × a log-normal rice-intensity weight (kota × 0.3), at
+    least 20. Groups of 20–40 farmers; a group sows together (group offset sd 8 days,
+    farmer sd 5 days) around the district's onset, clipped to ± 21 days. Plot areas
+    [ha]: log-normal (median 0.35 ha, σ 0.75) truncated to 0.1–2 ha, 0.01 ha resolution.
+    """
+    ids = districts.district_id.to_numpy()
+    weight = shapely.area(districts.geometry.to_numpy()) * rng.lognormal(0, 0.4, len(ids))
+    weight = np.where(districts.kind.to_numpy() == "kota", 0.3 * weight, weight)
+    counts = 20 + rng.multinomial(n_farmers - 20 * len(ids), weight / weight.sum())
+
+    columns: dict[str, list] = {k: [] for k in ("farmer_id", "district_id", "area_ha",
+                                                "sowing_date", "group_id")}
+    for d, n in zip(ids, counts, strict=True):
+        sizes = _group_sizes(int(n), rng)
+        group_of = np.repeat(np.arange(sizes.size), sizes)
+        group_shift = rng.normal(0, 8, sizes.size)[group_of]
+        centre = ONSET_BASE_DAYS + int(onset[d])
+        offset = np.round(group_shift + rng.normal(0, 5, n)).clip(-SOWING_SPREAD_DAYS, SOWING_SPREAD_DAYS)
+        sowing = start + pd.to_timedelta(centre + offset, unit="D")
+        columns["farmer_id"] += [f"F-{d}-{i:05d}" for i in range(1, n + 1)]
+        columns["district_id"] += [d] * n
+        columns["area_ha"] += list(_plot_areas(int(n), rng))
+        columns["sowing_date"] += list(sowing.strftime("%Y-%m-%d"))
+        columns["group_id"] += [f"G-{d}-{g + 1:03d}" for g in group_of]
+    farmers = pd.DataFrame(columns)
+    rows = []
+    for product in products:
+        part = farmers.assign(product_id=product)
+        part.insert(0, "policy_id", "P-" + farmers.farmer_id.str[2:] + "-" + product)
+        rows.append(part)
+    register = pd.concat(rows, ignore_index=True)
+    order = np.lexsort((np.repeat(np.arange(len(products)), len(farmers)),
+                        np.tile(np.arange(len(farmers)), len(products))))
+    register = register.iloc[order].reset_index(drop=True)
+    return register[["policy_id", "farmer_id", "district_id", "product_id", "area_ha",
+                     "sowing_date", "group_id"]]
+
+
+def _group_sizes(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Split ``n`` ≥ 20 farmers into groups of 20–40 (random sizes, ~30 on average)."""
+    lo, hi = -(-n // 40), n // 20  # feasible numbers of groups
+    g = int(np.clip(round(n / 30), lo, hi))
+    extra = n - 20 * g  # 0 ≤ extra ≤ 20 g, shared out on top of 20 each
+    for _ in range(20):
+        sizes = 20 + rng.multinomial(extra, rng.dirichlet(np.full(g, 3.0)))
+        if sizes.max() <= 40:
+            return sizes
+    slots = rng.choice(20 * g, size=extra, replace=False)  # always feasible
+    return 20 + np.bincount(slots // 20, minlength=g)
+
+
+def _plot_areas(n: int, rng: np.random.Generator) -> np.ndarray:
+    out = np.empty(0)
+    while out.size < n:
+        draw = rng.lognormal(np.log(0.35), 0.75, 2 * n)
+        out = np.concatenate([out, draw[(draw >= 0.1) & (draw <= 2.0)]])
+    return np.round(out[:n], 2).clip(0.1, 2.0)
+
+
+# ---------------------------------------------------------------------------------------
+# Truth
+# ---------------------------------------------------------------------------------------
+
+
+def hazard_truth(districts: gpd.GeoDataFrame, grid: _Grid, hazards: list[_Hazard],
+                 gap_district: str, gap: tuple[pd.Timestamp, pd.Timestamp]) -> pd.DataFrame:
+    """Per district, what the generator planted.
+
+    ``footprint_drought`` / ``footprint_flood``: district mean (over the cell centres inside
+    it, or its representative point) of the strongest drought / flood footprint (0–1).
+    ``hazard``: the larger of the two when ≥ 0.5, else ``none``; ``severity``: that mean
+    (0 for none; ``severity_class`` ≥ 0.9 severe, ≥ 0.7 moderate, else mild);
+    ``event_start``/``event_end``: the planted event; ``data_gap_*``: the planted outage.
+    """
+    rows = []
+    lon2, lat2 = np.meshgrid(grid.lon, grid.lat)
+    pts = np.c_[lon2.ravel(), lat2.ravel()]
+    for d, geom in zip(districts.district_id, districts.geometry, strict=True):
+        inside = shapely.contains_xy(geom, pts[:, 0], pts[:, 1])
+        if inside.any():
+            xy = (pts[inside, 0], pts[inside, 1])
+        else:
+            px, py = geom.representative_point().coords[0]
+            xy = (np.array([px]), np.array([py]))
+        strongest: dict[str, tuple[float, _Hazard | None]] = {"drought": (0.0, None), "flood": (0.0, None)}
+        for hz in hazards:
+            value = float(_footprint(xy, hz).mean())
+            if value > strongest[hz.kind][0]:
+                strongest[hz.kind] = (value, hz)
+        kind = max(strongest, key=lambda k: strongest[k][0])
+        value, hz = strongest[kind]
+        planted = hz is not None and value >= 0.5
+        severity = round(value, 3) if planted else 0.0
+        rows.append({
+            "district_id": d,
+            "hazard": kind if planted else "none",
+            "severity": severity,
+            "severity_class": ("severe" if severity >= 0.9 else "moderate" if severity >= 0.7
+                               else "mild") if planted else "",
+            "event_start": hz.start.strftime("%Y-%m-%d") if planted else "",
+            "event_end": hz.end.strftime("%Y-%m-%d") if planted else "",
+            "footprint_drought": round(strongest["drought"][0], 3),
+            "footprint_flood": round(strongest["flood"][0], 3),
+            "data_gap_start": gap[0].strftime("%Y-%m-%d") if d == gap_district else "",
+            "data_gap_end": gap[1].strftime("%Y-%m-%d") if d == gap_district else "",
+        })
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------
+# Writers (temp file, then rename; nothing depends on the wall clock)
+# ---------------------------------------------------------------------------------------
+
+
+def _write_gpkg(gdf: gpd.GeoDataFrame, path: Path) -> None:
+    tmp = path.with_name(f".tmp-{path.name}")
+    tmp.unlink(missing_ok=True)
+    previous = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
+    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": _FIXED_GPKG_DATE})
+    try:
+        gdf.to_file(tmp, driver="GPKG", layer="districts", engine="pyogrio")
+    finally:
+        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": previous})
+    os.replace(tmp, path)
+
+
+def _write_zarr(ds: xr.Dataset, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    ny, nx = ds.sizes["lat"], ds.sizes["lon"]
+    encoding = {
+        "precip": {"chunks": (32, ny, nx), "dtype": "float32"},
+        "time": {"units": "days since 1970-01-01", "calendar": "proleptic_gregorian", "dtype": "int32"},
+    }
+    ds.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True, encoding=encoding)
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+
+
+def _write_csv(df: pd.DataFrame, path: Path, float_format: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    df.to_csv(tmp, index=False, float_format=float_format, lineterminator="\n")
+    os.replace(tmp, path)
