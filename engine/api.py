@@ -115,6 +115,15 @@ class TriggerResult:
     data: xr.Dataset
 
 
+def _type_name(annotation: Any) -> str:
+    """A short readable type: ``float``, ``Literal['below', 'above']``, ``Phase | None``."""
+    import re
+
+    text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
+    text = text or str(annotation)
+    return re.sub(r"\b(?:[A-Za-z_][A-Za-z0-9_]*\.)+([A-Za-z_][A-Za-z0-9_]*)", r"\1", text)
+
+
 class Trigger:
     """Base class of trigger plugins (see the module docstring for the contract)."""
 
@@ -131,7 +140,7 @@ class Trigger:
         """``(name, type, description)`` of every term-sheet key, for ``panen triggers``."""
         rows = []
         for name, f in cls.Params.model_fields.items():
-            ann = getattr(f.annotation, "__name__", None) or str(f.annotation).replace("typing.", "")
+            ann = _type_name(f.annotation)
             desc = f.description or ""
             if not f.is_required():
                 desc = f"{desc} (default {f.default!r})".strip()

@@ -1,0 +1,499 @@
+"""NDVI satellite-index trigger: cumulative standardised NDVI per district, linear or percentile payout.
+
+Three layers, as in xclim (indices / indicators) and STYLE.md:
+
+1. *Index* — pure numpy functions on a district's composite series: the composite period
+   (:func:`composite_period`, day of year), the baseline climatology and z-scores
+   (:func:`standardize`), and the cumulative z over a season window (:func:`cumulative_z`).
+2. *Curves* — :func:`linear_payout` (strike/exit on the cumulative z, via
+   :func:`panen.engine.curves.linear_rate`) and :func:`percentile_payout` against
+   :func:`percentile_threshold` of the same index over the baseline seasons.
+3. *Product* — :class:`NdviTrigger` wires a term sheet onto the engine's zonal district
+   series, lazily.
+
+Definitions
+-----------
+* **Composite period** p: the day of year of the composite's date (the first day of its
+  16-day compositing period; MOD13Q1: 1, 17, 33, …, 353 in every year, leap or not).
+* **z-score** (DOMAIN.md): z(d, p, y) = (NDVI(d, p, y) − mean_b(d, p)) / sd_b(d, p), mean and
+  sample standard deviation (ddof = 1) over the composites of period p whose calendar year
+  is in ``baseline_years`` (inclusive), skipping missing ones. A (district, period) with
+  fewer than ``min_baseline_years`` valid baseline values, or a zero sd, has no
+  climatology: its composites are missing.
+* **Missing composite**: a composite counts for a district only when at least
+  ``min_valid_fraction`` of the district's area had valid (QA-passed) pixels. A composite
+  absent from the series (a missing file) is missing too: windows are laid on the full
+  composite calendar (the 16-day grid of the periods seen), not on the dates present.
+  Missing is never zero vegetation and never z = 0.
+* **Window**: composites whose date falls in ``[anchor + start_day, anchor + end_day)``;
+  the anchor is the season start or a sowing date (one cohort each); the season year is
+  the anchor's calendar year.
+* **Cumulative z** (the index, ``index_value``): the sum of z over the window's n
+  composites. With ``min_composites`` unset (default) every composite must be valid, else
+  the district is flagged for that cohort (as the weather trigger does for a missing day).
+  With ``min_composites = k``, a window with n_valid ≥ min(k, n) valid composites is
+  rescaled to the full window, ``Σ valid z × n / n_valid`` (so it stays comparable with
+  full windows and with the strike), and one with fewer is flagged.
+* **Linear payout**: rate = ``max_rate`` × clip((strike_z − I) / (strike_z − exit_z), 0, 1)
+  on the *cumulative* z I — the value reported as ``index_value`` is the value the curve
+  reads. Strike and exit are therefore in cumulative-z units: a single-composite normal
+  quantile (−0.842 ≈ 20 %) triggers far more often on a sum of n z-scores (their sd is
+  √n for independent composites and up to n for correlated ones); scale the strike to
+  the window, or use the percentile payout, which calibrates itself.
+* **Percentile payout** (IBLI Borana): the same cumulative z is computed for the same
+  window in every baseline year (the anchor moved to that year on the same composite
+  periods); the threshold is the p-th percentile of those values (numpy
+  ``method="linear"``, Hyndman & Fan type 7, over the valid ones; at least
+  ``min_baseline_years`` of them, else flagged). The season pays ``max_rate`` when its
+  cumulative z is strictly below the threshold, else 0.
+
+References
+----------
+Chantarat, S., Mude, A. G., Barrett, C. B., Carter, M. R. (2013), "Designing Index-Based
+Livestock Insurance for Managing Asset Risk in Northern Kenya", *J. Risk and Insurance*
+80(1) — cumulative standardised NDVI. ILRI IBLI Borana (Ethiopia) contract: pays below
+the 15th percentile of the historical seasonal cumulative index.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Annotated, Literal
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+from panen.engine.api import ProductParams, Trigger, TriggerInputs, TriggerResult
+from panen.engine.curves import linear_rate
+from panen.engine.errors import DataQualityError
+
+__all__ = [
+    "LinearPayout",
+    "NdviParams",
+    "NdviTrigger",
+    "NdviWindow",
+    "PercentilePayout",
+    "composite_calendar",
+    "composite_period",
+    "cumulative_z",
+    "linear_payout",
+    "percentile_payout",
+    "percentile_threshold",
+    "standardize",
+    "window_composites",
+]
+
+_COMPOSITE_DAYS = 16  # MOD13Q1 compositing period [days]
+_ABSENT = -1  # gather index: composite expected in the window but not in the series
+_PAD = -2  # gather index: padding (the window holds fewer composites)
+
+
+# --------------------------------------------------------------------------- index layer
+def composite_period(times) -> np.ndarray:
+    """Composite period key: the day of year (1..366) of each composite date.
+
+    >>> composite_period(np.array(["2011-01-17", "2012-03-05"], dtype="datetime64[D]")).tolist()
+    [17, 65]
+    """
+    t = np.asarray(times, dtype="datetime64[D]")
+    return (t - t.astype("datetime64[Y]")).astype(np.int64) + 1
+
+
+def composite_calendar(periods) -> np.ndarray:
+    """The composite days of year of every year, from those seen in a series.
+
+    When every period lies on one 16-day grid (MOD13Q1: 1, 17, …, 353; MYD13Q1: 9, 25, …,
+    361), the whole grid is returned, so a composite missing from every year of the series
+    is still known to exist; otherwise the sorted distinct periods seen.
+
+    >>> composite_calendar([17, 33, 353])[:3].tolist(), composite_calendar([17, 33, 353]).size
+    ([1, 17, 33], 23)
+    """
+    seen = np.unique(np.asarray(periods, dtype=np.int64))
+    if seen.size and np.unique((seen - 1) % _COMPOSITE_DAYS).size == 1:
+        return np.arange((seen[0] - 1) % _COMPOSITE_DAYS + 1, 367, _COMPOSITE_DAYS)
+    return seen
+
+
+def standardize(x: np.ndarray, period_index: np.ndarray, in_baseline: np.ndarray, n_periods: int,
+                min_years: int) -> np.ndarray:
+    """z-scores of each composite against its period's baseline climatology.
+
+    Parameters
+    ----------
+    x
+        (..., T) NDVI [1] per composite; NaN = missing.
+    period_index
+        (T,) index 0..n_periods−1 of each composite's period.
+    in_baseline
+        (T,) bool: the composite's calendar year is a baseline year.
+    n_periods
+        Number of periods.
+    min_years
+        Fewest valid baseline values a period needs for a climatology (≥ 2).
+
+    Returns
+    -------
+    (..., T) z [1]: (x − mean_b) / sd_b with the sample sd (ddof = 1); NaN where x is
+    missing or the period has no climatology (too few values, or sd = 0).
+
+    Examples
+    --------
+    Five baseline values 0.5, 0.6, 0.7, 0.8, 0.9 (mean 0.7, sd 0.158114) and a season at 0.4:
+
+    >>> x = np.array([0.5, 0.6, 0.7, 0.8, 0.9, 0.4])
+    >>> z = standardize(x, np.zeros(6, int), np.arange(6) < 5, 1, 3)
+    >>> round(float(z[-1]), 4)
+    -1.8974
+    """
+    x = np.asarray(x, dtype=np.float64)
+    member = np.zeros((period_index.size, n_periods))
+    member[np.arange(period_index.size), period_index] = in_baseline
+    ok = np.isfinite(x)
+    x0 = np.where(ok, x, 0.0)
+    count = ok.astype(np.float64) @ member  # (..., P)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (x0 @ member) / count
+        dev = x - np.take(mean, period_index, axis=-1)
+        ss = np.where(ok, dev, 0.0) ** 2 @ member
+        sd = np.sqrt(ss / (count - 1))
+        good = (count >= min_years) & (sd > 0)
+        sd = np.where(good, sd, np.nan)
+        return dev / np.take(sd, period_index, axis=-1)
+
+
+def window_composites(anchor, start_day: int, end_day: int, calendar: np.ndarray) -> list[tuple[int, int]]:
+    """Composites in ``[anchor + start_day, anchor + end_day)`` as (year offset, day of year).
+
+    The year offset is relative to the anchor's year; the same list, applied to another
+    year, selects the same composite periods (the basis of the baseline seasons).
+
+    >>> window_composites(np.datetime64("2023-12-03"), 0, 30, np.arange(1, 367, 16))
+    [(0, 337), (0, 353), (1, 1)]
+    """
+    a = np.datetime64(anchor, "D")
+    lo, hi = a + np.timedelta64(start_day, "D"), a + np.timedelta64(end_day, "D")
+    year = int(a.astype("datetime64[Y]").astype(int)) + 1970
+    out = []
+    for r in range(0, (end_day // 365) + 2):
+        jan1 = np.datetime64(f"{year + r:04d}-01-01", "D")
+        days = 366 if _leap(year + r) else 365
+        for k in calendar:
+            if k <= days and lo <= jan1 + np.timedelta64(int(k) - 1, "D") < hi:
+                out.append((r, int(k)))
+    return out
+
+
+def cumulative_z(z: np.ndarray, gather: np.ndarray, min_composites: int | None) -> np.ndarray:
+    """Cumulative z over windows of composites, missing composites handled explicitly.
+
+    Parameters
+    ----------
+    z
+        (..., T) z-scores; NaN = missing composite.
+    gather
+        (..., L) integer positions of each window's composites in ``T``; ``-1`` marks a
+        composite the window expects but the series lacks (missing), ``-2`` padding.
+    min_composites
+        None: every expected composite must be valid. k: at least k valid (all n when the
+        window holds n < k), the sum then rescaled by n / n_valid to the full window.
+
+    Returns
+    -------
+    (..., *gather.shape[:-1]) cumulative z [1]; NaN where flagged (too few valid
+    composites, or a window with none).
+
+    >>> z = np.array([-1.0, np.nan, -2.0])
+    >>> float(cumulative_z(z, np.array([0, 1, 2]), None)), float(cumulative_z(z, np.array([0, 1, 2]), 2))
+    (nan, -4.5)
+    """
+    g = np.asarray(gather)
+    w = np.take(np.asarray(z, dtype=np.float64), np.clip(g, 0, None), axis=-1)
+    w = np.where(g < 0, np.nan, w)
+    expected = (g != _PAD).sum(axis=-1)
+    valid = np.isfinite(w).sum(axis=-1)
+    need = expected if min_composites is None else np.minimum(expected, min_composites)
+    total = np.where(np.isfinite(w), w, 0.0).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scaled = total * expected / valid
+    return np.where((valid >= need) & (valid > 0), scaled, np.nan)
+
+
+def percentile_threshold(history: np.ndarray, percentile: float, min_count: int) -> np.ndarray:
+    """p-th percentile (numpy ``method="linear"``) of the valid values along the last axis.
+
+    NaN where fewer than ``min_count`` values are valid.
+
+    >>> float(percentile_threshold(np.array([1.0, 2.0, 3.0, 4.0, 5.0]), 15, 3))  # 1 + 0.6 × (2 − 1)
+    1.6
+    """
+    h = np.asarray(history, dtype=np.float64)
+    count = np.isfinite(h).sum(axis=-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices, masked below
+        q = np.nanpercentile(h, percentile, axis=-1, method="linear") if h.shape[-1] else np.full(h.shape[:-1], np.nan)
+    return np.where(count >= min_count, q, np.nan)
+
+
+# --------------------------------------------------------------------------- curves
+def linear_payout(index, strike_z: float, exit_z: float, max_rate: float = 1.0):
+    """Deficit payout rate on the cumulative z: ``max_rate`` × linear (strike → exit).
+
+    >>> [round(float(linear_payout(z, -0.842, -2.326, 0.5)), 4) for z in (-1.584, -2.326, -3.0, -0.842, 0.0)]
+    [0.25, 0.5, 0.5, 0.0, 0.0]
+    """
+    return max_rate * linear_rate(index, strike_z, exit_z, "below")
+
+
+def percentile_payout(index, threshold, max_rate: float = 1.0):
+    """``max_rate`` when the index is strictly below the threshold, else 0; NaN if either is NaN.
+
+    >>> [float(percentile_payout(i, 1.6, 1.0)) for i in (1.0, 1.6, 2.0)]
+    [1.0, 0.0, 0.0]
+    """
+    index = np.asarray(index, dtype=np.float64)
+    threshold = np.asarray(threshold, dtype=np.float64)
+    rate = np.where(index < threshold, max_rate, 0.0)
+    return np.where(np.isnan(index) | np.isnan(threshold), np.nan, rate)
+
+
+# --------------------------------------------------------------------------- term sheet
+class NdviWindow(BaseModel):
+    """Season window in days after the anchor, half-open ``[start_day, end_day)``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    start_day: int = Field(ge=0, description="first day of the window after the anchor [days]")
+    end_day: int = Field(gt=0, le=366, description="end of the window, exclusive [days]")
+
+    @model_validator(mode="after")
+    def _long_enough(self) -> "NdviWindow":
+        if self.end_day - self.start_day < _COMPOSITE_DAYS:
+            raise ValueError(f"end_day must be at least start_day + {_COMPOSITE_DAYS} ({self.start_day + 16}) so the "
+                             f"window holds a 16-day composite; got {self.end_day}")
+        return self
+
+    @property
+    def max_composites(self) -> int:
+        """Most 16-day composites the window can hold (away from the year end)."""
+        return math.ceil((self.end_day - self.start_day) / _COMPOSITE_DAYS)
+
+
+class LinearPayout(BaseModel):
+    """Linear deficit curve on the cumulative z: pays from ``strike_z`` down to ``exit_z``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    strike_z: float = Field(description="cumulative z where payment starts [1]")
+    exit_z: float = Field(description="cumulative z of full payment (max_rate) [1]; below strike_z")
+    max_rate: float = Field(1.0, gt=0, le=1, description="rate paid at or below exit_z [fraction of sum insured]")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "LinearPayout":
+        if not (math.isfinite(self.strike_z) and math.isfinite(self.exit_z)):
+            raise ValueError("strike_z and exit_z must be finite numbers")
+        if not self.exit_z < self.strike_z:
+            raise ValueError(f"exit_z must be < strike_z ({self.strike_z}) for a deficit cover; got {self.exit_z}")
+        return self
+
+
+class PercentilePayout(BaseModel):
+    """Pays ``max_rate`` below the district's historical p-th percentile (IBLI Borana: 15)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    percentile: float = Field(gt=0, lt=100, description="trigger percentile of the baseline seasons [%]")
+    max_rate: float = Field(1.0, gt=0, le=1, description="rate paid below the percentile [fraction of sum insured]")
+
+
+def _payout_kind(value) -> str:
+    if isinstance(value, dict):
+        return "percentile" if "percentile" in value else "linear"
+    return "percentile" if isinstance(value, PercentilePayout) else "linear"
+
+
+Payout = Annotated[
+    Annotated[LinearPayout, Tag("linear")] | Annotated[PercentilePayout, Tag("percentile")],
+    Discriminator(_payout_kind),
+]
+
+
+class NdviParams(ProductParams):
+    """Term sheet of an NDVI product (``trigger: ndvi``); see the module docstring."""
+
+    trigger: Literal["ndvi"] = "ndvi"
+    baseline_years: tuple[int, int] = Field(
+        description="first and last calendar year of the climatology, inclusive; at least 3 years")
+    window: NdviWindow = Field(description="season window after the anchor [days]")
+    payout: Payout = Field(description="{strike_z, exit_z, max_rate} or {percentile, max_rate}")
+    min_valid_fraction: float = Field(
+        0.5, ge=0, le=1,
+        description="share of the district's area with valid pixels needed for a composite to count [fraction]")
+    min_composites: int | None = Field(
+        None, ge=1,
+        description="valid window composites needed (sum rescaled by n/n_valid); None = all of them")
+    min_baseline_years: int = Field(
+        3, ge=2, description="valid baseline values a period (and the percentile) needs [years]")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "NdviParams":
+        errors = []
+        first, last = self.baseline_years
+        if not 1900 <= first <= 2200 or not 1900 <= last <= 2200:
+            errors.append(f"baseline_years must be calendar years (1900..2200); got [{first}, {last}]")
+        elif first > last:
+            errors.append(f"baseline_years must be [first, last] with first <= last; got [{first}, {last}]")
+        elif last - first + 1 < 3:
+            errors.append(f"baseline_years must span at least 3 years; got [{first}, {last}] "
+                          f"({last - first + 1} year{'s' if last > first else ''})")
+        elif self.min_baseline_years > last - first + 1:
+            errors.append(f"min_baseline_years must be between 2 and the baseline length ({last - first + 1}); "
+                          f"got {self.min_baseline_years}")
+        if self.min_composites is not None and self.min_composites > self.window.max_composites:
+            errors.append(f"min_composites must be between 1 and the composites the window holds "
+                          f"({self.window.max_composites} for {self.window.end_day - self.window.start_day} days); "
+                          f"got {self.min_composites}")
+        if errors:
+            raise ValueError("; ".join(errors))
+        return self
+
+
+# --------------------------------------------------------------------------- product
+class NdviTrigger(Trigger):
+    """Cumulative standardised NDVI per district: linear strike/exit or historical-percentile payout.
+
+    References
+    ----------
+    Chantarat et al. (2013), IBLI; ILRI IBLI Borana contract (15th percentile trigger).
+    """
+
+    name = "ndvi"
+    Params = NdviParams
+    inputs = ("ndvi",)
+    description = "cumulative NDVI z-score over a season window (per composite period vs a baseline climatology)"
+
+    def evaluate(self, params: NdviParams, inputs: TriggerInputs) -> TriggerResult:
+        ds = inputs.series["ndvi"]
+        if inputs.district_ids is not None and len(inputs.district_ids) and (
+                ds.sizes["district"] != len(inputs.district_ids)
+                or not np.array_equal(ds["district"].values.astype(str), np.asarray(inputs.district_ids).astype(str))):
+            ds = ds.reindex(district=np.asarray(inputs.district_ids))
+        mean, valid = ds["mean"], ds["valid_fraction"]
+        units = mean.attrs.get("units")
+        if units not in (None, "", "1"):
+            raise DataQualityError(f"product {params.id!r}: the ndvi input must be NDVI [1]; it is in {units!r}")
+        times = np.asarray(mean["time"].values)
+        if times.dtype.kind != "M":
+            raise DataQualityError(f"product {params.id!r}: the ndvi series' time is not dates")
+        times = times.astype("datetime64[D]")
+        if np.unique(times).size != times.size:
+            raise DataQualityError(f"product {params.id!r}: the ndvi series has duplicate composite dates")
+        years = times.astype("datetime64[Y]").astype(np.int64) + 1970
+        first, last = params.baseline_years
+        in_baseline = (years >= first) & (years <= last)
+        if not in_baseline.any():
+            span = f"{years.min()}..{years.max()}" if years.size else "none"
+            raise DataQualityError(f"product {params.id!r}: no NDVI composite falls in baseline_years "
+                                   f"[{first}, {last}] (the series covers {span})")
+        periods = composite_period(times)
+        calendar = composite_calendar(periods)
+        period_index = np.searchsorted(calendar, periods)
+        cohorts = np.asarray(inputs.cohorts, dtype="datetime64[D]")
+        targets = (None,) + (tuple(range(first, last + 1)) if isinstance(params.payout, PercentilePayout) else ())
+        gather = _gather(times, cohorts, targets, params.window, calendar)  # (C, Y, L)
+
+        x = mean.where(valid >= params.min_valid_fraction).transpose("district", "time")
+        vf = valid.fillna(0.0).transpose("district", "time")
+        if x.chunks:
+            x, vf = x.chunk({"time": -1}), vf.chunk({"time": -1})
+
+        cum = xr.apply_ufunc(
+            _season_index, x,
+            input_core_dims=[["time"]], output_core_dims=[["cohort", "target"]],
+            kwargs={"period_index": period_index, "in_baseline": in_baseline, "n_periods": calendar.size,
+                    "min_years": params.min_baseline_years, "gather": gather,
+                    "min_composites": params.min_composites},
+            dask="parallelized", output_dtypes=[np.float64],
+            dask_gufunc_kwargs={"output_sizes": {"cohort": gather.shape[0], "target": gather.shape[1]}},
+        )
+        season_gather = gather[:, 0, :]
+        window_valid = xr.apply_ufunc(
+            _window_mean, vf,
+            input_core_dims=[["time"]], output_core_dims=[["cohort"]],
+            kwargs={"gather": season_gather},
+            dask="parallelized", output_dtypes=[np.float64],
+            dask_gufunc_kwargs={"output_sizes": {"cohort": season_gather.shape[0]}},
+        )
+        index = cum.isel(target=0, drop=True)
+        payout = params.payout
+        if isinstance(payout, PercentilePayout):
+            strike = xr.apply_ufunc(
+                percentile_threshold, cum.isel(target=slice(1, None)),
+                input_core_dims=[["target"]],
+                kwargs={"percentile": payout.percentile, "min_count": params.min_baseline_years},
+                dask="parallelized", output_dtypes=[np.float64],
+            )
+            rate = xr.apply_ufunc(percentile_payout, index, strike, kwargs={"max_rate": payout.max_rate},
+                                  dask="parallelized", output_dtypes=[np.float64])
+        else:
+            strike = xr.full_like(index, payout.strike_z)
+            rate = xr.apply_ufunc(linear_payout, index,
+                                  kwargs={"strike_z": payout.strike_z, "exit_z": payout.exit_z,
+                                          "max_rate": payout.max_rate},
+                                  dask="parallelized", output_dtypes=[np.float64])
+
+        phase = xr.DataArray(["season"], dims="phase")
+        index_value = index.expand_dims(phase=phase.values).assign_attrs(
+            units="1", long_name="cumulative NDVI z-score over the season window")
+        out = xr.Dataset(
+            {
+                "payout_rate": rate,
+                "flagged": rate.isnull(),
+                "index_value": index_value,
+                "phase_rate": rate.expand_dims(phase=phase.values),
+                "valid_fraction": window_valid.expand_dims(phase=phase.values),
+                "strike": strike.assign_attrs(units="1", long_name="cumulative z below which the season pays"),
+            }
+        ).assign_coords(cohort=cohorts.astype("datetime64[ns]"))
+        return TriggerResult(out)
+
+
+def _leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def _gather(times: np.ndarray, cohorts: np.ndarray, targets: tuple, window: NdviWindow,
+            calendar: np.ndarray) -> np.ndarray:
+    """(C, Y, L) positions in ``times`` of each cohort's window composites in each target
+    year (None = the anchor's own year; else a baseline year), -1 absent, -2 padding."""
+    lookup = {t: i for i, t in enumerate(pd.DatetimeIndex(times).date)}
+    per_cohort = [window_composites(a, window.start_day, window.end_day, calendar) for a in cohorts]
+    width = max([len(c) for c in per_cohort] + [1])
+    out = np.full((len(cohorts), len(targets), width), _PAD, dtype=np.int64)
+    for c, (anchor, comps) in enumerate(zip(cohorts, per_cohort)):
+        own = int(anchor.astype("datetime64[Y]").astype(int)) + 1970
+        for y, target in enumerate(targets):
+            year = own if target is None else target
+            for j, (r, k) in enumerate(comps):
+                if k > (366 if _leap(year + r) else 365):
+                    out[c, y, j] = _ABSENT
+                    continue
+                date = (np.datetime64(f"{year + r:04d}-01-01", "D") + np.timedelta64(k - 1, "D")).item()
+                out[c, y, j] = lookup.get(date, _ABSENT)
+    return out
+
+
+def _season_index(x: np.ndarray, *, period_index, in_baseline, n_periods, min_years, gather,
+                  min_composites) -> np.ndarray:
+    """(..., T) NDVI → (..., C, Y) cumulative z: the index layer composed, per block."""
+    z = standardize(x, period_index, in_baseline, n_periods, min_years)
+    return cumulative_z(z, gather, min_composites)
+
+
+def _window_mean(v: np.ndarray, *, gather) -> np.ndarray:
+    """Mean valid fraction over each window's expected composites (absent ones count 0)."""
+    w = np.take(v, np.clip(gather, 0, None), axis=-1)
+    w = np.where(gather == _ABSENT, 0.0, w)
+    n = (gather != _PAD).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(gather == _PAD, 0.0, w).sum(axis=-1) / n
