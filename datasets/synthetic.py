@@ -14,13 +14,35 @@ seconds, byte-identical for the same arguments:
     attributes, a ``spatial_ref`` CRS (EPSG:4326), 0.05° cells, NaN over sea, daily from
     60 days before ``season_start`` to 150 days after ``season_end``. Readable with
     :func:`panen.datasets.gridded.open_rainfall`.
+``ndvi.zarr``
+    Zarr (format 2, consolidated) ``NDVI`` (time, lat, lon) float32 [1] and ``VI_Quality``
+    (time, lat, lon) uint16 (MOD13 bit field), same grid, CRS and sea mask as the rain: a
+    16-day composite on the MOD13Q1 dates (day of year 1, 17, …, 353 of every year) from
+    1 January ten years before the season's start year (2013 for the 2023/24 demo, so
+    2013–2022 serve as baseline) to ``season_end + 150 d``. Cloudy pixels are NaN in
+    ``NDVI`` (missing, never 0) and flagged MODLAND 11 in ``VI_Quality`` (good pixels 0,
+    sea the fill 65535). Readable with :func:`panen.datasets.ndvi.open_ndvi` (any QA
+    policy).
+``yields.csv``
+    ``district_id, year, yield_ku_ha``: rice productivity in quintal per hectare (BPS
+    ``ku/ha``; 1 ku/ha = 0.1 t/ha) per district for the 16 harvest years up to the
+    season's (2009–2024 for the 2023/24 demo), 0.01 ku/ha resolution; a few history
+    years blank (missing, never 0). Readable with
+    :func:`panen.datasets.yields.read_yields` (``yield_column="yield_ku_ha",
+    units="ku/ha"``).
 ``policies.csv``
     ``policy_id, farmer_id, district_id, product_id, area_ha, sowing_date, group_id``:
-    one row per farmer and product.
+    one row per farmer and product (by default ``rain``, ``yield`` and ``ndvi``: every
+    farmer holds all three covers; ``policy_id`` is ``P-<district>-<farmer no.>-<product>``).
 ``truth_hazards.csv``
     The "hidden" truth per district: the hazard the generator planted (drought, flood or
     none), its severity, the event dates, and the data gap planted in one district —
     for basis-risk work, never an engine input.
+``truth_losses.csv``
+    The hidden crop truth per district: ``water_regime`` (irrigated/rainfed), the season's
+    planted ``yield_loss`` (fraction) and its ``cause`` (drought, flood, pest, none), the
+    ``hazard_loss`` and ``pest_loss`` parts, ``buffered`` (a hazard district that lost
+    little) and ``pest_visible_in_ndvi`` (0–1) — never an engine input.
 
 Realism (magnitudes from DOMAIN.md, after CHIRPS over Java)
 ------------------------------------------------------------
@@ -38,6 +60,27 @@ Realism (magnitudes from DOMAIN.md, after CHIRPS over Java)
 * Farmers: plots 0.1–2 ha (truncated log-normal, median ~0.35 ha; AUTP insures at most
   2 ha), kelompok tani of 20–40 farmers who sow within a few days of one another, sowing
   dates spread over ~6 weeks around the district's onset.
+* Yields (:func:`make_crop`, :func:`make_yields`): irrigated districts (more likely north of
+  the island's spine, as Java's pantura) 55–64 ku/ha, rainfed 36–49 ku/ha at the middle of
+  the record, +0.5 %/yr trend, year-to-year noise (region ± 2.5 %, district ± 3.5 %),
+  El Niño droughts in 2015 and 2019 (15–35 % lost in ~60 % of districts) and La Niña floods
+  in 2010 (8–20 % in ~15 %). The season's harvest year carries the planted hazards: drought
+  districts lose 15–45 %, flood districts 10–30 % (more with severity, district noise), the
+  fringe less; a couple of hazard districts are buffered (lose < ~6 %), and a couple of
+  hazard-free districts lose 15–30 % to pests the rain cannot show — basis risk.
+* NDVI (:func:`make_ndvi`): every land cell is paddy-dominated. Per crop, NDVI = floor
+  (~0.23, ~0.28 in the dry season) + amplitude × (σ((a − 35)/8) − σ((a − 100)/8)) at crop
+  age a [days after transplanting], σ the logistic: ~0.25 at transplanting, peak ~0.62–0.82
+  at 60–75 days, falling toward harvest (~110 days). Wet-season (MT1) transplanting 21–35 days
+  after the season-start anniversary (later in the east, ± a week between years), MT2
+  128 days later at 45 % (rainfed) / 72 % (irrigated) of the MT1 amplitude, MT3 (irrigated
+  only) at 35 %. Noise sd 0.025 in Nov–Mar composites, 0.045 otherwise; the amplitude
+  follows the yield's year noise, El Niño years depress MT2/MT3. In the season, drought
+  cells transplant up to ~25 days late with a lower peak, flood cells dip after the flood
+  and stay lower, visible pests lower the late canopy — driven by the rain's footprints
+  and a district response shared with, but not equal to, the yield loss. Clouds: spatially
+  clustered (σ ≈ 3 cells) NaN on 10–30 % of land pixels in Dec–Feb composites, 3–10 % in
+  Nov and Mar, 0–3 % otherwise. Composites take the curve at their mid-period (date + 8 d).
 """
 
 from __future__ import annotations
@@ -57,9 +100,10 @@ import rioxarray  # noqa: F401  (registers the .rio accessor)
 import shapely
 import xarray as xr
 from scipy.ndimage import gaussian_filter
-from scipy.special import gammaincinv, ndtr
+from scipy.special import expit, gammaincinv, ndtr
 
-__all__ = ["generate_demo_region", "CELL_DEG", "SOWING_SPREAD_DAYS", "DAYS_BEFORE", "DAYS_AFTER"]
+__all__ = ["generate_demo_region", "CELL_DEG", "SOWING_SPREAD_DAYS", "DAYS_BEFORE", "DAYS_AFTER",
+           "YIELD_HISTORY_YEARS", "NDVI_BASELINE_YEARS", "MOD13_DAYS_OF_YEAR", "DEFAULT_PRODUCTS"]
 
 #: Grid cell size [degrees], as CHIRPS.
 CELL_DEG = 0.05
@@ -72,6 +116,19 @@ SOWING_SPREAD_DAYS = 21
 #: The district's onset (centre of sowing) is 21–35 days after ``season_start`` [days].
 ONSET_BASE_DAYS = 21
 ONSET_EAST_DELAY_DAYS = 14
+#: Default product ids: every farmer is insured by the rainfall, area-yield and NDVI covers.
+DEFAULT_PRODUCTS = ("rain", "yield", "ndvi")
+#: ``yields.csv`` covers the season's harvest year and this many years before it.
+YIELD_HISTORY_YEARS = 15
+#: NDVI starts on 1 January this many years before the season's start year (the baseline).
+NDVI_BASELINE_YEARS = 10
+#: MOD13Q1 composite dates: these days of year in every year.
+MOD13_DAYS_OF_YEAR = tuple(range(1, 366, 16))
+#: Harvest years of the planted El Niño droughts and La Niña floods in the yield history.
+EL_NINO_YEARS = (2015, 2019)
+LA_NINA_YEARS = (2010,)
+#: VI_Quality values written: MODLAND QA 00 (good), 11 (cloudy, not produced), fill (sea).
+QA_GOOD, QA_CLOUD, QA_FILL = 0, 0b11, 65535
 
 #: Climatological monthly rain Jan..Dec [mm/month] at spatial factor 1 (DOMAIN.md, CHIRPS
 #: over Java: wet Nov–Mar 200–450, dry Jun–Sep < 50; annual ~2,200).
@@ -129,9 +186,9 @@ def generate_demo_region(
     n_farmers: int = 40_000,
     season_start: str = "2023-11-01",
     season_end: str = "2024-03-31",
-    products: Sequence[str] = ("rain",),
+    products: Sequence[str] = DEFAULT_PRODUCTS,
 ) -> dict[str, Path]:
-    """Write the synthetic demo region (districts, daily rainfall, policies, truth).
+    """Write the synthetic demo region (districts, rainfall, NDVI, yields, policies, truth).
 
     Parameters
     ----------
@@ -145,14 +202,18 @@ def generate_demo_region(
         Number of farmers, at least 20 per district (one kelompok tani each).
     season_start, season_end
         The season (ISO dates); rainfall covers ``season_start − 60 d`` to
-        ``season_end + 150 d`` so sowing-date-anchored windows fit.
+        ``season_end + 150 d`` so sowing-date-anchored windows fit. The yield history
+        ends with ``season_end``'s year (the harvest year), NDVI starts ten years before
+        ``season_start``'s year.
     products
-        Product ids; the register has one row per farmer and product.
+        Product ids; the register has one row per farmer and product. NDVI and yields are
+        written whatever the products.
 
     Returns
     -------
     dict[str, pathlib.Path]
-        ``{"districts", "rainfall", "policies", "truth"}`` → written paths.
+        ``{"districts", "rainfall", "ndvi", "yields", "policies", "truth",
+        "truth_losses"}`` → written paths.
     """
     if n_districts < 4:
         raise ValueError("n_districts must be at least 4")
@@ -164,8 +225,9 @@ def generate_demo_region(
     if end <= start:
         raise ValueError("season_end must be after season_start")
 
-    rng_geo, rng_hazard, rng_rain, rng_farm = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
+    # spawn(6)'s first four children are spawn(4)'s: adding streams left the old draws as they were
+    rng_geo, rng_hazard, rng_rain, rng_farm, rng_crop, rng_ndvi = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)
     )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -183,17 +245,29 @@ def generate_demo_region(
     rain = plant_missing(rain, grid, times, districts, gap_district, gap, rng_rain)
     policies = make_policies(districts, onset, n_farmers, start, products, rng_farm)
     truth = hazard_truth(districts, grid, hazards, gap_district, gap)
+    crop = make_crop(districts, truth, gap_district, end.year, rng_crop)
+    yields = make_yields(crop, rng_crop)
+    composites = mod13_dates(pd.Timestamp(start.year - NDVI_BASELINE_YEARS, 1, 1),
+                             end + pd.Timedelta(days=DAYS_AFTER))
+    ndvi, quality = make_ndvi(grid, districts, hazards, crop, composites, start, rng_ndvi)
 
     paths = {
         "districts": out / "districts.gpkg",
         "rainfall": out / "rainfall.zarr",
+        "ndvi": out / "ndvi.zarr",
+        "yields": out / "yields.csv",
         "policies": out / "policies.csv",
         "truth": out / "truth_hazards.csv",
+        "truth_losses": out / "truth_losses.csv",
     }
     _write_gpkg(districts, paths["districts"])
     _write_zarr(rainfall_dataset(rain, grid, times, seed), paths["rainfall"])
+    _write_zarr(ndvi_dataset(ndvi, quality, grid, composites, seed), paths["ndvi"],
+                time_chunk=len(MOD13_DAYS_OF_YEAR), fill={"VI_Quality": QA_FILL})
+    _write_csv(yields, paths["yields"], "%.2f")  # ku/ha to 0.01, as BPS prints
     _write_csv(policies, paths["policies"], "%.2f")  # area_ha to 0.01 ha
     _write_csv(truth, paths["truth"], "%.3f")
+    _write_csv(crop.truth(), paths["truth_losses"], "%.3f")
     return paths
 
 
@@ -672,6 +746,310 @@ def hazard_truth(districts: gpd.GeoDataFrame, grid: _Grid, hazards: list[_Hazard
 
 
 # ---------------------------------------------------------------------------------------
+# Crops: yields and NDVI
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Crop:
+    """The latent crop model that yields and NDVI share, one entry per district (in the
+    district layer's order) and harvest year."""
+
+    district_id: np.ndarray  # (n,) str
+    irrigated: np.ndarray  # (n,) bool
+    years: np.ndarray  # (Y,) harvest years; the last is the season's
+    level: np.ndarray  # (n,) trend yield at the middle of the record [ku/ha]
+    year_noise: np.ndarray  # (Y, n) log-yield noise (region + district)
+    loss: np.ndarray  # (Y, n) fraction lost to planted events; last row: the season
+    hazard_loss: np.ndarray  # (n,) the season's loss to the planted drought / flood
+    pest_loss: np.ndarray  # (n,) the season's loss to pests (not in the rain)
+    pest_visible: np.ndarray  # (n,) share of the pest damage the canopy (NDVI) shows, 0..1
+    response: np.ndarray  # (n,) district response to the planted hazards (yields and NDVI)
+    buffered: np.ndarray  # (n,) bool: a hazard district that lost little
+    cause: np.ndarray  # (n,) str: drought, flood, pest or none
+
+    def truth(self) -> pd.DataFrame:
+        """``truth_losses.csv``: the season's planted crop losses per district."""
+        return pd.DataFrame({
+            "district_id": self.district_id,
+            "water_regime": np.where(self.irrigated, "irrigated", "rainfed"),
+            "cause": self.cause,
+            "yield_loss": np.round(self.loss[-1], 3),
+            "hazard_loss": np.round(self.hazard_loss, 3),
+            "pest_loss": np.round(self.pest_loss, 3),
+            "buffered": np.where(self.buffered, "yes", "no"),
+            "pest_visible_in_ndvi": np.round(self.pest_visible, 3),
+        })
+
+
+def make_crop(districts: gpd.GeoDataFrame, truth: pd.DataFrame, gap_district: str,
+              harvest_year: int, rng: np.random.Generator) -> _Crop:
+    """Water regime, yield level, year noise and planted losses per district.
+
+    * Irrigated with probability clip(0.5 + 1.5 × degrees north of the island's spine,
+      0.2, 0.8) (a pantura-like irrigated north coast); trend level at the middle of the
+      record U(55.5, 64) ku/ha irrigated, U(36.5, 48.5) rainfed.
+    * Log-yield noise: region N(0, 0.025) per year + district N(0, 0.035).
+    * El Niño harvest years (:data:`EL_NINO_YEARS`): 75 % of rainfed and 45 % of irrigated
+      districts lose U(15, 35) %, the rest U(0, 5) %; La Niña years
+      (:data:`LA_NINA_YEARS`): 15 % lose U(8, 20) %.
+    * The season (last year), from ``truth``'s district-mean footprints f: drought
+      0.15 + 0.6 (f − 0.5) for f ≥ 0.5 (15 → 45 %), 0.3 f on the fringe; flood
+      0.10 + 0.4 (f − 0.5) (10 → 30 %), 0.2 f on the fringe; both × a district response
+      exp(N(0, 0.2)) + N(0, 0.04), then clipped to 15–45 % (drought districts) / 10–30 %
+      (flood districts). ``min(2, hazard districts // 4)`` hazard districts, irrigated
+      first, are buffered (response 0.1–0.2, loss ≤ 6 %). Up to two hazard-free districts
+      (footprints < 0.2, not the data-gap one) lose U(15, 30) % to pests; the canopy shows
+      60–80 % of the first one's damage and 0–20 % of the second's.
+    """
+    n = len(districts)
+    ids = districts.district_id.to_numpy()
+    t = truth.set_index("district_id").loc[ids]
+    pts = districts.geometry.representative_point()
+    u = ((pts.x.to_numpy() - _ISLAND_LON[0]) / (_ISLAND_LON[1] - _ISLAND_LON[0])).clip(0, 1)
+    spine = -7.0 + 0.18 * np.sin(2 * np.pi * (u + 0.1)) - 0.1 * u  # make_island's centre line
+    irrigated = rng.random(n) < np.clip(0.5 + 1.5 * (pts.y.to_numpy() - spine), 0.2, 0.8)
+    level = np.where(irrigated, rng.uniform(55.5, 64.0, n), rng.uniform(36.5, 48.5, n))
+
+    years = np.arange(harvest_year - YIELD_HISTORY_YEARS, harvest_year + 1)
+    year_noise = rng.normal(0, 0.025, (years.size, 1)) + rng.normal(0, 0.035, (years.size, n))
+    loss = np.zeros((years.size, n))
+    for k, year in enumerate(years[:-1]):
+        if year in EL_NINO_YEARS:
+            hit = rng.random(n) < np.where(irrigated, 0.45, 0.75)
+            loss[k] = np.where(hit, rng.uniform(0.15, 0.35, n), rng.uniform(0.0, 0.05, n))
+        elif year in LA_NINA_YEARS:
+            hit = rng.random(n) < 0.15
+            loss[k] = np.where(hit, rng.uniform(0.08, 0.20, n), 0.0)
+
+    fd = t.footprint_drought.to_numpy(float)
+    ff = t.footprint_flood.to_numpy(float)
+    hazard = t.hazard.to_numpy(str)
+    drought = np.where(fd >= 0.5, 0.15 + 0.6 * (fd - 0.5), 0.3 * fd)
+    flood = np.where(ff >= 0.5, 0.10 + 0.4 * (ff - 0.5), 0.2 * ff)
+    response = np.exp(rng.normal(0, 0.2, n))
+    planted = np.flatnonzero(hazard != "none")
+    order = planted[rng.permutation(planted.size)]
+    order = order[np.argsort(~irrigated[order], kind="stable")]  # irrigation buffers first
+    buffered = np.zeros(n, bool)
+    buffered[order[:min(2, planted.size // 4)]] = True
+    response[buffered] = rng.uniform(0.1, 0.2, int(buffered.sum()))
+    noise = rng.normal(0, 0.04, n) * np.minimum(1.0, (drought + flood) / 0.1)
+    hazard_loss = 1 - (1 - drought * response) * (1 - flood * response) + noise
+    lo = np.select([hazard == "drought", hazard == "flood"], [0.15, 0.10], 0.0)
+    hi = np.select([hazard == "drought", hazard == "flood"], [0.45, 0.30], 0.6)
+    hazard_loss = np.where(buffered, hazard_loss.clip(0.0, 0.06), hazard_loss.clip(lo, hi))
+
+    pest_loss, pest_visible = np.zeros(n), np.zeros(n)
+    calm = np.flatnonzero((hazard == "none") & (np.maximum(fd, ff) < 0.2) & (ids != gap_district))
+    pests = rng.choice(calm, size=min(2, calm.size), replace=False)
+    pest_loss[pests] = rng.uniform(0.15, 0.30, pests.size)
+    pest_visible[pests] = rng.uniform([0.6, 0.0][:pests.size], [0.8, 0.2][:pests.size])
+    loss[-1] = 1 - (1 - hazard_loss) * (1 - pest_loss)
+
+    fringe = np.where(fd >= ff, "drought", "flood")
+    cause = np.where(hazard != "none", hazard,
+                     np.where(pest_loss > 0, "pest", np.where(hazard_loss >= 0.05, fringe, "none")))
+    return _Crop(ids, irrigated, years, level, year_noise, loss, hazard_loss, pest_loss, pest_visible,
+                 response, buffered, cause)
+
+
+def make_yields(crop: _Crop, rng: np.random.Generator) -> pd.DataFrame:
+    """``district_id, year, yield_ku_ha``: level × 1.005^(year − mid-record) × exp(noise)
+    × (1 − planted loss) [ku/ha], 0.01 ku/ha; ~1.5 % of the history years (never the
+    season's, at least one) blank."""
+    mid = crop.years.mean()
+    trend = 1.005 ** (crop.years - mid)
+    y = np.round(crop.level[None] * trend[:, None] * np.exp(crop.year_noise) * (1 - crop.loss), 2)
+    missing = rng.random(y.shape) < 0.015
+    missing[-1] = False
+    if not missing.any():
+        missing[rng.integers(0, y.shape[0] - 1), rng.integers(0, y.shape[1])] = True
+    y[missing] = np.nan
+    n_years, n = y.shape
+    return pd.DataFrame({"district_id": np.repeat(crop.district_id, n_years),
+                         "year": np.tile(crop.years, n), "yield_ku_ha": y.T.ravel()})
+
+
+def mod13_dates(first: pd.Timestamp, last: pd.Timestamp) -> pd.DatetimeIndex:
+    """MOD13Q1 composite dates (days of year 1, 17, …, 353 of each year) in [first, last]."""
+    dates = [pd.Timestamp(y, 1, 1) + pd.Timedelta(days=d - 1)
+             for y in range(first.year, last.year + 1) for d in MOD13_DAYS_OF_YEAR]
+    return pd.DatetimeIndex([d for d in dates if first <= d <= last]).as_unit("ns")
+
+
+def _cell_owner(grid: _Grid, districts: gpd.GeoDataFrame) -> np.ndarray:
+    """(lat, lon) index of the district holding each land cell's centre (the nearest one
+    for coastal cells centred at sea); −1 over sea."""
+    lon2, lat2 = np.meshgrid(grid.lon, grid.lat)
+    owner = np.full(grid.shape, -1, dtype=np.int64)
+    geoms = districts.geometry.to_numpy()
+    for i, geom in enumerate(geoms):
+        owner[shapely.contains_xy(geom, lon2, lat2) & (owner < 0)] = i
+    rest = grid.land & (owner < 0)
+    if rest.any():
+        pts = shapely.points(lon2[rest], lat2[rest])
+        owner[rest] = np.stack([shapely.distance(g, pts) for g in geoms]).argmin(axis=0)
+    owner[~grid.land] = -1
+    return owner
+
+
+def _crop_curve(age: np.ndarray) -> np.ndarray:
+    """Green canopy 0..~1 at crop age [days after transplanting]: up through 35 d, ~1 at
+    60–75 d, down through 100 d, ~0.2 at harvest (110 d)."""
+    return expit((age - 35.0) / 8.0) - expit((age - 100.0) / 8.0)
+
+
+def _add_crop(ndvi: np.ndarray, day: np.ndarray, transplant: np.ndarray, amplitude: np.ndarray,
+              canopy: float | np.ndarray = 1.0) -> None:
+    """ndvi += amplitude × :func:`_crop_curve` × canopy, on the composites where the crop is
+    within 40 days before / 200 days after transplanting (elsewhere the curve is < 1e-4)."""
+    lo, hi = np.searchsorted(day[:, 0, 0], [transplant.min() - 40, transplant.max() + 200])
+    if hi <= lo:
+        return
+    part = amplitude * _crop_curve(day[lo:hi] - transplant)
+    ndvi[lo:hi] += part * (canopy[lo:hi] if isinstance(canopy, np.ndarray) else canopy)
+
+
+def make_ndvi(grid: _Grid, districts: gpd.GeoDataFrame, hazards: list[_Hazard], crop: _Crop,
+              times: pd.DatetimeIndex, start: pd.Timestamp,
+              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """16-day NDVI composites [1] and their ``VI_Quality``, shape (time, lat, lon).
+
+    Per cell and wet season w (transplanting around the anniversary of ``start`` in year
+    w + 21 days + the eastward lag of up to 14 days + N(0, 6) region + N(0, 4) district
+    + a smooth ± 3-day cell shift): NDVI = floor + Σ amplitude × :func:`_crop_curve` over
+    MT1, MT2 (+128 ± 5 days) and MT3 (+118 days, irrigated only), evaluated at each
+    composite's mid-period. Floor 0.23 ± 0.015 (+0.05 around September); MT1 amplitude
+    0.52 irrigated / 0.45 rainfed ± 0.03 × exp(0.6 × the yield's year noise + N(0, 0.03)).
+    The season ``start.year``: drought stress S = footprint × district response delays
+    transplanting by 25 S days and lowers the amplitude by 45 S %; a flood of footprint
+    F cuts the canopy by F × (15 % + 45 % e^(−days since/20)) from its first day; pests cut
+    the late canopy by 1.5 × loss × visibility. Noise: white sd 0.02 (Nov–Mar) / 0.04,
+    plus smooth sd 0.015; clipped to [0.02, 0.95], rounded to 1e-4. Clouds (module
+    docstring) and sea are NaN, with ``VI_Quality`` :data:`QA_CLOUD` / :data:`QA_FILL`.
+    """
+    ny, nx = grid.shape
+    nt = times.size
+    n_d = len(districts)
+    d = _cell_owner(grid, districts).clip(0)  # sea cells borrow district 0, masked at the end
+    irr = crop.irrigated[d]
+    lon2, _ = np.meshgrid(grid.lon, grid.lat)
+    west = ((_ISLAND_LON[1] - lon2) / (_ISLAND_LON[1] - _ISLAND_LON[0])).clip(0, 1)
+    lag = (1 - west) * ONSET_EAST_DELAY_DAYS
+    amp = np.where(irr, 0.52, 0.45) + 0.03 * _smooth_noise(rng, (ny, nx), (4, 4))
+    cell_shift = 3.0 * _smooth_noise(rng, (ny, nx), (3, 3))
+    floor = 0.23 + 0.015 * _smooth_noise(rng, (ny, nx), (3, 3))
+
+    epoch = pd.Timestamp("1970-01-01")
+    mid = times + pd.Timedelta(days=8)
+    day = ((mid - epoch) / pd.Timedelta(days=1)).to_numpy(float)[:, None, None]
+    dry = np.cos(2 * np.pi * (mid.day_of_year.to_numpy(float) - 245) / 365.25).clip(0) ** 2
+    ndvi = floor[None] + 0.05 * dry[:, None, None]
+
+    season = start.year
+    years = list(crop.years)
+    for w in range(times[0].year - 1, min(season, times[-1].year) + 1):
+        anchor = (start + pd.DateOffset(years=w - season) - epoch).days
+        region_shift, d_shift = rng.normal(0, 6), rng.normal(0, 4, n_d)
+        amp_noise, mt2_noise, mt2_shift = rng.normal(0, 0.03, n_d), rng.normal(0, 0.06, n_d), rng.normal(0, 5, n_d)
+        k = years.index(w + 1) if w + 1 in years else None
+        year_noise = crop.year_noise[k] if k is not None else rng.normal(0, 0.043, n_d)
+        el_nino = (crop.loss[k] if k is not None and w + 1 in EL_NINO_YEARS and w != season
+                   else np.zeros(n_d))[d]
+        t1 = anchor + ONSET_BASE_DAYS + lag + region_shift + d_shift[d] + cell_shift
+        a1 = amp * np.exp(0.6 * year_noise[d] + amp_noise[d])
+        a2 = a1 * np.where(irr, 0.72, 0.45) * np.exp(mt2_noise[d]) * (1 - 1.2 * el_nino).clip(0.2)
+        a3 = np.where(irr, 0.35 * a1 * (1 - 1.5 * el_nino).clip(0.1), 0.0)
+        canopy: float | np.ndarray = 1.0
+        if w == season:  # a late MT1 delays MT2 and MT3 too
+            t1, a1, canopy = _season_damage(grid, hazards, crop, d, t1, a1, day, epoch)
+        t2 = t1 + 128 + mt2_shift[d]
+        _add_crop(ndvi, day, t1, a1, canopy)
+        _add_crop(ndvi, day, t2, a2)
+        _add_crop(ndvi, day, t2 + 118, a3)
+
+    month = mid.month.to_numpy()
+    white = np.where(np.isin(month, (11, 12, 1, 2, 3)), 0.02, 0.04)[:, None, None]
+    ndvi += white * rng.standard_normal((nt, ny, nx)) + 0.015 * _smooth_noise(rng, (nt, ny, nx), (0, 2, 2))
+    ndvi = np.round(ndvi.clip(0.02, 0.95), 4).astype(np.float32)
+
+    cloudy = _clouds(grid, times, rng)
+    quality = np.where(cloudy, QA_CLOUD, QA_GOOD).astype(np.uint16)
+    ndvi[cloudy] = np.nan
+    ndvi[:, ~grid.land] = np.nan
+    quality[:, ~grid.land] = QA_FILL
+    return ndvi, quality
+
+
+def _season_damage(grid: _Grid, hazards: list[_Hazard], crop: _Crop, d: np.ndarray, t1: np.ndarray,
+                   a1: np.ndarray, day: np.ndarray, epoch: pd.Timestamp) -> tuple[np.ndarray, ...]:
+    """The planted season's MT1 transplanting day, amplitude and canopy factor (time, lat, lon)."""
+    response = crop.response[d]
+    stress = np.zeros(grid.shape)
+    for hz in hazards:
+        if hz.kind == "drought":
+            stress = np.maximum(stress, _footprint(grid, hz))
+    stress = (stress * response).clip(0, 1)
+    t1 = t1 + 25 * stress
+    a1 = a1 * (1 - 0.45 * stress)
+    canopy = np.ones((day.shape[0], *grid.shape))
+    for hz in hazards:
+        if hz.kind == "flood":
+            since = day - (hz.start - epoch).days
+            cut = np.where(since >= 0, 0.15 + 0.45 * np.exp(-since.clip(0) / 20), 0.0)
+            canopy *= 1 - (_footprint(grid, hz) * response).clip(0, 1)[None] * cut
+    pest = 1.5 * (crop.pest_loss * crop.pest_visible)[d]
+    canopy *= 1 - pest[None] * expit((day - t1[None] - 55) / 6)
+    return t1, a1, canopy
+
+
+def _clouds(grid: _Grid, times: pd.DatetimeIndex, rng: np.random.Generator) -> np.ndarray:
+    """(time, lat, lon) bool: clustered clouds on a share of land pixels per composite —
+    U(10, 30) % in Dec–Feb, U(3, 10) % in Nov and Mar, U(0, 3) % otherwise — the highest
+    values of a smooth field (σ = 3 cells)."""
+    month = times.month.to_numpy()
+    lo = np.select([np.isin(month, (12, 1, 2)), np.isin(month, (11, 3))], [0.10, 0.03], 0.0)
+    hi = np.select([np.isin(month, (12, 1, 2)), np.isin(month, (11, 3))], [0.30, 0.10], 0.03)
+    share = rng.uniform(lo, hi)
+    field = _smooth_noise(rng, (times.size, *grid.shape), (0, 3, 3))[:, grid.land]
+    rank = field.argsort(axis=1).argsort(axis=1)  # 0 = clearest
+    n_land = int(grid.land.sum())
+    cloudy_land = rank >= n_land - np.round(share * n_land)[:, None]
+    cloudy = np.zeros((times.size, *grid.shape), bool)
+    cloudy[:, grid.land] = cloudy_land
+    return cloudy
+
+
+def ndvi_dataset(ndvi: np.ndarray, quality: np.ndarray, grid: _Grid, times: pd.DatetimeIndex,
+                 seed: int) -> xr.Dataset:
+    """``NDVI`` [1] and ``VI_Quality`` (time, lat, lon) with an EPSG:4326 ``spatial_ref``."""
+    dims = ("time", "lat", "lon")
+    coords = {
+        "time": times,
+        "lat": ("lat", grid.lat, {"units": "degrees_north", "standard_name": "latitude"}),
+        "lon": ("lon", grid.lon, {"units": "degrees_east", "standard_name": "longitude"}),
+    }
+    ds = xr.Dataset(
+        {
+            "NDVI": (dims, ndvi, {
+                "units": "1", "long_name": "synthetic 16-day NDVI composite (MOD13Q1-like, panen demo region)",
+                "comment": "NaN = cloudy composite or sea: missing, never 0"}),
+            "VI_Quality": (dims, quality, {
+                "long_name": "VI quality (MOD13Q1 bit field)",
+                "comment": "MODLAND QA (bits 0-1) 00 = good, 11 = cloudy / not produced; other bits 0; "
+                           "65535 (fill) over sea"}),
+        },
+        coords=coords,
+    )
+    ds.attrs = {"title": "panen synthetic demo region: 16-day NDVI composites", "Conventions": "CF-1.8",
+                "source": "panen.datasets.synthetic.generate_demo_region", "seed": int(seed),
+                "time_convention": "first day of the 16-day compositing period (MOD13Q1 days of year "
+                                   "1, 17, ..., 353)"}
+    return ds.rio.write_crs("EPSG:4326")
+
+
+# ---------------------------------------------------------------------------------------
 # Writers (temp file, then rename; nothing depends on the wall clock)
 # ---------------------------------------------------------------------------------------
 
@@ -688,15 +1066,21 @@ def _write_gpkg(gdf: gpd.GeoDataFrame, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _write_zarr(ds: xr.Dataset, path: Path) -> None:
+def _write_zarr(ds: xr.Dataset, path: Path, time_chunk: int = 32,
+                fill: dict[str, int] | None = None) -> None:
+    """Every data variable in (``time_chunk``, lat, lon) chunks, in its own dtype; ``fill``:
+    integer ``_FillValue`` per variable (float variables get xarray's NaN)."""
     tmp = path.with_name(f".{path.name}.tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     ny, nx = ds.sizes["lat"], ds.sizes["lon"]
-    encoding = {
-        "precip": {"chunks": (32, ny, nx), "dtype": "float32"},
-        "time": {"units": "days since 1970-01-01", "calendar": "proleptic_gregorian", "dtype": "int32"},
+    encoding: dict[str, dict] = {
+        str(name): {"chunks": (time_chunk, ny, nx), "dtype": str(var.dtype)}
+        for name, var in ds.data_vars.items()
     }
+    for name, value in (fill or {}).items():
+        encoding[name]["_FillValue"] = value
+    encoding["time"] = {"units": "days since 1970-01-01", "calendar": "proleptic_gregorian", "dtype": "int32"}
     ds.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True, encoding=encoding)
     if path.exists():
         shutil.rmtree(path)
@@ -704,6 +1088,14 @@ def _write_zarr(ds: xr.Dataset, path: Path) -> None:
 
 
 def _write_csv(df: pd.DataFrame, path: Path, float_format: str) -> None:
+    """CSV with ``float_format`` for floats and blank for NaN (as ``to_csv(float_format=)``,
+    but formatting each distinct value once: the register repeats few plot sizes)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    df.to_csv(tmp, index=False, float_format=float_format, lineterminator="\n")
+    out = df.copy()
+    for col in df.columns:
+        if pd.api.types.is_float_dtype(df[col].dtype):
+            uniq, inverse = np.unique(df[col].to_numpy(), return_inverse=True)
+            text = np.array([float_format % v if np.isfinite(v) else "" for v in uniq], dtype=object)
+            out[col] = text[inverse.ravel()]
+    out.to_csv(tmp, index=False, lineterminator="\n")
     os.replace(tmp, path)

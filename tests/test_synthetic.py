@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 import shapely
 import xarray as xr
+from scipy.stats import spearmanr
 
 from panen.datasets.districts import read_districts
 from panen.datasets.gridded import open_rainfall
+from panen.datasets.ndvi import open_ndvi
 from panen.datasets.synthetic import CELL_DEG, SOWING_SPREAD_DAYS, generate_demo_region
+from panen.datasets.yields import read_yields
 
 SEASON_START = pd.Timestamp("2023-11-01")
 SEASON_END = pd.Timestamp("2024-03-31")
@@ -34,6 +39,12 @@ def policies(demo):
 
 
 @pytest.fixture(scope="module")
+def farmers(policies):
+    """One row per farmer: the rain policies (every farmer holds one of each product)."""
+    return policies[policies.product_id == "rain"].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
 def truth(demo):
     return pd.read_csv(demo["truth"], dtype={"district_id": str}, keep_default_na=False)
 
@@ -43,24 +54,27 @@ def districts(demo):
     return read_districts(demo["districts"])
 
 
-def test_writes_the_four_files(demo):
+def test_writes_the_seven_files(demo):
     assert {k: p.name for k, p in demo.items()} == {
-        "districts": "districts.gpkg", "rainfall": "rainfall.zarr",
-        "policies": "policies.csv", "truth": "truth_hazards.csv"}
+        "districts": "districts.gpkg", "rainfall": "rainfall.zarr", "ndvi": "ndvi.zarr",
+        "yields": "yields.csv", "policies": "policies.csv", "truth": "truth_hazards.csv",
+        "truth_losses": "truth_losses.csv"}
     assert all(p.exists() for p in demo.values())
     assert not list(demo["policies"].parent.glob(".*tmp*"))  # no temp files left behind
 
 
 def test_same_seed_gives_byte_identical_files(demo, tmp_path):
     again = generate_demo_region(tmp_path / "again")
-    for key in ("policies", "truth", "districts"):
+    for key in ("policies", "truth", "districts", "yields", "truth_losses"):
         assert again[key].read_bytes() == demo[key].read_bytes(), key
     a, b = xr.open_zarr(demo["rainfall"]), xr.open_zarr(again["rainfall"])
     np.testing.assert_array_equal(a["precip"].values, b["precip"].values)
-    files = sorted(p.relative_to(demo["rainfall"]) for p in demo["rainfall"].rglob("*") if p.is_file())
-    assert files == sorted(p.relative_to(again["rainfall"]) for p in again["rainfall"].rglob("*") if p.is_file())
-    for rel in files:  # metadata and chunks alike: no timestamps anywhere
-        assert (demo["rainfall"] / rel).read_bytes() == (again["rainfall"] / rel).read_bytes(), rel
+    for store in ("rainfall", "ndvi"):
+        files = sorted(p.relative_to(demo[store]) for p in demo[store].rglob("*") if p.is_file())
+        assert files == sorted(p.relative_to(again[store]) for p in again[store].rglob("*") if p.is_file())
+        assert len(files) > 5, store
+        for rel in files:  # metadata and chunks alike: no timestamps anywhere
+            assert (demo[store] / rel).read_bytes() == (again[store] / rel).read_bytes(), (store, rel)
 
 
 def test_another_seed_gives_another_region(tmp_path):
@@ -178,40 +192,47 @@ def test_one_district_is_almost_all_missing_for_a_stretch(rain, truth, districts
 # --- farmers ----------------------------------------------------------------------------
 
 
-def test_policy_register_shape_and_keys(policies, districts):
+def test_policy_register_shape_and_keys(policies, farmers, districts):
     assert list(policies.columns) == ["policy_id", "farmer_id", "district_id", "product_id",
                                       "area_ha", "sowing_date", "group_id"]
-    assert len(policies) == 40_000
-    assert policies.policy_id.is_unique and policies.farmer_id.is_unique
-    assert (policies.product_id == "rain").all()
+    assert len(policies) == 3 * 40_000 and len(farmers) == 40_000
+    assert policies.policy_id.is_unique and farmers.farmer_id.is_unique
+    assert policies.product_id.value_counts().to_dict() == {"rain": 40_000, "yield": 40_000, "ndvi": 40_000}
     assert set(policies.district_id) == set(districts.district_id)
+    assert policies.policy_id.str.fullmatch(r"P-\d{4}-\d{5}-(rain|yield|ndvi)").all()
+    # every farmer holds all three covers on the same plot, sowing date and group
+    per_farmer = policies.groupby("farmer_id")[["district_id", "area_ha", "sowing_date", "group_id"]].nunique()
+    assert (per_farmer == 1).all().all()
+    assert (policies.groupby("farmer_id").product_id.nunique() == 3).all()
 
 
-def test_plot_sizes_are_smallholder_sized(policies):
-    area = policies.area_ha
+def test_plot_sizes_are_smallholder_sized(farmers):
+    area = farmers.area_ha
     assert area.between(0.1, 2.0).all()
     assert area.median() < 1 and (area <= 1).mean() > 0.8
     assert area.max() > 1.5  # a few larger farms, capped at the AUTP 2 ha
 
 
-def test_farmer_groups_have_20_to_40_members_in_one_district(policies):
-    sizes = policies.groupby("group_id").size()
+def test_farmer_groups_have_20_to_40_members_in_one_district(farmers):
+    sizes = farmers.groupby("group_id").size()
     assert sizes.between(20, 40).all()
     assert sizes.nunique() > 5
-    assert (policies.groupby("group_id").district_id.nunique() == 1).all()
+    assert (farmers.groupby("group_id").district_id.nunique() == 1).all()
 
 
-def test_sowing_dates_spread_over_six_weeks_within_the_window(policies):
-    sowing = policies.sowing_date
+def test_sowing_dates_spread_over_six_weeks_within_the_window(farmers):
+    sowing = farmers.sowing_date
     assert sowing.min() >= SEASON_START
     assert sowing.max() <= SEASON_START + pd.Timedelta(days=21 + 14 + SOWING_SPREAD_DAYS)
-    spread = policies.groupby("district_id").sowing_date.agg(lambda s: (s.max() - s.min()).days)
+    spread = farmers.groupby("district_id").sowing_date.agg(lambda s: (s.max() - s.min()).days)
     assert spread.median() >= 28 and spread.max() <= 2 * SOWING_SPREAD_DAYS
-    assert policies.groupby("district_id").sowing_date.median().nunique() > 3  # varies by district
+    assert farmers.groupby("district_id").sowing_date.median().nunique() > 3  # varies by district
 
 
 def test_one_row_per_farmer_and_product(tmp_path):
-    paths = generate_demo_region(tmp_path, n_districts=8, n_farmers=400, products=("rain", "yield"))
+    """The products only add register rows: the rain rows, and every other file, stay as they were."""
+    one = generate_demo_region(tmp_path / "one", n_districts=8, n_farmers=400, products=("rain",))
+    paths = generate_demo_region(tmp_path / "two", n_districts=8, n_farmers=400, products=("rain", "yield"))
     register = pd.read_csv(paths["policies"], dtype={"district_id": str})
     assert len(register) == 800
     assert register.policy_id.is_unique
@@ -219,8 +240,212 @@ def test_one_row_per_farmer_and_product(tmp_path):
     assert len(products) == 400 and (products == ("rain", "yield")).all()
     assert register.policy_id.str.fullmatch(r"P-\d{4}-\d{5}-(rain|yield)").all()
     assert len(read_districts(paths["districts"])) == 8
+    rain = pd.read_csv(one["policies"], dtype=str)
+    both = pd.read_csv(paths["policies"], dtype=str)
+    pd.testing.assert_frame_equal(both[both.product_id == "rain"].reset_index(drop=True), rain)
+    for key in ("truth", "districts", "yields", "truth_losses"):
+        assert one[key].read_bytes() == paths[key].read_bytes(), key
 
 
 def test_too_few_farmers_is_refused(tmp_path):
     with pytest.raises(ValueError, match="at least 20 per district"):
         generate_demo_region(tmp_path, n_districts=10, n_farmers=100)
+
+
+# --- yields -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def losses(demo):
+    return pd.read_csv(demo["truth_losses"], dtype={"district_id": str}, keep_default_na=False)
+
+
+@pytest.fixture(scope="module")
+def yields(demo):
+    """(district, year) table [ku/ha], NaN = missing."""
+    raw = pd.read_csv(demo["yields"], dtype={"district_id": str})
+    return raw.pivot(index="district_id", columns="year", values="yield_ku_ha")
+
+
+def test_yields_read_as_bps_ku_per_ha(demo, districts):
+    raw = pd.read_csv(demo["yields"], dtype=str, keep_default_na=False)
+    assert list(raw.columns) == ["district_id", "year", "yield_ku_ha"]
+    df = read_yields(demo["yields"], yield_column="yield_ku_ha", units="ku/ha")
+    assert len(df) == len(raw) == 36 * 16
+    assert set(df.district_id) == set(districts.district_id)
+    assert sorted(set(df.year)) == list(range(2009, 2025))
+    blank = raw.yield_ku_ha == ""
+    assert 1 <= blank.sum() <= 20  # a few missing district-years ...
+    assert (df["yield"].isna() == blank).all()  # ... blank, never 0
+    assert (pd.to_numeric(raw.yield_ku_ha[~blank]) > 0).all()
+    assert not df.loc[df.year == 2024, "yield"].isna().any()  # the season itself is complete
+    np.testing.assert_allclose(df["yield"], pd.to_numeric(raw.yield_ku_ha.replace("", np.nan)) / 10)
+
+
+def test_yield_levels_trend_and_bad_years(yields, losses):
+    """DOMAIN.md: irrigated 5–6.5 t/ha, rainfed 3.5–5 t/ha; El Niño 2015 and 2019 hit many districts."""
+    regime = losses.set_index("district_id").water_regime
+    normal = yields.drop(columns=[2010, 2015, 2019, 2024])
+    median = normal.median(axis=1)
+    assert median[regime == "irrigated"].between(52, 67).all()
+    assert median[regime == "rainfed"].between(34, 51).all()
+    assert (regime == "irrigated").sum() >= 8 and (regime == "rainfed").sum() >= 8
+    assert yields.stack().dropna().between(15, 75).all()
+    # mild upward trend (~0.5 %/yr) in the normal years
+    logs = np.log(normal.mean())
+    slope = np.polyfit(logs.index.to_numpy(float), logs.to_numpy(), 1)[0]
+    assert 0.001 < slope < 0.012
+    for year in (2015, 2019):
+        drop = 1 - yields[year] / median
+        assert (drop > 0.12).mean() > 0.4, year  # many districts lose 15–35 %
+        assert drop.max() < 0.45, year
+    # ordinary year-to-year noise: a few percent
+    cv = (normal.std(axis=1) / median)
+    assert cv.between(0.015, 0.09).all()
+
+
+@pytest.fixture(scope="module")
+def season(yields, truth, losses):
+    """Per district: 2024 shortfall against the 2020–2023 mean, planted severity, truth."""
+    shortfall = 1 - yields[2024] / yields.loc[:, 2020:2023].mean(axis=1)
+    t = truth.set_index("district_id")
+    out = pd.DataFrame({"shortfall": shortfall,
+                        "severity": np.maximum(t.footprint_drought, t.footprint_flood),
+                        "hazard": t.hazard})
+    return out.join(losses.set_index("district_id"))
+
+
+def test_2024_yield_loss_follows_the_planted_hazards_imperfectly(season):
+    rho = spearmanr(season.shortfall, season.severity).statistic
+    assert 0.4 < rho < 0.85  # related (0.62 for the default seed), not identical: basis risk
+    drought = season[season.hazard == "drought"]
+    flood = season[season.hazard == "flood"]
+    normal = season[(season.severity < 0.2) & (season.cause == "none")]
+    assert drought.shortfall.median() > 0.15 and flood.shortfall.median() > 0.08
+    assert normal.shortfall.abs().median() < 0.06
+    assert season.yield_loss[season.hazard != "none"].between(0, 0.45).all()
+    # basis risk both ways: hazard districts that lost little, and pest losses the rain misses
+    buffered = season[season.buffered == "yes"]
+    assert len(buffered) == 2 and (buffered.hazard != "none").all() and (buffered.shortfall < 0.12).all()
+    pests = season[season.cause == "pest"]
+    assert len(pests) == 2 and (pests.severity < 0.2).all() and (pests.shortfall > 0.1).all()
+
+
+# --- NDVI -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ndvi(demo):
+    return open_ndvi(demo["ndvi"], qa="good_only").load()
+
+
+def test_ndvi_cube_reads_as_mod13q1_composites(demo, ndvi, rain):
+    assert ndvi.dims == ("time", "y", "x") and ndvi.dtype == np.float32
+    assert ndvi.attrs["units"] == "1" and ndvi.rio.crs.to_epsg() == 4326
+    np.testing.assert_allclose(ndvi.x, rain.x)
+    np.testing.assert_allclose(ndvi.y, rain.y)
+    times = pd.DatetimeIndex(ndvi.time.values)
+    assert times[0] == pd.Timestamp("2013-01-01") and times[-1] == pd.Timestamp("2024-08-28")
+    assert set(times.day_of_year) == set(range(1, 366, 16))
+    assert len(times) == 11 * 23 + 16
+    raw = xr.open_zarr(demo["ndvi"], mask_and_scale=False)
+    assert raw["NDVI"].attrs["units"] == "1" and raw["NDVI"].dtype == np.float32
+    assert raw["VI_Quality"].dtype == np.uint16
+    qa = raw["VI_Quality"].values
+    assert set(np.unique(qa)) == {0, 3, 65535}
+    stored = raw["NDVI"].values
+    assert (np.isnan(stored) == (qa != 0)).all()  # NaN exactly where QA is not good
+    # the QA layer adds nothing the NaN has not said: every policy reads the same cube
+    np.testing.assert_array_equal(open_ndvi(demo["ndvi"], qa="none").values, ndvi.values)
+
+
+def test_ndvi_sea_mask_and_range(ndvi, rain, land):
+    ndvi_land = ndvi.notnull().any("time")
+    assert (ndvi_land.values == rain.notnull().any("time").values).all()  # the rain's sea mask
+    values = ndvi.values[np.isfinite(ndvi.values)]
+    assert values.min() >= -0.2 and values.max() <= 1
+    assert values.min() > 0.01  # missing is NaN, never 0
+
+
+def test_ndvi_clouds_cluster_in_the_wet_season(ndvi, land):
+    cells = land.values
+    cloudy = np.isnan(ndvi.values[:, cells])
+    share = pd.Series(cloudy.mean(axis=1), index=pd.DatetimeIndex(ndvi.time.values))
+    months = share.index.month
+    assert share[np.isin(months, (12, 1, 2))].between(0.1, 0.3).all()
+    assert share[np.isin(months, (12, 1, 2))].std() > 0.03
+    assert share[(months >= 5) & (months <= 9)].max() < 0.05
+    # clustered: a cloudy pixel's eastern neighbour is usually cloudy too
+    grid = np.isnan(ndvi.values) & cells[None]
+    wet = np.isin(months, (12, 1, 2))
+    a, b = grid[wet, :, :-1], grid[wet, :, 1:]
+    both_land = cells[None, :, :-1] & cells[None, :, 1:]
+    assert (a & b & both_land).sum() / (a & both_land).sum() > 0.6
+
+
+def test_ndvi_rice_phenology(ndvi, land):
+    """DOMAIN.md: ~0.2 at flooding/transplanting, 0.6–0.85 at the peak ~60–80 days later."""
+    cells = land.values
+    times = pd.DatetimeIndex(ndvi.time.values)
+    values = ndvi.values[:, cells]
+    median = pd.Series(np.nanmedian(values, axis=1), index=times)
+    for year in range(2013, 2023):  # baseline wet seasons
+        wet = (times >= f"{year}-12-15") & (times <= f"{year + 1}-03-31")
+        peak = np.nanmax(values[wet], axis=0)
+        assert 0.6 <= np.median(peak) <= 0.85, year
+        assert (np.percentile(peak, [5, 95]) >= [0.5, 0.6]).all() and np.percentile(peak, 95) <= 0.9
+        peak_date = median[f"{year}-12-15":f"{year + 1}-03-31"].idxmax()
+        assert pd.Timestamp(f"{year + 1}-01-01") <= peak_date <= pd.Timestamp(f"{year + 1}-02-28"), year
+        transplanting = median[f"{year}-11-01":f"{year}-12-10"]
+        assert transplanting.between(0.2, 0.32).all(), year
+        dry = median[f"{year + 1}-06-15":f"{year + 1}-10-31"]
+        assert dry.max() < np.median(peak) - 0.1 and dry.min() > 0.2
+    # the dry season is noisier: larger composite-to-composite jumps per pixel
+    jumps = pd.Series(np.nanmedian(np.abs(np.diff(values, axis=0)), axis=1), index=times[1:])
+    detrended = np.abs(np.diff(median.to_numpy()))
+    noise = jumps - detrended
+    assert noise[(times[1:].month >= 6) & (times[1:].month <= 10)].median() > noise[
+        np.isin(times[1:].month, (12, 1, 2))].median()
+
+
+def _district_ndvi(ndvi, districts) -> pd.DataFrame:
+    x, y = np.meshgrid(ndvi.x.values, ndvi.y.values)
+    out = {}
+    for d, geom in zip(districts.district_id, districts.geometry, strict=True):
+        inside = shapely.contains_xy(geom, x, y)
+        if not inside.any():  # the sub-cell kota: the cell under its representative point
+            px, py = geom.representative_point().coords[0]
+            inside = (np.abs(x - px) <= CELL_DEG / 2) & (np.abs(y - py) <= CELL_DEG / 2)
+        with warnings.catch_warnings():  # a district entirely under cloud: NaN, as it should be
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out[d] = np.nanmean(ndvi.values[:, inside], axis=1)
+    return pd.DataFrame(out, index=pd.DatetimeIndex(ndvi.time.values))
+
+
+def test_ndvi_shows_the_season_related_to_but_not_equal_to_yields(ndvi, districts, season):
+    """Cumulative z (DOMAIN.md, baseline 2013–2022) over Nov–Feb: drought and flood districts
+    fall, the pest the canopy shows too; the correlation with the yield loss is imperfect."""
+    series = _district_ndvi(ndvi, districts)
+    period = series.index.day_of_year
+    base = series[(series.index.year >= 2013) & (series.index.year <= 2022)]
+    mean = base.groupby(base.index.day_of_year).mean()
+    sd = base.groupby(base.index.day_of_year).std()
+    z = (series - mean.loc[period].to_numpy()) / sd.loc[period].to_numpy()
+    cz = z["2023-11-01":"2024-02-20"].sum()
+    s = season.assign(cz=cz)
+    rho = spearmanr(-s.cz, s.shortfall).statistic
+    assert 0.5 < rho < 0.95  # 0.77 for the default seed
+    assert s.loc[(s.hazard == "drought") & (s.buffered == "no"), "cz"].max() < -5
+    assert s.loc[(s.hazard == "flood") & (s.buffered == "no"), "cz"].max() < -5
+    normal = s[(s.severity < 0.2) & (s.cause == "none")]
+    assert normal.cz.median() > -3
+    pests = s[s.cause == "pest"].sort_values("pest_visible_in_ndvi")
+    assert pests.cz.iloc[-1] < -5 and pests.cz.iloc[0] > -5  # one pest shows, one hides
+    # drought delays the green-up: severe drought districts pass NDVI 0.4 weeks later than usual
+    def green_up(d, year):  # days from 1 November to the first composite above 0.4
+        part = series.loc[f"{year}-11-01":f"{year + 1}-03-31", d]
+        return (part[part > 0.4].index[0] - pd.Timestamp(f"{year}-11-01")).days
+
+    for d in s[(s.hazard == "drought") & (s.severity >= 0.9) & (s.buffered == "no")].index:
+        usual = np.median([green_up(d, year) for year in range(2013, 2022)])
+        assert green_up(d, 2023) >= usual + 16, d
