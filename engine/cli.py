@@ -1,0 +1,164 @@
+"""Command line: ``panen demo | run | validate | triggers``.
+
+Exit codes (DESIGN.md contract): 0 success; 2 invalid config or input, with every problem
+listed; 1 internal failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+import warnings
+from pathlib import Path
+
+from . import __version__
+from .errors import ConfigError, DataQualityError, InputError, PanenError, PluginError
+
+EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``panen`` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_INPUT
+    try:
+        return args.func(args)
+    except (ConfigError, InputError, DataQualityError) as exc:
+        kind = {ConfigError: "invalid config", InputError: "invalid input",
+                DataQualityError: "unusable data"}[type(exc)]
+        print(f"panen: {kind} ({len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''}):", file=sys.stderr)
+        for p in exc.problems:
+            print(f"  - {p}", file=sys.stderr)
+        return EXIT_INPUT
+    except PluginError as exc:
+        print(f"panen: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("panen: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except PanenError as exc:
+        print(f"panen: error: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
+    except Exception:  # noqa: BLE001
+        print("panen: internal error (please report it with the traceback below)", file=sys.stderr)
+        traceback.print_exc()
+        return EXIT_INTERNAL
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="panen", description="Index-based crop insurance engine.")
+    p.add_argument("--version", action="version", version=f"panen {__version__}")
+    sub = p.add_subparsers(dest="command")
+
+    def batch_options(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--out", type=Path, help="output folder (default: output.dir of the config)")
+        sp.add_argument("--force", action="store_true", help="replace an existing output folder")
+        sp.add_argument("--strict", action="store_true", help="fail (exit 2) if any policy row is rejected")
+        sp.add_argument("--scheduler", default=os.environ.get("PANEN_SCHEDULER"),
+                        help="Dask distributed scheduler address, e.g. tcp://10.0.0.5:8786 "
+                             "(default: $PANEN_SCHEDULER, else local threads)")
+        sp.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    r = sub.add_parser("run", help="settle a season: per-policy payouts for every configured product")
+    r.add_argument("config", type=Path)
+    batch_options(r)
+    r.set_defaults(func=_cmd_run)
+
+    d = sub.add_parser("demo", help="generate the synthetic demo region and run the demo batch")
+    d.add_argument("--config", type=Path, default=Path("configs/demo.yaml"))
+    d.add_argument("--data", type=Path, default=None, help="where to generate the demo data (default: ../demo_data beside configs/)")
+    batch_options(d)
+    d.set_defaults(func=_cmd_demo)
+
+    v = sub.add_parser("validate", help="check a config (and that its input files exist); exit 2 listing every problem")
+    v.add_argument("config", type=Path)
+    v.set_defaults(func=_cmd_validate)
+
+    t = sub.add_parser("triggers", help="list installed trigger plugins and their parameters")
+    t.set_defaults(func=_cmd_triggers)
+    return p
+
+
+def _cmd_validate(args) -> int:
+    from .config import load_config
+
+    cfg = load_config(args.config)
+    print(f"{args.config}: OK — season {cfg.season.id}, {len(cfg.products)} product(s): "
+          + ", ".join(f"{p.id} ({p.trigger})" for p in cfg.products))
+    return EXIT_OK
+
+
+def _cmd_triggers(args) -> int:
+    from .registry import triggers
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = triggers()
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    for name, cls in sorted(table.items()):
+        print(f"{name}  ({cls.__module__}.{cls.__qualname__})")
+        if cls.description:
+            print(f"    {cls.description}")
+        print(f"    inputs: {', '.join(cls.inputs) or 'none'}")
+        for pname, ptype, desc in cls.parameters():
+            print(f"    - {pname}: {ptype}" + (f" — {desc}" if desc else ""))
+    return EXIT_OK
+
+
+def _cmd_run(args) -> int:
+    from .config import load_config
+
+    cfg = load_config(args.config)
+    return _run(cfg, args)
+
+
+def _cmd_demo(args) -> int:
+    from panen.datasets.synthetic import generate_demo_region
+
+    from .config import load_config
+
+    data = args.data or args.config.resolve().parent.parent / "demo_data"
+    if not args.quiet:
+        print(f"generating the synthetic demo region in {data} ...", file=sys.stderr)
+    generate_demo_region(data)
+    cfg = load_config(args.config)
+    return _run(cfg, args)
+
+
+def _run(cfg, args) -> int:
+    from .run import run_batch
+
+    out = args.out or cfg.output.dir
+    if out is None:
+        raise ConfigError("no output folder: pass --out DIR or set output.dir in the config")
+    progress = not args.quiet and sys.stderr.isatty()
+    res = run_batch(cfg, out, force=args.force, strict=args.strict, scheduler=args.scheduler, progress=progress)
+    _print_summary(res)
+    return EXIT_OK
+
+
+def _print_summary(res) -> None:
+    tot = res.totals
+    tot = tot[tot["district_id"] != "ALL"] if "district_id" in tot else tot
+    c = res.counts
+    print(f"run {res.run_id}: {c['policies_valid']:,} policies settled, {c['policies_rejected']:,} rejected, "
+          f"{c.get('policies_withheld', 0):,} withheld for missing data")
+    header = f"{'product':<10} {'policies':>10} {'districts':>9} {'triggered':>9} {'paid':>9} {'sum insured [Rp]':>20} {'net payout [Rp]':>18}"
+    print(header)
+    print("-" * len(header))
+    for pid, g in tot.groupby("product_id", sort=True):
+        trig = int((g["net_payout"] > 0).sum()) if "net_payout" in g else 0
+        paid = int(g["policies_paid"].sum()) if "policies_paid" in g else 0
+        print(f"{pid:<10} {int(g['policies'].sum()):>10,} {len(g):>9} {trig:>9} {paid:>9,} "
+              f"{int(g['sum_insured'].sum()):>20,} {int(g['net_payout'].sum()):>18,}")
+    print(f"outputs: {res.out_dir}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,358 @@
+"""Run configuration: YAML loaded safely, validated by pydantic, every problem listed at once.
+
+The shape follows DESIGN.md ("Config shape"): ``season``, ``inputs``, ``products``,
+``output`` (and, in later issues, ``adjuster``). Unknown keys are errors everywhere
+(``extra="forbid"``), relative paths resolve against the config file's folder, and each
+product's term sheet is validated by the model of the trigger plugin it names — looked up
+in the entry-point registry, never by an if/elif over product names. Problems carry their
+key path and, where the YAML has one, the line number.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .api import ProductParams
+from .errors import ConfigError, PluginError, Problem
+from .registry import get_trigger
+from .terms import Terms
+
+__all__ = ["RunConfig", "load_config", "parse_config"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SeasonConfig(_Strict):
+    """The season being settled (``season:``)."""
+
+    id: str = Field(min_length=1, description="season label, e.g. 2024-MT1")
+    start: dt.date = Field(description="first day of the season")
+    end: dt.date = Field(description="last day of the season")
+    year: int | None = Field(None, description="harvest year for yields (default: the year of end)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "SeasonConfig":
+        if self.end <= self.start:
+            raise ValueError(f"season end ({self.end}) must be after its start ({self.start})")
+        return self
+
+    @property
+    def harvest_year(self) -> int:
+        return self.year if self.year is not None else self.end.year
+
+
+class DistrictsInput(_Strict):
+    """District polygons (GeoJSON, GeoPackage, Shapefile)."""
+
+    path: Path
+    id_column: str = Field("district_id", description="column holding the district key, e.g. kode_bps_style")
+    layer: str | None = Field(None, description="layer name in a multi-layer GeoPackage")
+
+
+class GridInput(_Strict):
+    """A gridded variable: CF NetCDF, Zarr, or a GeoTIFF stack (glob or folder)."""
+
+    path: str = Field(description="file, .zarr folder, folder of GeoTIFFs, or a glob like data/*.tif")
+    variable: str = Field("precip", description="variable name in NetCDF/Zarr")
+    units: Literal["mm/day", "mm/month"] | None = Field(None, description="units, if the file does not say")
+    date_pattern: str | None = Field(
+        None, description="regex with named groups year, month[, day] for GeoTIFF file names"
+    )
+    min_valid_fraction: float = Field(
+        0.5, ge=0, le=1, description="share of a district's area that must have data for a time step to count"
+    )
+
+
+class NdviInput(_Strict):
+    """NDVI composites: a folder/glob of MOD13Q1 GeoTIFFs, a NetCDF/Zarr cube, or an AppEEARS point CSV."""
+
+    path: str = Field(description="folder or glob of *_NDVI.tif (+ *_VI_Quality.tif), .nc, .zarr, or AppEEARS .csv")
+    qa: Literal["good_only", "good_or_check", "none"] = Field(
+        "good_only", description="VI_Quality policy: keep only 'VI produced with good quality', also 'check other QA', or no QA"
+    )
+    cropland_mask: Path | None = Field(None, description="raster, nonzero = cropland; other pixels are masked")
+    variable: str = Field("NDVI", description="NDVI variable of a cube")
+    qa_variable: str = Field("VI_Quality", description="QA variable of a cube")
+    scale: float | None = Field(None, description="divide stored integers by this (default 10000 for integer cubes)")
+
+
+class YieldsInput(_Strict):
+    """District yields history (CSV/Parquet)."""
+
+    path: Path
+    district_column: str = Field("district_id", description="district key column, e.g. kode_bps")
+    year_column: str = "year"
+    yield_column: str = Field("yield", description="yield column, e.g. produktivitas_ku_ha")
+    season_column: str | None = None
+    units: Literal["t/ha", "ku/ha", "q/ha", "kg/ha"] = Field("t/ha", description="units of the yield column")
+    missing_values: list[float | str] = Field(default_factory=list, description="codes meaning missing, e.g. [-1]")
+    extra_columns: list[str] = Field(default_factory=list, description="more columns to carry (e.g. expected)")
+
+
+class TableInput(_Strict):
+    """A table (CSV or Parquet)."""
+
+    path: Path
+
+
+class Inputs(_Strict):
+    """``inputs:`` — only what the configured products need is required."""
+
+    districts: DistrictsInput | None = None
+    rainfall: GridInput | None = None
+    ndvi: NdviInput | None = None
+    yields: YieldsInput | None = None
+    policies: TableInput | None = None
+
+
+class OutputConfig(_Strict):
+    """``output:`` — where and how results are written."""
+
+    dir: Path | None = Field(None, description="output folder (the CLI's --out wins)")
+    formats: list[Literal["parquet", "csv"]] = Field(["parquet", "csv"], min_length=1)
+    payments_by: Literal["farmer", "group"] = Field(
+        "farmer", description="aggregate payable amounts per farmer, or per farmer group (kelompok tani)"
+    )
+
+
+class _RunModel(_Strict):
+    season: SeasonConfig
+    inputs: Inputs
+    products: list[dict[str, Any]] = Field(default_factory=list)
+    output: OutputConfig = OutputConfig()
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A validated run configuration.
+
+    Attributes
+    ----------
+    path
+        The config file (``None`` when parsed from a mapping).
+    season, inputs, output
+        Validated sections, with input paths made absolute.
+    products
+        Each product's validated term sheet (the plugin's ``Params`` model), in config order.
+    terms
+        Validated policy terms per product id (``None`` when a product has none).
+    sha256
+        Hash of the config file's bytes, for the manifest.
+    """
+
+    path: Path | None
+    season: SeasonConfig
+    inputs: Inputs
+    output: OutputConfig
+    products: tuple[ProductParams, ...]
+    terms: dict[str, Terms | None] = field(default_factory=dict)
+    sha256: str = ""
+
+
+# --------------------------------------------------------------------------- loading
+def load_config(path: str | Path) -> RunConfig:
+    """Load and validate a run config file.
+
+    Raises
+    ------
+    ConfigError
+        With every problem found (file, line, key path), for malformed YAML, unknown keys,
+        out-of-range parameters, unknown triggers, missing inputs or input files.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(Problem("config file not found", file=path)) from None
+    except OSError as exc:
+        raise ConfigError(Problem(f"cannot read config file: {exc.strerror}", file=path)) from None
+    try:
+        text = raw.decode("utf-8")
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(Problem(f"config is not UTF-8 text ({exc.reason})", file=path)) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        what = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(Problem(f"malformed YAML: {what}", file=path, row=line)) from None
+    return parse_config(data, base_dir=path.parent, source=path, lines=_line_map(node),
+                        sha256=hashlib.sha256(raw).hexdigest())
+
+
+def parse_config(data: Any, *, base_dir: Path | str = ".", source: Path | None = None,
+                 lines: dict[tuple, int] | None = None, sha256: str = "") -> RunConfig:
+    """Validate a config mapping (already parsed from YAML); see :func:`load_config`."""
+    lines = lines or {}
+    base_dir = Path(base_dir)
+    problems: list[Problem] = []
+
+    def add(loc: tuple, msg: str) -> None:
+        problems.append(Problem(msg, file=source, row=_nearest_line(lines, loc), key=_dotted(loc) or None))
+
+    if not isinstance(data, dict):
+        raise ConfigError(Problem("config must be a YAML mapping with season, inputs and products", file=source))
+    try:
+        model = _RunModel.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            if err["loc"][:1] == ("products",) and len(err["loc"]) > 2:
+                continue  # product term sheets are validated below, by their plugins
+            add(tuple(err["loc"]), _msg(err))
+        model = None
+
+    products: list[ProductParams] = []
+    terms: dict[str, Terms | None] = {}
+    raw_products = data.get("products") or []
+    if not isinstance(raw_products, list):
+        raw_products = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(raw_products):
+        loc = ("products", i)
+        if not isinstance(raw, dict):
+            add(loc, "each product must be a mapping with id and trigger")
+            continue
+        pid = raw.get("id")
+        label = f"product {pid!r}" if pid else f"product #{i + 1}"
+        if pid in seen:
+            add(loc + ("id",), f"{label}: duplicate product id (also products[{seen[pid]}])")
+        elif pid:
+            seen[pid] = i
+        name = raw.get("trigger")
+        if not name:
+            add(loc + ("trigger",), f"{label}: 'trigger' is required")
+            continue
+        try:
+            plugin = get_trigger(str(name))
+        except PluginError as exc:
+            add(loc + ("trigger",), f"{label}: {exc}")
+            continue
+        try:
+            params = plugin.Params.model_validate(raw)
+        except ValidationError as exc:
+            for err in exc.errors():
+                add(loc + tuple(err["loc"]), f"{label}: {_msg(err)}")
+            continue
+        try:
+            terms[params.id] = Terms.model_validate(params.terms) if params.terms else None
+        except ValidationError as exc:
+            for err in exc.errors():
+                add(loc + ("terms",) + tuple(err["loc"]), f"{label}: {_msg(err)}")
+            continue
+        products.append(params)
+        if model is not None:
+            for need in plugin.inputs:
+                if getattr(model.inputs, need, None) is None:
+                    add(("inputs",), f"{label} (trigger {name}) needs inputs.{need}")
+
+    if model is None and isinstance(data.get("inputs"), dict):
+        # another section is broken: still check the inputs, so every problem is listed at once
+        try:
+            _resolve_inputs(Inputs.model_validate(data["inputs"]), base_dir, add)
+        except ValidationError:
+            pass  # already reported above
+    if model is not None:
+        inputs = _resolve_inputs(model.inputs, base_dir, add)
+        if products and inputs.policies is None:
+            add(("inputs",), "inputs.policies is required to settle products")
+        gridded = {"rainfall", "ndvi"}
+        if any(gridded & set(get_trigger(p.trigger).inputs) for p in products) and inputs.districts is None:
+            add(("inputs",), "inputs.districts is required for gridded inputs")
+        if not raw_products:
+            add(("products",), "at least one product is required")
+    if problems:
+        raise ConfigError(problems)
+    assert model is not None
+    output = model.output
+    if output.dir is not None and not output.dir.is_absolute():
+        output = output.model_copy(update={"dir": (base_dir / output.dir).resolve()})
+    return RunConfig(path=source, season=model.season, inputs=inputs, output=output,
+                     products=tuple(products), terms=terms, sha256=sha256)
+
+
+def _resolve_inputs(inputs: Inputs, base_dir: Path, add) -> Inputs:
+    """Make input paths absolute (relative to the config file) and check that they exist."""
+    update: dict[str, Any] = {}
+    for name in type(inputs).model_fields:
+        section = getattr(inputs, name)
+        if section is None:
+            continue
+        p = Path(section.path)
+        full = p if p.is_absolute() else (base_dir / p)
+        if any(ch in str(section.path) for ch in "*?["):
+            if not glob.glob(str(full)):
+                add(("inputs", name, "path"), f"no file matches {full}")
+        elif not full.exists():
+            add(("inputs", name, "path"), f"file not found: {full}")
+        value = str(full) if isinstance(section.path, str) else full
+        extra = {}
+        mask = getattr(section, "cropland_mask", None)
+        if mask is not None:
+            extra["cropland_mask"] = mask if mask.is_absolute() else base_dir / mask
+            if not extra["cropland_mask"].exists():
+                add(("inputs", name, "cropland_mask"), f"file not found: {extra['cropland_mask']}")
+        update[name] = section.model_copy(update={"path": value, **extra})
+    return inputs.model_copy(update=update)
+
+
+# --------------------------------------------------------------------------- helpers
+def _msg(err: dict) -> str:
+    msg = err["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix):]
+    if err["type"] == "extra_forbidden":
+        msg = f"unknown key {err['loc'][-1]!r}"
+    elif err["type"] == "missing":
+        msg = f"missing required key {err['loc'][-1]!r}"
+    elif "input" in err and err["type"] not in ("value_error", "assertion_error") and not isinstance(err["input"], (dict, list)):
+        msg = f"{msg} (got {err['input']!r})"
+    return msg
+
+
+def _dotted(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _line_map(node: yaml.Node | None) -> dict[tuple, int]:
+    """Key path → 1-based line number, from the composed YAML node tree."""
+    lines: dict[tuple, int] = {}
+
+    def walk(n: yaml.Node, path: tuple) -> None:
+        lines[path] = n.start_mark.line + 1
+        if isinstance(n, yaml.MappingNode):
+            for k, v in n.value:
+                key = k.value
+                lines[path + (key,)] = k.start_mark.line + 1
+                walk(v, path + (key,))
+                lines[path + (key,)] = k.start_mark.line + 1
+        elif isinstance(n, yaml.SequenceNode):
+            for i, v in enumerate(n.value):
+                walk(v, path + (i,))
+
+    if node is not None:
+        walk(node, ())
+    return lines
+
+
+def _nearest_line(lines: dict[tuple, int], loc: tuple) -> int | None:
+    loc = tuple(loc)
+    while loc:
+        if loc in lines:
+            return lines[loc]
+        loc = loc[:-1]
+    return None

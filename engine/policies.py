@@ -1,0 +1,738 @@
+"""The policy register: reading it, and sorting its rows into valid policies and rejects.
+
+Two stages, kept apart on purpose:
+
+* :func:`read_policies` reads a CSV or Parquet register. Only problems with the *file*
+  fail here (missing file, unreadable or unparsable file, a required column missing):
+  they raise :class:`~panen.engine.errors.InputError` naming the file and column, and the
+  CLI exits 2 with every problem listed.
+* :func:`validate_policies` checks every *row* and moves bad rows to a rejects table with a
+  reason code and a message naming the file, the 1-based data row (header excluded) and
+  the column. No row is ever dropped silently: ``len(valid) + len(rejects) == rows read``.
+
+Everything is vectorised over Arrow/numpy arrays (a numba kernel finds duplicate policy
+ids by hashing), so a national register of ten million rows validates in seconds.
+
+Register columns (DESIGN.md, "Contract")::
+
+    policy_id, farmer_id, district_id, product_id, area_ha            required
+    sum_insured [Rp], sowing_date (ISO), group_id, actual_value [Rp]   optional
+
+Low-cardinality keys (``district_id``, ``product_id``) are read as Arrow dictionary arrays
+(pandas categoricals in the valid table): ten million rows carry a few hundred distinct
+districts, and every check on them runs on the dictionary, not the rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+from numba import njit
+
+from .errors import InputError, Problem
+
+__all__ = [
+    "KEY_COLUMNS",
+    "OPTIONAL_COLUMNS",
+    "REASONS",
+    "REJECT_COLUMNS",
+    "REQUIRED_COLUMNS",
+    "PolicyRegister",
+    "ProductRules",
+    "read_policies",
+    "validate_policies",
+]
+
+REQUIRED_COLUMNS: tuple[str, ...] = ("policy_id", "farmer_id", "district_id", "product_id", "area_ha")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("sum_insured", "sowing_date", "group_id", "actual_value")
+#: Read as dictionary arrays: a few hundred distinct values over millions of rows. (Farmer
+#: groups are too many — hundreds of thousands — for per-chunk dictionaries to pay off.)
+KEY_COLUMNS: tuple[str, ...] = ("district_id", "product_id")
+#: Leading columns of the rejects table; the row's raw values follow.
+REJECT_COLUMNS: tuple[str, ...] = ("file", "row", "column", "policy_id", "product_id", "reason", "message")
+
+#: Reject reason codes, in the order they are checked: a row with several problems is
+#: rejected once, for the first.
+REASONS: dict[str, str] = {
+    "missing_value": "a required value is empty",
+    "duplicate_policy_id": "the policy id occurs more than once in the register",
+    "unknown_product": "the product is not configured for this run",
+    "unknown_district": "the district is not in the district layer",
+    "bad_number": "a number could not be parsed",
+    "non_positive_area": "the area is zero or negative",
+    "bad_sum_insured": "the sum insured is negative or not a whole number of rupiah",
+    "bad_actual_value": "the actual value is not a positive whole number of rupiah",
+    "bad_date": "the sowing date is not an ISO date (YYYY-MM-DD)",
+    "missing_sowing_date": "the product is anchored on the sowing date but none is given",
+    "sowing_date_outside_window": "the sowing date is outside the window the product can assess",
+}
+_REASON_CODES = {name: i + 1 for i, name in enumerate(REASONS)}  # 0 = valid
+
+_MAX_RUPIAH = float(2**53)  # integers above this are not exact in float64
+_NUMBER_RE = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+_DICT_TYPE = pa.dictionary(pa.int32(), pa.string())
+
+
+@dataclass(frozen=True)
+class ProductRules:
+    """What the register checks and the ledger need to know about one product.
+
+    Parameters
+    ----------
+    sum_insured_per_ha
+        Sum insured per hectare [Rp/ha] (AUTP: 6,000,000), used when a policy row gives
+        no ``sum_insured``.
+    anchor
+        ``"season_start"`` (one window for everybody) or ``"sowing_date"`` (the window
+        starts at each policy's sowing date, which is then required).
+    sowing_window
+        ``(first, last)`` sowing dates, inclusive, that the product's data can assess;
+        policies of a sowing-date product sown outside it are rejected. ``None``: no check.
+    """
+
+    sum_insured_per_ha: int
+    anchor: Literal["season_start", "sowing_date"] = "season_start"
+    sowing_window: tuple[date, date] | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.sum_insured_per_ha, bool) or not isinstance(self.sum_insured_per_ha, (int, np.integer)) \
+                or self.sum_insured_per_ha <= 0:
+            raise ValueError(f"sum_insured_per_ha must be a positive whole number of rupiah, "
+                             f"got {self.sum_insured_per_ha!r}")
+        if self.anchor not in ("season_start", "sowing_date"):
+            raise ValueError(f"anchor must be 'season_start' or 'sowing_date', got {self.anchor!r}")
+        if self.sowing_window is not None:
+            first, last = self.sowing_window
+            if first > last:
+                raise ValueError(f"sowing_window starts after it ends: {first} > {last}")
+
+
+@dataclass(frozen=True)
+class PolicyRegister:
+    """A policy register as read, before any row is checked.
+
+    Attributes
+    ----------
+    path
+        The source file (or ``"<memory>"``), used in every problem and reject.
+    table
+        All columns as read: strings for CSV (nothing is parsed yet, so a bad number is a
+        row reject, not a failed read), the file's own types for Parquet; the key columns
+        as dictionary arrays. Row ``i`` is data row ``i + 1`` of the file.
+    """
+
+    path: str
+    table: pa.Table
+
+    @property
+    def n_rows(self) -> int:
+        """Number of data rows."""
+        return self.table.num_rows
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame | pa.Table, path: str | Path = "<memory>") -> PolicyRegister:
+        """Wrap an in-memory table (tests, benchmarks, API users) as a register.
+
+        Raises
+        ------
+        InputError
+            If a required column is missing.
+        """
+        table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+        _check_header(table.column_names, str(path))
+        return cls(str(path), table.replace_schema_metadata(None))
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_policies(path: str | Path) -> PolicyRegister:
+    """Read a policy register from CSV (optionally compressed) or Parquet.
+
+    Parameters
+    ----------
+    path
+        ``*.csv`` (also ``.csv.gz``, ``.csv.bz2``, ``.csv.zst``) or ``*.parquet`` / ``*.pq``.
+
+    Returns
+    -------
+    PolicyRegister
+        Rows as read; check them with :func:`validate_policies`.
+
+    Raises
+    ------
+    InputError
+        The file is missing, unreadable, not a CSV/Parquet file, or lacks a required
+        column (every missing column is listed, each with the file and column named).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError("policy register not found", file=p)
+    if not p.is_file():
+        raise InputError("policy register is not a file", file=p)
+    name = p.name.lower()
+    if name.endswith((".parquet", ".pq")):
+        table = _read_parquet(p)
+    elif any(name.endswith(".csv" + ext) for ext in ("", ".gz", ".bz2", ".zst")):
+        table = _read_csv(p)
+    else:
+        raise InputError("unsupported policy register format: expected .csv or .parquet", file=p)
+    # one contiguous chunk per column: every later step (hashing, sorting, gathering)
+    # would otherwise concatenate the readers' many small chunks again, each time
+    return PolicyRegister(str(p), table.combine_chunks())
+
+
+def _check_header(names: list[str], file: str | Path) -> None:
+    problems = []
+    seen = set()
+    for n in names:
+        if n in seen:
+            problems.append(Problem(f"column {n!r} appears more than once in the header", file=file, column=n))
+        seen.add(n)
+    missing = [c for c in REQUIRED_COLUMNS if c not in seen]
+    hint = ""
+    if missing and any(";" in n or "\t" in n for n in names):
+        hint = " (the header looks semicolon- or tab-separated; panen reads comma-separated CSV)"
+    problems += [Problem(f"required column {c!r} is missing{hint}", file=file, column=c) for c in missing]
+    if problems:
+        raise InputError(problems)
+
+
+def _read_csv(p: Path) -> pa.Table:
+    try:
+        with pa.input_stream(str(p), compression="detect") as stream:
+            head = stream.read(1 << 20)
+    except (OSError, pa.ArrowException) as e:
+        raise InputError(f"cannot read the file: {e}", file=p) from e
+    try:
+        text = head.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        # a multi-byte character cut at the 1 MiB boundary is fine; a bad header is not
+        try:
+            text = head[: max(head.find(b"\n"), 0) or len(head)].decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise InputError("the header is not UTF-8 text", file=p, row=None) from e
+    header = next(csv.reader(io.StringIO(text)), None)
+    if not header or all(not h.strip() for h in header):
+        raise InputError("the file is empty: no header row", file=p)
+    names = [h.strip() for h in header]
+    _check_header(names, p)
+    types = {n: (_DICT_TYPE if n in KEY_COLUMNS else pa.string()) for n in names}
+    try:
+        return pcsv.read_csv(
+            str(p),
+            read_options=pcsv.ReadOptions(column_names=names, skip_rows=1),
+            convert_options=pcsv.ConvertOptions(column_types=types, strings_can_be_null=True,
+                                                null_values=[""], quoted_strings_can_be_null=True),
+        )
+    except (pa.ArrowException, OSError) as e:
+        raise InputError(f"cannot parse the CSV: {e}", file=p) from e
+
+
+def _read_parquet(p: Path) -> pa.Table:
+    try:
+        schema = pq.read_schema(str(p))
+    except (pa.ArrowException, OSError) as e:
+        raise InputError(f"not a readable Parquet file: {e}", file=p) from e
+    _check_header(schema.names, p)
+    as_dict = [n for n in KEY_COLUMNS if n in schema.names
+               and (pa.types.is_string(schema.field(n).type) or pa.types.is_large_string(schema.field(n).type))]
+    try:
+        table = pq.read_table(str(p), read_dictionary=as_dict)
+    except (pa.ArrowException, OSError) as e:
+        raise InputError(f"cannot read the Parquet file: {e}", file=p) from e
+    return table.replace_schema_metadata(None)
+
+
+# --------------------------------------------------------------------------- column decoding
+# Each helper turns one raw column into numpy arrays plus "missing" and "bad" masks; the
+# raw values are kept for the rejects table.
+
+
+def _unsupported(col: pa.ChunkedArray, name: str, file: str | Path, want: str) -> InputError:
+    return InputError(f"column has type {col.type}, expected {want}", file=file, column=name)
+
+
+def dictionary_codes(col: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """int32 codes (-1 for null) and the string dictionary of a column (encoded if it is not one)."""
+    if not pa.types.is_dictionary(col.type):
+        col = col.dictionary_encode()
+    col = col.unify_dictionaries() if col.num_chunks > 1 else col
+    if col.num_chunks == 0:
+        return np.zeros(0, np.int32), pa.array([], pa.string())
+    values = col.chunk(0).dictionary
+    parts = []
+    for chunk in col.chunks:
+        idx = chunk.indices
+        codes = idx.to_numpy(zero_copy_only=False) if idx.null_count == 0 \
+            else pc.fill_null(idx, -1).to_numpy(zero_copy_only=False)
+        parts.append(codes.astype(np.int32, copy=False))
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+        values = pc.cast(values, pa.string())
+    return (np.concatenate(parts) if parts else np.zeros(0, np.int32)), values.cast(pa.string())
+
+
+def _blank(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """True where a string is null, empty or only whitespace."""
+    empty = pc.or_kleene(pc.equal(pc.binary_length(values), 0), pc.utf8_is_space(values))
+    return pc.fill_null(empty, True).to_numpy(zero_copy_only=False)
+
+
+def _string_column(col: pa.ChunkedArray, name: str, file: str | Path) -> tuple[pa.ChunkedArray, np.ndarray]:
+    """Plain string column and its missing mask (integer ids are read as their decimal text)."""
+    if pa.types.is_dictionary(col.type):
+        col = pc.cast(col, col.type.value_type)
+    t = col.type
+    if pa.types.is_large_string(t) or pa.types.is_integer(t):
+        col = pc.cast(col, pa.string())
+    elif not pa.types.is_string(t):
+        raise _unsupported(col, name, file, "text")
+    return col, _blank(col)
+
+
+def _key_column(col: pa.ChunkedArray, name: str, file: str | Path) -> tuple[np.ndarray, pa.Array, np.ndarray]:
+    """Dictionary codes, dictionary values and missing mask of a key column."""
+    t = col.type.value_type if pa.types.is_dictionary(col.type) else col.type
+    if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_integer(t)):
+        raise _unsupported(col, name, file, "text")
+    codes, values = dictionary_codes(col)
+    blank_value = _blank(values) if len(values) else np.zeros(0, bool)
+    missing = codes < 0
+    if blank_value.any():
+        missing |= blank_value[np.where(missing, 0, codes)] & ~missing
+    return codes, values, missing
+
+
+def _number_column(col: pa.ChunkedArray, name: str, file: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """float64 values, missing mask and unparsable mask of a numeric column.
+
+    Text is parsed with Arrow's cast in one pass; only if that fails are the rows told
+    apart (trimmed, matched against a plain decimal pattern — digits, an optional ``.``
+    fraction and exponent; ``1,5`` is not a number here — and cast again).
+    """
+    t = col.type
+    if pa.types.is_dictionary(t):
+        col, t = pc.cast(col, t.value_type), t.value_type
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+        missing = col.is_null().to_numpy(zero_copy_only=False)
+        values = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
+    elif pa.types.is_string(t) or pa.types.is_large_string(t):
+        missing = _blank(col)
+        try:
+            parsed = pc.cast(col, pa.float64())
+        except pa.ArrowInvalid:
+            trimmed = pc.utf8_trim_whitespace(col)
+            ok = pc.match_substring_regex(trimmed, _NUMBER_RE)
+            parsed = pc.cast(pc.if_else(ok, trimmed, pa.scalar(None, trimmed.type)), pa.float64())
+        values = parsed.to_numpy(zero_copy_only=False)
+    else:
+        raise _unsupported(col, name, file, "numbers")
+    values = np.asarray(values, dtype=np.float64)
+    bad = ~missing & ~np.isfinite(values)
+    return values, missing, bad
+
+
+def _date_column(col: pa.ChunkedArray, name: str, file: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """int64 days since 1970-01-01, missing mask and unparsable mask of a date column.
+
+    Text must be an ISO calendar date ``YYYY-MM-DD``; impossible dates (2024-02-30) are
+    unparsable, never rolled over.
+    """
+    t = col.type
+    if pa.types.is_dictionary(t):
+        col, t = pc.cast(col, t.value_type), t.value_type
+    if pa.types.is_date(t) or pa.types.is_timestamp(t):
+        missing = col.is_null().to_numpy(zero_copy_only=False)
+        days = pc.cast(col, pa.date32())
+    elif pa.types.is_string(t) or pa.types.is_large_string(t):
+        missing = _blank(col)
+        try:
+            days = pc.cast(col, pa.date32())
+        except pa.ArrowInvalid:
+            trimmed = pc.utf8_trim_whitespace(col)
+            stamp = pc.strptime(trimmed, format="%Y-%m-%d", unit="s", error_is_null=True)
+            same = pc.equal(pc.strftime(stamp, format="%Y-%m-%d"), trimmed)
+            days = pc.cast(pc.if_else(pc.fill_null(same, False), stamp, pa.scalar(None, stamp.type)), pa.date32())
+    else:
+        raise _unsupported(col, name, file, "ISO dates")
+    null = days.is_null().to_numpy(zero_copy_only=False)
+    out = pc.fill_null(pc.cast(days, pa.int32()), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    return out, missing, ~missing & null
+
+
+def string_buffers(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """int64 offsets and uint8 bytes of a (large) string array, for numba kernels.
+
+    Nulls read as empty strings. Offsets are absolute positions in the returned bytes.
+    """
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    if pa.types.is_string(arr.type):
+        width = np.int32
+    elif pa.types.is_large_string(arr.type):
+        width = np.int64
+    else:
+        raise TypeError(f"string_buffers: expected a string array, got {arr.type}")
+    n = len(arr)
+    buffers = arr.buffers()
+    if n == 0 or buffers[1] is None:
+        return np.zeros(n + 1, np.int64), np.zeros(0, np.uint8)
+    offsets = np.frombuffer(buffers[1], dtype=width)[arr.offset: arr.offset + n + 1].astype(np.int64, copy=False)
+    data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else np.zeros(0, np.uint8)
+    return offsets, data
+
+
+@njit(nogil=True, cache=True)
+def _occurrence_counts(offsets, data, use):  # pragma: no cover - numba
+    """Per row: how many ``use`` rows hold the same string, and the first such row (-1 if unused).
+
+    Open addressing over a 64-bit hash of each string (8 bytes at a time). A slot packs
+    the hash's top 32 bits with the row number, so a probe costs one memory access;
+    equal tags are confirmed byte by byte, so the result is exact.
+    """
+    n = offsets.shape[0] - 1
+    cap = 16
+    while cap < n + n // 2:
+        cap *= 2
+    mask = np.uint64(cap - 1)
+    slots = np.zeros(cap, np.uint64)  # 0 = empty, else (tag << 32) | (row + 1)
+    first = np.full(n, -1, np.int64)
+    counts = np.zeros(n, np.int64)
+    low = np.uint64(0xFFFFFFFF)
+    for i in range(n):
+        if not use[i]:
+            continue
+        s = offsets[i]
+        e = offsets[i + 1]
+        h = np.uint64(e - s) * np.uint64(0x9E3779B97F4A7C15)
+        k = s
+        while k + 8 <= e:
+            w = np.uint64(0)
+            for b in range(8):
+                w = w | (np.uint64(data[k + b]) << np.uint64(8 * b))
+            h = (h ^ w) * np.uint64(0xFF51AFD7ED558CCD)
+            h ^= h >> np.uint64(32)
+            k += 8
+        w = np.uint64(0)
+        b = 0
+        while k < e:
+            w = w | (np.uint64(data[k]) << np.uint64(8 * b))
+            k += 1
+            b += 1
+        h = (h ^ w) * np.uint64(0xC4CEB9FE1A85EC53)
+        h ^= h >> np.uint64(29)
+        tag = h >> np.uint64(32)
+        slot = h & mask
+        while True:
+            entry = slots[slot]
+            if entry == 0:
+                slots[slot] = (tag << np.uint64(32)) | np.uint64(i + 1)
+                first[i] = i
+                counts[i] = 1
+                break
+            if entry >> np.uint64(32) == tag:
+                j = np.int64(entry & low) - 1
+                sj = offsets[j]
+                if offsets[j + 1] - sj == e - s:
+                    same = True
+                    for q in range(e - s):
+                        if data[s + q] != data[sj + q]:
+                            same = False
+                            break
+                    if same:
+                        first[i] = j
+                        counts[j] += 1
+                        break
+            slot = (slot + np.uint64(1)) & mask
+    per_row = np.zeros(n, np.int64)
+    for i in range(n):
+        if first[i] >= 0:
+            per_row[i] = counts[first[i]]
+    return per_row, first
+
+
+def _occurrences(col: pa.ChunkedArray, use: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: how often its value occurs among ``use`` rows, and the first such row."""
+    offsets, data = string_buffers(col)
+    if len(use) >= 2**32 - 1:
+        raise ValueError("more than 2**32 policies in one register")
+    return _occurrence_counts(offsets, data, np.ascontiguousarray(use))
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str],
+                      products: Mapping[str, ProductRules]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split a register into valid policies and rejects (no row is ever dropped).
+
+    Checks, in order (a row is rejected once, for the first problem found; see
+    :data:`REASONS`): a required value is empty (``missing_value``, naming the column);
+    the policy id occurs more than once (``duplicate_policy_id`` — *every* occurrence is
+    rejected); unknown product; unknown district; an unparsable number (``bad_number``)
+    in ``area_ha``, ``sum_insured`` or ``actual_value``; ``area_ha <= 0``
+    (``non_positive_area``); a negative, fractional or absurd (>= 2**53) ``sum_insured``
+    (``bad_sum_insured``); an ``actual_value`` that is not a positive whole number of
+    rupiah (``bad_actual_value``); an unparsable ``sowing_date`` (``bad_date``); and for
+    products anchored on the sowing date, a missing sowing date
+    (``missing_sowing_date``) or one outside the product's ``sowing_window``
+    (``sowing_date_outside_window``, inclusive bounds).
+
+    Parameters
+    ----------
+    register
+        As returned by :func:`read_policies` or :meth:`PolicyRegister.from_frame`.
+    district_ids
+        Every district id of the district layer.
+    products
+        Configured products by ``product_id``.
+
+    Returns
+    -------
+    valid : pandas.DataFrame
+        One row per accepted policy, in file order, typed: ids as strings, ``district_id``
+        / ``product_id`` / ``group_id`` as categoricals, ``area_ha`` float64 [ha],
+        ``sum_insured`` and ``actual_value`` nullable Int64 [Rp], ``sowing_date``
+        datetime64. Optional columns appear only if the register has them; columns
+        outside the contract are not carried.
+    rejects : pandas.DataFrame
+        ``file, row, column, policy_id, product_id, reason, message`` followed by the raw
+        values of every other register column (as text), sorted by ``row`` (1-based data
+        row of the file, header excluded).
+
+    Raises
+    ------
+    InputError
+        A column has a type that cannot hold its values at all (e.g. a nested list).
+    """
+    t = register.table
+    file = register.path
+    n = t.num_rows
+    names = t.column_names
+    reason = np.zeros(n, np.int8)
+    column = np.zeros(n, np.int8)
+    col_names = list(REQUIRED_COLUMNS) + [c for c in OPTIONAL_COLUMNS if c in names]
+    col_index = {c: i for i, c in enumerate(col_names)}
+
+    def flag(mask: np.ndarray, why: str, col: str) -> None:
+        sel = mask & (reason == 0)
+        reason[sel] = _REASON_CODES[why]
+        column[sel] = col_index[col]
+
+    policy_id, policy_missing = _string_column(t["policy_id"], "policy_id", file)
+    farmer_id, farmer_missing = _string_column(t["farmer_id"], "farmer_id", file)
+    d_codes, d_values, d_missing = _key_column(t["district_id"], "district_id", file)
+    p_codes, p_values, p_missing = _key_column(t["product_id"], "product_id", file)
+    area, area_missing, area_bad = _number_column(t["area_ha"], "area_ha", file)
+
+    for col, missing in (("policy_id", policy_missing), ("farmer_id", farmer_missing),
+                         ("district_id", d_missing), ("product_id", p_missing), ("area_ha", area_missing)):
+        flag(missing, "missing_value", col)
+
+    # An insurer must decide which of two rows with one policy id is the real policy;
+    # keeping the first would pay on whichever row happened to come first in the file,
+    # so every occurrence is rejected until the register is corrected.
+    counts, first_row = _occurrences(policy_id, ~policy_missing)
+    flag(counts > 1, "duplicate_policy_id", "policy_id")
+
+    p_names = p_values.to_pylist()
+    # lookups by dictionary code carry one sentinel entry at the end: code -1 (missing) hits it
+    product_known = np.array([v in products for v in p_names] + [False], bool)
+    flag(~product_known[p_codes], "unknown_product", "product_id")
+    district_set = pa.array(sorted({str(d) for d in district_ids}), pa.string())
+    district_known = np.append(pc.is_in(d_values, value_set=district_set).to_numpy(zero_copy_only=False), False)
+    flag(~district_known[d_codes], "unknown_district", "district_id")
+
+    flag(area_bad, "bad_number", "area_ha")
+    sum_insured = actual_value = sowing = None
+    if "sum_insured" in names:
+        sum_insured, si_missing, si_bad = _number_column(t["sum_insured"], "sum_insured", file)
+        flag(si_bad, "bad_number", "sum_insured")
+    if "actual_value" in names:
+        actual_value, av_missing, av_bad = _number_column(t["actual_value"], "actual_value", file)
+        flag(av_bad, "bad_number", "actual_value")
+    flag(~area_missing & ~area_bad & ~(area > 0), "non_positive_area", "area_ha")
+    if sum_insured is not None:
+        ok = (sum_insured >= 0) & (sum_insured == np.floor(sum_insured)) & (sum_insured < _MAX_RUPIAH)
+        flag(~si_missing & ~si_bad & ~ok, "bad_sum_insured", "sum_insured")
+    if actual_value is not None:
+        ok = (actual_value > 0) & (actual_value == np.floor(actual_value)) & (actual_value < _MAX_RUPIAH)
+        flag(~av_missing & ~av_bad & ~ok, "bad_actual_value", "actual_value")
+
+    # per-product rules, looked up by product code (index len(p_names) = unknown product)
+    rules = [products.get(v) for v in p_names] + [None]
+    by_sowing = np.array([r is not None and r.anchor == "sowing_date" for r in rules], bool)[p_codes]
+    if "sowing_date" in names:
+        sowing, sd_missing, sd_bad = _date_column(t["sowing_date"], "sowing_date", file)
+        flag(sd_bad, "bad_date", "sowing_date")
+    else:
+        sd_missing = np.ones(n, bool)
+    flag(by_sowing & sd_missing, "missing_sowing_date", "sowing_date")
+    if sowing is not None:
+        lo = np.array([_days(r.sowing_window[0]) if r is not None and r.sowing_window else np.iinfo(np.int64).min
+                       for r in rules], np.int64)[p_codes]
+        hi = np.array([_days(r.sowing_window[1]) if r is not None and r.sowing_window else np.iinfo(np.int64).max
+                       for r in rules], np.int64)[p_codes]
+        flag(by_sowing & ~sd_missing & ~sd_bad & ((sowing < lo) | (sowing > hi)),
+             "sowing_date_outside_window", "sowing_date")
+
+    rejected = reason != 0
+    rejects = _rejects_frame(register, rejected, reason, column, col_names, counts, first_row,
+                             (p_codes, p_values), products)
+    valid = _valid_frame(
+        ~rejected, policy_id=policy_id, farmer_id=farmer_id, district=(d_codes, d_values),
+        product=(p_codes, p_values), area=area, sum_insured=sum_insured,
+        sowing=None if sowing is None else (sowing, sd_missing | sd_bad),
+        group=_string_column(t["group_id"], "group_id", file) if "group_id" in names else None,
+        actual_value=actual_value,
+    )
+    if len(valid) + len(rejects) != n:  # the one rule of this module; cannot happen
+        raise RuntimeError(f"validate_policies lost rows: {len(valid)} + {len(rejects)} != {n}")
+    return valid, rejects
+
+
+def _days(d: date) -> int:
+    return int(np.datetime64(d, "D").astype(np.int64))
+
+
+def _valid_frame(keep: np.ndarray, *, policy_id: pa.ChunkedArray, farmer_id: pa.ChunkedArray,
+                 district: tuple[np.ndarray, pa.Array], product: tuple[np.ndarray, pa.Array],
+                 area: np.ndarray, sum_insured: np.ndarray | None,
+                 sowing: tuple[np.ndarray, np.ndarray] | None,
+                 group: tuple[pa.ChunkedArray, np.ndarray] | None,
+                 actual_value: np.ndarray | None) -> pd.DataFrame:
+    everything = bool(keep.all())
+    keep_arrow = pa.array(keep)
+
+    def rows(a: np.ndarray) -> np.ndarray:
+        return a if everything else a[keep]
+
+    def strings(col: pa.ChunkedArray) -> pd.Series:  # filter works chunk by chunk; take would concatenate
+        return (col if everything else col.filter(keep_arrow)).to_pandas()
+
+    def categorical(codes: np.ndarray, values: pa.Array) -> pd.Categorical:
+        return pd.Categorical.from_codes(rows(codes), categories=pd.Index(values.to_pylist(), dtype="str"))
+
+    def rupiah(values: np.ndarray) -> pd.arrays.IntegerArray:
+        v = rows(values)
+        missing = np.isnan(v)
+        return pd.arrays.IntegerArray(np.where(missing, 0, v).astype(np.int64), missing)
+
+    out: dict[str, object] = {
+        "policy_id": strings(policy_id),
+        "farmer_id": strings(farmer_id),
+        "district_id": categorical(*district),
+        "product_id": categorical(*product),
+        "area_ha": rows(area),
+    }
+    if sum_insured is not None:
+        out["sum_insured"] = rupiah(sum_insured)
+    if sowing is not None:
+        days, missing = sowing
+        dates = rows(days).astype("datetime64[D]")
+        dates[rows(missing)] = np.datetime64("NaT")
+        out["sowing_date"] = dates.astype("datetime64[s]")
+    if group is not None:  # optional: an empty group id is a missing one
+        values, blank = group
+        out["group_id"] = strings(pc.if_else(pa.array(blank), pa.scalar(None, pa.string()), values))
+    if actual_value is not None:
+        out["actual_value"] = rupiah(actual_value)
+    return pd.DataFrame(out, copy=False)
+
+
+def _rejects_frame(register: PolicyRegister, rejected: np.ndarray, reason: np.ndarray, column: np.ndarray,
+                   col_names: list[str], counts: np.ndarray, first_row: np.ndarray,
+                   product: tuple[np.ndarray, pa.Array], products: Mapping[str, ProductRules]) -> pd.DataFrame:
+    idx = np.flatnonzero(rejected)
+    raw = register.table.filter(pa.array(rejected))  # chunk-wise; take would concatenate every column
+    text = {name: _as_text(raw[name]) for name in raw.column_names}
+    reasons = pa.DictionaryArray.from_arrays(pa.array(reason[idx].astype(np.int32) - 1),
+                                             pa.array(list(REASONS))).cast(pa.string())
+    columns = pa.DictionaryArray.from_arrays(pa.array(column[idx].astype(np.int32)),
+                                             pa.array(col_names)).cast(pa.string())
+    p_codes, p_values = product
+    windows = pa.array([_window_text(products.get(v)) for v in p_values.to_pylist()] + [None], pa.string())
+    codes = p_codes[idx]
+    window = windows.take(pa.array(np.where(codes < 0, len(windows) - 1, codes)))
+    messages = _messages(reasons, columns, text, counts[idx], first_row[idx], window, products)
+    out = {
+        "file": pd.Series(np.full(len(idx), register.path, dtype=object), dtype="str"),
+        "row": pd.Series(idx + 1, dtype="int64"),
+        "column": columns.to_pandas(),
+        "policy_id": text["policy_id"].to_pandas(),
+        "product_id": text["product_id"].to_pandas(),
+        "reason": reasons.to_pandas(),
+        "message": messages.to_pandas(),
+    }
+    for name in raw.column_names:
+        if name not in ("policy_id", "product_id"):
+            key = name if name not in REJECT_COLUMNS else f"raw_{name}"
+            out[key] = text[name].to_pandas()
+    return pd.DataFrame(out)
+
+
+def _window_text(rules: ProductRules | None) -> str | None:
+    if rules is None or rules.sowing_window is None:
+        return None
+    return f"{rules.sowing_window[0]}..{rules.sowing_window[1]}"
+
+
+def _as_text(col: pa.ChunkedArray) -> pa.Array:
+    """Raw values as a string array, for the rejects table."""
+    t = col.type
+    if pa.types.is_dictionary(t):
+        col = pc.cast(col, t.value_type)
+    if not pa.types.is_string(col.type):
+        col = pc.cast(col, pa.string())
+    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+
+
+def _messages(reasons: pa.Array, columns: pa.Array, text: dict[str, pa.Array], counts: np.ndarray,
+              first_row: np.ndarray, window: pa.Array, products: Mapping[str, ProductRules]) -> pa.Array:
+    """One human message per reject, built with vectorised string kernels."""
+    n = len(reasons)
+    if n == 0:
+        return pa.array([], pa.string())
+    value = pa.nulls(n, pa.string())
+    for col in pc.unique(columns).to_pylist():
+        value = pc.if_else(pc.equal(columns, col), text[col], value)
+    quoted = pc.fill_null(pc.binary_join_element_wise("'", value, "'", ""), "''")
+    product = pc.fill_null(pc.binary_join_element_wise("'", text["product_id"], "'", ""), "''")
+    configured = ", ".join(sorted(products)) or "none"
+
+    def join(*parts):
+        return pc.binary_join_element_wise(*parts, "")
+
+    templates = {
+        "missing_value": join(columns, " is empty, and it is required"),
+        "duplicate_policy_id": join("policy_id ", quoted, " occurs ", pc.cast(pa.array(counts), pa.string()),
+                                    " times (first at row ", pc.cast(pa.array(first_row + 1), pa.string()),
+                                    "); every occurrence is rejected until the insurer resolves which is real"),
+        "unknown_product": join("product_id ", quoted, f" is not a configured product ({configured})"),
+        "unknown_district": join("district_id ", quoted, " is not in the district layer"),
+        "bad_number": join(columns, " ", quoted, " is not a number (digits with '.' as the decimal "
+                           "separator, no thousands separators)"),
+        "non_positive_area": join("area_ha must be > 0 ha, got ", quoted),
+        "bad_sum_insured": join("sum_insured must be a non-negative whole number of rupiah, got ", quoted),
+        "bad_actual_value": join("actual_value must be a positive whole number of rupiah, got ", quoted),
+        "bad_date": join("sowing_date ", quoted, " is not an ISO date (YYYY-MM-DD)"),
+        "missing_sowing_date": join("product ", product, " is anchored on the sowing date, but sowing_date is empty"),
+        "sowing_date_outside_window": join("sowing_date ", quoted, " is outside the sowing window ",
+                                           pc.fill_null(window, "?"), " of product ", product),
+    }
+    out = pa.nulls(n, pa.string())
+    for why, message in templates.items():
+        out = pc.if_else(pc.equal(reasons, why), message, out)
+    return out

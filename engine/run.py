@@ -1,0 +1,394 @@
+"""The seasonal payout batch: one orchestrator that only wires (after pvlib's ModelChain).
+
+Steps, in order, each a plain function of data in → data out elsewhere in the package:
+
+1. read the district polygons and the policy register; move bad rows to rejects;
+2. open every gridded input a product needs (lazy) and build the zonal weights once;
+3. reduce the grid to district series (:func:`panen.engine.zonal.zonal_mean`, dask);
+4. evaluate each product's trigger plugin per district and cohort (lazy) and compute;
+5. gather district rates into the per-policy ledger, apply terms, round to rupiah;
+6. write every output into a staging folder and move it into place in one rename.
+
+No maths lives here, and no product is special-cased: plugins are looked up by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from . import __version__
+from .api import Season, TriggerInputs
+from .config import RunConfig
+from .errors import DataQualityError, InputError, Problem
+from .ledger import build_ledger, district_totals, payments, reconcile, write_table_atomic
+from .policies import ProductRules, read_policies, validate_policies
+from .rates import RateTable
+from .registry import get_trigger
+from .zonal import build_weights, zonal_mean
+
+__all__ = ["RunResult", "run_batch"]
+
+
+@dataclass
+class RunResult:
+    """What a batch produced (also written to ``manifest.json``)."""
+
+    out_dir: Path
+    run_id: str
+    counts: dict[str, int]
+    totals: pd.DataFrame
+    timings: dict[str, float] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - t0, 3)
+
+
+def run_batch(config: RunConfig, out_dir: str | Path, *, force: bool = False, strict: bool = False,
+              scheduler: str | None = None, progress: bool = False) -> RunResult:
+    """Settle one season for every policy and product in ``config``; write the outputs.
+
+    Parameters
+    ----------
+    config
+        A validated run configuration (:func:`panen.engine.config.load_config`).
+    out_dir
+        Output folder. It must not exist unless ``force``; outputs are staged in a sibling
+        folder and moved into place at the end, so a failed run leaves nothing half-written.
+    force
+        Replace an existing output folder.
+    strict
+        Fail (``InputError``, exit code 2) when any policy row is rejected, writing nothing.
+    scheduler
+        Address of an existing Dask distributed scheduler (``tcp://host:port``); ``None``
+        uses the local threaded scheduler.
+    progress
+        Show progress bars for the long steps (on stderr).
+    """
+    from panen.datasets.districts import read_districts
+
+    out_dir = Path(out_dir).resolve()
+    if out_dir.exists() and not force:
+        raise InputError(Problem(f"output folder {out_dir} already exists; pass --force to replace it"))
+    t = _Timer()
+    t_start = time.perf_counter()
+    season = Season(config.season.id, np.datetime64(config.season.start, "D"),
+                    np.datetime64(config.season.end, "D"), config.season.harvest_year)
+    plugins = {p.id: get_trigger(p.trigger) for p in config.products}
+
+    with t("read_inputs"):
+        districts = None
+        if config.inputs.districts is not None:
+            districts = read_districts(config.inputs.districts.path, id_column=config.inputs.districts.id_column,
+                                       layer=config.inputs.districts.layer)
+        register = read_policies(config.inputs.policies.path)
+        grids: dict[str, xr.DataArray] = {}
+        ready_series: dict[str, xr.Dataset] = {}
+        tables: dict[str, pd.DataFrame] = {}
+        for name in sorted({n for pl in plugins.values() for n in pl.inputs}):
+            kind, obj = _open_input(name, getattr(config.inputs, name))
+            {"grid": grids, "series": ready_series, "table": tables}[kind][name] = obj
+    district_ids = np.asarray(districts["district_id"].astype(str)) if districts is not None else np.array([], str)
+
+    # which sowing dates each product can assess, from the season and the data's time range
+    rules = {p.id: ProductRules(sum_insured_per_ha=p.sum_insured_per_ha, anchor=p.anchor,
+                                sowing_window=_sowing_window(p, plugins[p.id], season, grids))
+             for p in config.products}
+    with t("validate_policies"):
+        valid, rejects = validate_policies(register, district_ids=set(district_ids), products=rules)
+    if strict and len(rejects):
+        raise InputError([Problem(f"{r.reason}: {r.message}", file=r.file, row=int(r.row),
+                                  column=None if pd.isna(r.column) else r.column)
+                          for r in rejects.head(50).itertuples()]
+                         + ([Problem(f"... and {len(rejects) - 50} more rejected rows")] if len(rejects) > 50 else []))
+
+    client = _client(scheduler)
+    try:
+        with t("zonal_weights"):
+            series: dict[str, xr.Dataset] = dict(ready_series)
+            for name, grid in grids.items():
+                window = _needed_time(config, plugins, valid, season, name)
+                grid = grid.sel(time=slice(*window)) if window else grid
+                weights = build_weights(districts, grid.isel(time=0), id_column="district_id")
+                _check_overlap(weights, districts, grid, name, getattr(config.inputs, name).path)
+                series[name] = zonal_mean(grid, weights)
+        results = {}
+        for p in config.products:
+            if p.anchor == "sowing_date":
+                sow = valid.loc[valid["product_id"] == p.id, "sowing_date"]
+                cohorts = np.unique(pd.to_datetime(sow).to_numpy().astype("datetime64[D]"))
+            else:
+                cohorts = np.array([season.start], dtype="datetime64[D]")
+            if cohorts.size == 0:
+                cohorts = np.array([season.start], dtype="datetime64[D]")
+            inputs = TriggerInputs(season=season, cohorts=cohorts, district_ids=district_ids,
+                                   series={n: series[n] for n in plugins[p.id].inputs if n in series},
+                                   tables={n: tables[n] for n in plugins[p.id].inputs if n in tables})
+            results[p.id] = plugins[p.id]().evaluate(p, inputs).data
+        with t("compute"):
+            results = _compute(results, client=client, progress=progress)
+    finally:
+        if client is not None:
+            client.close()
+
+    with t("ledger"):
+        tables = {pid: _rate_table(pid, ds, district_ids, next(p.anchor for p in config.products if p.id == pid))
+                  for pid, ds in results.items()}
+        ledger = build_ledger(valid, tables, rules, config.terms)
+        totals = district_totals(ledger)
+        reconcile(ledger, totals)
+        pay = payments(ledger, by=config.output.payments_by, season_id=season.id)
+        index_table = _district_index(results)
+
+    counts = {
+        "policies_read": int(len(register.frame) if hasattr(register, "frame") else len(valid) + len(rejects)),
+        "policies_valid": int(len(valid)),
+        "policies_rejected": int(len(rejects)),
+        "ledger_rows": int(ledger.num_rows if hasattr(ledger, "num_rows") else len(ledger)),
+        "districts": int(len(district_ids)),
+    }
+    led_df = ledger.to_pandas() if hasattr(ledger, "to_pandas") else ledger
+    counts["policies_paid"] = int((led_df["net_payout"] > 0).sum())
+    counts["policies_withheld"] = int((led_df["status"] == "withheld_missing_data").sum())
+    counts["districts_triggered"] = int(led_df.loc[led_df["payout_rate"] > 0, "district_id"].nunique())
+
+    # ---- write everything into a staging folder, then move it into place
+    stage = out_dir.parent / f".{out_dir.name}.staging-{os.getpid()}"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    try:
+        with t("write"):
+            for fmt in config.output.formats:
+                write_table_atomic(ledger, stage / f"payouts.{fmt}", fmt)
+            write_table_atomic(index_table, stage / "district_index.csv", "csv")
+            write_table_atomic(totals, stage / "summary.csv", "csv")
+            write_table_atomic(pay, stage / "payments.csv", "csv")
+            write_table_atomic(rejects, stage / "rejects.csv", "csv")
+        files = {f.name: _sha256_file(f) for f in sorted(stage.iterdir())}
+        inputs_hashed = _hash_inputs(config)
+        run_id = hashlib.sha256(json.dumps({"config": config.sha256, "inputs": inputs_hashed,
+                                            "version": __version__}, sort_keys=True).encode()).hexdigest()[:16]
+        t.timings["total"] = round(time.perf_counter() - t_start, 3)
+        manifest = {
+            "run_id": run_id,
+            "panen_version": __version__,
+            "season": season.id,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "config": {"path": str(config.path) if config.path else None, "sha256": config.sha256},
+            "inputs": inputs_hashed,
+            "products": [p.model_dump(mode="json") for p in config.products],
+            "counts": counts,
+            "timings_s": t.timings,
+            "outputs": files,
+            "environment": {"python": platform.python_version(), **_versions()},
+            "scheduler": scheduler or "local-threads",
+        }
+        (stage / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+        if out_dir.exists():
+            old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+            out_dir.rename(old)
+            stage.rename(out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            stage.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return RunResult(out_dir=out_dir, run_id=run_id, counts=counts, totals=totals, timings=t.timings, files=files)
+
+
+# --------------------------------------------------------------------------- helpers (wiring only)
+def _open_input(name: str, spec) -> tuple[str, Any]:
+    """Open one configured input lazily: ``("grid" | "series" | "table", object)``."""
+    if name == "rainfall":
+        from panen.datasets.gridded import open_rainfall
+
+        return "grid", open_rainfall(spec.path, variable=spec.variable, units=spec.units,
+                                     date_pattern=spec.date_pattern)
+    if name == "ndvi":
+        from panen.datasets import ndvi
+
+        if str(spec.path).lower().endswith(".csv"):  # AppEEARS points: each point is its own zone
+            return "series", ndvi.read_appeears_points(spec.path, qa=spec.qa)
+        return "grid", ndvi.open_ndvi(spec.path, qa=spec.qa, cropland_mask=spec.cropland_mask,
+                                      variable=spec.variable, qa_variable=spec.qa_variable, scale=spec.scale)
+    if name == "yields":
+        from panen.datasets.yields import read_yields
+
+        return "table", read_yields(spec.path, district_column=spec.district_column, year_column=spec.year_column,
+                                    yield_column=spec.yield_column, season_column=spec.season_column,
+                                    units=spec.units, missing_values=tuple(spec.missing_values),
+                                    extra_columns=tuple(spec.extra_columns))
+    raise InputError(Problem(f"panen does not know how to read input {name!r}"))
+
+
+def _sowing_window(params, plugin, season: Season, grids: dict[str, xr.DataArray]) -> tuple[dt.date, dt.date] | None:
+    """Sowing dates a sowing-anchored product can assess: inside the season, windows inside the data."""
+    if params.anchor != "sowing_date":
+        return None
+    lo, hi = season.start, season.end
+    reach = getattr(params, "reach", None)
+    for name in plugin.inputs:
+        if name in grids and reach is not None:
+            times = grids[name]["time"].values.astype("datetime64[D]")
+            lo = max(lo, times[0] - np.timedelta64(reach[0], "D"))
+            hi = min(hi, times[-1] + np.timedelta64(1, "D") - np.timedelta64(reach[1], "D"))
+    return (lo.astype(dt.date), hi.astype(dt.date))
+
+
+def _needed_time(config: RunConfig, plugins, valid: pd.DataFrame, season: Season, name: str):
+    """The time slice of a gridded input the products can touch (so nothing else is read)."""
+    lo, hi = None, None
+    for p in config.products:
+        if name not in plugins[p.id].inputs or getattr(p, "reach", None) is None:
+            return None
+        start, end = p.reach
+        if p.anchor == "sowing_date":
+            sow = pd.to_datetime(valid.loc[valid["product_id"] == p.id, "sowing_date"])
+            if sow.empty:
+                a0 = a1 = season.start
+            else:
+                a0, a1 = sow.min().to_datetime64().astype("datetime64[D]"), sow.max().to_datetime64().astype("datetime64[D]")
+        else:
+            a0 = a1 = season.start
+        s, e = a0 + np.timedelta64(start, "D"), a1 + np.timedelta64(end - 1, "D")
+        lo, hi = (s, e) if lo is None else (min(lo, s), max(hi, e))
+    return (str(lo), str(hi)) if lo is not None else None
+
+
+def _check_overlap(weights, districts, grid: xr.DataArray, name: str, path) -> None:
+    """A district set that misses the grid entirely is almost always a CRS mix-up: say so."""
+    ncells = np.diff(weights.indptr)
+    if len(ncells) and not ncells.any():
+        bounds = ", ".join(f"{v:.4g}" for v in districts.total_bounds)
+        gb = [float(grid["x"].min()), float(grid["y"].min()), float(grid["x"].max()), float(grid["y"].max())]
+        raise DataQualityError(Problem(
+            f"no district overlaps the {name} grid: districts span [{bounds}] in CRS {districts.crs}, the grid "
+            f"spans [{', '.join(f'{v:.4g}' for v in gb)}] in CRS {grid.rio.crs}. Check the CRS of both files.",
+            file=path))
+
+
+def _client(scheduler: str | None):
+    if not scheduler:
+        return None
+    from distributed import Client
+
+    try:
+        return Client(scheduler, timeout="20s")
+    except OSError as exc:
+        raise InputError(Problem(f"cannot reach the Dask scheduler at {scheduler}: {exc}")) from None
+
+
+def _compute(results: dict[str, xr.Dataset], *, client, progress: bool) -> dict[str, xr.Dataset]:
+    import dask
+
+    keys = list(results)
+    # optimize_graph=False: with dask 2026.8, computing a Dataset holding both a variable and
+    # a lazy derivative of it (payout_rate and flagged = payout_rate.isnull()) in one call
+    # fails after blockwise fusion ("Missing dependency ('clip-…', 0, 0)"). Fusion buys
+    # little here: the heavy work is the zonal kernel, one task per time block either way.
+    if client is not None:
+        futures = client.compute([results[k] for k in keys], optimize_graph=False)
+        if progress:
+            from distributed import progress as dprogress
+
+            dprogress(futures)
+            print(file=sys.stderr)
+        done = client.gather(futures)
+    else:
+        ctx = contextlib.nullcontext()
+        if progress:
+            from dask.diagnostics import ProgressBar
+
+            ctx = ProgressBar(out=sys.stderr)
+        with ctx:
+            done = dask.compute(*[results[k] for k in keys], scheduler="threads", optimize_graph=False)
+    return dict(zip(keys, done))
+
+
+def _rate_table(pid: str, ds: xr.Dataset, district_ids: np.ndarray, anchor: str) -> RateTable:
+    ds = ds.transpose("district", "cohort", ...)
+    if "district" in ds.coords:
+        ds = ds.reindex(district=district_ids)
+    return RateTable(product_id=pid, district_ids=np.asarray(district_ids), cohorts=ds["cohort"].values.astype("datetime64[D]"),
+                     rate=np.asarray(ds["payout_rate"].values, dtype=float),
+                     flagged=np.asarray(ds["flagged"].values, dtype=bool), anchor=anchor)
+
+
+def _district_index(results: dict[str, xr.Dataset]) -> pd.DataFrame:
+    """``district_index.csv``: district_id, product_id, cohort, phase, index_value, payout_rate, valid_fraction."""
+    frames = []
+    for pid, ds in results.items():
+        cols = [c for c in ("index_value", "phase_rate", "valid_fraction") if c in ds]
+        df = ds[cols].to_dataframe().reset_index()
+        df = df.rename(columns={"district": "district_id", "phase_rate": "payout_rate"})
+        df.insert(1, "product_id", pid)
+        df["cohort"] = pd.to_datetime(df["cohort"]).dt.strftime("%Y-%m-%d")
+        df["flagged"] = df["index_value"].isna()
+        frames.append(df[["district_id", "product_id", "cohort", "phase", "index_value", "payout_rate",
+                          "valid_fraction", "flagged"]])
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return out.sort_values(["product_id", "district_id", "cohort", "phase"], kind="stable").reset_index(drop=True)
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _sha256_tree(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
+        for q in files:
+            h.update(str(q.relative_to(p) if p.is_dir() else q.name).encode())
+            h.update(_sha256_file(q).encode())
+    return h.hexdigest()
+
+
+def _hash_inputs(config: RunConfig) -> dict[str, dict[str, str]]:
+    import glob as _glob
+
+    out = {}
+    for name in type(config.inputs).model_fields:
+        section = getattr(config.inputs, name)
+        if section is None:
+            continue
+        s = str(section.path)
+        paths = [Path(p) for p in sorted(_glob.glob(s))] if any(c in s for c in "*?[") else [Path(s)]
+        out[name] = {"path": s, "sha256": _sha256_tree(paths), "files": str(len(paths))}
+    return out
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    return {m: version(m) for m in ("numpy", "pandas", "xarray", "dask", "pyarrow")}

@@ -1,0 +1,385 @@
+"""The ledger: rates gathered per policy, money to the rupiah, totals, payments, files."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from panen.engine.errors import DataQualityError
+from panen.engine.ledger import (
+    LEDGER_COLUMNS,
+    ReconciliationError,
+    build_ledger,
+    district_totals,
+    payment_id,
+    payments,
+    reconcile,
+    sort_order,
+    write_table_atomic,
+)
+from panen.engine.policies import ProductRules, read_policies, validate_policies
+from panen.engine.rates import RateTable
+from panen.engine.terms import Terms
+
+SEASON = np.datetime64("2023-11-01")
+
+
+def rate_table(rates, districts=None, cohorts=None, flagged=None, anchor="season_start", product_id="rain"):
+    """A RateTable from a (district × cohort) list of rates; NaN where unassessed."""
+    rate = np.array(rates, dtype=float).reshape(len(rates), -1)
+    districts = districts or [f"D{i + 1}" for i in range(rate.shape[0])]
+    cohorts = cohorts if cohorts is not None else [str(SEASON)]
+    flagged = np.zeros(rate.shape, bool) if flagged is None else np.array(flagged, bool).reshape(rate.shape)
+    return RateTable(product_id, np.array(districts), np.array(cohorts, dtype="datetime64[D]"), rate, flagged,
+                     anchor=anchor)
+
+
+def policies(rows: list[dict]) -> pd.DataFrame:
+    base = {"farmer_id": "F1", "product_id": "rain", "area_ha": 1.0}
+    return pd.DataFrame([{**base, **r} for r in rows])
+
+
+RULES = {"rain": ProductRules(6_000_000)}
+
+
+def ledger_frame(table: pa.Table) -> pd.DataFrame:
+    frame = table.to_pandas()
+    for c in ("district_id", "product_id", "status"):
+        frame[c] = frame[c].astype(str)
+    return frame
+
+
+# --------------------------------------------------------------------------- the worked example
+
+
+def tick_rate(realized_mm: float, strike: float = 100.0, exit_: float = 50.0) -> float:
+    """Linear deficit cover (DOMAIN.md): clip((strike - I) / (strike - exit), 0, 1)."""
+    return float(np.clip((strike - realized_mm) / (strike - exit_), 0.0, 1.0))
+
+
+def test_worked_example_strike_100_exit_50_liability_50000():
+    # realized 90 mm -> rate 0.2 -> 10,000; <= 50 mm -> rate 1 -> 50,000; >= 100 mm -> 0
+    rates = [[tick_rate(90)], [tick_rate(40)], [tick_rate(120)]]
+    assert [r[0] for r in rates] == pytest.approx([0.2, 1.0, 0.0])
+    pol = policies([{"policy_id": f"P{i}", "district_id": f"D{i}", "sum_insured": 50_000} for i in (1, 2, 3)])
+    pol["sum_insured"] = pol["sum_insured"].astype("Int64")
+    ledger = ledger_frame(build_ledger(pol, {"rain": rate_table(rates)}, RULES))
+    assert ledger["gross_payout"].tolist() == [10_000, 50_000, 0]
+    assert ledger["net_payout"].tolist() == [10_000, 50_000, 0]
+    assert ledger["sum_insured"].tolist() == [50_000] * 3
+    assert ledger["payout_rate"].tolist() == pytest.approx([0.2, 1.0, 0.0])
+    assert ledger["status"].tolist() == ["paid", "paid", "no_payout"]
+    assert list(ledger.columns[:len(LEDGER_COLUMNS)]) == list(LEDGER_COLUMNS)
+    for c in ("sum_insured", "gross_payout", "deductible", "net_payout"):
+        assert ledger[c].dtype == np.int64
+
+
+def test_sum_insured_is_area_times_rate_per_ha_rounded_half_up():
+    pol = policies([{"policy_id": "A", "district_id": "D1", "area_ha": 0.125},      # 750,000
+                    {"policy_id": "B", "district_id": "D1", "area_ha": 0.00000025},  # 1.5 -> 2
+                    {"policy_id": "C", "district_id": "D1", "area_ha": 2.0}])
+    ledger = ledger_frame(build_ledger(pol, {"rain": rate_table([[0.5]])}, RULES))
+    assert ledger["sum_insured"].tolist() == [750_000, 2, 12_000_000]
+    assert ledger["gross_payout"].tolist() == [375_000, 1, 6_000_000]  # 2 x 0.5 = 1
+
+
+def test_a_given_sum_insured_overrides_the_per_hectare_amount():
+    pol = policies([{"policy_id": "A", "district_id": "D1", "sum_insured": 1_000_001},
+                    {"policy_id": "B", "district_id": "D1", "sum_insured": None}])
+    pol["sum_insured"] = pol["sum_insured"].astype("Int64")
+    ledger = ledger_frame(build_ledger(pol, {"rain": rate_table([[0.5]])}, RULES))
+    assert ledger["sum_insured"].tolist() == [1_000_001, 6_000_000]
+    assert ledger["gross_payout"].tolist() == [500_001, 3_000_000]  # 500,000.5 rounds up
+
+
+def test_terms_are_applied_per_product():
+    pol = policies([{"policy_id": "A", "district_id": "D1", "sum_insured": 250_000},
+                    {"policy_id": "B", "district_id": "D1", "sum_insured": 400_000}])
+    franchise = {"rain": Terms(deductible={"kind": "franchise", "amount": 35_000})}
+    ledger = ledger_frame(build_ledger(pol, {"rain": rate_table([[0.1]])}, RULES, franchise))
+    assert ledger["gross_payout"].tolist() == [25_000, 40_000]
+    assert ledger["deductible"].tolist() == [25_000, 0]
+    assert ledger["net_payout"].tolist() == [0, 40_000]
+    assert ledger["status"].tolist() == ["no_payout", "paid"]
+
+
+# --------------------------------------------------------------------------- missing data
+
+
+def test_policies_in_a_flagged_district_are_withheld_not_paid_and_not_rejected():
+    pol = policies([{"policy_id": "A", "district_id": "D1"}, {"policy_id": "B", "district_id": "D2"}])
+    rates = rate_table([[1.0], [np.nan]], flagged=[[False], [True]])
+    table = build_ledger(pol, {"rain": rates}, RULES)
+    ledger = ledger_frame(table)
+    assert ledger["status"].tolist() == ["paid", "withheld_missing_data"]
+    assert table["payout_rate"].null_count == 1 and table["payout_rate"][1].as_py() is None
+    assert ledger.loc[1, ["gross_payout", "deductible", "net_payout"]].tolist() == [0, 0, 0]
+    assert ledger.loc[1, "sum_insured"] == 6_000_000
+
+
+def test_a_flagged_cell_is_withheld_even_if_it_carries_a_rate():
+    pol = policies([{"policy_id": "A", "district_id": "D1"}])
+    ledger = ledger_frame(build_ledger(pol, {"rain": rate_table([[0.7]], flagged=[[True]])}, RULES))
+    assert ledger["status"].tolist() == ["withheld_missing_data"] and ledger["net_payout"].tolist() == [0]
+
+
+def test_a_nan_rate_is_never_paid_even_if_not_flagged():
+    pol = policies([{"policy_id": "A", "district_id": "D1"}])
+    ledger = ledger_frame(build_ledger(pol, {"rain": rate_table([[np.nan]])}, RULES))
+    assert ledger["status"].tolist() == ["withheld_missing_data"] and ledger["gross_payout"].tolist() == [0]
+
+
+# --------------------------------------------------------------------------- cohorts and lookups
+
+
+def test_each_policy_gets_the_rate_of_its_sowing_date_cohort():
+    cohorts = ["2023-11-01", "2023-11-08", "2023-11-15"]
+    rates = rate_table([[0.0, 0.5, 1.0], [0.25, 0.0, 0.0]], cohorts=cohorts, anchor="sowing_date")
+    pol = policies([{"policy_id": "A", "district_id": "D1", "sowing_date": "2023-11-15"},
+                    {"policy_id": "B", "district_id": "D1", "sowing_date": "2023-11-08"},
+                    {"policy_id": "C", "district_id": "D2", "sowing_date": "2023-11-01"},
+                    {"policy_id": "D", "district_id": "D1", "sowing_date": "2023-11-01"}])
+    pol["sowing_date"] = pd.to_datetime(pol["sowing_date"])
+    rules = {"rain": ProductRules(100_000, "sowing_date")}
+    ledger = ledger_frame(build_ledger(pol, {"rain": rates}, rules))
+    assert ledger["policy_id"].tolist() == ["A", "B", "D", "C"]
+    assert ledger["gross_payout"].tolist() == [100_000, 50_000, 0, 25_000]
+    assert [str(c) for c in ledger["cohort"]] == ["2023-11-15", "2023-11-08", "2023-11-01", "2023-11-01"]
+
+
+def test_a_sowing_date_without_a_cohort_is_an_error_not_a_zero():
+    rates = rate_table([[0.5]], cohorts=["2023-11-01"], anchor="sowing_date")
+    pol = policies([{"policy_id": "A", "district_id": "D1", "sowing_date": pd.Timestamp("2023-11-02")}])
+    with pytest.raises(ValueError, match="no cohort for sowing date"):
+        build_ledger(pol, {"rain": rates}, {"rain": ProductRules(100_000, "sowing_date")})
+
+
+def test_a_district_without_rates_is_an_error():
+    pol = policies([{"policy_id": "A", "district_id": "D9"}])
+    with pytest.raises(ValueError, match="D9"):
+        build_ledger(pol, {"rain": rate_table([[0.5]])}, RULES)
+
+
+def test_a_product_without_a_rate_table_is_an_error():
+    pol = policies([{"policy_id": "A", "district_id": "D1", "product_id": "ndvi"}])
+    with pytest.raises(ValueError, match="ndvi"):
+        build_ledger(pol, {"rain": rate_table([[0.5]])}, RULES)
+
+
+def test_the_ledger_is_sorted_by_product_district_and_policy_id():
+    rows = [{"policy_id": p, "district_id": d, "product_id": pr}
+            for p, d, pr in [("b", "D2", "rain"), ("ab", "D1", "rain"), ("a", "D1", "rain"), ("é", "D1", "rain"),
+                             ("Z", "D1", "rain"), ("a", "D1", "ndvi"), ("10", "D10", "rain"), ("9", "D10", "rain")]]
+    rules = {"rain": ProductRules(1_000), "ndvi": ProductRules(1_000)}
+    rates = {"rain": rate_table([[0.1], [0.2], [0.3]], districts=["D1", "D2", "D10"]),
+             "ndvi": rate_table([[0.1]], product_id="ndvi")}
+    ledger = ledger_frame(build_ledger(policies(rows), rates, rules))
+    keys = list(zip(ledger["product_id"], ledger["district_id"], ledger["policy_id"]))
+    assert keys == sorted(keys, key=lambda k: tuple(s.encode("utf-8") for s in k))
+    assert keys[0] == ("ndvi", "D1", "a") and keys[1:5] == [("rain", "D1", "Z"), ("rain", "D1", "a"),
+                                                            ("rain", "D1", "ab"), ("rain", "D1", "é")]
+
+
+@pytest.mark.parametrize("prefix", ["", "AUTP-2024-MT1-KAB-3212-", "x" * 40])
+def test_sort_order_matches_a_byte_wise_sort(prefix):
+    rng = np.random.default_rng(7)
+    words = [prefix + "".join(rng.choice(list("ab\x00é9"), rng.integers(0, 30))) for _ in range(3000)]
+    words += words[:50]  # exact duplicates keep input order
+    group = rng.integers(0, 4, len(words))
+    order = sort_order(group, 4, pa.array(words))
+    expected = sorted(range(len(words)), key=lambda i: (group[i], words[i].encode(), i))
+    assert order.tolist() == expected
+
+
+def test_build_ledger_does_not_modify_the_policies():
+    pol = policies([{"policy_id": "B", "district_id": "D1", "group_id": "G1"},
+                    {"policy_id": "A", "district_id": "D1", "group_id": None}])
+    before = pol.copy()
+    build_ledger(pol, {"rain": rate_table([[0.5]])}, RULES)
+    pd.testing.assert_frame_equal(pol, before)
+
+
+def test_an_empty_register_gives_an_empty_ledger():
+    pol = policies([{"policy_id": "A", "district_id": "D1"}]).iloc[:0]
+    table = build_ledger(pol, {"rain": rate_table([[0.5]])}, RULES)
+    assert table.num_rows == 0 and list(table.column_names[:9]) == list(LEDGER_COLUMNS)
+    totals = district_totals(table)
+    reconcile(table, totals)
+    assert totals["net_payout"].tolist() == [0]
+
+
+# --------------------------------------------------------------------------- totals and payments
+
+
+@pytest.fixture
+def small_ledger() -> pa.Table:
+    pol = policies([
+        {"policy_id": "P1", "farmer_id": "F1", "district_id": "D1", "area_ha": 0.5, "group_id": "G1"},
+        {"policy_id": "P2", "farmer_id": "F1", "district_id": "D1", "area_ha": 0.25, "group_id": "G1"},
+        {"policy_id": "P3", "farmer_id": "F2", "district_id": "D1", "area_ha": 1.0, "group_id": "G2"},
+        {"policy_id": "P4", "farmer_id": "F3", "district_id": "D2", "area_ha": 2.0, "group_id": "G2"},
+        {"policy_id": "P5", "farmer_id": "F4", "district_id": "D3", "area_ha": 1.0, "group_id": "G3"},
+    ])
+    rates = rate_table([[0.1], [0.0], [np.nan]], flagged=[[False], [False], [True]])
+    return build_ledger(pol, {"rain": rates}, RULES)
+
+
+def test_district_totals_by_hand(small_ledger):
+    totals = district_totals(small_ledger)
+    assert totals["level"].tolist() == ["district"] * 3 + ["total"]
+    assert totals["district_id"].tolist()[:3] == ["D1", "D2", "D3"]
+    assert totals["policies"].tolist() == [3, 1, 1, 5]
+    assert totals["withheld"].tolist() == [0, 0, 1, 1]
+    assert totals["area_ha"].tolist() == [1.75, 2.0, 1.0, 4.75]
+    assert totals["sum_insured"].tolist() == [10_500_000, 12_000_000, 6_000_000, 28_500_000]
+    assert totals["gross_payout"].tolist() == [1_050_000, 0, 0, 1_050_000]
+    assert totals["net_payout"].tolist() == [1_050_000, 0, 0, 1_050_000]
+    reconcile(small_ledger, totals)
+
+
+def test_reconcile_catches_a_district_total_off_by_one_rupiah(small_ledger):
+    totals = district_totals(small_ledger)
+    totals.loc[0, "net_payout"] += 1
+    with pytest.raises(ReconciliationError, match="D1 net_payout"):
+        reconcile(small_ledger, totals)
+
+
+def test_reconcile_catches_a_tampered_ledger(small_ledger):
+    totals = district_totals(small_ledger)
+    net = small_ledger["net_payout"].to_numpy().copy()
+    net[0] -= 1
+    tampered = small_ledger.set_column(small_ledger.column_names.index("net_payout"), "net_payout", pa.array(net))
+    with pytest.raises(ReconciliationError, match="net_payout"):
+        reconcile(tampered, totals)
+
+
+def test_reconcile_catches_a_missing_district_row(small_ledger):
+    totals = district_totals(small_ledger)
+    with pytest.raises(ReconciliationError, match="missing from the totals"):
+        reconcile(small_ledger, totals.drop(index=1))
+
+
+def test_payments_per_farmer_pay_only_positive_amounts(small_ledger):
+    pay = payments(small_ledger, by="farmer", season_id="2024-MT1")
+    assert pay["payee_id"].tolist() == ["F1", "F2"]
+    assert pay["amount"].tolist() == [450_000, 600_000]   # F1: 300,000 + 150,000
+    assert pay["policies"].tolist() == [2, 1]
+    assert pay["payment_id"].tolist() == [payment_id("2024-MT1", "rain", "farmer", "F1"),
+                                          payment_id("2024-MT1", "rain", "farmer", "F2")]
+    assert pay["payment_id"].str.fullmatch("[0-9a-f]{16}").all()
+    assert pay["amount"].sum() == district_totals(small_ledger)["net_payout"].iloc[-1]
+
+
+def test_payments_per_group_and_ids_are_stable_across_reruns(small_ledger):
+    pay = payments(small_ledger, by="group", season_id="2024-MT1")
+    assert pay[["payee_id", "amount"]].values.tolist() == [["G1", 450_000], ["G2", 600_000]]
+    again = payments(small_ledger, by="group", season_id="2024-MT1")
+    pd.testing.assert_frame_equal(pay, again)
+    other_season = payments(small_ledger, by="group", season_id="2024-MT2")
+    assert set(pay["payment_id"]).isdisjoint(other_season["payment_id"])
+    assert set(pay["payment_id"]).isdisjoint(payments(small_ledger, by="farmer", season_id="2024-MT1")["payment_id"])
+
+
+def test_paying_by_group_needs_a_group_for_every_paid_policy():
+    pol = policies([{"policy_id": "P1", "district_id": "D1", "group_id": None},
+                    {"policy_id": "P2", "district_id": "D1", "group_id": "G1"}])
+    ledger = build_ledger(pol, {"rain": rate_table([[0.5]])}, RULES)
+    with pytest.raises(DataQualityError, match="no group_id"):
+        payments(ledger, by="group", season_id="2024-MT1")
+
+
+# --------------------------------------------------------------------------- files
+
+
+def build_demo(tmp_path, name: str) -> pa.Table:
+    rng = np.random.default_rng(3)
+    n = 2_000
+    pol = pd.DataFrame({
+        "policy_id": [f"P{i:05d}" for i in rng.permutation(n)],
+        "farmer_id": [f"F{i:04d}" for i in rng.integers(0, 900, n)],
+        "district_id": rng.choice(["D1", "D2", "D3"], n),
+        "product_id": "rain",
+        "area_ha": np.round(rng.uniform(0.1, 2, n), 2),
+        "group_id": [f"G{i}" for i in rng.integers(0, 40, n)],
+    })
+    return build_ledger(pol, {"rain": rate_table([[0.15], [np.nan], [0.333]], flagged=[[0], [1], [0]])}, RULES,
+                        {"rain": Terms(deductible={"kind": "straight", "amount": 10_000})})
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_same_inputs_give_byte_identical_files(tmp_path, fmt):
+    a = write_table_atomic(build_demo(tmp_path, "a"), tmp_path / f"a.{fmt}")
+    b = write_table_atomic(build_demo(tmp_path, "b"), tmp_path / f"b.{fmt}")
+    assert a.read_bytes() == b.read_bytes()
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_parquet_round_trips_without_pandas_metadata(tmp_path):
+    table = build_demo(tmp_path, "a")
+    path = write_table_atomic(table, tmp_path / "payouts.parquet")
+    back = pq.read_table(path)
+    assert back.equals(table)
+    assert b"pandas" not in (back.schema.metadata or {})
+    assert pq.ParquetFile(path).metadata.row_group(0).column(0).compression == "ZSTD"
+    frame = pd.DataFrame({"a": [1, 2]}, index=[5, 6])
+    back = pq.read_table(write_table_atomic(frame, tmp_path / "f.parquet"))
+    assert back.column_names == ["a"] and b"pandas" not in (back.schema.metadata or {})
+
+
+def test_csv_writes_integers_without_a_decimal_point_and_nulls_empty(tmp_path):
+    pol = policies([{"policy_id": "A", "district_id": "D1"}, {"policy_id": "B", "district_id": "D2"}])
+    table = build_ledger(pol, {"rain": rate_table([[0.25], [np.nan]], flagged=[[0], [1]])}, RULES)
+    lines = write_table_atomic(table, tmp_path / "payouts.csv").read_text().splitlines()
+    assert lines[0].startswith('"policy_id","farmer_id","district_id","product_id","sum_insured","payout_rate"')
+    assert lines[1] == '"A","F1","D1","rain",6000000,0.25,1500000,0,1500000,1,2023-11-01,"paid"'
+    assert lines[2] == '"B","F1","D2","rain",6000000,,0,0,0,1,2023-11-01,"withheld_missing_data"'
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch):
+    path = tmp_path / "payouts.parquet"
+    path.write_bytes(b"old")
+
+    def half_then_fail(table, where, **options):
+        where.write(b"PAR1 half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr("panen.engine.ledger.pq.write_table", half_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        write_table_atomic(pa.table({"a": [1]}), path)
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["payouts.parquet"]
+
+
+def test_written_files_get_ordinary_permissions(tmp_path):
+    path = write_table_atomic(pa.table({"a": [1]}), tmp_path / "x.csv")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def test_register_to_ledger_end_to_end(tmp_path):
+    path = tmp_path / "policies.csv"
+    path.write_text(
+        "policy_id,farmer_id,district_id,product_id,area_ha,sowing_date,group_id\n"
+        "P1,F1,3212,rain,0.5,2023-11-01,G1\n"
+        "P2,F2,3212,rain,1.0,2023-11-08,G1\n"
+        "P3,F3,3213,rain,abc,2023-11-01,G2\n"
+        "P4,F4,3213,rain,2.0,2023-11-08,G2\n")
+    rules = {"rain": ProductRules(6_000_000, "sowing_date", (date(2023, 11, 1), date(2023, 11, 30)))}
+    valid, rejects = validate_policies(read_policies(path), district_ids=["3212", "3213"], products=rules)
+    rates = rate_table([[0.2, 0.0], [np.nan, 0.5]], districts=["3212", "3213"],
+                       cohorts=["2023-11-01", "2023-11-08"], flagged=[[0, 0], [1, 0]], anchor="sowing_date")
+    ledger = ledger_frame(build_ledger(valid, {"rain": rates}, rules))
+    assert rejects["row"].tolist() == [3] and rejects["reason"].tolist() == ["bad_number"]
+    assert ledger["policy_id"].tolist() == ["P1", "P2", "P4"]
+    assert ledger["net_payout"].tolist() == [600_000, 0, 6_000_000]
+    assert ledger["group_id"].tolist() == ["G1", "G1", "G2"]
