@@ -144,19 +144,17 @@ def _run(cfg, args) -> int:
 
 
 def _print_summary(res) -> None:
-    tot = res.totals
-    tot = tot[tot["district_id"] != "ALL"] if "district_id" in tot else tot
     c = res.counts
     print(f"run {res.run_id}: {c['policies_valid']:,} policies settled, {c['policies_rejected']:,} rejected, "
           f"{c.get('policies_withheld', 0):,} withheld for missing data")
-    header = f"{'product':<10} {'policies':>10} {'districts':>9} {'triggered':>9} {'paid':>9} {'sum insured [Rp]':>20} {'net payout [Rp]':>18}"
+    header = (f"{'product':<10} {'policies':>9} {'districts':>9} {'triggered':>9} {'paid':>8} {'withheld':>8} "
+              f"{'sum insured [Rp]':>18} {'net payout [Rp]':>16} {'paid % SI':>10}")
     print(header)
     print("-" * len(header))
-    for pid, g in tot.groupby("product_id", sort=True):
-        trig = int((g["net_payout"] > 0).sum()) if "net_payout" in g else 0
-        paid = int(g["policies_paid"].sum()) if "policies_paid" in g else 0
-        print(f"{pid:<10} {int(g['policies'].sum()):>10,} {len(g):>9} {trig:>9} {paid:>9,} "
-              f"{int(g['sum_insured'].sum()):>20,} {int(g['net_payout'].sum()):>18,}")
+    for r in res.products.itertuples():
+        ratio = r.net_payout / r.sum_insured if r.sum_insured else 0.0
+        print(f"{r.product_id:<10} {r.policies:>9,} {r.districts:>9} {r.districts_triggered:>9} {r.policies_paid:>8,} "
+              f"{r.policies_withheld:>8,} {r.sum_insured:>18,} {r.net_payout:>16,} {ratio:>10.2%}")
     print(f"outputs: {res.out_dir}")
 
 

@@ -84,7 +84,7 @@ class ReconciliationError(PanenError):
 # --------------------------------------------------------------------------- sorting kernels
 
 
-@njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True)
 def _word(data, s, e):  # pragma: no cover - numba
     """Big-endian uint64 of bytes ``data[s:s+8]``, zero-padded past ``e``."""
     k = np.uint64(0)
@@ -97,6 +97,19 @@ def _word(data, s, e):  # pragma: no cover - numba
             if s + b < e:
                 k = k | np.uint64(data[s + b])
     return k
+
+
+@njit(nogil=True, cache=True)
+def _scatter(src_k, src_o, dst_k, dst_o, pos, w, shift):  # pragma: no cover - numba
+    """One counting-sort pass on the byte of word ``w`` at ``shift``, stable."""
+    nw = src_k.shape[1]
+    for i in range(src_k.shape[0]):
+        v = (src_k[i, w] >> shift) & np.uint64(0xFF)
+        p = pos[v]
+        for ww in range(nw):
+            dst_k[p, ww] = src_k[i, ww]
+        dst_o[p] = src_o[i]
+        pos[v] = p + 1
 
 
 @njit(nogil=True, cache=True)
@@ -138,11 +151,9 @@ def _radix_rows(keys, order, tmp_k, tmp_o, hist):  # pragma: no cover - numba
             k = keys[i, w]
             for b in range(8):
                 hist[w * 8 + b, (k >> np.uint64(8 * (7 - b))) & np.uint64(0xFF)] += 1
-    src_k = keys
-    src_o = order
-    dst_k = tmp_k[:m]
-    dst_o = tmp_o[:m]
-    swapped = False
+    tk = tmp_k[:m]
+    to = tmp_o[:m]
+    in_tmp = False  # where the current order lives: keys/order, or tk/to
     pos = np.empty(256, np.int64)
     for q in range(nd - 1, -1, -1):
         skip = False
@@ -159,21 +170,15 @@ def _radix_rows(keys, order, tmp_k, tmp_o, hist):  # pragma: no cover - numba
         for v in range(256):
             pos[v] = acc
             acc += hist[q, v]
-        w = q // 8
-        sh = np.uint64(8 * (7 - q % 8))
-        for i in range(m):
-            v = (src_k[i, w] >> sh) & np.uint64(0xFF)
-            p = pos[v]
-            for ww in range(nw):
-                dst_k[p, ww] = src_k[i, ww]
-            dst_o[p] = src_o[i]
-            pos[v] = p + 1
-        src_k, dst_k = dst_k, src_k
-        src_o, dst_o = dst_o, src_o
-        swapped = not swapped
-    if swapped:
-        keys[:, :] = src_k
-        order[:] = src_o
+        shift = np.uint64(8 * (7 - q % 8))
+        if in_tmp:
+            _scatter(tk, to, keys, order, pos, q // 8, shift)
+        else:
+            _scatter(keys, order, tk, to, pos, q // 8, shift)
+        in_tmp = not in_tmp
+    if in_tmp:
+        keys[:, :] = tk
+        order[:] = to
 
 
 @njit(nogil=True, cache=True)
@@ -208,42 +213,50 @@ def _insertion_ties(order, offsets, data, start):  # pragma: no cover - numba
 
 @njit(nogil=True, cache=True)
 def _resolve_ties(order, offsets, data, start, nw):  # pragma: no cover - numba
-    """Order rows whose first ``start`` bytes tie: radix on the next words, recursively."""
-    m = order.shape[0]
-    if m <= 16:
-        _insertion_ties(order, offsets, data, start)
-        return
-    longest = 0
-    for k in range(m):
-        r = order[k]
-        longest = max(longest, offsets[r + 1] - offsets[r])
-    if longest <= start:  # equal strings, or equal up to trailing NUL bytes
-        _insertion_ties(order, offsets, data, start)
-        return
-    keys = np.empty((m, nw), np.uint64)
-    for k in range(m):
-        r = order[k]
-        for w in range(nw):
-            keys[k, w] = _word(data, offsets[r] + start + 8 * w, offsets[r + 1])
-    tmp_k = np.empty((m, nw), np.uint64)
-    tmp_o = np.empty(m, np.int64)
-    hist = np.empty((8 * nw, 256), np.int64)
-    _radix_rows(keys, order, tmp_k, tmp_o, hist)
-    i = 0
-    while i < m:
-        j = i + 1
-        while j < m:
-            same = True
+    """Order rows whose first ``start`` bytes tie, radix-sorting the next words.
+
+    Runs that still tie are pushed on a stack and resolved on the following bytes (no
+    recursion: an explicit stack of ``(first, stop, start byte)``).
+    """
+    stack = [(np.int64(0), np.int64(order.shape[0]), np.int64(start))]
+    while len(stack) > 0:
+        a, b, at = stack.pop()
+        run = order[a:b]
+        m = b - a
+        if m <= 16:
+            _insertion_ties(run, offsets, data, at)
+            continue
+        longest = 0
+        for k in range(m):
+            r = run[k]
+            longest = max(longest, offsets[r + 1] - offsets[r])
+        if longest <= at:  # equal strings, or equal up to trailing NUL bytes
+            _insertion_ties(run, offsets, data, at)
+            continue
+        keys = np.empty((m, nw), np.uint64)
+        for k in range(m):
+            r = run[k]
             for w in range(nw):
-                if keys[j, w] != keys[i, w]:
-                    same = False
+                keys[k, w] = _word(data, offsets[r] + at + 8 * w, offsets[r + 1])
+        tmp_k = np.empty((m, nw), np.uint64)
+        tmp_o = np.empty(m, np.int64)
+        hist = np.empty((8 * nw, 256), np.int64)
+        _radix_rows(keys, run, tmp_k, tmp_o, hist)
+        i = 0
+        while i < m:
+            j = i + 1
+            while j < m:
+                same = True
+                for w in range(nw):
+                    if keys[j, w] != keys[i, w]:
+                        same = False
+                        break
+                if not same:
                     break
-            if not same:
-                break
-            j += 1
-        if j - i > 1:
-            _resolve_ties(order[i:j], offsets, data, start + 8 * nw, nw)
-        i = j
+                j += 1
+            if j - i > 1:
+                stack.append((a + i, a + j, at + 8 * nw))
+            i = j
 
 
 @njit(nogil=True, cache=True)

@@ -54,6 +54,7 @@ class RunResult:
     totals: pd.DataFrame
     timings: dict[str, float] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
+    products: pd.DataFrame | None = None
 
 
 class _Timer:
@@ -176,6 +177,7 @@ def run_batch(config: RunConfig, out_dir: str | Path, *, force: bool = False, st
     counts["policies_paid"] = int((led_df["net_payout"] > 0).sum())
     counts["policies_withheld"] = int((led_df["status"] == "withheld_missing_data").sum())
     counts["districts_triggered"] = int(led_df.loc[led_df["payout_rate"] > 0, "district_id"].nunique())
+    by_product = _product_summary(led_df)
 
     # ---- write everything into a staging folder, then move it into place
     stage = out_dir.parent / f".{out_dir.name}.staging-{os.getpid()}"
@@ -203,6 +205,7 @@ def run_batch(config: RunConfig, out_dir: str | Path, *, force: bool = False, st
             "inputs": inputs_hashed,
             "products": [p.model_dump(mode="json") for p in config.products],
             "counts": counts,
+            "by_product": by_product.to_dict(orient="records"),
             "timings_s": t.timings,
             "outputs": files,
             "environment": {"python": platform.python_version(), **_versions()},
@@ -219,10 +222,29 @@ def run_batch(config: RunConfig, out_dir: str | Path, *, force: bool = False, st
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
-    return RunResult(out_dir=out_dir, run_id=run_id, counts=counts, totals=totals, timings=t.timings, files=files)
+    return RunResult(out_dir=out_dir, run_id=run_id, counts=counts, totals=totals, timings=t.timings, files=files,
+                     products=by_product)
 
 
 # --------------------------------------------------------------------------- helpers (wiring only)
+def _product_summary(ledger: pd.DataFrame) -> pd.DataFrame:
+    """Per product: policies, districts, districts triggered, policies paid/withheld, money [Rp]."""
+    g = ledger.assign(product_id=ledger["product_id"].astype(str), district_id=ledger["district_id"].astype(str))
+    rows = []
+    for pid, d in g.groupby("product_id", sort=True):
+        rows.append({
+            "product_id": pid,
+            "policies": int(len(d)),
+            "districts": int(d["district_id"].nunique()),
+            "districts_triggered": int(d.loc[d["payout_rate"] > 0, "district_id"].nunique()),
+            "policies_paid": int((d["net_payout"] > 0).sum()),
+            "policies_withheld": int((d["status"] == "withheld_missing_data").sum()),
+            "sum_insured": int(d["sum_insured"].sum()),
+            "net_payout": int(d["net_payout"].sum()),
+        })
+    return pd.DataFrame(rows)
+
+
 def _open_input(name: str, spec) -> tuple[str, Any]:
     """Open one configured input lazily: ``("grid" | "series" | "table", object)``."""
     if name == "rainfall":
