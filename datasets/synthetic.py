@@ -103,7 +103,8 @@ from scipy.ndimage import gaussian_filter
 from scipy.special import expit, gammaincinv, ndtr
 
 __all__ = ["generate_demo_region", "CELL_DEG", "SOWING_SPREAD_DAYS", "DAYS_BEFORE", "DAYS_AFTER",
-           "YIELD_HISTORY_YEARS", "NDVI_BASELINE_YEARS", "MOD13_DAYS_OF_YEAR", "DEFAULT_PRODUCTS"]
+           "YIELD_HISTORY_YEARS", "NDVI_BASELINE_YEARS", "MOD13_DAYS_OF_YEAR", "DEFAULT_PRODUCTS",
+           "AUTP_PRODUCT", "PERIL_NAMES", "PLANTING_METHODS"]
 
 #: Grid cell size [degrees], as CHIRPS.
 CELL_DEG = 0.05
@@ -116,8 +117,11 @@ SOWING_SPREAD_DAYS = 21
 #: The district's onset (centre of sowing) is 21–35 days after ``season_start`` [days].
 ONSET_BASE_DAYS = 21
 ONSET_EAST_DELAY_DAYS = 14
-#: Default product ids: every farmer is insured by the rainfall, area-yield and NDVI covers.
-DEFAULT_PRODUCTS = ("rain", "yield", "ndvi")
+#: Default product ids: every farmer is insured by the rainfall, area-yield and NDVI covers
+#: and by AUTP (the named-peril cover the index products are compared with).
+DEFAULT_PRODUCTS = ("rain", "yield", "ndvi", "autp")
+#: Product id of the AUTP policies the loss assessments refer to.
+AUTP_PRODUCT = "autp"
 #: ``yields.csv`` covers the season's harvest year and this many years before it.
 YIELD_HISTORY_YEARS = 15
 #: NDVI starts on 1 January this many years before the season's start year (the baseline).
@@ -207,13 +211,14 @@ def generate_demo_region(
         ``season_start``'s year.
     products
         Product ids; the register has one row per farmer and product. NDVI and yields are
-        written whatever the products.
+        written whatever the products; ``assessments.csv`` only when :data:`AUTP_PRODUCT`
+        is among them (its policies are what the assessments refer to).
 
     Returns
     -------
     dict[str, pathlib.Path]
         ``{"districts", "rainfall", "ndvi", "yields", "policies", "truth",
-        "truth_losses"}`` → written paths.
+        "truth_losses"}`` (+ ``"assessments"`` with the AUTP product) → written paths.
     """
     if n_districts < 4:
         raise ValueError("n_districts must be at least 4")
@@ -225,9 +230,9 @@ def generate_demo_region(
     if end <= start:
         raise ValueError("season_end must be after season_start")
 
-    # spawn(6)'s first four children are spawn(4)'s: adding streams left the old draws as they were
-    rng_geo, rng_hazard, rng_rain, rng_farm, rng_crop, rng_ndvi = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)
+    # spawn(7)'s first six children are spawn(6)'s: adding streams left the old draws as they were
+    rng_geo, rng_hazard, rng_rain, rng_farm, rng_crop, rng_ndvi, rng_assess = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(7)
     )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -250,6 +255,8 @@ def generate_demo_region(
     composites = mod13_dates(pd.Timestamp(start.year - NDVI_BASELINE_YEARS, 1, 1),
                              end + pd.Timedelta(days=DAYS_AFTER))
     ndvi, quality = make_ndvi(grid, districts, hazards, crop, composites, start, rng_ndvi)
+    assessments = (make_assessments(policies, districts, truth, crop, hazards, start, end, rng_assess)
+                   if AUTP_PRODUCT in products else None)
 
     paths = {
         "districts": out / "districts.gpkg",
@@ -268,6 +275,12 @@ def generate_demo_region(
     _write_csv(policies, paths["policies"], "%.2f")  # area_ha to 0.01 ha
     _write_csv(truth, paths["truth"], "%.3f")
     _write_csv(crop.truth(), paths["truth_losses"], "%.3f")
+    stale = out / "assessments.csv"
+    if assessments is not None:
+        paths["assessments"] = stale
+        _write_csv(assessments, stale, "%.2f")  # plot_area_ha to 0.01 ha
+    else:  # no AUTP cover in the register: no assessments, and none left from an earlier run
+        stale.unlink(missing_ok=True)
     return paths
 
 
@@ -693,6 +706,243 @@ def _plot_areas(n: int, rng: np.random.Generator) -> np.ndarray:
         draw = rng.lognormal(np.log(0.35), 0.75, 2 * n)
         out = np.concatenate([out, draw[(draw >= 0.1) & (draw <= 2.0)]])
     return np.round(out[:n], 2).clip(0.1, 2.0)
+
+
+# ---------------------------------------------------------------------------------------
+# AUTP loss assessments
+# ---------------------------------------------------------------------------------------
+
+#: Peril names as POPT field reports write them (Indonesian mostly, English in some
+#: districts' forms) → the English peril of the AUTP wording (DESIGN.md: covered flood,
+#: drought, brown planthopper, stem borer, rice bug, rats, armyworm, blast, brown spot,
+#: tungro, stem rot, ragged stunt; excluded fire, grassy stunt, bacterial leaf blight,
+#: golden apple snail, ...).
+PERIL_NAMES: dict[str, str] = {
+    "kekeringan": "drought", "banjir": "flood",
+    "wereng batang coklat": "brown planthopper", "penggerek batang": "stem borer",
+    "walang sangit": "rice bug", "tikus": "rats", "ulat grayak": "armyworm",
+    "blas": "blast", "bercak coklat": "brown spot", "tungro": "tungro",
+    "busuk batang": "stem rot", "kerdil hampa": "ragged stunt",
+    "keong mas": "golden apple snail", "kebakaran": "fire", "kerdil rumput": "grassy stunt",
+    "hawar daun bakteri": "bacterial leaf blight",
+    "drought": "drought", "flood": "flood", "brown planthopper": "brown planthopper",
+    "rats": "rats", "blast": "blast",
+}
+#: ``planting_method`` values: transplanting (tanam pindah), direct seeding (tabela) and
+#: ratoon (salibu), with their shares among farmers.
+PLANTING_METHODS: dict[str, float] = {"transplanting": 0.85, "tabela": 0.11, "salibu": 0.04}
+#: Background claims (every district, every season): peril → share of the claims.
+_BACKGROUND_PERILS: dict[str, float] = {
+    "wereng batang coklat": 0.20, "tikus": 0.20, "penggerek batang": 0.10, "blas": 0.10,
+    "tungro": 0.05, "walang sangit": 0.04, "ulat grayak": 0.03, "bercak coklat": 0.03,
+    "busuk batang": 0.02, "kerdil hampa": 0.02, "banjir": 0.08, "kekeringan": 0.03,
+    "keong mas": 0.05, "kebakaran": 0.01, "kerdil rumput": 0.01, "hawar daun bakteri": 0.03,
+}
+#: Crop age [days after planting] at the damaging event, drawn uniformly per peril.
+_PERIL_AGES: dict[str, tuple[int, int]] = {
+    "kekeringan": (15, 60), "banjir": (5, 80), "wereng batang coklat": (35, 90),
+    "penggerek batang": (20, 85), "walang sangit": (60, 90), "tikus": (15, 95),
+    "ulat grayak": (15, 50), "blas": (25, 85), "bercak coklat": (40, 90), "tungro": (15, 50),
+    "busuk batang": (50, 95), "kerdil hampa": (20, 60), "keong mas": (3, 25),
+    "kebakaran": (60, 100), "kerdil rumput": (20, 60), "hawar daun bakteri": (30, 80),
+}
+#: Outbreak pests of the pest districts (one per district).
+_OUTBREAK_PESTS = ("wereng batang coklat", "tikus", "blas", "tungro")
+#: The English name some districts' forms use instead of the Indonesian one.
+_ENGLISH_OF = {"kekeringan": "drought", "banjir": "flood", "wereng batang coklat": "brown planthopper",
+               "tikus": "rats", "blas": "blast"}
+#: Share of severe plots reaching puso (≥ 75 % intensity and ≥ 75 % damaged area) under
+#: the severe draw of :func:`_damage`; used to turn target puso shares into probabilities.
+_SEVERE_PUSO = 0.7
+
+
+def make_assessments(policies: pd.DataFrame, districts: gpd.GeoDataFrame, truth: pd.DataFrame, crop: _Crop,
+                     hazards: list[_Hazard], start: pd.Timestamp, end: pd.Timestamp,
+                     rng: np.random.Generator, product: str = AUTP_PRODUCT) -> pd.DataFrame:
+    """AUTP field loss assessments by POPT officers, one row per assessed plot (petak alami).
+
+    Every ``product`` policy's farm is split into 1–3 plots (one below 0.25 ha; Dirichlet
+    shares, 0.01 ha, at least 0.05 ha each). Each farmer falls in at most one damage
+    category, drawn with per-district probabilities from three sources:
+
+    * hazard (the district's truth ``cause`` drought / flood, planted or fringe): target
+      puso share of insured area T = min(0.6, 0.75 × hazard_loss × e^N(0, 0.25)) —
+      ~34 % for a district losing 45 %, ~4 % for a buffered one; severe with probability
+      T / 0.7 and moderate with 0.6 T / 0.7 + 0.05, both × a kelompok-tani factor
+      e^(N(0, 0.5) − 0.125) (damage clusters by group); all the farmer's plots assessed.
+    * pest districts: T = min(0.5, 0.8 × pest_loss × e^N(0, 0.25)), same probabilities
+      (moderate + 0.03); one outbreak pest (brown planthopper, rats, blast or tungro) for
+      85 % of the claims, the background mix for the rest.
+    * background in every district: T ~ U(1.5, 3.2) % (AUTP nationally pays on 1.5–2.6 %
+      of insured area in normal years, DOMAIN.md; the adjuster's gates decline some),
+      moderate 2 × severe; perils :data:`_BACKGROUND_PERILS` (pests and diseases, local
+      flood and drought, ~10 % excluded: keong mas, fire, grassy stunt, bacterial leaf
+      blight).
+
+    Probabilities are scaled down where they add up to more than 0.95.
+
+    Pest and background claims assess each plot with probability 0.75 (at least one).
+    Damage per plot (:func:`_damage`): severe intensity N(88, 9) %, damaged area N(84, 13) %
+    (~70 % reach puso ≥ 75/75), moderate N(45, 16) % / N(50, 20) % (~1 %), a farmer
+    offset N(0, 4) on both, clipped to 5–100 and recorded to 1 % or, by the officers of
+    half the districts, to 5 %. Peril names are Indonesian, 12 % English where a form has
+    it (:data:`PERIL_NAMES`).
+
+    Dates: the register's ``sowing_date`` is the planting date; ``crop_age_days`` =
+    ``event_date`` − planting. Flood: a day of the planted flood (plots not yet planted
+    then are not damaged); drought: 10 days after planting to 15 days after the dry spell
+    ends, 4 % of them seedlings of 3–9 days; other perils: :data:`_PERIL_AGES`. Events
+    never after ``end``. ``notice_date`` = event + min(7, Poisson(1.8)) days, 3.5 % of
+    them 8–25 days late. Planting methods per farmer: :data:`PLANTING_METHODS`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``policy_id, plot_id, peril, plot_area_ha, damage_intensity_pct,
+        damaged_area_pct, crop_age_days, planting_method, event_date, notice_date``,
+        in register order then plot number; ``plot_id`` is ``PT-<district>-<farmer no.>-<k>``.
+    """
+    reg = policies[policies.product_id == product].reset_index(drop=True)
+    n = len(reg)
+    ids = districts.district_id.to_numpy()
+    d_of = pd.Index(ids).get_indexer(reg.district_id)
+    t = truth.set_index("district_id").loc[ids]
+    n_d = ids.size
+
+    # district parameters (all drawn in district order, whatever is used)
+    kind = np.where(np.isin(crop.cause, ("drought", "flood")), crop.cause, "none")
+    hazard_t = np.where(kind != "none", np.minimum(0.6, 0.75 * crop.hazard_loss * np.exp(rng.normal(0, 0.25, n_d))),
+                        0.0)
+    pest_t = np.minimum(0.5, 0.8 * crop.pest_loss * np.exp(rng.normal(0, 0.25, n_d)))
+    outbreak = rng.choice(len(_OUTBREAK_PESTS), n_d)
+    background_t = rng.uniform(0.015, 0.032, n_d)
+    step5 = rng.random(n_d) < 0.5  # officers who record damage to the nearest 5 %
+    event_hazard = _district_hazards(districts, t, kind, hazards)
+
+    # farmers: group factor, damage category, planting method
+    groups, group_of = np.unique(reg.group_id.to_numpy(str), return_inverse=True)
+    factor = np.exp(rng.normal(0, 0.5, groups.size) - 0.125)[group_of]
+    sev_h = hazard_t[d_of] / _SEVERE_PUSO * factor
+    mod_h = np.where(kind[d_of] != "none", (0.6 * hazard_t[d_of] / _SEVERE_PUSO + 0.05) * factor, 0.0)
+    sev_p = pest_t[d_of] / _SEVERE_PUSO * factor
+    mod_p = np.where(pest_t[d_of] > 0, (0.6 * pest_t[d_of] / _SEVERE_PUSO + 0.03) * factor, 0.0)
+    sev_b = background_t[d_of] / _SEVERE_PUSO
+    prob = np.stack([sev_h, mod_h, sev_p, mod_p, sev_b, 2 * sev_b], axis=1)
+    prob *= np.minimum(1.0, 0.95 / prob.sum(axis=1))[:, None]
+    category = (rng.random(n)[:, None] >= prob.cumsum(axis=1)).sum(axis=1)  # 0..5, 6 = no claim
+    method = np.array(list(PLANTING_METHODS))[rng.choice(len(PLANTING_METHODS), n, p=list(PLANTING_METHODS.values()))]
+
+    # perils and events of the claimants
+    f = np.flatnonzero(category < 6)
+    cat = category[f]
+    source = cat // 2  # 0 hazard, 1 pest, 2 background
+    severe = cat % 2 == 0
+    background = list(_BACKGROUND_PERILS)
+    peril = np.array(background, dtype=object)[rng.choice(len(background), f.size, p=list(_BACKGROUND_PERILS.values()))]
+    pest_main = np.array(_OUTBREAK_PESTS, dtype=object)[outbreak[d_of[f]]]
+    peril = np.where((source == 1) & (rng.random(f.size) < 0.85), pest_main, peril)
+    peril = np.where(source == 0, np.where(kind[d_of[f]] == "drought", "kekeringan", "banjir"), peril)
+
+    sowing = pd.to_datetime(reg.sowing_date.to_numpy()[f])
+    sow_day = ((sowing - start) / pd.Timedelta(days=1)).to_numpy(float).astype(np.int64)
+    last = (end - start).days
+    lo = np.array([_PERIL_AGES[p][0] for p in peril])
+    hi = np.array([_PERIL_AGES[p][1] for p in peril])
+    age = rng.integers(lo, hi + 1)
+    # the district's planted drought / flood dates
+    hz_start = np.array([(h.start - start).days if h is not None else 0 for h in event_hazard])[d_of[f]]
+    hz_end = np.array([(h.end - start).days if h is not None else 0 for h in event_hazard])[d_of[f]]
+    drought = (source == 0) & (kind[d_of[f]] == "drought")
+    flood = (source == 0) & (kind[d_of[f]] == "flood")
+    drought_hi = np.maximum(15, hz_end + 15 - sow_day)
+    drought_age = np.where(rng.random(f.size) < 0.04, rng.integers(3, 10, f.size),
+                           (10 + rng.random(f.size) * (drought_hi - 10)).astype(np.int64))
+    flood_day = hz_start + np.floor(rng.random(f.size) * (hz_end - hz_start + 1)).astype(np.int64)
+    age = np.where(drought, drought_age, np.where(flood, flood_day - sow_day, age))
+    age = np.minimum(age, last - sow_day)
+    keep = age >= 0  # flooded before planting: nothing to damage
+    f, peril, severe, source, age, sow_day = f[keep], peril[keep], severe[keep], source[keep], age[keep], sow_day[keep]
+    english = np.array([p in _ENGLISH_OF for p in peril]) & (rng.random(f.size) < 0.12)
+    peril = np.where(english, [_ENGLISH_OF.get(p, p) for p in peril], peril)
+    delay = np.where(rng.random(f.size) < 0.035, rng.integers(8, 26, f.size), np.minimum(7, rng.poisson(1.8, f.size)))
+
+    # plots: split each claimant's farm, choose the assessed plots, draw the damage
+    area = reg.area_ha.to_numpy(float)[f]
+    plot_area, plot_no, owner = _split_plots(area, rng)
+    assessed = (source[owner] == 0) | (rng.random(owner.size) < 0.75)
+    first = np.r_[0, np.flatnonzero(np.diff(owner)) + 1]
+    pick = first + np.floor(rng.random(f.size) * np.bincount(owner, minlength=f.size)).astype(np.int64)
+    assessed[pick] = True
+    intensity, damaged = _damage(severe, owner, step5[d_of[f]], rng)
+    rows = np.flatnonzero(assessed)
+    o = owner[rows]
+    event = start + pd.to_timedelta(sow_day[o] + age[o], unit="D")
+    notice = event + pd.to_timedelta(delay[o], unit="D")
+    farmer = pd.Series(reg.farmer_id.to_numpy(str)[f][o])
+    return pd.DataFrame({
+        "policy_id": reg.policy_id.to_numpy(str)[f][o],
+        "plot_id": "PT-" + farmer.str[2:] + "-" + pd.Series(plot_no[rows]).astype(str),
+        "peril": peril[o].astype(str),
+        "plot_area_ha": plot_area[rows],
+        "damage_intensity_pct": intensity[rows],
+        "damaged_area_pct": damaged[rows],
+        "crop_age_days": age[o],
+        "planting_method": method[f][o],
+        "event_date": event.strftime("%Y-%m-%d"),
+        "notice_date": notice.strftime("%Y-%m-%d"),
+    })
+
+
+def _district_hazards(districts: gpd.GeoDataFrame, truth: pd.DataFrame, kind: np.ndarray,
+                      hazards: list[_Hazard]) -> list[_Hazard | None]:
+    """Per district, the planted hazard of its ``kind`` whose footprint is strongest at the
+    district's representative point (its event dates date the claims); None for none."""
+    pts = districts.geometry.representative_point()
+    out: list[_Hazard | None] = []
+    events = zip(kind, pts.x, pts.y, truth.event_start.to_numpy(str), truth.event_end.to_numpy(str), strict=True)
+    for k, x, y, first, last in events:
+        same = [h for h in hazards if h.kind == k]
+        # a planted district: the event truth_hazards.csv names; the fringe: any of its kind
+        named = [h for h in same if (h.start.strftime("%Y-%m-%d"), h.end.strftime("%Y-%m-%d")) == (first, last)]
+        candidates = named or same
+        strength = [float(_footprint((np.array([x]), np.array([y])), h)[0]) for h in candidates]
+        out.append(candidates[int(np.argmax(strength))] if candidates else None)
+    return out
+
+
+def _split_plots(area: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split farms [ha] into 1–3 plots: (plot areas [ha], plot numbers 1.., farm index),
+    farm by farm. One plot below 0.25 ha; otherwise 1 + Bernoulli(0.45) + (≥ 0.8 ha)
+    Bernoulli(0.5); Dirichlet(4) shares rounded to 0.01 ha, the last plot taking the
+    rest; a farm whose split leaves a plot under 0.05 ha stays one plot."""
+    m = area.size
+    count = 1 + ((area >= 0.25) & (rng.random(m) < 0.45)) + ((area >= 0.8) & (rng.random(m) < 0.5))
+    shares = rng.dirichlet([4.0, 4.0, 4.0], m) * (np.arange(3)[None] < count[:, None])
+    shares /= shares.sum(axis=1, keepdims=True)
+    parts = np.round(area[:, None] * shares, 2)
+    cum = np.round(np.cumsum(parts, axis=1), 2)
+    parts[np.arange(m), count - 1] = np.round(area - (cum[np.arange(m), count - 1] - parts[np.arange(m), count - 1]), 2)
+    too_small = ((parts < 0.05) & (np.arange(3)[None] < count[:, None])).any(axis=1)
+    count = np.where(too_small, 1, count)
+    parts[too_small] = 0.0
+    parts[too_small, 0] = area[too_small]
+    owner = np.repeat(np.arange(m), count)
+    number = np.arange(owner.size) - np.repeat(np.r_[0, np.cumsum(count)[:-1]], count) + 1
+    return np.round(parts[owner, number - 1], 2), number, owner
+
+
+def _damage(severe: np.ndarray, owner: np.ndarray, step5: np.ndarray,
+            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Damage intensity and damaged area [%] per plot (int): severe N(88, 9) / N(84, 13),
+    moderate N(45, 16) / N(50, 20), a farmer offset N(0, 4), clipped to 5–100, to 1 % or
+    (``step5`` farms) 5 %."""
+    sev = severe[owner]
+    offset = rng.normal(0, 4, severe.size)[owner]
+    k = owner.size
+    intensity = np.where(sev, rng.normal(88, 9, k), rng.normal(45, 16, k)) + offset
+    damaged = np.where(sev, rng.normal(84, 13, k), rng.normal(50, 20, k)) + offset
+    step = np.where(step5[owner], 5.0, 1.0)
+    return tuple(np.clip(np.round(v / step) * step, 5, 100).astype(np.int64) for v in (intensity, damaged))
 
 
 # ---------------------------------------------------------------------------------------

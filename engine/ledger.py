@@ -88,107 +88,100 @@ class ReconciliationError(PanenError):
 def _word(data, s, e):  # pragma: no cover - numba
     """Big-endian uint64 of bytes ``data[s:s+8]``, zero-padded past ``e``."""
     k = np.uint64(0)
-    if e - s >= 8:
-        for b in range(8):
-            k = (k << np.uint64(8)) | np.uint64(data[s + b])
-    else:
-        for b in range(8):
-            k = k << np.uint64(8)
-            if s + b < e:
-                k = k | np.uint64(data[s + b])
+    for b in range(8):
+        k = k << np.uint64(8)
+        if s + b < e:
+            k = k | np.uint64(data[s + b])
     return k
 
 
 @njit(nogil=True, cache=True)
-def _scatter(src_k, src_o, dst_k, dst_o, pos, w, shift):  # pragma: no cover - numba
-    """One counting-sort pass on the byte of word ``w`` at ``shift``, stable."""
-    nw = src_k.shape[1]
-    for i in range(src_k.shape[0]):
-        v = (src_k[i, w] >> shift) & np.uint64(0xFF)
-        p = pos[v]
-        for ww in range(nw):
-            dst_k[p, ww] = src_k[i, ww]
+def _scatter_pairs(src_hi, src_lo, src_o, first, m, dst_hi, dst_lo, dst_o, base, pos, shift,
+                   use_lo):  # pragma: no cover - numba
+    """One stable counting-sort pass of rows ``first..first+m`` on one key byte."""
+    for i in range(first, first + m):
+        k = src_lo[i] if use_lo else src_hi[i]
+        v = np.int64((k >> shift) & np.uint64(255))
+        p = base + pos[v]
+        dst_hi[p] = src_hi[i]
+        dst_lo[p] = src_lo[i]
         dst_o[p] = src_o[i]
-        pos[v] = p + 1
+        pos[v] += 1
 
 
 @njit(nogil=True, cache=True)
-def _radix_rows(keys, order, tmp_k, tmp_o, hist):  # pragma: no cover - numba
-    """Stable LSD radix sort of the rows of ``keys`` (m, w words, big-endian), carrying ``order``.
+def _radix_pairs(hi, lo, order, a, b, t_hi, t_lo, t_o, hist):  # pragma: no cover - numba
+    """Stable LSD radix sort of rows ``a..b`` on the 16-byte key ``(hi, lo)``, carrying ``order``.
 
-    Byte digits that are constant over the rows are skipped, so a shared prefix costs one
-    counting pass, not a scatter.
+    Key bytes that are constant over the rows are skipped: a shared prefix costs one
+    counting pass, not a scatter. Every array is passed whole with a row range, so each
+    kernel compiles once.
     """
-    m, nw = keys.shape
+    m = b - a
     if m < 2:
         return
-    if m <= 16:  # insertion sort
-        for i in range(1, m):
-            j = i
-            while j > 0:
-                less = False
-                for w in range(nw):
-                    x = keys[j, w]
-                    y = keys[j - 1, w]
-                    if x != y:
-                        less = x < y
-                        break
-                if not less:
-                    break
-                for w in range(nw):
-                    t = keys[j, w]
-                    keys[j, w] = keys[j - 1, w]
-                    keys[j - 1, w] = t
-                t2 = order[j]
-                order[j] = order[j - 1]
-                order[j - 1] = t2
+    if m <= 16:
+        for i in range(a + 1, b):
+            x = hi[i]
+            y = lo[i]
+            o = order[i]
+            j = i - 1
+            while j >= a and (hi[j] > x or (hi[j] == x and lo[j] > y)):
+                hi[j + 1] = hi[j]
+                lo[j + 1] = lo[j]
+                order[j + 1] = order[j]
                 j -= 1
+            hi[j + 1] = x
+            lo[j + 1] = y
+            order[j + 1] = o
         return
-    nd = nw * 8
-    hist[:nd, :] = 0
-    for i in range(m):
-        for w in range(nw):
-            k = keys[i, w]
-            for b in range(8):
-                hist[w * 8 + b, (k >> np.uint64(8 * (7 - b))) & np.uint64(0xFF)] += 1
-    tk = tmp_k[:m]
-    to = tmp_o[:m]
-    in_tmp = False  # where the current order lives: keys/order, or tk/to
+    for q in range(16):
+        for v in range(256):
+            hist[q, v] = 0
+    for i in range(a, b):
+        x = hi[i]
+        y = lo[i]
+        for q in range(8):
+            sh = np.uint64(56 - 8 * q)
+            hist[q, np.int64((x >> sh) & np.uint64(255))] += 1
+            hist[8 + q, np.int64((y >> sh) & np.uint64(255))] += 1
     pos = np.empty(256, np.int64)
-    for q in range(nd - 1, -1, -1):
-        skip = False
+    in_tmp = False
+    for q in range(15, -1, -1):
+        constant = False
         for v in range(256):
             c = hist[q, v]
             if c == m:
-                skip = True
+                constant = True
                 break
             if c != 0:
                 break
-        if skip:
+        if constant:
             continue
         acc = 0
         for v in range(256):
             pos[v] = acc
             acc += hist[q, v]
-        shift = np.uint64(8 * (7 - q % 8))
+        shift = np.uint64(56 - 8 * (q % 8))
         if in_tmp:
-            _scatter(tk, to, keys, order, pos, q // 8, shift)
+            _scatter_pairs(t_hi, t_lo, t_o, 0, m, hi, lo, order, a, pos, shift, q >= 8)
         else:
-            _scatter(keys, order, tk, to, pos, q // 8, shift)
+            _scatter_pairs(hi, lo, order, a, m, t_hi, t_lo, t_o, 0, pos, shift, q >= 8)
         in_tmp = not in_tmp
     if in_tmp:
-        keys[:, :] = tk
-        order[:] = to
+        for i in range(m):
+            hi[a + i] = t_hi[i]
+            lo[a + i] = t_lo[i]
+            order[a + i] = t_o[i]
 
 
 @njit(nogil=True, cache=True)
-def _insertion_ties(order, offsets, data, start):  # pragma: no cover - numba
-    """Stable insertion sort of a few rows whose first ``start`` bytes tie."""
-    m = order.shape[0]
-    for i in range(1, m):
+def _insertion_ties(order, a, b, offsets, data, start):  # pragma: no cover - numba
+    """Stable insertion sort of rows ``a..b`` (a few) whose first ``start`` bytes tie."""
+    for i in range(a + 1, b):
         r = order[i]
         j = i
-        while j > 0:
+        while j > a:
             q = order[j - 1]
             sr = offsets[r] + start
             sq = offsets[q] + start
@@ -212,60 +205,12 @@ def _insertion_ties(order, offsets, data, start):  # pragma: no cover - numba
 
 
 @njit(nogil=True, cache=True)
-def _resolve_ties(order, offsets, data, start, nw):  # pragma: no cover - numba
-    """Order rows whose first ``start`` bytes tie, radix-sorting the next words.
-
-    Runs that still tie are pushed on a stack and resolved on the following bytes (no
-    recursion: an explicit stack of ``(first, stop, start byte)``).
-    """
-    stack = [(np.int64(0), np.int64(order.shape[0]), np.int64(start))]
-    while len(stack) > 0:
-        a, b, at = stack.pop()
-        run = order[a:b]
-        m = b - a
-        if m <= 16:
-            _insertion_ties(run, offsets, data, at)
-            continue
-        longest = 0
-        for k in range(m):
-            r = run[k]
-            longest = max(longest, offsets[r + 1] - offsets[r])
-        if longest <= at:  # equal strings, or equal up to trailing NUL bytes
-            _insertion_ties(run, offsets, data, at)
-            continue
-        keys = np.empty((m, nw), np.uint64)
-        for k in range(m):
-            r = run[k]
-            for w in range(nw):
-                keys[k, w] = _word(data, offsets[r] + at + 8 * w, offsets[r + 1])
-        tmp_k = np.empty((m, nw), np.uint64)
-        tmp_o = np.empty(m, np.int64)
-        hist = np.empty((8 * nw, 256), np.int64)
-        _radix_rows(keys, run, tmp_k, tmp_o, hist)
-        i = 0
-        while i < m:
-            j = i + 1
-            while j < m:
-                same = True
-                for w in range(nw):
-                    if keys[j, w] != keys[i, w]:
-                        same = False
-                        break
-                if not same:
-                    break
-                j += 1
-            if j - i > 1:
-                stack.append((a + i, a + j, at + 8 * nw))
-            i = j
-
-
-@njit(nogil=True, cache=True)
-def _group_string_order(group, n_groups, offsets, data, max_words):  # pragma: no cover - numba
+def _group_string_order(group, n_groups, offsets, data):  # pragma: no cover - numba
     """Stable permutation sorting rows by ``(group, string)``, strings compared byte-wise.
 
-    A counting sort places rows by group; inside a group an LSD radix sort orders the
-    first ``8 * max_words`` bytes after the prefix every string shares; rows still tied
-    are resolved recursively on the following bytes. Equal strings keep input order.
+    A counting sort places rows by group; inside a group an LSD radix sort orders the 16
+    bytes that follow the prefix every string shares; runs still tied are re-keyed on the
+    next 16 bytes (an explicit stack, no recursion). Equal strings keep input order.
     """
     n = group.shape[0]
     order = np.empty(n, np.int64)
@@ -273,19 +218,15 @@ def _group_string_order(group, n_groups, offsets, data, max_words):  # pragma: n
         return order
     lcp = offsets[1] - offsets[0]
     s0 = offsets[0]
-    longest = 0
     for i in range(n):
+        if lcp == 0:
+            break
         si = offsets[i]
-        li = offsets[i + 1] - si
-        if li > longest:
-            longest = li
-        if lcp > 0:
-            m = min(lcp, li)
-            j = 0
-            while j < m and data[si + j] == data[s0 + j]:
-                j += 1
-            lcp = j
-    nw = max(1, min(max_words, (longest - lcp + 7) // 8))
+        m = min(lcp, offsets[i + 1] - si)
+        j = 0
+        while j < m and data[si + j] == data[s0 + j]:
+            j += 1
+        lcp = j
     starts = np.zeros(n_groups + 1, np.int64)
     for i in range(n):
         starts[group[i] + 1] += 1
@@ -294,40 +235,49 @@ def _group_string_order(group, n_groups, offsets, data, max_words):  # pragma: n
         biggest = max(biggest, starts[g + 1])
         starts[g + 1] += starts[g]
     pos = starts[:-1].copy()
-    keys = np.empty((n, nw), np.uint64)
+    hi = np.empty(n, np.uint64)
+    lo = np.empty(n, np.uint64)
     for i in range(n):
         g = group[i]
         p = pos[g]
         order[p] = i
         s = offsets[i] + lcp
         e = offsets[i + 1]
-        for w in range(nw):
-            keys[p, w] = _word(data, s + 8 * w, e)
+        hi[p] = _word(data, s, e)
+        lo[p] = _word(data, s + 8, e)
         pos[g] = p + 1
-    tmp_k = np.empty((biggest, nw), np.uint64)
-    tmp_o = np.empty(biggest, np.int64)
-    hist = np.empty((8 * nw, 256), np.int64)
-    decided = lcp + 8 * nw
-    for g in range(n_groups):
-        a = starts[g]
-        b = starts[g + 1]
-        if b - a < 2:
-            continue
-        _radix_rows(keys[a:b], order[a:b], tmp_k, tmp_o, hist)
+    t_hi = np.empty(biggest, np.uint64)  # a tied run never outgrows its group
+    t_lo = np.empty(biggest, np.uint64)
+    t_o = np.empty(biggest, np.int64)
+    hist = np.empty((16, 256), np.int64)
+    # (first, stop, byte the keys start at); groups first, then tied runs on later bytes
+    stack = [(np.int64(0), np.int64(0), np.int64(0))]
+    stack.pop()
+    for g in range(n_groups - 1, -1, -1):
+        if starts[g + 1] - starts[g] > 1:
+            stack.append((starts[g], starts[g + 1], lcp))
+    while len(stack) > 0:
+        a, b, at = stack.pop()
+        if at > lcp:  # a tied run: keys for the next 16 bytes
+            longest = 0
+            for k in range(a, b):
+                r = order[k]
+                longest = max(longest, offsets[r + 1] - offsets[r])
+            if b - a <= 16 or longest <= at:
+                _insertion_ties(order, a, b, offsets, data, at)
+                continue
+            for k in range(a, b):
+                r = order[k]
+                hi[k] = _word(data, offsets[r] + at, offsets[r + 1])
+                lo[k] = _word(data, offsets[r] + at + 8, offsets[r + 1])
+        _radix_pairs(hi, lo, order, a, b, t_hi, t_lo, t_o, hist)
         i = a
         while i < b:
             j = i + 1
-            while j < b:
-                same = True
-                for w in range(nw):
-                    if keys[j, w] != keys[i, w]:
-                        same = False
-                        break
-                if not same:
-                    break
+            while j < b and hi[j] == hi[i] and lo[j] == lo[i]:
                 j += 1
             if j - i > 1:
-                _resolve_ties(order[i:j], offsets, data, decided, nw)
+                stack.append((i, j, at + 16))
             i = j
     return order
 
@@ -354,7 +304,7 @@ def sort_order(group: np.ndarray, n_groups: int, strings: pa.Array | pa.ChunkedA
     g = np.ascontiguousarray(group, dtype=np.int64)
     if g.size and (g.min() < 0 or g.max() >= n_groups):
         raise ValueError("sort_order: group codes must lie in [0, n_groups)")
-    return _group_string_order(g, int(n_groups), offsets, data, 2)
+    return _group_string_order(g, int(n_groups), offsets, data)
 
 
 # --------------------------------------------------------------------------- ledger

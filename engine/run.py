@@ -193,7 +193,9 @@ def run_batch(config: RunConfig, out_dir: str | Path, *, force: bool = False, st
             write_table_atomic(rejects, stage / "rejects.csv", "csv")
         files = {f.name: _sha256_file(f) for f in sorted(stage.iterdir())}
         inputs_hashed = _hash_inputs(config)
-        run_id = hashlib.sha256(json.dumps({"config": config.sha256, "inputs": inputs_hashed,
+        # content only (not paths): the same config and data give the same run id anywhere
+        content = {k: v["sha256"] for k, v in inputs_hashed.items()}
+        run_id = hashlib.sha256(json.dumps({"config": config.sha256, "inputs": content,
                                             "version": __version__}, sort_keys=True).encode()).hexdigest()[:16]
         t.timings["total"] = round(time.perf_counter() - t_start, 3)
         manifest = {

@@ -1,0 +1,327 @@
+"""Read AUTP loss assessments (CSV or Parquet) and sort their rows into assessments and rejects.
+
+A loss assessment is what the POPT pest observer (with the PPL extension officer) records
+for one natural plot (petak alami), one peril and one event (DESIGN.md, "Contract")::
+
+    policy_id, plot_id, peril, plot_area_ha [ha], damage_intensity_pct [%],
+    damaged_area_pct [%], crop_age_days [days after planting, HST], planting_method,
+    event_date (ISO), notice_date (ISO)
+
+Two kinds of problem, as for the policy register (:mod:`panen.engine.policies`):
+
+* with the *file* — it is missing, unreadable, or lacks a required column: an
+  :class:`~panen.engine.errors.InputError` naming the file (and every missing column);
+* with a *row* — it goes to the rejects table with the file, the 1-based data row (header
+  excluded), the column, a reason code (:data:`REASONS`) and a message. No row is ever
+  dropped silently: ``len(assessments) + len(rejects) == rows read``.
+
+The peril and planting method are kept as written (trimmed); whether a peril is known,
+covered or excluded is the adjuster's decision (:func:`panen.engine.adjuster.adjust`),
+not a reject.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+from panen.engine.adjuster import ASSESSMENT_COLUMNS, Wording, normalise_label
+from panen.engine.errors import InputError, Problem
+from panen.engine.policies import _as_text, _date_column, _number_column, _string_column
+
+__all__ = ["REASONS", "REJECT_COLUMNS", "read_assessments"]
+
+#: Leading columns of the rejects table; the row's other raw values follow.
+REJECT_COLUMNS: tuple[str, ...] = ("file", "row", "column", "policy_id", "plot_id", "reason", "message")
+
+#: Reject reason codes, in the order they are checked: a row with several problems is
+#: rejected once, for the first.
+REASONS: dict[str, str] = {
+    "missing_value": "a required value is empty",
+    "bad_number": "a number could not be parsed",
+    "bad_date": "a date is not an ISO date (YYYY-MM-DD)",
+    "percent_out_of_range": "a percentage is outside 0-100",
+    "non_positive_area": "the plot area is zero or negative",
+    "bad_crop_age": "the crop age is not a whole number of days >= 0",
+    "notice_before_event": "the notice date is before the event date",
+    "duplicate_assessment": "(policy_id, plot_id, peril, event_date) occurs more than once",
+}
+_CODE = {name: i + 1 for i, name in enumerate(REASONS)}  # 0 = valid
+
+_TEXT = ("policy_id", "plot_id", "peril", "planting_method")
+_NUMBERS = ("plot_area_ha", "damage_intensity_pct", "damaged_area_pct", "crop_age_days")
+_DATES = ("event_date", "notice_date")
+_KEY = ("policy_id", "plot_id", "peril", "event_date")
+
+
+def read_assessments(path: str | PathLike[str], *, wording: Wording | None = None
+                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read loss assessments and split them into valid rows and rejects.
+
+    Parameters
+    ----------
+    path
+        ``*.csv`` (also ``.csv.gz``, ``.csv.bz2``, ``.csv.zst``; comma-separated, UTF-8)
+        or ``*.parquet`` / ``*.pq``.
+    wording
+        Optional policy wording: duplicates are then found on the peril *code*, so
+        ``tikus`` and ``rats`` on the same plot and day are one event. Without it, perils
+        compare by their normalised text (case, spaces, ``_`` and ``-`` ignored).
+
+    Returns
+    -------
+    assessments : pandas.DataFrame
+        Accepted rows in file order, the index (named ``row``) being the 1-based data row
+        of the file: ``policy_id, plot_id, peril, planting_method`` [str, as written],
+        ``plot_area_ha`` [ha], ``damage_intensity_pct, damaged_area_pct`` [%] (float64),
+        ``crop_age_days`` [days, int64], ``event_date, notice_date`` (datetime64).
+        ``attrs["source"]`` is the path.
+    rejects : pandas.DataFrame
+        :data:`REJECT_COLUMNS` followed by the raw text of the row's other columns,
+        sorted by ``row``. Checks, in order (:data:`REASONS`): an empty value
+        (``missing_value``); an unparsable number (``bad_number``, ``1,5`` is not a
+        number) or date (``bad_date``, ``2024-02-30`` is not a date); a percentage outside
+        0-100; ``plot_area_ha <= 0``; a negative or fractional crop age; a notice before
+        the event; and a repeated ``(policy_id, plot_id, peril, event_date)`` —
+        *every* occurrence is rejected until the assessor says which one is real.
+
+    Raises
+    ------
+    InputError
+        The file is missing or unreadable, not CSV/Parquet, or lacks required columns
+        (each named, with the file).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError("loss assessments file not found", file=p)
+    if not p.is_file():
+        raise InputError("loss assessments path is not a file", file=p)
+    name = p.name.lower()
+    if name.endswith((".parquet", ".pq")):
+        table = _read_parquet(p)
+    elif any(name.endswith(".csv" + ext) for ext in ("", ".gz", ".bz2", ".zst")):
+        table = _read_csv(p)
+    else:
+        raise InputError("unsupported loss assessments format: expected .csv or .parquet", file=p)
+    return split_assessments(table.combine_chunks(), str(p), wording=wording)
+
+
+def split_assessments(table: pa.Table | pd.DataFrame, file: str = "<memory>", *,
+                      wording: Wording | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Check every row of an in-memory assessments table; see :func:`read_assessments`."""
+    if isinstance(table, pd.DataFrame):
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    _check_header(table.column_names, file)
+    n = table.num_rows
+    reason = np.zeros(n, np.int8)
+    column = np.zeros(n, np.int8)
+    col_index = {c: i for i, c in enumerate(ASSESSMENT_COLUMNS)}
+
+    def flag(mask: np.ndarray, why: str, col: str) -> None:
+        sel = mask & (reason == 0)
+        reason[sel] = _CODE[why]
+        column[sel] = col_index[col]
+
+    text = {c: _string_column(table[c], c, file) for c in _TEXT}
+    numbers = {c: _number_column(table[c], c, file) for c in _NUMBERS}
+    dates = {c: _date_column(table[c], c, file) for c in _DATES}
+    missing = {c: v[1] for c, v in text.items()} | {c: v[1] for c, v in numbers.items()} \
+        | {c: v[1] for c, v in dates.items()}
+    for c in ASSESSMENT_COLUMNS:
+        flag(missing[c], "missing_value", c)
+    for c in _NUMBERS:
+        flag(numbers[c][2], "bad_number", c)
+    for c in _DATES:
+        flag(dates[c][2], "bad_date", c)
+    ok = {c: ~missing[c] & ~numbers[c][2] for c in _NUMBERS}
+    for c in ("damage_intensity_pct", "damaged_area_pct"):
+        v = numbers[c][0]
+        flag(ok[c] & ~((v >= 0) & (v <= 100)), "percent_out_of_range", c)
+    area = numbers["plot_area_ha"][0]
+    flag(ok["plot_area_ha"] & ~(area > 0), "non_positive_area", "plot_area_ha")
+    age = numbers["crop_age_days"][0]
+    flag(ok["crop_age_days"] & ~((age >= 0) & (age == np.floor(age)) & (age < 2**31)), "bad_crop_age",
+         "crop_age_days")
+    event, notice = dates["event_date"][0], dates["notice_date"][0]
+    dates_ok = ~missing["event_date"] & ~dates["event_date"][2] & ~missing["notice_date"] & ~dates["notice_date"][2]
+    flag(dates_ok & (notice < event), "notice_before_event", "notice_date")
+
+    # duplicates among rows whose key is readable, whatever else is wrong with them
+    key_ok = ~missing["policy_id"] & ~missing["plot_id"] & ~missing["peril"] & ~missing["event_date"] \
+        & ~dates["event_date"][2]
+    counts, first = _duplicates(text, event, key_ok, wording)
+    flag(counts > 1, "duplicate_assessment", "peril")
+
+    rejected = reason != 0
+    rejects = _rejects(table, file, rejected, reason, column, counts, first)
+    keep = ~rejected
+    valid = pd.DataFrame({
+        **{c: _strings(text[c][0], keep) for c in _TEXT},
+        "plot_area_ha": area[keep],
+        "damage_intensity_pct": numbers["damage_intensity_pct"][0][keep],
+        "damaged_area_pct": numbers["damaged_area_pct"][0][keep],
+        "crop_age_days": age[keep].astype(np.int64),
+        "event_date": event[keep].astype("datetime64[D]").astype("datetime64[s]"),
+        "notice_date": notice[keep].astype("datetime64[D]").astype("datetime64[s]"),
+    }, columns=list(ASSESSMENT_COLUMNS), index=pd.Index(np.flatnonzero(keep) + 1, name="row"))
+    valid.attrs["source"] = file
+    if len(valid) + len(rejects) != n:  # the one rule of this module; cannot happen
+        raise RuntimeError(f"read_assessments lost rows: {len(valid)} + {len(rejects)} != {n}")
+    return valid, rejects
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _check_header(names: list[str], file: str | Path) -> None:
+    problems, seen = [], set()
+    for n in names:
+        if n in seen:
+            problems.append(Problem(f"column {n!r} appears more than once in the header", file=file, column=n))
+        seen.add(n)
+    missing = [c for c in ASSESSMENT_COLUMNS if c not in seen]
+    hint = ""
+    if missing and any(";" in n or "\t" in n for n in names):
+        hint = " (the header looks semicolon- or tab-separated; panen reads comma-separated CSV)"
+    problems += [Problem(f"required column {c!r} is missing{hint}", file=file, column=c) for c in missing]
+    if problems:
+        raise InputError(problems)
+
+
+def _read_csv(p: Path) -> pa.Table:
+    try:
+        with pa.input_stream(str(p), compression="detect") as stream:
+            head = stream.read(1 << 20)
+    except (OSError, pa.ArrowException) as e:
+        raise InputError(f"cannot read the file: {e}", file=p) from e
+    first_line = head[: head.find(b"\n")] if b"\n" in head else head
+    try:
+        text = first_line.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError("the header is not UTF-8 text", file=p) from e
+    header = next(csv.reader(io.StringIO(text)), None)
+    if not header or all(not h.strip() for h in header):
+        raise InputError("the file is empty: no header row", file=p)
+    names = [h.strip() for h in header]
+    _check_header(names, p)
+    try:  # everything as text: a bad number is a row reject, not a failed read
+        return pcsv.read_csv(
+            str(p),
+            read_options=pcsv.ReadOptions(column_names=names, skip_rows=1),
+            convert_options=pcsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                                strings_can_be_null=True, null_values=[""],
+                                                quoted_strings_can_be_null=True),
+        )
+    except (pa.ArrowException, OSError) as e:
+        raise InputError(f"cannot parse the CSV: {e}", file=p) from e
+
+
+def _read_parquet(p: Path) -> pa.Table:
+    try:
+        schema = pq.read_schema(str(p))
+    except (pa.ArrowException, OSError) as e:
+        raise InputError(f"not a readable Parquet file: {e}", file=p) from e
+    _check_header(schema.names, p)
+    try:
+        return pq.read_table(str(p)).replace_schema_metadata(None)
+    except (pa.ArrowException, OSError) as e:
+        raise InputError(f"cannot read the Parquet file: {e}", file=p) from e
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _strings(col: pa.ChunkedArray, keep: np.ndarray) -> pd.Series:
+    """Kept rows of a text column, trimmed, as a pandas ``str`` array."""
+    trimmed = pc.utf8_trim_whitespace(col.filter(pa.array(keep)))
+    return pd.Series(trimmed.to_pandas(), dtype="str").array
+
+
+def _duplicates(text: dict, event: np.ndarray, use: np.ndarray, wording: Wording | None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: how many readable rows share its key, and the first such row (-1 if unused)."""
+    n = len(use)
+    counts = np.zeros(n, np.int64)
+    first = np.full(n, -1, np.int64)
+    if not use.any():
+        return counts, first
+    rows = np.flatnonzero(use)
+    take = pa.array(rows)
+    peril = pd.Series(pc.utf8_trim_whitespace(text["peril"][0].take(take)).to_pandas(), dtype="str")
+    labels, uniques = pd.factorize(peril)
+    canon = [normalise_label(u) for u in uniques]
+    if wording is not None:
+        canon = [wording.peril_code(u) or c for u, c in zip(uniques, canon)]
+    peril_key = pd.factorize(np.asarray(canon, dtype=object))[0][labels]
+    keys = pd.DataFrame({
+        "policy_id": pd.factorize(text["policy_id"][0].take(take).to_pandas())[0],
+        "plot_id": pd.factorize(text["plot_id"][0].take(take).to_pandas())[0],
+        "peril": peril_key,
+        "event": event[rows],
+    })
+    group = keys.groupby(list(keys.columns), sort=False).ngroup().to_numpy()
+    size = np.bincount(group)
+    start = np.full(size.size, n, np.int64)
+    np.minimum.at(start, group, rows)
+    counts[rows] = size[group]
+    first[rows] = start[group]
+    return counts, first
+
+
+def _rejects(table: pa.Table, file: str, rejected: np.ndarray, reason: np.ndarray, column: np.ndarray,
+             counts: np.ndarray, first: np.ndarray) -> pd.DataFrame:
+    idx = np.flatnonzero(rejected)
+    raw = table.filter(pa.array(rejected))
+    text = {name: pd.Series(_as_text(raw[name]).to_pandas(), dtype="str") for name in raw.column_names}
+    why = pd.Series(np.asarray(list(REASONS), dtype=object)[reason[idx] - 1], dtype="str")
+    col = pd.Series(np.asarray(ASSESSMENT_COLUMNS, dtype=object)[column[idx]], dtype="str")
+    value = pd.Series([None] * len(idx), dtype="str")
+    for c in ASSESSMENT_COLUMNS:
+        at = (col == c).to_numpy()
+        if at.any():
+            value[at] = text[c][at]
+    quoted = ("'" + value + "'").fillna("''")
+    templates = {
+        "missing_value": col + " is empty, and it is required",
+        "bad_number": col + " " + quoted + " is not a number (digits with '.' as the decimal separator, "
+                                           "no thousands separators)",
+        "bad_date": col + " " + quoted + " is not an ISO date (YYYY-MM-DD)",
+        "percent_out_of_range": col + " must be between 0 and 100 %, got " + quoted,
+        "non_positive_area": "plot_area_ha must be > 0 ha, got " + quoted,
+        "bad_crop_age": "crop_age_days must be a whole number of days >= 0, got " + quoted,
+        "notice_before_event": "notice_date " + quoted + " is before event_date '"
+                               + text["event_date"].fillna("") + "'",
+        "duplicate_assessment": "policy " + text["policy_id"].fillna("") + ", plot "
+                                + text["plot_id"].fillna("") + ", peril " + quoted + ", event "
+                                + text["event_date"].fillna("") + " occurs "
+                                + pd.Series(counts[idx].astype(str), dtype="str") + " times (first at row "
+                                + pd.Series((first[idx] + 1).astype(str), dtype="str")
+                                + "); every occurrence is rejected until the assessor says which is real",
+    }
+    message = pd.Series([None] * len(idx), dtype="str")
+    for name, template in templates.items():
+        at = (why == name).to_numpy()
+        if at.any():
+            message[at] = template[at]
+    out = {
+        "file": pd.Series([file] * len(idx), dtype="str"),
+        "row": pd.Series(idx + 1, dtype="int64"),
+        "column": col,
+        "policy_id": text["policy_id"],
+        "plot_id": text["plot_id"],
+        "reason": why,
+        "message": message,
+    }
+    for name in raw.column_names:
+        if name not in ("policy_id", "plot_id"):
+            out[name if name not in REJECT_COLUMNS else f"raw_{name}"] = text[name]
+    return pd.DataFrame(out)

@@ -1,0 +1,845 @@
+"""The named-peril rice adjuster: AUTP (Asuransi Usaha Tani Padi) claims, plot by plot.
+
+The policy wording is data (``configs/autp.yaml``, validated by :class:`Wording`); this
+module only applies it. Another named-peril cover is another wording file, not new code.
+
+A loss assessment (one row per plot, peril and event, as a POPT pest observer records it)
+pays the plot's whole *insured area* x ``sum_insured_per_ha`` when every gate passes, and
+nothing otherwise — AUTP has no partial payment. The gates, in the order that decides the
+one primary ``reason`` of a declined plot (:data:`REASONS`):
+
+==========================  ==================================================================
+reason                      the plot is declined because ...
+==========================  ==================================================================
+``invalid_assessment``      a value is missing or impossible (the reader rejects these rows;
+                            the gate guards callers that build frames themselves)
+``unknown_policy``          ``policies`` was given and the policy id is not in it
+``unknown_peril``           the peril text matches no code, name or alias of the wording
+``peril_excluded``          the peril is a general exclusion (earthquake, fire, ...)
+``peril_excluded_special``  a special exclusion not lifted by an endorsement (golden apple
+                            snail, grassy stunt, riot, ...)
+``peril_not_covered``       a known peril the wording neither covers nor excludes
+``outside_cover_period``    the event is outside the cover period (inclusive bounds)
+``late_notice``             notified more than ``notice_days`` after the event
+``unknown_planting_method`` the planting method matches no method of the wording
+``crop_too_young``          crop age below the minimum for the planting method
+``below_threshold``         damage intensity or damaged area short of the threshold
+``already_paid``            an earlier event of the season already settled this plot
+``area_cap``                the policy's or the farmer's insured area is used up
+==========================  ==================================================================
+
+Coverage comes first (if the peril is not insured nothing else matters), then the dates
+of the claim (cover period, notice), then the crop (age), then the damage; ``already_paid``
+and ``area_cap`` are decided last, only among claims that pass every gate, because they
+allocate the season's limits among payable claims. ``reasons`` lists every gate that failed
+(``;``-separated, same order), so an audit sees that a late claim was also below the
+threshold. A paid plot whose area was partly cut by the cap is ``paid`` with ``reasons``
+``area_cap``.
+
+**One payment per plot per season.** A plot (``policy_id`` + ``plot_id``) is paid at most
+its sum insured per season: claims passing every gate are taken in *claim order* —
+``event_date``, then ``notice_date``, ``policy_id``, ``plot_id``, ``peril_code``, file
+order — and the first one settles the plot; later passing claims on it are
+``already_paid``. Claim order is chronological so that adding a later assessment to a
+rerun never changes a claim already decided.
+
+**Area cap.** In the same claim order, each settling claim takes its plot's area from what
+is left of (1) its policy's ``area_ha`` (when ``policies`` has that column) and then (2)
+its farmer's ``max_insured_area_ha`` (2 ha) over all the farmer's policies (the farmer is
+``policies.farmer_id``; without ``policies``, each policy id counts as one farmer). The
+plot is paid on ``insured_area_ha = min(plot area, what is left)``; a claim that finds
+nothing left is declined ``area_cap``. Only claims that pay use the cap: a plot declined
+for another reason never takes area from the farmer's other plots. Area arithmetic is done
+in whole micro-hectares so the cap is exact (three 1 ha plots pay exactly 2 ha).
+
+Money: ``sum_insured = round_half_up(insured_area_ha x sum_insured_per_ha)`` [Rp] and
+``indemnity`` is that or 0 — integer rupiah, rounded once (:func:`~.terms.round_rupiah`).
+
+Everything is vectorised (factorised strings, numpy masks, one sort of the payable
+claims); a million assessments settle in a couple of seconds.
+
+References
+----------
+Jasindo AUTP policy wording (Polis Standar AUTP, approved by OJK); Kementerian Pertanian,
+Pedoman Teknis Asuransi Usaha Tani Padi (premium 3 %, 80 % APBN subsidy, puso >= 75 %,
+at most 2 ha per farmer).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    PrivateAttr,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+from .config import _dotted, _line_map, _msg, _nearest_line
+from .errors import ConfigError, InputError, Problem
+from .ledger import write_table_atomic
+from .terms import round_rupiah
+
+__all__ = [
+    "ASSESSMENT_COLUMNS",
+    "CLAIM_COLUMNS",
+    "REASONS",
+    "Wording",
+    "adjust",
+    "load_wording",
+    "normalise_label",
+    "parse_wording",
+    "premium",
+    "write_claims",
+]
+
+#: Columns of a loss assessments table (DESIGN.md, "Contract").
+ASSESSMENT_COLUMNS: tuple[str, ...] = (
+    "policy_id", "plot_id", "peril", "plot_area_ha", "damage_intensity_pct", "damaged_area_pct",
+    "crop_age_days", "planting_method", "event_date", "notice_date",
+)
+
+#: Decline reasons in precedence order: a plot's ``reason`` is the first that applies.
+REASONS: dict[str, str] = {
+    "invalid_assessment": "a required value is missing or impossible",
+    "unknown_policy": "the policy is not in the policy register",
+    "unknown_peril": "the peril matches no code, name or alias of the wording",
+    "peril_excluded": "the peril is a general exclusion",
+    "peril_excluded_special": "the peril is a special exclusion not lifted by an endorsement",
+    "peril_not_covered": "the peril is neither covered nor excluded by the wording",
+    "outside_cover_period": "the event is outside the cover period",
+    "late_notice": "the loss was notified too long after the event",
+    "unknown_planting_method": "the planting method matches no method of the wording",
+    "crop_too_young": "the crop was younger than the minimum age for its planting method",
+    "below_threshold": "damage intensity or damaged area is below the threshold",
+    "already_paid": "an earlier event of the season already settled this plot",
+    "area_cap": "the policy's or farmer's insured area is used up",
+}
+_GATE = {name: i for i, name in enumerate(REASONS)}
+#: Categories of the ``reason`` column: "paid", then the decline reasons in precedence order.
+REASON_CODES: tuple[str, ...] = ("paid", *REASONS)
+
+#: Columns of the claims table (``autp_claims.csv``); ``farmer_id`` only with ``policies``.
+CLAIM_COLUMNS: tuple[str, ...] = (
+    "policy_id", "farmer_id", "plot_id", "peril", "peril_code", "plot_area_ha", "insured_area_ha",
+    "damage_intensity_pct", "damaged_area_pct", "crop_age_days", "planting_method", "planting_method_code",
+    "event_date", "notice_date", "decision", "reason", "reasons", "sum_insured", "indemnity",
+)
+
+_MICRO_HA = 1_000_000  # area arithmetic for the caps in whole micro-hectares (0.01 m²)
+_SEPARATORS = re.compile(r"[\s_\-]+")
+_LISTS = ("covered", "general_exclusions", "special_exclusions")
+# peril classes, after overlaps and endorsements
+_COVERED, _GENERAL, _SPECIAL, _NOT_COVERED, _UNKNOWN = 0, 1, 2, 3, 4
+
+
+def normalise_label(text: object) -> str:
+    """Normalise a peril or planting-method label for matching.
+
+    Case-folded, surrounding space removed, and every run of spaces, ``_`` and ``-``
+    made one space, so ``"Wereng_Batang  Coklat"`` matches ``"wereng batang coklat"``.
+
+    >>> normalise_label("  Brown_Planthopper ")
+    'brown planthopper'
+    """
+    return _SEPARATORS.sub(" ", str(text)).strip().casefold()
+
+
+# --------------------------------------------------------------------------- the wording model
+
+Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
+Label = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Premium(_Strict):
+    """``premium:`` — rate on the sum insured and the government's share of it."""
+
+    rate: float = Field(gt=0, lt=1, description="premium rate on the sum insured (AUTP 0.03)")
+    subsidy_share: float = Field(ge=0, le=1, description="government share of the premium (AUTP 0.80)")
+
+
+class CoverPeriod(_Strict):
+    """``cover_period:`` — the season of the run, or each policy's own dates."""
+
+    basis: Literal["season", "policy"] = "season"
+    start_column: str = Field("cover_start", description="policy register column with the first covered day")
+    end_column: str = Field("cover_end", description="policy register column with the last covered day")
+
+
+class Thresholds(_Strict):
+    """``thresholds:`` — the puso test: intensity AND area must reach their thresholds."""
+
+    damage_intensity_pct: float = Field(ge=0, le=100, description="damage intensity threshold [%]")
+    damaged_area_pct: float = Field(ge=0, le=100, description="damaged share of the plot threshold [%]")
+    comparison: Literal[">=", ">"] = Field(">=", description="'>=' pays at exactly the threshold, '>' does not")
+
+
+class PlantingMethod(_Strict):
+    """One planting method: its Indonesian name and aliases found in field data."""
+
+    name: Label
+    aliases: list[Label] = []
+
+
+class Peril(_Strict):
+    """One named peril: Indonesian name, English name, kind, aliases found in field data."""
+
+    name: Label
+    name_en: Label
+    kind: Literal["natural", "pest", "disease", "other"]
+    aliases: list[Label] = []
+
+
+class Overlap(_Strict):
+    """A peril the wording lists in more than one place, and the recorded reading."""
+
+    treat_as: Literal["covered", "general_exclusions", "special_exclusions"]
+    note: Label = Field(description="why: the choice must be recorded")
+
+
+class _Located(ValueError):
+    """Cross-field problems with their key paths (unwrapped by :func:`parse_wording`)."""
+
+    def __init__(self, problems: list[tuple[tuple, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{_dotted(loc)}: {msg}" for loc, msg in problems))
+
+
+class Wording(_Strict):
+    """A named-peril policy wording (``configs/autp.yaml``), validated.
+
+    Cross-checks beyond the field types: every listed code is in ``perils``; no peril is
+    listed twice (in one list, or as both covered and excluded) unless ``overlaps`` records
+    the reading taken; an overlap names a peril listed in more than one place and a list
+    it is in; ``endorsements`` lift special exclusions only; no label (code, name, English
+    name, alias) means two perils or two planting methods; ``min_crop_age_days`` and
+    ``planting_methods`` name the same methods.
+    """
+
+    id: Code
+    name: Label
+    reference: str = ""
+    currency: Literal["Rp"] = "Rp"
+    sum_insured_per_ha: PositiveInt = Field(description="sum insured per hectare per season [Rp/ha]")
+    premium: Premium
+    max_insured_area_ha: PositiveFloat | None = Field(None, description="insured area cap per farmer [ha]")
+    cover_period: CoverPeriod = CoverPeriod()
+    notice_days: NonNegativeInt = Field(description="days after the event the loss must be notified by")
+    thresholds: Thresholds
+    min_crop_age_days: dict[Code, NonNegativeInt]
+    planting_methods: dict[Code, PlantingMethod]
+    perils: dict[Code, Peril]
+    covered: list[Code]
+    general_exclusions: list[Code] = []
+    special_exclusions: list[Code] = []
+    overlaps: dict[Code, Overlap] = {}
+    endorsements: list[Code] = []
+
+    _peril_labels: dict[str, int] = PrivateAttr(default_factory=dict)
+    _peril_class: np.ndarray = PrivateAttr(default=None)
+    _method_labels: dict[str, int] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> Wording:
+        problems: list[tuple[tuple, str]] = []
+        where: dict[str, list[str]] = {}
+        for lst in _LISTS:
+            seen: set[str] = set()
+            for i, code in enumerate(getattr(self, lst)):
+                if code not in self.perils:
+                    problems.append(((lst, i), f"unknown peril code {code!r}: add it to perils first"))
+                elif code in seen:
+                    problems.append(((lst, i), f"peril {code!r} is listed twice in {lst}"))
+                else:
+                    seen.add(code)
+                    where.setdefault(code, []).append(lst)
+                    if len(where[code]) > 1 and code not in self.overlaps:
+                        first, second = where[code][0], lst
+                        problems.append(((lst, i), f"peril {code!r} is in both {first} and {second}; list it "
+                                                   f"once, or record the reading under overlaps.{code}"))
+        for code, overlap in self.overlaps.items():
+            lists = where.get(code, [])
+            if code not in self.perils:
+                problems.append((("overlaps", code), f"unknown peril code {code!r}"))
+            elif len(lists) < 2:
+                problems.append((("overlaps", code), f"peril {code!r} is not listed in more than one place "
+                                                     f"(only in {', '.join(lists) or 'none'})"))
+            elif overlap.treat_as not in lists:
+                problems.append((("overlaps", code, "treat_as"),
+                                 f"{overlap.treat_as!r} is not one of the lists peril {code!r} is in ({', '.join(lists)})"))
+        effective = {code: (self.overlaps[code].treat_as if code in self.overlaps and len(lists) > 1 else lists[0])
+                     for code, lists in where.items()}
+        for i, code in enumerate(self.endorsements):
+            if code not in self.perils:
+                problems.append((("endorsements", i), f"unknown peril code {code!r}"))
+            elif effective.get(code) != "special_exclusions":
+                what = {"covered": "already covered", "general_exclusions": "a general exclusion"}.get(
+                    effective.get(code, ""), "not a special exclusion")
+                problems.append((("endorsements", i), f"an endorsement can only lift a special exclusion; "
+                                                      f"{code!r} is {what}"))
+        problems += _label_clashes(self.perils, ("name", "name_en"), "perils")
+        problems += _label_clashes(self.planting_methods, ("name",), "planting_methods")
+        for method in self.planting_methods:
+            if method not in self.min_crop_age_days:
+                problems.append((("min_crop_age_days",), f"no minimum crop age for planting method {method!r}"))
+        for method in self.min_crop_age_days:
+            if method not in self.planting_methods:
+                problems.append((("min_crop_age_days", method), f"unknown planting method {method!r} "
+                                                                f"(not in planting_methods)"))
+        if problems:
+            raise _Located(problems)
+
+        # lookup tables for the adjuster
+        self._peril_labels.update(_labels(self.perils, ("name", "name_en")))
+        self._method_labels.update(_labels(self.planting_methods, ("name",)))
+        lifted = set(self.endorsements)
+        kind = {"covered": _COVERED, "general_exclusions": _GENERAL, "special_exclusions": _SPECIAL}
+        self._peril_class = np.array(
+            [_COVERED if code in lifted else kind[effective[code]] if code in effective else _NOT_COVERED
+             for code in self.perils] + [_UNKNOWN], np.int8)
+        return self
+
+    # ---------------------------------------------------------------- lookups
+    @property
+    def peril_codes(self) -> list[str]:
+        """Peril codes in file order."""
+        return list(self.perils)
+
+    @property
+    def method_codes(self) -> list[str]:
+        """Planting-method codes in file order."""
+        return list(self.planting_methods)
+
+    def peril_code(self, label: object) -> str | None:
+        """The peril code a field label means (code, name, English name or alias), or ``None``."""
+        i = self._peril_labels.get(normalise_label(label)) if label is not None else None
+        return None if i is None else self.peril_codes[i]
+
+    def planting_method_code(self, label: object) -> str | None:
+        """The planting-method code a field label means, or ``None``."""
+        i = self._method_labels.get(normalise_label(label)) if label is not None else None
+        return None if i is None else self.method_codes[i]
+
+    def coverage(self, code: str) -> Literal["covered", "general_exclusion", "special_exclusion", "not_covered"]:
+        """How the wording treats a peril code, after overlaps and endorsements."""
+        if code not in self.perils:
+            raise KeyError(f"unknown peril code {code!r}")
+        c = int(self._peril_class[self.peril_codes.index(code)])
+        return ("covered", "general_exclusion", "special_exclusion", "not_covered")[c]
+
+    def with_endorsements(self, codes: Iterable[str]) -> Wording:
+        """The same wording with ``endorsements`` replaced (validated again)."""
+        data = self.model_dump()
+        data["endorsements"] = list(codes)
+        return parse_wording(data)
+
+    # ---------------------------------------------------------------- money per hectare
+    @property
+    def premium_per_ha(self) -> int:
+        """Premium per hectare [Rp/ha] (AUTP: 180,000)."""
+        return int(round_rupiah(self.sum_insured_per_ha * self.premium.rate))
+
+    @property
+    def subsidy_per_ha(self) -> int:
+        """Government subsidy per hectare [Rp/ha] (AUTP: 144,000)."""
+        return int(round_rupiah(self.premium_per_ha * self.premium.subsidy_share))
+
+    @property
+    def farmer_share_per_ha(self) -> int:
+        """Farmer's share of the premium per hectare [Rp/ha] (AUTP: 36,000)."""
+        return self.premium_per_ha - self.subsidy_per_ha
+
+
+def _labels(entries: dict[str, BaseModel], fields: Sequence[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for i, (code, entry) in enumerate(entries.items()):
+        for label in (code, *(getattr(entry, f) for f in fields), *entry.aliases):
+            out.setdefault(normalise_label(label), i)
+    return out
+
+
+def _label_clashes(entries: dict[str, BaseModel], fields: Sequence[str], section: str) -> list[tuple[tuple, str]]:
+    owner: dict[str, str] = {}
+    problems = []
+    for code, entry in entries.items():
+        labelled = [((section, code), code)] + [((section, code, f), getattr(entry, f)) for f in fields] \
+            + [((section, code, "aliases", j), a) for j, a in enumerate(entry.aliases)]
+        for loc, label in labelled:
+            key = normalise_label(label)
+            if not key:
+                problems.append((loc, "empty label"))
+            elif owner.setdefault(key, code) != code:
+                problems.append((loc, f"label {label!r} also means {owner[key]!r}; a label must name one entry"))
+    return problems
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_wording(path: str | Path) -> Wording:
+    """Load and validate a named-peril policy wording (YAML, loaded safely).
+
+    Raises
+    ------
+    ConfigError
+        Every problem at once, each with the file, YAML line and key path (e.g.
+        ``thresholds.comparison``), for a missing or malformed file, unknown keys, bad
+        values, or contradictions (a peril both covered and excluded without a recorded
+        reading, an endorsement of a general exclusion, a label meaning two perils).
+
+    Examples
+    --------
+    >>> w = load_wording("configs/autp.yaml")  # doctest: +SKIP
+    >>> w.sum_insured_per_ha, w.premium_per_ha, w.peril_code("Wereng Batang Coklat")  # doctest: +SKIP
+    (6000000, 180000, 'brown_planthopper')
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(Problem("policy wording file not found", file=path)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(Problem(f"policy wording is not UTF-8 text ({exc.reason})", file=path)) from None
+    except OSError as exc:
+        raise ConfigError(Problem(f"cannot read policy wording: {exc.strerror}", file=path)) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(Problem(f"malformed YAML: {getattr(exc, 'problem', None) or exc}", file=path,
+                                  row=mark.line + 1 if mark is not None else None)) from None
+    return parse_wording(data, source=path, lines=_line_map(node))
+
+
+def parse_wording(data: Any, *, source: str | Path | None = None, lines: dict[tuple, int] | None = None) -> Wording:
+    """Validate a wording mapping (already parsed from YAML); see :func:`load_wording`."""
+    lines = lines or {}
+    if not isinstance(data, dict):
+        raise ConfigError(Problem("policy wording must be a YAML mapping", file=source))
+    try:
+        return Wording.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            located = (err.get("ctx") or {}).get("error")
+            pairs = located.problems if isinstance(located, _Located) else [(tuple(err["loc"]), _msg(err))]
+            for loc, msg in pairs:
+                problems.append(Problem(msg, file=source, row=_nearest_line(lines, loc), key=_dotted(loc) or None))
+        raise ConfigError(problems) from None
+
+
+# --------------------------------------------------------------------------- premium
+
+
+def premium(area_ha: float | Sequence[float] | np.ndarray | pd.Series, wording: Wording, *,
+            farmer_id: Sequence[str] | np.ndarray | pd.Series | None = None) -> pd.DataFrame:
+    """Premium, government subsidy and farmer share per policy [Rp], with the area cap.
+
+    Parameters
+    ----------
+    area_ha
+        Area of each policy [ha] (a scalar is one policy).
+    wording
+        The policy wording (rate, subsidy share, sum insured per ha, area cap).
+    farmer_id
+        Optional farmer of each policy: the cap (``max_insured_area_ha``) then applies to
+        the farmer's policies together, filled in the order given. Without it each
+        policy is capped alone.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``area_ha, insured_area_ha`` [ha] and ``premium, subsidy, farmer_share`` [Rp,
+        int64], one row per policy (index of ``area_ha`` if it is a Series).
+        ``premium = round_half_up(insured_area_ha x sum_insured_per_ha x rate)``,
+        ``subsidy = round_half_up(premium x subsidy_share)``, ``farmer_share = premium -
+        subsidy``, so the two shares always add up to the premium.
+
+    Raises
+    ------
+    ValueError
+        An area is missing, infinite or negative.
+
+    Examples
+    --------
+    >>> premium([1.0, 0.5], load_wording("configs/autp.yaml"))  # doctest: +SKIP
+       area_ha  insured_area_ha  premium  subsidy  farmer_share
+    0      1.0              1.0   180000   144000         36000
+    1      0.5              0.5    90000    72000         18000
+    """
+    index = area_ha.index if isinstance(area_ha, pd.Series) else None
+    area = np.atleast_1d(np.asarray(area_ha, dtype=np.float64))
+    if area.ndim != 1:
+        raise ValueError("premium: area_ha must be a scalar or one-dimensional")
+    if not np.isfinite(area).all() or (area < 0).any():
+        raise ValueError("premium: every area_ha must be a finite number >= 0")
+    cap = wording.max_insured_area_ha
+    if cap is None:
+        insured = area.copy()
+    elif farmer_id is None:
+        insured = np.minimum(area, cap)
+    else:
+        farmers = pd.factorize(pd.Series(np.asarray(farmer_id, dtype=object)).astype("str"))[0]
+        if len(farmers) != len(area):
+            raise ValueError("premium: farmer_id must have one entry per area")
+        insured = _fill_caps(area, _micro(area), [(farmers, np.full(len(area), _micro(np.float64(cap))))])
+    money = round_rupiah(insured * (wording.sum_insured_per_ha * wording.premium.rate))
+    subsidy = round_rupiah(money * wording.premium.subsidy_share)
+    return pd.DataFrame({"area_ha": area, "insured_area_ha": insured, "premium": money, "subsidy": subsidy,
+                         "farmer_share": money - subsidy}, index=index)
+
+
+def _micro(area: np.ndarray) -> np.ndarray:
+    """Areas [ha] as whole micro-hectares (int64)."""
+    return np.rint(np.asarray(area, np.float64) * _MICRO_HA).astype(np.int64)
+
+
+def _fill_caps(area: np.ndarray, area_u: np.ndarray, levels: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Greedy fill of nested caps, in the given row order.
+
+    ``levels`` are ``(group, cap_u)`` pairs from the innermost (policy) to the outermost
+    (farmer); groups must nest. Each row takes ``min(area, what its group has left)`` at
+    every level in turn. Returns insured areas [ha]: the row's own area where it is not
+    cut (exact float), else the micro-hectare remainder.
+    """
+    take = area_u
+    for group, cap_u in levels:
+        if len(take) == 0:
+            break
+        s = pd.Series(take)
+        before = s.groupby(group, sort=False).cumsum().to_numpy() - take
+        take = np.clip(cap_u - before, 0, take)
+    return np.where(take == area_u, area, take / _MICRO_HA)
+
+
+# --------------------------------------------------------------------------- adjusting
+
+
+def adjust(assessments: pd.DataFrame, wording: Wording, *, season_start: dt.date | str | np.datetime64,
+           season_end: dt.date | str | np.datetime64, policies: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Decide every loss assessment under a named-peril wording: paid or declined, and why.
+
+    Parameters
+    ----------
+    assessments
+        Loss assessments (as :func:`panen.datasets.assessments.read_assessments` returns
+        them): ``policy_id, plot_id, peril, plot_area_ha`` [ha], ``damage_intensity_pct,
+        damaged_area_pct`` [%], ``crop_age_days`` [days after planting, HST],
+        ``planting_method``, ``event_date, notice_date``. Peril and planting method may be
+        codes, Indonesian or English names or aliases (case and ``_``/``-``/space
+        insensitive). Extra columns are ignored; the frame is not modified.
+    wording
+        The policy wording (:func:`load_wording`).
+    season_start, season_end
+        The season (inclusive); the cover period when ``cover_period.basis`` is
+        ``season``, and the fallback for policies without their own dates.
+    policies
+        Optional valid policy register of this cover (``policy_id, farmer_id`` and
+        optionally ``area_ha`` [ha], and ``cover_start, cover_end`` for a ``policy``
+        cover period). Given it, unknown policies are declined, the area cap is applied
+        per farmer and per policy ``area_ha``, and ``farmer_id`` is output.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per assessment, in input order and with its index: the columns of
+        :data:`CLAIM_COLUMNS` (``farmer_id`` only with ``policies``). ``peril_code``
+        and ``planting_method_code`` are the wording's codes (missing when unknown);
+        ``insured_area_ha`` [ha] is the area the claim is insured for (after the caps, for
+        claims that reach them; otherwise the plot area limited by the policy's area and
+        the farmer cap); ``decision`` is ``paid`` or ``declined``; ``reason`` the primary
+        reason (``paid`` or one of :data:`REASONS`, an ordered categorical); ``reasons``
+        every failed gate, ``;``-separated in precedence order (empty for a clean
+        payment); ``sum_insured`` and ``indemnity`` are int64 rupiah, ``indemnity`` is
+        ``sum_insured`` when paid, else 0.
+
+    Raises
+    ------
+    InputError
+        A required column is missing, or ``policies`` lacks a column it needs or repeats
+        a policy id.
+    ConfigError
+        The wording's cover period is per policy but no ``policies`` were given.
+
+    References
+    ----------
+    Jasindo AUTP policy wording (OJK); Kementerian Pertanian, Pedoman Teknis AUTP.
+    """
+    source = assessments.attrs.get("source", "<assessments>")
+    missing = [c for c in ASSESSMENT_COLUMNS if c not in assessments.columns]
+    if missing:
+        raise InputError([Problem(f"required column {c!r} is missing", file=source, column=c) for c in missing])
+    n = len(assessments)
+    season = (_day(season_start), _day(season_end))
+    if season[1] < season[0]:
+        raise ValueError(f"adjust: season_end {season_end} is before season_start {season_start}")
+
+    policy_id, policy_blank = _text(assessments["policy_id"])
+    plot_id, plot_blank = _text(assessments["plot_id"])
+    peril_text, _ = _text(assessments["peril"])
+    method_text, _ = _text(assessments["planting_method"])
+    area = _numbers(assessments["plot_area_ha"])
+    intensity = _numbers(assessments["damage_intensity_pct"])
+    damaged = _numbers(assessments["damaged_area_pct"])
+    age = _numbers(assessments["crop_age_days"])
+    event, event_nat = _days(assessments["event_date"])
+    notice, notice_nat = _days(assessments["notice_date"])
+
+    # ---- codes: peril and planting method, through their distinct labels only
+    peril_idx = _lookup(peril_text, wording.peril_code, wording.peril_codes)
+    method_idx = _lookup(method_text, wording.planting_method_code, wording.method_codes)
+    peril_class = wording._peril_class[peril_idx]  # index -1 -> the _UNKNOWN sentinel
+    min_age = np.append(np.array([wording.min_crop_age_days[m] for m in wording.method_codes], np.float64),
+                        np.nan)[method_idx]
+
+    # ---- the policy register
+    policy_code, _ = pd.factorize(policy_id, sort=True)
+    farmer_col = None
+    policy_area = np.full(n, np.inf)
+    cover_start = np.full(n, season[0], np.int64)
+    cover_end = np.full(n, season[1], np.int64)
+    unknown_policy = np.zeros(n, bool)
+    if policies is None and wording.cover_period.basis == "policy":
+        raise ConfigError(Problem("the wording's cover period is per policy (cover_period.basis: policy), "
+                                  "but no policy register was given", key="cover_period.basis"))
+    if policies is not None:
+        at, farmer_col, policy_area, starts, ends = _join_policies(policies, policy_id, wording)
+        unknown_policy = (at < 0) & ~policy_blank
+        if starts is not None:
+            cover_start = np.where(starts == _NAT, cover_start, starts)
+            cover_end = np.where(ends == _NAT, cover_end, ends)
+        farmer_code = pd.factorize(farmer_col, sort=True)[0]
+    else:
+        farmer_code = policy_code
+
+    # ---- the gates (True = failed)
+    dates_ok = ~event_nat & ~notice_nat
+    invalid = (policy_blank | plot_blank | ~(area > 0) | ~_in_percent(intensity) | ~_in_percent(damaged)
+               | ~(age >= 0) | ~dates_ok)
+    delay = np.where(dates_ok, notice - np.where(dates_ok, event, 0), 0)
+    invalid |= delay < 0
+    ge = wording.thresholds.comparison == ">="
+    t_int, t_area = wording.thresholds.damage_intensity_pct, wording.thresholds.damaged_area_pct
+    reach = ((intensity >= t_int) & (damaged >= t_area)) if ge else ((intensity > t_int) & (damaged > t_area))
+    gates = {
+        "invalid_assessment": invalid,
+        "unknown_policy": unknown_policy,
+        "unknown_peril": peril_class == _UNKNOWN,
+        "peril_excluded": peril_class == _GENERAL,
+        "peril_excluded_special": peril_class == _SPECIAL,
+        "peril_not_covered": peril_class == _NOT_COVERED,
+        "outside_cover_period": ~event_nat & ((event < cover_start) | (event > cover_end)),
+        "late_notice": dates_ok & (delay > wording.notice_days),
+        "unknown_planting_method": method_idx < 0,
+        "crop_too_young": (method_idx >= 0) & ~(age >= min_age),
+        "below_threshold": ~reach,
+    }
+    bits = np.zeros(n, np.int32)
+    for name, failed in gates.items():
+        bits |= failed.astype(np.int32) << _GATE[name]
+
+    # ---- settle payable claims in claim order: one payment per plot, then the area caps
+    plot_area_cap = np.minimum(area, policy_area)
+    if wording.max_insured_area_ha is not None:
+        plot_area_cap = np.minimum(plot_area_cap, wording.max_insured_area_ha)
+    insured = np.where(area > 0, plot_area_cap, np.nan)
+    payable = np.flatnonzero(bits == 0)
+    paid = np.zeros(n, bool)
+    if payable.size:
+        plot_code = pd.factorize(plot_id, sort=True)[0]
+        peril_rank = np.argsort(np.argsort(np.array(wording.peril_codes)))[peril_idx[payable]]
+        order = payable[np.lexsort((payable, peril_rank, plot_code[payable], policy_code[payable],
+                                    notice[payable], event[payable]))]
+        plot_key = policy_code[order].astype(np.int64) * (int(plot_code.max()) + 1) + plot_code[order]
+        first = np.zeros(order.size, bool)
+        first[np.unique(plot_key, return_index=True)[1]] = True
+        bits[order[~first]] |= 1 << _GATE["already_paid"]
+        claims = order[first]
+        a = area[claims]
+        a_u = _micro(a)
+        levels = []
+        own = policy_area[claims]
+        if np.isfinite(own).any():  # the policy's own insured area (policy register area_ha)
+            limited = np.isfinite(own)
+            levels.append((policy_code[claims], np.where(limited, _micro(np.where(limited, own, 0)), _NO_CAP)))
+        if wording.max_insured_area_ha is not None:
+            levels.append((farmer_code[claims], np.full(claims.size, _micro(np.float64(wording.max_insured_area_ha)))))
+        got = _fill_caps(a, a_u, levels)
+        insured[claims] = got
+        cut = got < a
+        bits[claims[cut]] |= 1 << _GATE["area_cap"]
+        paid[claims[got > 0]] = True
+
+    # ---- money
+    finite = np.isfinite(insured)
+    sum_insured = round_rupiah(np.where(finite, insured, 0.0) * wording.sum_insured_per_ha)
+    indemnity = np.where(paid, sum_insured, 0)
+
+    # ---- reasons: primary from the lowest set bit, the audit list from the distinct bit sets
+    low = bits & -bits
+    primary = np.where(paid, 0, np.log2(np.maximum(low, 1)).astype(np.int64) + 1)
+    patterns, inverse = np.unique(bits, return_inverse=True)
+    names = list(REASONS)
+    texts = [";".join(names[i] for i in range(len(names)) if p >> i & 1) for p in patterns]
+    reasons = pd.Categorical.from_codes(inverse.reshape(-1), categories=pd.Index(texts, dtype="str"))
+
+    index = assessments.index
+    out: dict[str, Any] = {"policy_id": policy_id.array}
+    if farmer_col is not None:
+        out["farmer_id"] = farmer_col
+    out.update({
+        "plot_id": plot_id.array,
+        "peril": peril_text.array,
+        "peril_code": pd.Categorical.from_codes(peril_idx, categories=pd.Index(wording.peril_codes, dtype="str")),
+        "plot_area_ha": area,
+        "insured_area_ha": insured,
+        "damage_intensity_pct": intensity,
+        "damaged_area_pct": damaged,
+        "crop_age_days": _keep_numbers(assessments["crop_age_days"], age),
+        "planting_method": method_text.array,
+        "planting_method_code": pd.Categorical.from_codes(method_idx,
+                                                          categories=pd.Index(wording.method_codes, dtype="str")),
+        "event_date": _as_datetime(event, event_nat),
+        "notice_date": _as_datetime(notice, notice_nat),
+        "decision": pd.Categorical.from_codes(np.where(paid, 0, 1), categories=pd.Index(["paid", "declined"],
+                                                                                        dtype="str")),
+        "reason": pd.Categorical.from_codes(primary, categories=pd.Index(REASON_CODES, dtype="str"), ordered=True),
+        "reasons": reasons,
+        "sum_insured": sum_insured.astype(np.int64),
+        "indemnity": indemnity.astype(np.int64),
+    })
+    return pd.DataFrame(out, index=index)
+
+
+_NAT = np.iinfo(np.int64).min
+_NO_CAP = np.iinfo(np.int64).max // 4  # micro-hectares: no cap at this level
+
+
+def _day(value: dt.date | str | np.datetime64) -> int:
+    return int(np.datetime64(pd.Timestamp(value).date(), "D").astype(np.int64))
+
+
+def _text(col: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Column as text (a pandas ``str`` Series, index dropped) and its blank mask."""
+    s = col.reset_index(drop=True)
+    if not pd.api.types.is_string_dtype(s.dtype) or s.dtype == object:
+        s = s.astype("str")
+    blank = (s.isna() | (s.str.strip() == "")).to_numpy(dtype=bool, na_value=True)
+    return s, blank
+
+
+def _numbers(col: pd.Series) -> np.ndarray:
+    return pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _keep_numbers(col: pd.Series, values: np.ndarray) -> np.ndarray:
+    """Whole-number column as int64 when it has no gaps, else float64."""
+    if pd.api.types.is_integer_dtype(col.dtype) and np.isfinite(values).all():
+        return values.astype(np.int64)
+    return values
+
+
+def _days(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """int64 days since 1970-01-01 (``_NAT`` where missing) and the missing mask."""
+    if pd.api.types.is_datetime64_any_dtype(col.dtype):
+        stamps = col
+    else:
+        stamps = pd.to_datetime(col, errors="coerce", format="ISO8601")
+    d = stamps.to_numpy(dtype="datetime64[D]")
+    nat = np.isnat(d)
+    return np.where(nat, _NAT, d.astype(np.int64)), nat
+
+
+def _as_datetime(days: np.ndarray, nat: np.ndarray) -> np.ndarray:
+    d = np.where(nat, 0, days).astype("datetime64[D]")
+    d[nat] = np.datetime64("NaT")
+    return d.astype("datetime64[s]")
+
+
+def _in_percent(x: np.ndarray) -> np.ndarray:
+    return (x >= 0) & (x <= 100)
+
+
+def _lookup(text: pd.Series, resolve, codes: list[str]) -> np.ndarray:
+    """Per row, the index of the code its label resolves to (-1 if none), resolving each distinct label once."""
+    labels, uniques = pd.factorize(text)
+    position = {c: i for i, c in enumerate(codes)}
+    table = np.array([position.get(resolve(u), -1) for u in uniques] + [-1], np.int64)
+    return table[labels]
+
+
+def _join_policies(policies: pd.DataFrame, policy_id: pd.Series, wording: Wording):
+    source = policies.attrs.get("source", "<policies>")
+    need = ["policy_id", "farmer_id"]
+    if wording.cover_period.basis == "policy":
+        need += [wording.cover_period.start_column, wording.cover_period.end_column]
+    missing = [c for c in need if c not in policies.columns]
+    if missing:
+        raise InputError([Problem(f"policy register column {c!r} is missing (the adjuster needs it)",
+                                  file=source, column=c) for c in missing])
+    ids, _ = _text(policies["policy_id"])
+    dup = ids.duplicated(keep=False).to_numpy()
+    if dup.any():
+        rows = np.flatnonzero(dup)[:20]
+        raise InputError([Problem(f"policy_id {ids.iloc[r]!r} occurs more than once", file=source, row=int(r) + 1,
+                                  column="policy_id") for r in rows])
+    at = pd.Index(ids).get_indexer(policy_id)
+    known = at >= 0
+    safe = np.where(known, at, 0)
+    farmers, _ = _text(policies["farmer_id"])
+    farmer = pd.Series(farmers.to_numpy(dtype=object)[safe] if len(farmers) else np.full(len(at), None, object),
+                       dtype="str")
+    farmer[~known] = None
+    area = np.full(len(at), np.inf)
+    if "area_ha" in policies.columns and len(policies):
+        pa_ = _numbers(policies["area_ha"])[safe]
+        area = np.where(known & np.isfinite(pa_), pa_, np.inf)
+    starts = ends = None
+    if wording.cover_period.basis == "policy":
+        s, s_nat = _days(policies[wording.cover_period.start_column])
+        e, e_nat = _days(policies[wording.cover_period.end_column])
+        s, e = (np.where(known, s[safe], _NAT), np.where(known, e[safe], _NAT)) if len(policies) else \
+            (np.full(len(at), _NAT), np.full(len(at), _NAT))
+        starts, ends = s, e
+    return at, farmer.array, area, starts, ends
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_claims(claims: pd.DataFrame, path: str | Path) -> Path:
+    """Write the claims table atomically (``autp_claims.csv`` or ``.parquet``).
+
+    Categorical columns are written as text, dates as ISO dates (``2024-01-10``), money
+    as integers; see :func:`panen.engine.ledger.write_table_atomic`.
+    """
+    t = pa.Table.from_pandas(claims, preserve_index=False)
+    columns = []
+    for field, col in zip(t.schema, t.columns):
+        if pa.types.is_dictionary(field.type):
+            col = pc.cast(col, pa.string())
+        elif pa.types.is_timestamp(field.type):
+            col = pc.cast(col, pa.date32())
+        columns.append(col)
+    return write_table_atomic(pa.table(columns, names=t.column_names), path)
