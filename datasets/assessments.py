@@ -263,8 +263,8 @@ def _duplicates(text: dict, event: np.ndarray, use: np.ndarray, wording: Wording
         canon = [wording.peril_code(u) or c for u, c in zip(uniques, canon)]
     peril_key = pd.factorize(np.asarray(canon, dtype=object))[0][labels]
     keys = pd.DataFrame({
-        "policy_id": pd.factorize(text["policy_id"][0].take(take).to_pandas())[0],
-        "plot_id": pd.factorize(text["plot_id"][0].take(take).to_pandas())[0],
+        "policy_id": pd.factorize(pc.utf8_trim_whitespace(text["policy_id"][0].take(take)).to_pandas())[0],
+        "plot_id": pd.factorize(pc.utf8_trim_whitespace(text["plot_id"][0].take(take)).to_pandas())[0],
         "peril": peril_key,
         "event": event[rows],
     })

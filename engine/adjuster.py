@@ -8,25 +8,25 @@ pays the plot's whole *insured area* x ``sum_insured_per_ha`` when every gate pa
 nothing otherwise — AUTP has no partial payment. The gates, in the order that decides the
 one primary ``reason`` of a declined plot (:data:`REASONS`):
 
-==========================  ==================================================================
-reason                      the plot is declined because ...
-==========================  ==================================================================
-``invalid_assessment``      a value is missing or impossible (the reader rejects these rows;
-                            the gate guards callers that build frames themselves)
-``unknown_policy``          ``policies`` was given and the policy id is not in it
-``unknown_peril``           the peril text matches no code, name or alias of the wording
-``peril_excluded``          the peril is a general exclusion (earthquake, fire, ...)
-``peril_excluded_special``  a special exclusion not lifted by an endorsement (golden apple
-                            snail, grassy stunt, riot, ...)
-``peril_not_covered``       a known peril the wording neither covers nor excludes
-``outside_cover_period``    the event is outside the cover period (inclusive bounds)
-``late_notice``             notified more than ``notice_days`` after the event
-``unknown_planting_method`` the planting method matches no method of the wording
-``crop_too_young``          crop age below the minimum for the planting method
-``below_threshold``         damage intensity or damaged area short of the threshold
-``already_paid``            an earlier event of the season already settled this plot
-``area_cap``                the policy's or the farmer's insured area is used up
-==========================  ==================================================================
+============================  ==============================================================
+reason                        the plot is declined because ...
+============================  ==============================================================
+``invalid_assessment``        a value is missing or impossible (the reader rejects these rows;
+                              the gate guards callers that build frames themselves)
+``unknown_policy``            ``policies`` was given and the policy id is not in it
+``unknown_peril``             the peril text matches no code, name or alias of the wording
+``peril_excluded``            the peril is a general exclusion (earthquake, fire, ...)
+``peril_excluded_special``    a special exclusion not lifted by an endorsement (golden apple
+                              snail, grassy stunt, riot, ...)
+``peril_not_covered``         a known peril the wording neither covers nor excludes
+``outside_cover_period``      the event is outside the cover period (inclusive bounds)
+``late_notice``               notified more than ``notice_days`` after the event
+``unknown_planting_method``   the planting method matches no method of the wording
+``crop_too_young``            crop age below the minimum for the planting method
+``below_threshold``           damage intensity or damaged area short of the threshold
+``already_paid``              an earlier event of the season already settled this plot
+``area_cap``                  the policy's or the farmer's insured area is used up
+============================  ==============================================================
 
 Coverage comes first (if the peril is not insured nothing else matters), then the dates
 of the claim (cover period, notice), then the crop (age), then the damage; ``already_paid``
@@ -100,6 +100,7 @@ __all__ = [
     "ASSESSMENT_COLUMNS",
     "CLAIM_COLUMNS",
     "REASONS",
+    "REASON_CODES",
     "Wording",
     "adjust",
     "load_wording",
@@ -143,6 +144,8 @@ CLAIM_COLUMNS: tuple[str, ...] = (
 )
 
 _MICRO_HA = 1_000_000  # area arithmetic for the caps in whole micro-hectares (0.01 m²)
+_NO_CAP = np.iinfo(np.int64).max // 4  # micro-hectares: no cap at this level
+_NAT = np.iinfo(np.int64).min  # day number standing for a missing date
 _SEPARATORS = re.compile(r"[\s_\-]+")
 _LISTS = ("covered", "general_exclusions", "special_exclusions")
 # peril classes, after overlaps and endorsements
@@ -285,8 +288,8 @@ class Wording(_Strict):
                 problems.append((("overlaps", code), f"peril {code!r} is not listed in more than one place "
                                                      f"(only in {', '.join(lists) or 'none'})"))
             elif overlap.treat_as not in lists:
-                problems.append((("overlaps", code, "treat_as"),
-                                 f"{overlap.treat_as!r} is not one of the lists peril {code!r} is in ({', '.join(lists)})"))
+                problems.append((("overlaps", code, "treat_as"), f"{overlap.treat_as!r} is not one of the lists "
+                                                                 f"peril {code!r} is in ({', '.join(lists)})"))
         effective = {code: (self.overlaps[code].treat_as if code in self.overlaps and len(lists) > 1 else lists[0])
                      for code, lists in where.items()}
         for i, code in enumerate(self.endorsements):
@@ -614,7 +617,7 @@ def adjust(assessments: pd.DataFrame, wording: Wording, *, season_start: dt.date
                         np.nan)[method_idx]
 
     # ---- the policy register
-    policy_code, _ = pd.factorize(policy_id, sort=True)
+    policy_code, policy_uniques = pd.factorize(policy_id, sort=True)
     farmer_col = None
     policy_area = np.full(n, np.inf)
     cover_start = np.full(n, season[0], np.int64)
@@ -624,12 +627,12 @@ def adjust(assessments: pd.DataFrame, wording: Wording, *, season_start: dt.date
         raise ConfigError(Problem("the wording's cover period is per policy (cover_period.basis: policy), "
                                   "but no policy register was given", key="cover_period.basis"))
     if policies is not None:
-        at, farmer_col, policy_area, starts, ends = _join_policies(policies, policy_id, wording)
+        at, farmer_col, farmer_code, policy_area, starts, ends = _join_policies(policies, policy_code,
+                                                                                policy_uniques, wording)
         unknown_policy = (at < 0) & ~policy_blank
         if starts is not None:
             cover_start = np.where(starts == _NAT, cover_start, starts)
             cover_end = np.where(ends == _NAT, cover_end, ends)
-        farmer_code = pd.factorize(farmer_col, sort=True)[0]
     else:
         farmer_code = policy_code
 
@@ -732,10 +735,6 @@ def adjust(assessments: pd.DataFrame, wording: Wording, *, season_start: dt.date
     return pd.DataFrame(out, index=index)
 
 
-_NAT = np.iinfo(np.int64).min
-_NO_CAP = np.iinfo(np.int64).max // 4  # micro-hectares: no cap at this level
-
-
 def _day(value: dt.date | str | np.datetime64) -> int:
     return int(np.datetime64(pd.Timestamp(value).date(), "D").astype(np.int64))
 
@@ -789,7 +788,8 @@ def _lookup(text: pd.Series, resolve, codes: list[str]) -> np.ndarray:
     return table[labels]
 
 
-def _join_policies(policies: pd.DataFrame, policy_id: pd.Series, wording: Wording):
+def _join_policies(policies: pd.DataFrame, policy_code: np.ndarray, policy_uniques: pd.Index, wording: Wording):
+    """Per assessment: row in ``policies`` (-1 unknown), farmer id, policy area [ha], cover dates."""
     source = policies.attrs.get("source", "<policies>")
     need = ["policy_id", "farmer_id"]
     if wording.cover_period.basis == "policy":
@@ -804,25 +804,22 @@ def _join_policies(policies: pd.DataFrame, policy_id: pd.Series, wording: Wordin
         rows = np.flatnonzero(dup)[:20]
         raise InputError([Problem(f"policy_id {ids.iloc[r]!r} occurs more than once", file=source, row=int(r) + 1,
                                   column="policy_id") for r in rows])
-    at = pd.Index(ids).get_indexer(policy_id)
-    known = at >= 0
-    safe = np.where(known, at, 0)
+    # each distinct policy id is looked up once; per-policy arrays carry a sentinel last
+    # entry, so the index -1 (unknown policy) picks it
+    at = np.append(pd.Index(ids).get_indexer(policy_uniques), -1)[policy_code]
+    m = len(policies)
     farmers, _ = _text(policies["farmer_id"])
-    farmer = pd.Series(farmers.to_numpy(dtype=object)[safe] if len(farmers) else np.full(len(at), None, object),
-                       dtype="str")
-    farmer[~known] = None
-    area = np.full(len(at), np.inf)
-    if "area_ha" in policies.columns and len(policies):
-        pa_ = _numbers(policies["area_ha"])[safe]
-        area = np.where(known & np.isfinite(pa_), pa_, np.inf)
+    f_code, f_uniques = pd.factorize(farmers)
+    f_code = np.where(f_code < 0, len(f_uniques) + np.arange(m), f_code)  # no farmer id: its own farmer
+    farmer_code = np.append(f_code, -1)[at]
+    farmer = farmers.array.take(at, allow_fill=True)
+    own = _numbers(policies["area_ha"]) if "area_ha" in policies.columns else np.full(m, np.inf)
+    area = np.append(np.where(np.isfinite(own), own, np.inf), np.inf)[at]
     starts = ends = None
     if wording.cover_period.basis == "policy":
-        s, s_nat = _days(policies[wording.cover_period.start_column])
-        e, e_nat = _days(policies[wording.cover_period.end_column])
-        s, e = (np.where(known, s[safe], _NAT), np.where(known, e[safe], _NAT)) if len(policies) else \
-            (np.full(len(at), _NAT), np.full(len(at), _NAT))
-        starts, ends = s, e
-    return at, farmer.array, area, starts, ends
+        starts = np.append(_days(policies[wording.cover_period.start_column])[0], _NAT)[at]
+        ends = np.append(_days(policies[wording.cover_period.end_column])[0], _NAT)[at]
+    return at, farmer, farmer_code, area, starts, ends
 
 
 # --------------------------------------------------------------------------- writing
