@@ -113,6 +113,7 @@ class Inputs(_Strict):
     ndvi: NdviInput | None = None
     yields: YieldsInput | None = None
     policies: TableInput | None = None
+    assessments: TableInput | None = None
 
 
 class OutputConfig(_Strict):
@@ -125,10 +126,17 @@ class OutputConfig(_Strict):
     )
 
 
+class AdjusterConfig(_Strict):
+    """``adjuster:`` — a named-peril cover settled from field loss assessments (e.g. AUTP)."""
+
+    wording: Path = Field(description="policy wording file, e.g. configs/autp.yaml")
+
+
 class _RunModel(_Strict):
     season: SeasonConfig
     inputs: Inputs
     products: list[dict[str, Any]] = Field(default_factory=list)
+    adjuster: AdjusterConfig | None = None
     output: OutputConfig = OutputConfig()
 
 
@@ -157,6 +165,8 @@ class RunConfig:
     products: tuple[ProductParams, ...]
     terms: dict[str, Terms | None] = field(default_factory=dict)
     sha256: str = ""
+    adjuster: Any = None  # the validated named-peril wording (panen.engine.adjuster.Wording), if configured
+    adjuster_path: Path | None = None
 
 
 # --------------------------------------------------------------------------- loading
@@ -269,8 +279,24 @@ def parse_config(data: Any, *, base_dir: Path | str = ".", source: Path | None =
         gridded = {"rainfall", "ndvi"}
         if any(gridded & set(get_trigger(p.trigger).inputs) for p in products) and inputs.districts is None:
             add(("inputs",), "inputs.districts is required for gridded inputs")
-        if not raw_products:
-            add(("products",), "at least one product is required")
+        wording = None
+        if model.adjuster is not None:
+            wpath = model.adjuster.wording
+            wpath = wpath if wpath.is_absolute() else (base_dir / wpath)
+            from .adjuster import load_wording
+
+            try:
+                wording = load_wording(wpath)
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+            if inputs.assessments is None:
+                add(("inputs",), "inputs.assessments (field loss assessments) is required by the adjuster")
+            if inputs.policies is None:
+                add(("inputs",), "inputs.policies is required by the adjuster")
+            if wording is not None and wording.id in seen:
+                add(("adjuster",), f"the adjuster's wording id {wording.id!r} is also a product id")
+        if not raw_products and model.adjuster is None:
+            add(("products",), "at least one product (or an adjuster) is required")
     if problems:
         raise ConfigError(problems)
     assert model is not None
@@ -278,7 +304,8 @@ def parse_config(data: Any, *, base_dir: Path | str = ".", source: Path | None =
     if output.dir is not None and not output.dir.is_absolute():
         output = output.model_copy(update={"dir": (base_dir / output.dir).resolve()})
     return RunConfig(path=source, season=model.season, inputs=inputs, output=output,
-                     products=tuple(products), terms=terms, sha256=sha256)
+                     products=tuple(products), terms=terms, sha256=sha256, adjuster=wording,
+                     adjuster_path=(base_dir / model.adjuster.wording) if model.adjuster else None)
 
 
 def _resolve_inputs(inputs: Inputs, base_dir: Path, add) -> Inputs:

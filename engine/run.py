@@ -120,8 +120,29 @@ def run_batch(config: RunConfig, out_dir: str | Path, *, force: bool = False, st
     rules = {p.id: ProductRules(sum_insured_per_ha=p.sum_insured_per_ha, anchor=p.anchor,
                                 sowing_window=_sowing_window(p, plugins[p.id], season, grids))
              for p in config.products}
+    wording = config.adjuster
+    if wording is not None:  # the named-peril cover's policies are in the same register
+        rules[wording.id] = ProductRules(sum_insured_per_ha=int(wording.sum_insured_per_ha), anchor="season_start")
     with t("validate_policies"):
         valid, rejects = validate_policies(register, district_ids=set(district_ids), products=rules)
+        claims_policies = None
+        if wording is not None:
+            is_cover = (valid["product_id"].astype(str) == wording.id).to_numpy()
+            claims_policies, valid = valid[is_cover], valid[~is_cover]
+            rules.pop(wording.id)
+    claims, assessment_rejects = None, None
+    if wording is not None:
+        with t("adjuster"):
+            from panen.datasets.assessments import read_assessments
+
+            from .adjuster import adjust
+
+            frame, assessment_rejects = read_assessments(config.inputs.assessments.path, wording=wording)
+            claims = adjust(frame, wording, season_start=config.season.start, season_end=config.season.end,
+                            policies=claims_policies)
+        if len(assessment_rejects):
+            rejects = pd.concat([rejects.assign(source="policies"),
+                                 assessment_rejects.assign(source="assessments")], ignore_index=True)
     if strict and len(rejects):
         raise InputError([Problem(f"{r.reason}: {r.message}", file=r.file, row=int(r.row),
                                   column=None if pd.isna(r.column) else r.column)
@@ -178,6 +199,11 @@ def run_batch(config: RunConfig, out_dir: str | Path, *, force: bool = False, st
     counts["policies_withheld"] = int((led_df["status"] == "withheld_missing_data").sum())
     counts["districts_triggered"] = int(led_df.loc[led_df["payout_rate"] > 0, "district_id"].nunique())
     by_product = _product_summary(led_df)
+    if claims is not None:
+        counts["plots_assessed"] = int(len(claims))
+        counts["plots_paid"] = int((claims["decision"] == "paid").sum())
+        counts["assessments_rejected"] = int(len(assessment_rejects))
+        by_product = pd.concat([by_product, _adjuster_summary(claims, claims_policies, wording)], ignore_index=True)
 
     # ---- write everything into a staging folder, then move it into place
     stage = out_dir.parent / f".{out_dir.name}.staging-{os.getpid()}"
@@ -191,6 +217,10 @@ def run_batch(config: RunConfig, out_dir: str | Path, *, force: bool = False, st
             write_table_atomic(totals, stage / "summary.csv", "csv")
             write_table_atomic(pay, stage / "payments.csv", "csv")
             write_table_atomic(rejects, stage / "rejects.csv", "csv")
+            if claims is not None:
+                from .adjuster import write_claims
+
+                write_claims(claims, stage / "autp_claims.csv")
         files = {f.name: _sha256_file(f) for f in sorted(stage.iterdir())}
         inputs_hashed = _hash_inputs(config)
         # content only (not paths): the same config and data give the same run id anywhere
@@ -245,6 +275,27 @@ def _product_summary(ledger: pd.DataFrame) -> pd.DataFrame:
             "net_payout": int(d["net_payout"].sum()),
         })
     return pd.DataFrame(rows)
+
+
+def _adjuster_summary(claims: pd.DataFrame, policies: pd.DataFrame, wording) -> pd.DataFrame:
+    """The named-peril cover's line in the product summary (policies, paid plots, indemnity, premium)."""
+    from .adjuster import premium
+
+    prem = premium(policies["area_ha"].to_numpy(float), wording, farmer_id=policies["farmer_id"].astype(str).to_numpy())
+    paid = claims[claims["decision"] == "paid"]
+    return pd.DataFrame([{
+        "product_id": wording.id,
+        "policies": int(len(policies)),
+        "districts": int(policies["district_id"].astype(str).nunique()),
+        "districts_triggered": int(policies.loc[policies["policy_id"].isin(paid["policy_id"]), "district_id"].nunique()),
+        "policies_paid": int(paid["policy_id"].nunique()),
+        "policies_withheld": 0,
+        "sum_insured": int(prem["insured_area_ha"].sum() * wording.sum_insured_per_ha + 0.5),
+        "net_payout": int(paid["indemnity"].sum()),
+        "premium": int(prem["premium"].sum()),
+        "subsidy": int(prem["subsidy"].sum()),
+        "farmer_share": int(prem["farmer_share"].sum()),
+    }])
 
 
 def _open_input(name: str, spec) -> tuple[str, Any]:
