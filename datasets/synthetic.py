@@ -32,8 +32,18 @@ seconds, byte-identical for the same arguments:
     units="ku/ha"``).
 ``policies.csv``
     ``policy_id, farmer_id, district_id, product_id, area_ha, sowing_date, group_id``:
-    one row per farmer and product (by default ``rain``, ``yield`` and ``ndvi``: every
-    farmer holds all three covers; ``policy_id`` is ``P-<district>-<farmer no.>-<product>``).
+    one row per farmer and product (by default the index covers ``rain``, ``yield`` and
+    ``ndvi`` and the named-peril cover ``autp``: every farmer holds all four, in that order;
+    ``policy_id`` is ``P-<district>-<farmer no.>-<product>``). Adding a product only adds
+    rows: the other products' rows stay byte for byte.
+``assessments.csv``
+    Only with the ``autp`` product: AUTP field loss assessments by POPT officers, one row per
+    assessed plot (petak alami) — ``policy_id`` (an ``autp`` policy), ``plot_id``
+    (``PT-<district>-<farmer no.>-<k>``), ``peril`` (field names, mostly Indonesian:
+    :data:`PERIL_NAMES`), ``plot_area_ha``, ``damage_intensity_pct``, ``damaged_area_pct``
+    (integer %), ``crop_age_days`` (days after planting at the event), ``planting_method``
+    (``transplanting`` | ``tabela`` | ``salibu``), ``event_date``, ``notice_date``. The
+    input of the AUTP adjuster (:func:`make_assessments`).
 ``truth_hazards.csv``
     The "hidden" truth per district: the hazard the generator planted (drought, flood or
     none), its severity, the event dates, and the data gap planted in one district —
@@ -81,6 +91,19 @@ Realism (magnitudes from DOMAIN.md, after CHIRPS over Java)
   and a district response shared with, but not equal to, the yield loss. Clouds: spatially
   clustered (σ ≈ 3 cells) NaN on 10–30 % of land pixels in Dec–Feb composites, 3–10 % in
   Nov and Mar, 0–3 % otherwise. Composites take the curve at their mid-period (date + 8 d).
+* AUTP assessments (:func:`make_assessments`): follow the planted truth without copying
+  it. Drought/flood districts (planted and fringe) report damage on 30–75 % of the insured
+  area, with puso (≥ 75 % intensity and ≥ 75 % damaged area) on ~0.75 × the district's
+  hazard loss (± 25 %, clustered by kelompok tani): ~20–30 % of the area in the worst
+  districts; the two pest districts claim brown planthopper, rats, blast or tungro
+  outbreaks the rain never shows; every district has background claims (pests, diseases,
+  local floods) reaching puso on ~1.5–3 % of its area, as AUTP's national 1.5–2.6 %
+  (DOMAIN.md). Some claims fail the wording's gates: excluded perils (keong mas, fire,
+  grassy stunt, bacterial leaf blight; ~3 %), late notices (> 7 days; ~3.5 %) and crops
+  too young (< 10 days transplanted, < 30 days tabela/salibu; ~5–8 %). Methods: 85 %
+  transplanting, 11 % tabela, 4 % salibu. For the default seed the district share of
+  insured area at puso has Spearman ρ ≈ 0.95 with the planted yield loss; the basis risk
+  shows farmer by farmer (plot-level puso against district-level indices).
 """
 
 from __future__ import annotations

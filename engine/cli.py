@@ -1,4 +1,4 @@
-"""Command line: ``panen demo | run | validate | triggers``.
+"""Command line: ``panen demo | run | backtest | validate | triggers``.
 
 Exit codes (DESIGN.md contract): 0 success; 2 invalid config or input, with every problem
 listed; 1 internal failure.
@@ -75,6 +75,20 @@ def _parser() -> argparse.ArgumentParser:
     batch_options(d)
     d.set_defaults(func=_cmd_demo)
 
+    b = sub.add_parser("backtest", help="replay the configured products over historical seasons (per district, "
+                                         "per season), with the seasonal batch's engine")
+    b.add_argument("config", type=Path)
+    b.add_argument("--years", default="1981-2020",
+                   help="harvest years to replay, inclusive: YYYY-YYYY or YYYY (default 1981-2020)")
+    b.add_argument("--out", type=Path, help="output folder (default: output.dir of the config + '-backtest')")
+    b.add_argument("--force", action="store_true", help="replace an existing output folder")
+    b.add_argument("--sowing-offset", type=int, default=0, metavar="DAYS",
+                   help="anchor of 'anchor: sowing_date' products: season start + DAYS (default 0)")
+    b.add_argument("--scheduler", default=os.environ.get("PANEN_SCHEDULER"),
+                   help="Dask distributed scheduler address (default: $PANEN_SCHEDULER, else local threads)")
+    b.add_argument("--quiet", action="store_true", help="no progress bars")
+    b.set_defaults(func=_cmd_backtest)
+
     v = sub.add_parser("validate", help="check a config (and that its input files exist); exit 2 listing every problem")
     v.add_argument("config", type=Path)
     v.set_defaults(func=_cmd_validate)
@@ -140,6 +154,39 @@ def _run(cfg, args) -> int:
     progress = not args.quiet and sys.stderr.isatty()
     res = run_batch(cfg, out, force=args.force, strict=args.strict, scheduler=args.scheduler, progress=progress)
     _print_summary(res)
+    return EXIT_OK
+
+
+def _cmd_backtest(args) -> int:
+    from .backtest import backtest, load_backtest_config, parse_years
+
+    years = parse_years(args.years)  # bad --years: ConfigError, exit 2, before anything is read
+    cfg = load_backtest_config(args.config)
+    out = args.out
+    if out is None:
+        if cfg.output.dir is None:
+            raise ConfigError("no output folder: pass --out DIR or set output.dir in the config")
+        out = cfg.output.dir.parent / f"{cfg.output.dir.name}-backtest"
+    progress = not args.quiet and sys.stderr.isatty()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        res = backtest(cfg, years, out_dir=out, force=args.force, scheduler=args.scheduler, progress=progress,
+                       sowing_offset=args.sowing_offset)
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            print(f"warning: {w.message}", file=sys.stderr)
+    c = res.counts
+    print(f"backtest {years[0]}-{years[1]}: {c['products']} product(s) × {c['districts']} district(s) × "
+          f"{c['seasons']} season(s); {c['district_seasons_paid']:,} district-seasons paid, "
+          f"{c['district_seasons_flagged']:,} flagged (not assessable)")
+    port = res.portfolio
+    unit = "Rp" if (port["exposure_basis"] == "register").all() else "districts"
+    print(f"{'product':<12} {'seasons paid':>12} {'mean payout rate':>17} {'max payout rate':>16} "
+          f"{'mean payout [' + unit + ']':>22}")
+    for pid, d in port.groupby("product_id", sort=True):
+        print(f"{pid:<12} {int((d['payout'] > 0).sum()):>12} {d['payout_rate'].mean():>17.2%} "
+              f"{d['payout_rate'].max():>16.2%} {d['payout'].mean():>22,.2f}")
+    print(f"outputs: {res.out_dir}")
     return EXIT_OK
 
 

@@ -247,14 +247,26 @@ def basis_risk_summary(comparison: pd.DataFrame) -> pd.DataFrame:
     """
     _require(comparison, ("district_id", "product_id", "index_payout", "autp_indemnity", "outcome"),
              "comparison")
-    comp = comparison.assign(product_id=_text(comparison["product_id"]),
-                             district_id=_text(comparison["district_id"]))
-    rows = []
-    for (product, district), part in comp.groupby(["product_id", "district_id"], sort=True):
-        rows.append({"level": "district", "product_id": product, "district_id": district, **_scores(part)})
-    for product, part in comp.groupby("product_id", sort=True):
-        rows.append({"level": "product", "product_id": product, "district_id": None, **_scores(part)})
-    out = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+    product = _text(comparison["product_id"]).fillna("").to_numpy(object)
+    district = _text(comparison["district_id"]).fillna("").to_numpy(object)
+    outcome = comparison["outcome"].to_numpy(object)
+    compared = outcome != WITHHELD
+    payout = np.where(compared, comparison["index_payout"].to_numpy(np.float64, na_value=0.0), 0.0).astype(np.int64)
+    autp = np.where(compared, comparison["autp_indemnity"].to_numpy(np.int64), 0)
+    cell = np.select([outcome == o for o in OUTCOMES], list(range(len(OUTCOMES))), -1)
+
+    p_code, p_names = pd.factorize(product, sort=True)
+    d_code, d_names = pd.factorize(district, sort=True)
+    parts = []
+    for level, code in (("district", p_code * max(len(d_names), 1) + d_code), ("product", p_code)):
+        keys, group = np.unique(code, return_inverse=True)
+        scores = _scores(group.ravel(), keys.size, compared, cell, payout, autp)
+        if level == "district":
+            ids = {"product_id": p_names[keys // max(len(d_names), 1)], "district_id": d_names[keys % max(len(d_names), 1)]}
+        else:
+            ids = {"product_id": p_names[keys], "district_id": np.full(keys.size, None, dtype=object)}
+        parts.append(pd.DataFrame({"level": level, **ids, **scores}))
+    out = pd.concat(parts, ignore_index=True) if len(comparison) else pd.DataFrame(columns=list(SUMMARY_COLUMNS))
     for col in ("farmers", "withheld", "hits", "misses", "false_alarms", "correct_negatives",
                 "unpaid_loss_amount", "index_payout", "autp_indemnity"):
         out[col] = out[col].astype(np.int64)
@@ -262,7 +274,7 @@ def basis_risk_summary(comparison: pd.DataFrame) -> pd.DataFrame:
         out[col] = out[col].astype(np.float64)
     for col in ("level", "product_id", "district_id"):
         out[col] = out[col].astype("str")
-    return out
+    return out[list(SUMMARY_COLUMNS)]
 
 
 def spearman(x: Iterable[float], y: Iterable[float]) -> float:
@@ -294,31 +306,38 @@ def spearman(x: Iterable[float], y: Iterable[float]) -> float:
 # ---------------------------------------------------------------------------------------
 
 
-def _scores(part: pd.DataFrame) -> dict:
-    """Counts, scores and money of one group of comparison rows (withheld rows counted only)."""
-    outcome = part["outcome"].to_numpy(dtype=object)
-    compared = outcome != WITHHELD
-    payout = part["index_payout"].to_numpy(dtype=np.float64, na_value=np.nan)[compared].astype(np.int64)
-    autp = part["autp_indemnity"].to_numpy(np.int64)[compared]
-    kept = outcome[compared]
-    a, b, c, d = (int(np.count_nonzero(kept == o)) for o in OUTCOMES)
-    total_loss = int(autp.sum())
-    unpaid = int(autp[kept == "miss"].sum())
-    total_payout = int(payout.sum())
+def _scores(group: np.ndarray, n: int, compared: np.ndarray, cell: np.ndarray, payout: np.ndarray,
+            autp: np.ndarray) -> dict[str, np.ndarray]:
+    """Counts, scores and money per group (``group`` codes 0..n−1 of the rows); withheld
+    rows are counted, not scored (their ``payout`` and ``autp`` are 0 here)."""
+
+    def total(values: np.ndarray) -> np.ndarray:  # exact int64 sums per group
+        out = np.zeros(n, np.int64)
+        np.add.at(out, group, values.astype(np.int64))
+        return out
+
+    a, b, c, d = (total(cell == k) for k in range(len(OUTCOMES)))
+    loss, paid = total(autp), total(payout)
+    unpaid = total(np.where(cell == 1, autp, 0))
+    order = np.argsort(group, kind="stable")
+    bounds = np.searchsorted(group[order], np.arange(n + 1))
+    kept = compared[order]
+    rho = np.array([spearman(payout[order][lo:hi][kept[lo:hi]], autp[order][lo:hi][kept[lo:hi]])
+                    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)])
     return {
-        "farmers": int(compared.sum()), "withheld": int((~compared).sum()),
+        "farmers": total(compared), "withheld": total(~compared),
         "hits": a, "misses": b, "false_alarms": c, "correct_negatives": d,
         "pod": _ratio(a, a + b), "far": _ratio(c, a + c), "threat_score": _ratio(a, a + b + c),
-        "unpaid_loss_share": _ratio(unpaid, total_loss), "unpaid_loss_amount": unpaid,
-        "payout_balance": _ratio(total_payout, total_loss),
-        "spearman": spearman(payout, autp),
-        "index_payout": total_payout, "autp_indemnity": total_loss,
+        "unpaid_loss_share": _ratio(unpaid, loss), "unpaid_loss_amount": unpaid,
+        "payout_balance": _ratio(paid, loss), "spearman": rho,
+        "index_payout": paid, "autp_indemnity": loss,
     }
 
 
-def _ratio(numerator: float, denominator: float) -> float:
-    """numerator / denominator, NaN when the denominator is 0 (never 0/0 → 0)."""
-    return float(numerator) / float(denominator) if denominator else float("nan")
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator elementwise, NaN where the denominator is 0 (never 0/0 → 0)."""
+    num, den = np.asarray(numerator, np.float64), np.asarray(denominator, np.float64)
+    return np.divide(num, den, out=np.full(np.broadcast(num, den).shape, np.nan), where=den != 0)
 
 
 def _frame(table: pd.DataFrame | pa.Table) -> pd.DataFrame:

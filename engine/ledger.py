@@ -632,6 +632,8 @@ def district_totals(ledger: pa.Table | pd.DataFrame) -> pd.DataFrame:
     out["level"] = out["level"].astype("str")
     out["product_id"] = out["product_id"].astype("str")
     out["district_id"] = out["district_id"].astype("str")
+    # areas are summed in float64: show them to the m² (1e-4 ha), not with binary noise
+    out["area_ha"] = out["area_ha"].round(4)
     return out[list(_TOTAL_COLUMNS)]
 
 

@@ -188,9 +188,10 @@ def run_batch(config: RunConfig, out_dir: str | Path, *, force: bool = False, st
         index_table = _district_index(results)
 
     counts = {
-        "policies_read": int(len(register.frame) if hasattr(register, "frame") else len(valid) + len(rejects)),
-        "policies_valid": int(len(valid)),
-        "policies_rejected": int(len(rejects)),
+        "policies_read": int(register.n_rows),
+        "policies_valid": int(len(valid) + (len(claims_policies) if claims_policies is not None else 0)),
+        "cover_policies": int(len(claims_policies) if claims_policies is not None else 0),
+        "policies_rejected": int((rejects["source"] == "policies").sum() if "source" in rejects else len(rejects)),
         "ledger_rows": int(ledger.num_rows if hasattr(ledger, "num_rows") else len(ledger)),
         "districts": int(len(district_ids)),
     }
@@ -199,6 +200,14 @@ def run_batch(config: RunConfig, out_dir: str | Path, *, force: bool = False, st
     counts["policies_withheld"] = int((led_df["status"] == "withheld_missing_data").sum())
     counts["districts_triggered"] = int(led_df.loc[led_df["payout_rate"] > 0, "district_id"].nunique())
     by_product = _product_summary(led_df)
+    comparison = None
+    if claims is not None and len(led_df):
+        from .compare import basis_risk_summary, compare_farmers
+
+        with t("compare"):
+            comparison = compare_farmers(led_df, claims, register=pd.concat([valid, claims_policies]),
+                                         autp_product_id=wording.id)
+            totals = _with_basis_risk(totals, basis_risk_summary(comparison))
     if claims is not None:
         counts["plots_assessed"] = int(len(claims))
         counts["plots_paid"] = int((claims["decision"] == "paid").sum())
@@ -221,6 +230,8 @@ def run_batch(config: RunConfig, out_dir: str | Path, *, force: bool = False, st
                 from .adjuster import write_claims
 
                 write_claims(claims, stage / "autp_claims.csv")
+            if comparison is not None:
+                write_table_atomic(comparison, stage / "comparison.csv", "csv")
         files = {f.name: _sha256_file(f) for f in sorted(stage.iterdir())}
         inputs_hashed = _hash_inputs(config)
         # content only (not paths): the same config and data give the same run id anywhere
@@ -275,6 +286,26 @@ def _product_summary(ledger: pd.DataFrame) -> pd.DataFrame:
             "net_payout": int(d["net_payout"].sum()),
         })
     return pd.DataFrame(rows)
+
+
+def _with_basis_risk(totals: pd.DataFrame, basis: pd.DataFrame) -> pd.DataFrame:
+    """``summary.csv``: money totals per product and district, beside the basis-risk metrics.
+
+    District rows get their district's metrics; one ``product`` row per product carries the
+    product-wide metrics (and its money totals); the ``total`` row stays last.
+    """
+    metrics = [c for c in basis.columns if c not in totals.columns and c != "index_payout"]
+    key = ["product_id", "district_id"]
+    b = basis.assign(product_id=basis["product_id"].astype(str), district_id=basis["district_id"].astype(str))
+    t = totals.assign(product_id=totals["product_id"].astype(str), district_id=totals["district_id"].astype(str))
+    district = t[t["level"] == "district"].merge(b.loc[b["level"] == "district", key + metrics], on=key, how="left")
+    money = [c for c in ("policies", "withheld", "area_ha", "sum_insured", "gross_payout", "deductible", "net_payout")
+             if c in district.columns]
+    product = district.groupby("product_id", sort=True)[money].sum().reset_index()
+    product = product.assign(level="product", district_id="").merge(
+        b.loc[b["level"] == "product", ["product_id"] + metrics], on="product_id", how="left")
+    out = pd.concat([district, product[district.columns], t[t["level"] == "total"]], ignore_index=True)
+    return out
 
 
 def _adjuster_summary(claims: pd.DataFrame, policies: pd.DataFrame, wording) -> pd.DataFrame:

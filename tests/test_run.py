@@ -29,6 +29,7 @@ def region(tmp_path_factory) -> Path:
     for k in cfg["inputs"]:
         cfg["inputs"][k]["path"] = cfg["inputs"][k]["path"].replace("../demo_data/", "data/")
     cfg["output"]["dir"] = "out"
+    cfg["adjuster"]["wording"] = str(REPO / "configs" / "autp.yaml")
     (d / "run.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     return d
 
@@ -98,10 +99,11 @@ def test_district_totals_reconcile_to_the_rupiah(result):
 def test_manifest_records_version_hashes_counts_and_timings(result):
     m = json.loads((result.out_dir / "manifest.json").read_text())
     assert m["panen_version"] and len(m["config"]["sha256"]) == 64
-    assert set(m["inputs"]) == {"districts", "rainfall", "ndvi", "yields", "policies"}
+    assert set(m["inputs"]) == {"districts", "rainfall", "ndvi", "yields", "policies", "assessments"}
     assert all(len(v["sha256"]) == 64 for v in m["inputs"].values())
     assert m["counts"]["policies_valid"] + m["counts"]["policies_rejected"] == m["counts"]["policies_read"]
-    assert m["counts"]["ledger_rows"] == m["counts"]["policies_valid"]
+    assert m["counts"]["ledger_rows"] + m["counts"]["cover_policies"] == m["counts"]["policies_valid"]
+    assert m["counts"]["plots_assessed"] > 0
     assert m["timings_s"]["total"] > 0
     assert m["outputs"]["payouts.parquet"]
 

@@ -14,7 +14,13 @@ from scipy.stats import spearmanr
 from panen.datasets.districts import read_districts
 from panen.datasets.gridded import open_rainfall
 from panen.datasets.ndvi import open_ndvi
-from panen.datasets.synthetic import CELL_DEG, SOWING_SPREAD_DAYS, generate_demo_region
+from panen.datasets.synthetic import (
+    CELL_DEG,
+    PERIL_NAMES,
+    PLANTING_METHODS,
+    SOWING_SPREAD_DAYS,
+    generate_demo_region,
+)
 from panen.datasets.yields import read_yields
 
 SEASON_START = pd.Timestamp("2023-11-01")
@@ -54,18 +60,18 @@ def districts(demo):
     return read_districts(demo["districts"])
 
 
-def test_writes_the_seven_files(demo):
+def test_writes_the_eight_files(demo):
     assert {k: p.name for k, p in demo.items()} == {
         "districts": "districts.gpkg", "rainfall": "rainfall.zarr", "ndvi": "ndvi.zarr",
         "yields": "yields.csv", "policies": "policies.csv", "truth": "truth_hazards.csv",
-        "truth_losses": "truth_losses.csv"}
+        "truth_losses": "truth_losses.csv", "assessments": "assessments.csv"}
     assert all(p.exists() for p in demo.values())
     assert not list(demo["policies"].parent.glob(".*tmp*"))  # no temp files left behind
 
 
 def test_same_seed_gives_byte_identical_files(demo, tmp_path):
     again = generate_demo_region(tmp_path / "again")
-    for key in ("policies", "truth", "districts", "yields", "truth_losses"):
+    for key in ("policies", "truth", "districts", "yields", "truth_losses", "assessments"):
         assert again[key].read_bytes() == demo[key].read_bytes(), key
     a, b = xr.open_zarr(demo["rainfall"]), xr.open_zarr(again["rainfall"])
     np.testing.assert_array_equal(a["precip"].values, b["precip"].values)
@@ -81,6 +87,7 @@ def test_another_seed_gives_another_region(tmp_path):
     a = generate_demo_region(tmp_path / "a", seed=1, n_districts=10, n_farmers=500)
     b = generate_demo_region(tmp_path / "b", seed=2, n_districts=10, n_farmers=500)
     assert a["policies"].read_bytes() != b["policies"].read_bytes()
+    assert a["assessments"].read_bytes() != b["assessments"].read_bytes()
 
 
 # --- districts --------------------------------------------------------------------------
@@ -195,15 +202,18 @@ def test_one_district_is_almost_all_missing_for_a_stretch(rain, truth, districts
 def test_policy_register_shape_and_keys(policies, farmers, districts):
     assert list(policies.columns) == ["policy_id", "farmer_id", "district_id", "product_id",
                                       "area_ha", "sowing_date", "group_id"]
-    assert len(policies) == 3 * 40_000 and len(farmers) == 40_000
+    assert len(policies) == 4 * 40_000 and len(farmers) == 40_000
     assert policies.policy_id.is_unique and farmers.farmer_id.is_unique
-    assert policies.product_id.value_counts().to_dict() == {"rain": 40_000, "yield": 40_000, "ndvi": 40_000}
+    assert policies.product_id.value_counts().to_dict() == {"rain": 40_000, "yield": 40_000, "ndvi": 40_000,
+                                                            "autp": 40_000}
     assert set(policies.district_id) == set(districts.district_id)
-    assert policies.policy_id.str.fullmatch(r"P-\d{4}-\d{5}-(rain|yield|ndvi)").all()
-    # every farmer holds all three covers on the same plot, sowing date and group
+    assert policies.policy_id.str.fullmatch(r"P-\d{4}-\d{5}-(rain|yield|ndvi|autp)").all()
+    # every farmer holds all four covers (three index products and AUTP) on the same plot,
+    # sowing date and group
     per_farmer = policies.groupby("farmer_id")[["district_id", "area_ha", "sowing_date", "group_id"]].nunique()
     assert (per_farmer == 1).all().all()
-    assert (policies.groupby("farmer_id").product_id.nunique() == 3).all()
+    assert (policies.groupby("farmer_id").product_id.nunique() == 4).all()
+    assert list(policies.product_id[:4]) == ["rain", "yield", "ndvi", "autp"]  # farmer by farmer
 
 
 def test_plot_sizes_are_smallholder_sized(farmers):
@@ -245,6 +255,21 @@ def test_one_row_per_farmer_and_product(tmp_path):
     pd.testing.assert_frame_equal(both[both.product_id == "rain"].reset_index(drop=True), rain)
     for key in ("truth", "districts", "yields", "truth_losses"):
         assert one[key].read_bytes() == paths[key].read_bytes(), key
+    assert "assessments" not in one and "assessments" not in paths  # no AUTP cover, no assessments
+
+
+def test_autp_cover_adds_its_rows_and_the_assessments(tmp_path):
+    """Adding AUTP leaves the other products' rows as they were; taking it away removes the
+    assessments an earlier generation left in the folder."""
+    one = generate_demo_region(tmp_path / "one", n_districts=8, n_farmers=400, products=("rain",))
+    two = generate_demo_region(tmp_path / "two", n_districts=8, n_farmers=400, products=("rain", "autp"))
+    both = pd.read_csv(two["policies"], dtype=str)
+    pd.testing.assert_frame_equal(both[both.product_id == "rain"].reset_index(drop=True),
+                                  pd.read_csv(one["policies"], dtype=str))
+    assessed = pd.read_csv(two["assessments"], dtype=str)
+    assert len(assessed) > 0 and assessed.policy_id.isin(both.policy_id[both.product_id == "autp"]).all()
+    generate_demo_region(tmp_path / "two", n_districts=8, n_farmers=400, products=("rain",))
+    assert not (tmp_path / "two" / "assessments.csv").exists()
 
 
 def test_too_few_farmers_is_refused(tmp_path):
@@ -449,3 +474,112 @@ def test_ndvi_shows_the_season_related_to_but_not_equal_to_yields(ndvi, district
     for d in s[(s.hazard == "drought") & (s.severity >= 0.9) & (s.buffered == "no")].index:
         usual = np.median([green_up(d, year) for year in range(2013, 2022)])
         assert green_up(d, 2023) >= usual + 16, d
+
+
+# --- AUTP loss assessments ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def assessments(demo, policies):
+    """``assessments.csv`` with the register's district, area and sowing date, and ``puso``."""
+    raw = pd.read_csv(demo["assessments"], dtype={"policy_id": str, "plot_id": str},
+                      parse_dates=["event_date", "notice_date"])
+    register = policies.set_index("policy_id")[["district_id", "area_ha", "sowing_date", "product_id"]]
+    out = raw.join(register, on="policy_id")
+    out["puso"] = (out.damage_intensity_pct >= 75) & (out.damaged_area_pct >= 75)
+    out["peril_en"] = out.peril.map(PERIL_NAMES)
+    return out
+
+
+@pytest.fixture(scope="module")
+def assessed_districts(assessments, policies, truth, losses):
+    """Per district: insured AUTP area, assessed and puso area [ha], and the planted truth."""
+    insured = policies[policies.product_id == "autp"].groupby("district_id").area_ha.sum()
+    a = assessments.assign(puso_area=assessments.plot_area_ha * assessments.puso)
+    g = a.groupby("district_id").agg(assessed=("plot_area_ha", "sum"), puso=("puso_area", "sum"))
+    g = g.reindex(insured.index, fill_value=0.0).assign(insured=insured)
+    return (g.join(truth.set_index("district_id")[["hazard", "severity"]])
+            .join(losses.set_index("district_id")[["cause", "yield_loss", "buffered"]]))
+
+
+def test_assessments_columns_and_keys(demo, assessments, policies):
+    raw = pd.read_csv(demo["assessments"], dtype=str, keep_default_na=False)
+    assert list(raw.columns) == ["policy_id", "plot_id", "peril", "plot_area_ha", "damage_intensity_pct",
+                                 "damaged_area_pct", "crop_age_days", "planting_method", "event_date",
+                                 "notice_date"]
+    assert (raw != "").all().all()  # no blanks anywhere
+    # every assessment refers to an AUTP policy of the register
+    autp = set(policies.policy_id[policies.product_id == "autp"])
+    assert raw.policy_id.isin(autp).all() and (assessments.product_id == "autp").all()
+    assert raw.plot_id.is_unique and raw.plot_id.str.fullmatch(r"PT-\d{4}-\d{5}-[1-3]").all()
+    assert (raw.plot_id.str[3:13] == raw.policy_id.str[2:12]).all()  # the plot's farmer is the policy's
+    assert 5_000 < len(raw) < 40_000
+    assert raw.plot_area_ha.str.fullmatch(r"\d\.\d\d").all()
+    # plots are parts of the insured farm (AUTP: at most 2 ha a farmer)
+    per_policy = assessments.groupby("policy_id").agg(plots=("plot_area_ha", "sum"), farm=("area_ha", "first"))
+    assert (per_policy.plots <= per_policy.farm + 1e-9).all() and (assessments.plot_area_ha >= 0.05).all()
+    for col in ("damage_intensity_pct", "damaged_area_pct"):
+        assert assessments[col].between(5, 100).all() and (assessments[col] % 1 == 0).all()
+
+
+def test_assessed_damage_follows_the_hazards_but_not_exactly(assessed_districts):
+    g = assessed_districts
+    hazard = g[(g.hazard != "none") & (g.buffered == "no")]
+    calm = g[(g.hazard == "none") & (g.cause == "none")]
+    assert len(hazard) >= 4 and len(calm) >= 4
+    # many plots reported in drought/flood districts, few elsewhere
+    assert (hazard.assessed / hazard.insured).min() > 0.3
+    assert (calm.assessed / calm.insured).max() < 0.25
+    # a larger share of the assessed area reaches puso (>= 75 % / 75 %) where the hazards were
+    assert hazard.puso.sum() / hazard.assessed.sum() > calm.puso.sum() / calm.assessed.sum() + 0.05
+    # AUTP nationally pays on 1.5-2.6 % of insured area in normal years; hazard districts far more
+    assert 0.012 < calm.puso.sum() / calm.insured.sum() < 0.035
+    assert (hazard.puso / hazard.insured).median() > 0.12
+    # the pest districts (no hazard in the rain) claim too: basis risk the index cannot see
+    pests = g[g.cause == "pest"]
+    assert len(pests) == 2 and (pests.puso / pests.insured).min() > 0.05
+    # related to the planted yield loss, not identical
+    rho = spearmanr(g.puso / g.insured, g.yield_loss).statistic
+    assert 0.6 < rho < 0.99
+
+
+def test_perils_mix(assessments, truth):
+    a = assessments.join(truth.set_index("district_id")[["hazard"]], on="district_id")
+    assert a.peril_en.notna().all()  # every name is a known field name
+    share = a.peril_en.value_counts(normalize=True)
+    assert share.get("drought", 0) > 0.1 and share.get("flood", 0) > 0.1
+    for kind in ("drought", "flood"):
+        main = a[a.hazard == kind].peril_en.value_counts(normalize=True)
+        assert main.index[0] == kind and main.iloc[0] > 0.6, kind
+    calm = a[a.hazard == "none"]
+    pests = {"brown planthopper", "rats", "blast", "tungro", "stem borer"}
+    assert pests <= set(calm.peril_en)
+    assert {"wereng batang coklat", "tikus", "blas"} <= set(a.peril)
+    # a few excluded perils (golden apple snail, fire, ...), and English names on some forms
+    excluded = a.peril_en.isin({"golden apple snail", "fire", "grassy stunt", "bacterial leaf blight"})
+    assert 0.005 < excluded.mean() < 0.06 and {"keong mas", "kebakaran"} <= set(a.peril)
+    english = a.peril.isin({"drought", "flood", "brown planthopper", "rats", "blast"})
+    assert 0.02 < english.mean() < 0.2
+
+
+def test_assessment_dates_ages_and_methods(assessments, truth):
+    a = assessments
+    assert a.event_date.between(SEASON_START, SEASON_END).all()
+    delay = (a.notice_date - a.event_date).dt.days
+    assert (delay >= 0).all() and delay.max() <= 30
+    assert 0.01 < (delay > 7).mean() < 0.08  # a few late notices
+    assert (delay <= 3).mean() > 0.6
+    # crop age is counted from the register's planting (sowing) date
+    assert ((a.event_date - a.sowing_date).dt.days == a.crop_age_days).all()
+    assert (a.crop_age_days >= 0).all() and a.crop_age_days.max() <= 110
+    young = np.where(a.planting_method == "transplanting", a.crop_age_days < 10, a.crop_age_days < 30)
+    assert 0.01 < young.mean() < 0.15  # some crops too young for cover
+    assert set(a.planting_method) == set(PLANTING_METHODS)
+    methods = a.drop_duplicates("policy_id").planting_method.value_counts(normalize=True)
+    assert methods["transplanting"] > 0.75 and 0.05 < methods["tabela"] < 0.2 and 0.01 < methods["salibu"] < 0.08
+    # flood claims in the planted flood districts fall on the flood's days (but for a few
+    # local floods of the background)
+    flood = a.join(truth.set_index("district_id")[["hazard", "event_start", "event_end"]], on="district_id")
+    flood = flood[(flood.hazard == "flood") & (flood.peril_en == "flood")]
+    assert len(flood) > 100
+    assert flood.event_date.between(pd.to_datetime(flood.event_start), pd.to_datetime(flood.event_end)).mean() > 0.9

@@ -1,0 +1,882 @@
+"""Historical backtest: every configured product, every district, every past season.
+
+``panen backtest CONFIG --years 1981-2020 --out DIR`` (and :func:`backtest` for notebooks)
+replays a season's term sheets over decades of archive with the *same* engine as the
+seasonal batch (:mod:`panen.engine.run`): the same readers, the same zonal weights and
+kernel, the same trigger plugins from the registry. Nothing about any trigger is
+implemented twice. The orchestrator only wires:
+
+1. open the inputs the products need (lazy), build the zonal weights once per grid;
+2. reduce each grid to its district series over the time range the seasons touch, in one
+   streamed Dask pass (one task per time chunk, so a 40-year daily archive never has to fit
+   in memory), and compute that small ``time × district`` series **once**;
+3. evaluate each product on it:
+
+   * triggers fed by gridded series (weather index, NDVI) get **one cohort per season**
+     — the season start moved to each year — and are evaluated **once** over the whole
+     archive: the weather trigger cuts each cohort's windows from the one series, and the
+     NDVI trigger standardises against its baseline years as in a seasonal run;
+   * triggers fed by tables only (area yield) read ``season.year``: they are evaluated
+     once per harvest year (cheap: tables only);
+
+   a plugin may choose explicitly with a class attribute ``backtest_by = "cohort"`` or
+   ``"season"``;
+4. gather the results into one tidy table and a portfolio table; write outputs atomically.
+
+Seasons
+-------
+A season is labelled by its **harvest year** ``Y`` (``season.year`` of the config, default
+the year of ``season.end``): the 2023-11-01..2024-03-31 season is season 2024, and
+``--years 1981-2020`` means harvest years 1981 to 2020. Season ``Y`` starts on the config's
+``season.start`` moved by ``Y − season.year`` years, keeping month and day (29 February
+becomes 28 February in common years). A season whose windows leave the data is kept and
+**flagged** (rate NaN), never dropped and never paid.
+
+Anchors
+-------
+``anchor: season_start`` products are evaluated at the season start, exactly as in the
+seasonal batch. ``anchor: sowing_date`` products settle each policy on its own sowing
+date, which history does not have; the backtest uses one representative anchor per season:
+the season start plus ``sowing_offset`` days (default 0; ``--sowing-offset``). The offset
+is recorded in the manifest.
+
+Monthly rainfall
+----------------
+Weather-index phases are windows of days, and the weather trigger refuses rainfall in
+mm/month (CHIRPS monthly, IMERG monthly). Daily rain is never fabricated. A phase with
+``index: total`` over a window, however, only needs the *amount* of rain in the window, and
+that is known from monthly totals when the window edges fall on month boundaries (the sum
+of whole months). :func:`monthly_to_daily_equivalent` therefore spreads each district's
+monthly total evenly over the days of its month — after the zonal mean, on the small
+district series, never on the grid — so the weather trigger's own ``total`` index sums
+whole months exactly. The series is labelled ``units: mm/day`` (what the trigger checks)
+with ``derived_from: "monthly totals [mm/month], evenly distributed over the days of each
+month"`` and ``valid_for: "total"``. Products with any other phase index (``dry_spell``,
+``max_n_day``, ``rainy_days``) need true daily data and are refused
+(:class:`~panen.engine.errors.DataQualityError`). A ``total`` window that cuts a month
+gets that month pro rata (its days × the month's mean daily rain): a warning says so, and
+the manifest lists the products concerned.
+
+Exposure
+--------
+The portfolio table weighs district rates by exposure. With ``inputs.policies`` the
+exposure of a district and product is the sum of its policies' sums insured [Rp] (the
+register's ``sum_insured``, else ``area_ha × sum_insured_per_ha`` rounded to the rupiah, as
+in the ledger) and payouts are in rupiah. Without a register every district has exposure 1
+(``exposure_basis = "unit"``): the portfolio payout is then in district-equivalents and the
+payout rate is the plain mean of the assessed districts' rates. Payouts are gross of
+policy terms (deductibles and limits act per policy at settlement); each district's payout
+is rounded to the rupiah before summing. Flagged districts pay nothing and are left out of
+``exposure_assessed``; ``payout_rate = payout / exposure_assessed``.
+
+Hook for pricing and basis risk
+-------------------------------
+:func:`simulation_table` returns the tidy simulation table (``district_id, product_id,
+season, phase, index_value, payout_rate`` + ``season_payout_rate, valid_fraction,
+flagged``) and :func:`exposure_table` the exposure (``district_id, product_id, exposure,
+exposure_basis``) that burn-cost, credibility and basis-risk code consumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import sys
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from . import __version__
+from .api import Season, TriggerInputs
+from .config import RunConfig, load_config, parse_config
+from .errors import ConfigError, DataQualityError, InputError, Problem
+from .registry import get_trigger
+
+__all__ = [
+    "BacktestResult",
+    "backtest",
+    "exposure_table",
+    "load_backtest_config",
+    "monthly_to_daily_equivalent",
+    "parse_years",
+    "season_anchors",
+    "simulation_table",
+]
+
+#: Variables every trigger result carries (api.TriggerResult); other variables are dropped.
+_STANDARD = ("payout_rate", "flagged", "index_value", "phase_rate", "valid_fraction")
+#: Phase indices computable from monthly totals (see the module docstring).
+_MONTHLY_OK = frozenset({"total"})
+#: Columns of the tidy table, in order.
+TABLE_COLUMNS = ("district_id", "product_id", "season", "anchor", "phase", "index_value", "phase_rate",
+                 "payout_rate", "valid_fraction", "flagged")
+#: Columns of the portfolio table, in order.
+PORTFOLIO_COLUMNS = ("season", "product_id", "districts", "districts_triggered", "districts_flagged", "exposure",
+                     "exposure_assessed", "payout", "payout_rate", "exposure_basis")
+_YEAR_RANGE = (1800, 2200)
+
+
+@dataclass
+class BacktestResult:
+    """What a backtest produced.
+
+    Attributes
+    ----------
+    table
+        Tidy table, one row per district × season × product × phase: ``district_id,
+        product_id, season`` [harvest year], ``anchor`` [date of day 0 of the windows],
+        ``phase, index_value`` [index units], ``phase_rate`` [fraction: the phase's weighted
+        rate], ``payout_rate`` [fraction: the product's capped season total, repeated on each
+        phase row], ``valid_fraction`` [0..1], ``flagged`` (the season could not be assessed:
+        ``payout_rate`` is NaN).
+    portfolio
+        Per season and product: ``districts, districts_triggered, districts_flagged,
+        exposure, exposure_assessed, payout, payout_rate, exposure_basis`` (see the module
+        docstring, "Exposure").
+    exposure
+        ``district_id, product_id, exposure, exposure_basis``.
+    years
+        ``(first, last)`` harvest years.
+    counts, timings, notes
+        Row counts, step timings [s], and the decisions and warnings of the run.
+    out_dir, plots, files
+        Where outputs were written (``None``/empty when ``out_dir`` was not given).
+    """
+
+    table: pd.DataFrame
+    portfolio: pd.DataFrame
+    exposure: pd.DataFrame
+    years: tuple[int, int]
+    counts: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    out_dir: Path | None = None
+    plots: dict[str, Path] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    manifest: dict[str, Any] | None = None
+
+
+# --------------------------------------------------------------------------- small public helpers
+def parse_years(text: str | tuple[int, int] | list[int]) -> tuple[int, int]:
+    """``"1981-2020"`` (or ``"2020"``, or ``(1981, 2020)``) → ``(1981, 2020)``, inclusive harvest years.
+
+    Raises
+    ------
+    ConfigError
+        Not ``YYYY`` or ``YYYY-YYYY``, first year after the last, or outside 1800–2200.
+
+    Examples
+    --------
+    >>> parse_years("1981-2020"), parse_years("2024")
+    ((1981, 2020), (2024, 2024))
+    """
+    if isinstance(text, (tuple, list)):
+        if len(text) != 2:
+            raise ConfigError(Problem(f"years must be (first, last); got {text!r}", key="--years"))
+        first, last = (int(v) for v in text)
+    else:
+        m = re.fullmatch(r"\s*(\d{4})\s*(?:[-–:]\s*(\d{4})\s*)?", str(text))
+        if m is None:
+            raise ConfigError(Problem(f"--years must be YYYY or YYYY-YYYY (e.g. 1981-2020); got {text!r}",
+                                      key="--years"))
+        first = int(m.group(1))
+        last = int(m.group(2) or m.group(1))
+    if first > last:
+        raise ConfigError(Problem(f"--years: the first year ({first}) is after the last ({last})", key="--years"))
+    lo, hi = _YEAR_RANGE
+    if first < lo or last > hi:
+        raise ConfigError(Problem(f"--years must lie in {lo}..{hi}; got {first}-{last}", key="--years"))
+    return first, last
+
+
+def _shift_year(d: dt.date, years: int) -> dt.date:
+    try:
+        return d.replace(year=d.year + years)
+    except ValueError:  # 29 February in a common year
+        return d.replace(year=d.year + years, day=28)
+
+
+def season_anchors(season, years: tuple[int, int]) -> pd.DataFrame:
+    """Start and end of every historical season: the config's season moved to each harvest year.
+
+    Parameters
+    ----------
+    season
+        The config's ``season`` section (``start``, ``end``, ``harvest_year``).
+    years
+        ``(first, last)`` harvest years, inclusive.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``season`` [harvest year], ``start``, ``end`` (``datetime64[D]`` as numpy dates).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> s = SimpleNamespace(start=dt.date(2023, 11, 1), end=dt.date(2024, 3, 31), harvest_year=2024)
+    >>> season_anchors(s, (1998, 1999))["start"].astype(str).tolist()
+    ['1997-11-01', '1998-11-01']
+    """
+    rows = []
+    for y in range(years[0], years[1] + 1):
+        k = y - season.harvest_year
+        rows.append({"season": y, "start": np.datetime64(_shift_year(season.start, k), "D"),
+                     "end": np.datetime64(_shift_year(season.end, k), "D")})
+    return pd.DataFrame(rows)
+
+
+def monthly_to_daily_equivalent(series: xr.Dataset) -> xr.Dataset:
+    """Spread monthly district totals evenly over the days of each month (for ``total`` phases only).
+
+    Parameters
+    ----------
+    series
+        District series from :func:`panen.engine.zonal.zonal_mean` of monthly rainfall:
+        ``mean`` [mm/month] and ``valid_fraction`` [1] on ``(time, district)``, one step per
+        calendar month (any day of the month as its stamp), gap-free (the reader inserts
+        missing months as NaN).
+
+    Returns
+    -------
+    xarray.Dataset
+        Daily steps from the first day of the first month to the last day of the last:
+        ``mean`` = the month's total / its number of days, with ``units: "mm/day"``,
+        ``derived_from`` and ``valid_for: "total"`` attributes; ``valid_fraction`` = the
+        month's. The sum over whole months equals the monthly totals (exact up to
+        float rounding); any other daily statistic of this series is meaningless, which is
+        why only ``total`` phases may use it.
+
+    Examples
+    --------
+    >>> t = pd.to_datetime(["2021-01-01", "2021-02-01"])
+    >>> s = xr.Dataset({"mean": (("time", "district"), [[31.0], [56.0]], {"units": "mm/month"}),
+    ...                 "valid_fraction": (("time", "district"), [[1.0], [1.0]])},
+    ...                coords={"time": t, "district": ["a"]})
+    >>> d = monthly_to_daily_equivalent(s)
+    >>> d.sizes["time"], float(d["mean"][0, 0]), float(d["mean"][-1, 0]), float(d["mean"].sum())
+    (59, 1.0, 2.0, 87.0)
+    """
+    mean = series["mean"].transpose("time", "district")
+    units = mean.attrs.get("units")
+    if units not in (None, "mm/month"):
+        raise DataQualityError(f"monthly_to_daily_equivalent needs monthly totals [mm/month]; got {units!r}")
+    months = pd.DatetimeIndex(mean["time"].values).to_period("M")
+    if months.has_duplicates or (len(months) > 1 and not (np.diff(months.asi8) == 1).all()):
+        raise DataQualityError("monthly rainfall must have exactly one step per calendar month, without gaps")
+    days = months.days_in_month.to_numpy()
+    first = months[0].start_time.to_datetime64().astype("datetime64[D]")
+    time_d = first + np.arange(int(days.sum())).astype("timedelta64[D]")
+    m = np.asarray(mean.values, dtype=np.float64) / days[:, None]
+    v = np.asarray(series["valid_fraction"].transpose("time", "district").values, dtype=np.float64)
+    attrs = {"units": "mm/day", "frequency": "day",
+             "derived_from": "monthly totals [mm/month], evenly distributed over the days of each month",
+             "valid_for": "total"}
+    coords = {"time": time_d.astype("datetime64[ns]"), "district": mean["district"].values}
+    return xr.Dataset({"mean": (("time", "district"), np.repeat(m, days, axis=0), attrs),
+                       "valid_fraction": (("time", "district"), np.repeat(v, days, axis=0),
+                                          dict(series["valid_fraction"].attrs))}, coords=coords)
+
+
+def load_backtest_config(path: str | Path) -> RunConfig:
+    """Load a run config for a backtest: as :func:`~panen.engine.config.load_config`, but a
+    policy register is optional (it only weighs the portfolio; without one every district
+    has exposure 1). Every other rule of the run config holds."""
+    path = Path(path)
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        import yaml
+
+        from .config import _line_map
+
+        try:
+            raw = path.read_bytes()
+            text = raw.decode("utf-8")
+            data = yaml.safe_load(text)
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+        except Exception:  # noqa: BLE001 - the original error says what is wrong
+            raise exc from None
+        inputs = data.get("inputs") if isinstance(data, dict) else None
+        if not isinstance(inputs, dict) or inputs.get("policies") is not None:
+            raise
+        # a placeholder that exists (the config's own folder) satisfies the settlement
+        # rule "products need inputs.policies"; it is removed again right away
+        data = {**data, "inputs": {**inputs, "policies": {"path": "."}}}
+        cfg = parse_config(data, base_dir=path.parent, source=path, lines=_line_map(node),
+                           sha256=hashlib.sha256(raw).hexdigest())
+        return dataclasses.replace(cfg, inputs=cfg.inputs.model_copy(update={"policies": None}))
+
+
+def simulation_table(result: BacktestResult) -> pd.DataFrame:
+    """The tidy simulation table for pricing and basis-risk code.
+
+    Columns ``district_id, product_id, season`` (int, harvest year), ``phase,
+    index_value, payout_rate`` (the phase's weighted rate [fraction]), then
+    ``season_payout_rate`` (the product's capped season rate — what is paid),
+    ``valid_fraction, flagged``. Burn cost uses one ``season_payout_rate`` per district,
+    product and season (e.g. ``drop_duplicates(["district_id", "product_id", "season"])``).
+    """
+    t = result.table
+    return pd.DataFrame({
+        "district_id": t["district_id"], "product_id": t["product_id"], "season": t["season"].astype("int64"),
+        "phase": t["phase"], "index_value": t["index_value"], "payout_rate": t["phase_rate"],
+        "season_payout_rate": t["payout_rate"], "valid_fraction": t["valid_fraction"], "flagged": t["flagged"],
+    })
+
+
+def exposure_table(result: BacktestResult) -> pd.DataFrame:
+    """``district_id, product_id, exposure`` [Rp, or 1 per district], ``exposure_basis`` (register | unit)."""
+    return result.exposure.copy()
+
+
+# --------------------------------------------------------------------------- the orchestrator
+def backtest(config: RunConfig | str | Path, years: tuple[int, int] | str = (1981, 2020), *,
+             out_dir: str | Path | None = None, force: bool = False, scheduler: str | None = None,
+             progress: bool = False, sowing_offset: int = 0) -> BacktestResult:
+    """Evaluate every configured product for every district and historical season.
+
+    Parameters
+    ----------
+    config
+        A validated run config, or the path of one (read with :func:`load_backtest_config`:
+        a policy register is optional).
+    years
+        ``(first, last)`` harvest years, inclusive, or ``"1981-2020"``.
+    out_dir
+        Write ``backtest.csv`` / ``backtest.parquet``, ``portfolio.csv``, ``exposure.csv``,
+        plots and ``manifest.json`` here (staged, then moved into place in one rename). It
+        must not exist unless ``force``. ``None``: compute only.
+    force
+        Replace an existing ``out_dir``.
+    scheduler
+        Address of a Dask distributed scheduler; ``None`` uses local threads.
+    progress
+        Progress bar for the streamed zonal pass (stderr).
+    sowing_offset
+        Days after the season start used as the representative anchor of
+        ``anchor: sowing_date`` products [days] (see the module docstring).
+
+    Returns
+    -------
+    BacktestResult
+    """
+    from .run import _Timer, _check_overlap, _client, _open_input
+    from .zonal import build_weights, zonal_mean
+
+    if not isinstance(config, RunConfig):
+        config = load_backtest_config(config)
+    years = parse_years(years)
+    if out_dir is not None:
+        out_dir = Path(out_dir).resolve()
+        if out_dir.exists() and not force:
+            raise InputError(Problem(f"output folder {out_dir} already exists; pass --force to replace it"))
+    if not -366 <= int(sowing_offset) <= 366:
+        raise ConfigError(Problem(f"sowing offset must be within ±366 days; got {sowing_offset}", key="--sowing-offset"))
+    t = _Timer()
+    t_start = time.perf_counter()
+    notes: list[str] = []
+    seasons = season_anchors(config.season, years)
+    season_years = seasons["season"].to_numpy(np.int64)
+    plugins = {p.id: get_trigger(p.trigger) for p in config.products}
+    anchors = {p.id: _anchors(p, seasons, int(sowing_offset)) for p in config.products}
+    if sowing_offset and not any(p.anchor == "sowing_date" for p in config.products):
+        notes.append("--sowing-offset given but no product is anchored on the sowing date; ignored")
+    for p in config.products:
+        if p.anchor == "sowing_date":
+            notes.append(f"product {p.id!r} (anchor: sowing_date) is evaluated at one representative anchor per "
+                         f"season: the season start + {int(sowing_offset)} days")
+
+    with t("read_inputs"):
+        from panen.datasets.districts import read_districts
+
+        districts = None
+        if config.inputs.districts is not None:
+            districts = read_districts(config.inputs.districts.path, id_column=config.inputs.districts.id_column,
+                                       layer=config.inputs.districts.layer)
+        grids: dict[str, xr.DataArray] = {}
+        ready: dict[str, xr.Dataset] = {}
+        tables: dict[str, pd.DataFrame] = {}
+        for name in sorted({n for pl in plugins.values() for n in pl.inputs}):
+            kind, obj = _open_input_streaming(name, getattr(config.inputs, name), _open_input)
+            {"grid": grids, "series": ready, "table": tables}[kind][name] = obj
+    if districts is not None:
+        district_ids = np.asarray(districts["district_id"].astype(str))
+    else:  # a table-only backtest (area yield): the districts are those of the tables
+        ids = set()
+        for tab in tables.values():
+            if "district_id" in tab.columns:
+                ids |= set(tab["district_id"].astype(str))
+        district_ids = np.array(sorted(ids), dtype=object)
+
+    monthly = {name for name, g in grids.items() if g.attrs.get("frequency") == "month"}
+    for name in monthly:
+        users = [p for p in config.products if name in plugins[p.id].inputs]
+        _check_monthly_products(users, name, getattr(config.inputs, name).path)
+        prorated = [p.id for p in users if _cuts_months(p, anchors[p.id])]
+        notes.append(f"{name}: monthly totals spread evenly over each month's days (mm/day equivalent, "
+                     f"valid for 'total' phases only)")
+        if prorated:
+            msg = (f"{name} is monthly: phase windows of product(s) {', '.join(map(repr, prorated))} cut calendar "
+                   f"months in some seasons; those months count pro rata (days in the window × the month's "
+                   f"mean daily rain)")
+            warnings.warn(msg, UserWarning, stacklevel=2)
+            notes.append(msg)
+
+    client = _client(scheduler)
+    try:
+        with t("zonal_weights"):
+            lazy: dict[str, xr.Dataset] = {}
+            for name, grid in grids.items():
+                window = _needed_time(config.products, plugins, anchors, name, monthly=name in monthly)
+                if window is not None:
+                    grid = grid.sel(time=slice(*window))
+                if grid.sizes["time"] == 0:
+                    raise DataQualityError(Problem(
+                        f"the {name} data has no time step in the seasons {years[0]}-{years[1]} need "
+                        f"({window[0]} .. {window[1]})", file=getattr(config.inputs, name).path))
+                weights = build_weights(districts, grid.isel(time=0), id_column="district_id")
+                _check_overlap(weights, districts, grid, name, getattr(config.inputs, name).path)
+                lazy[name] = zonal_mean(grid, weights)
+        with t("zonal_compute"):
+            series = _compute_series(lazy, client=client, progress=progress)
+    finally:
+        if client is not None:
+            client.close()
+    for name in monthly:
+        series[name] = monthly_to_daily_equivalent(series[name])
+    series.update(ready)
+
+    with t("evaluate"):
+        frames = []
+        base = Season(config.season.id, np.datetime64(config.season.start, "D"),
+                      np.datetime64(config.season.end, "D"), config.season.harvest_year)
+        for p in config.products:
+            plugin = plugins[p.id]
+            feeds = {n: series[n] for n in plugin.inputs if n in series}
+            tabs = {n: tables[n] for n in plugin.inputs if n in tables}
+            by = getattr(plugin, "backtest_by", None) or ("cohort" if feeds else "season")
+            a = anchors[p.id]
+            if by == "cohort":
+                ds = plugin().evaluate(p, TriggerInputs(season=base, cohorts=a, district_ids=district_ids,
+                                                        series=feeds, tables=tabs)).data
+                ds = _standard(ds, district_ids)
+            else:
+                parts = []
+                for y, start, end, anchor in zip(season_years, seasons["start"], seasons["end"], a):
+                    s = Season(str(int(y)), np.datetime64(start, "D"), np.datetime64(end, "D"), int(y))
+                    res = plugin().evaluate(p, TriggerInputs(season=s, cohorts=np.array([anchor], "datetime64[D]"),
+                                                             district_ids=district_ids, series=feeds, tables=tabs))
+                    parts.append(_standard(res.data, district_ids))
+                ds = xr.concat(parts, dim="cohort", coords="minimal", compat="override", join="override")
+            ds = _compute_small(ds)
+            frames.append(_tidy(ds, p.id, season_years, a))
+        table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(TABLE_COLUMNS))
+        table = table.sort_values(["product_id", "district_id", "season", "phase"], kind="stable").reset_index(drop=True)
+
+    with t("portfolio"):
+        exposure, policy_counts, rejects = _exposure(config, district_ids)
+        portfolio = portfolio_table(table, exposure)
+
+    season_rows = table.drop_duplicates(["product_id", "district_id", "season"])
+    counts = {
+        "products": len(config.products),
+        "districts": int(len(district_ids)),
+        "seasons": int(len(season_years)),
+        "rows": int(len(table)),
+        "district_seasons": int(len(season_rows)),
+        "district_seasons_flagged": int(season_rows["flagged"].sum()),
+        "district_seasons_paid": int((season_rows["payout_rate"] > 0).sum()),
+        **policy_counts,
+    }
+    result = BacktestResult(table=table, portfolio=portfolio, exposure=exposure, years=years, counts=counts,
+                            timings=t.timings, notes=notes)
+    if out_dir is not None:
+        with t("write"):
+            _write(result, config, out_dir, rejects=rejects, scheduler=scheduler, sowing_offset=int(sowing_offset),
+                   t_start=t_start)
+    t.timings["total"] = round(time.perf_counter() - t_start, 3)
+    return result
+
+
+# --------------------------------------------------------------------------- wiring helpers
+_OPEN_LOCK = threading.Lock()
+
+
+def _open_input_streaming(name: str, spec, open_input):
+    """``run._open_input``, except that gridded rainfall stays dask-backed from the start.
+
+    Workaround: :func:`panen.datasets.gridded.open_rainfall` opens NetCDF and Zarr with
+    ``chunks=None`` and chunks only at its end, so its ``where(da >= 0)`` loads the whole
+    variable into memory first (measured: 4.1 GiB peak for 3 years of a 340 × 920 daily grid;
+    a 40-year archive would not fit). Here the reader's raw variable is chunked (the
+    reader's own default: full space, :func:`~panen.datasets.gridded._default_time_chunk`
+    steps) right after it is opened, and everything else is the reader's own code. Remove
+    once ``open_rainfall`` opens with dask chunks itself.
+    """
+    if name != "rainfall":
+        return open_input(name, spec)
+    from panen.datasets import gridded
+
+    original = gridded._open_raw
+
+    def chunked(*args, **kwargs):
+        raw = original(*args, **kwargs)
+        if raw.da.chunks is None:
+            da = raw.da
+            space = [d for d in da.dims if str(d).lower() not in gridded._TIME_NAMES]
+            ny, nx = (da.sizes[space[0]], da.sizes[space[-1]]) if space else (1, 1)
+            step = gridded._default_time_chunk(ny, nx, np.dtype(gridded._float_dtype(da.dtype)).itemsize)
+            raw.da = da.chunk({d: (-1 if d in space else step) for d in da.dims})
+        return raw
+
+    with _OPEN_LOCK:
+        gridded._open_raw = chunked
+        try:
+            return open_input(name, spec)
+        finally:
+            gridded._open_raw = original
+
+
+def _anchors(params, seasons: pd.DataFrame, sowing_offset: int) -> np.ndarray:
+    """Window anchors, one per season: the season start (+ the offset for sowing-date products)."""
+    start = seasons["start"].to_numpy().astype("datetime64[D]")
+    if params.anchor == "sowing_date":
+        start = start + np.timedelta64(sowing_offset, "D")
+    return start
+
+
+def _check_monthly_products(products, name: str, path) -> None:
+    """Only products whose every phase is a ``total`` may use monthly totals; list the others."""
+    problems = []
+    for p in products:
+        phases = getattr(p, "phases", None)
+        if phases is None:
+            problems.append(Problem(f"product {p.id!r} (trigger {p.trigger}) cannot use monthly {name}: only "
+                                    f"phases with index 'total' can be computed from monthly totals", file=path))
+            continue
+        for ph in phases:
+            if ph.index not in _MONTHLY_OK:
+                problems.append(Problem(
+                    f"product {p.id!r}, phase {ph.name!r}: index {ph.index!r} needs true daily rainfall; the {name} "
+                    f"input is monthly [mm/month], from which only 'total' phases can be computed (panen never "
+                    f"invents daily rain)", file=path))
+    if problems:
+        raise DataQualityError(problems)
+
+
+def _cuts_months(params, anchors: np.ndarray) -> bool:
+    """True when some phase window of some season starts or ends inside a calendar month."""
+    for ph in getattr(params, "phases", None) or ():
+        for edge in (ph.start_day, ph.end_day):
+            d = anchors + np.timedelta64(edge, "D")
+            if (d != d.astype("datetime64[M]").astype("datetime64[D]")).any():
+                return True
+    return False
+
+
+def _needed_time(products, plugins, anchors: dict, name: str, *, monthly: bool):
+    """Time slice of a grid every season's windows touch; ``None`` (everything) when a product
+    using it does not declare its reach (NDVI: its baseline years)."""
+    lo = hi = None
+    for p in products:
+        if name not in plugins[p.id].inputs:
+            continue
+        reach = getattr(p, "reach", None)
+        if reach is None:
+            return None
+        a = anchors[p.id]
+        s, e = a.min() + np.timedelta64(reach[0], "D"), a.max() + np.timedelta64(reach[1] - 1, "D")
+        lo, hi = (s, e) if lo is None else (min(lo, s), max(hi, e))
+    if lo is None:
+        return None
+    if monthly:  # month stamps may be on any day of the month: take whole months
+        lo = lo.astype("datetime64[M]").astype("datetime64[D]")
+        hi = (hi.astype("datetime64[M]") + 1).astype("datetime64[D]") - np.timedelta64(1, "D")
+    return str(lo), str(hi)
+
+
+def _compute_series(lazy: dict[str, xr.Dataset], *, client, progress: bool) -> dict[str, xr.Dataset]:
+    """Compute the district series (small: time × district) in one streamed pass over each grid."""
+    import contextlib
+
+    import dask
+
+    if not lazy:
+        return {}
+    keys = list(lazy)
+    if client is not None:
+        futures = client.compute([lazy[k] for k in keys])
+        if progress:
+            from distributed import progress as dprogress
+
+            dprogress(futures)
+            print(file=sys.stderr)
+        done = client.gather(futures)
+    else:
+        ctx = contextlib.nullcontext()
+        if progress:
+            from dask.diagnostics import ProgressBar
+
+            ctx = ProgressBar(out=sys.stderr)
+        with ctx:
+            done = dask.compute(*[lazy[k] for k in keys], scheduler="threads")
+    return dict(zip(keys, done))
+
+
+def _compute_small(ds: xr.Dataset) -> xr.Dataset:
+    """A trigger result on computed series is small; compute any lazy rest (same workaround as run.py)."""
+    import dask
+
+    if any(v.chunks for v in ds.data_vars.values()):
+        (ds,) = dask.compute(ds, scheduler="threads", optimize_graph=False)
+    return ds
+
+
+def _standard(ds: xr.Dataset, district_ids: np.ndarray) -> xr.Dataset:
+    """The api.TriggerResult variables, districts in ``district_ids`` order (as strings)."""
+    missing = [v for v in _STANDARD if v not in ds]
+    if missing:
+        raise DataQualityError(f"trigger result lacks {', '.join(missing)} (api.TriggerResult)")
+    ds = ds[list(_STANDARD)]
+    if "district" in ds.coords:
+        ds = ds.assign_coords(district=ds["district"].values.astype(str))
+        if not np.array_equal(ds["district"].values, np.asarray(district_ids, dtype=str)):
+            ds = ds.reindex(district=np.asarray(district_ids, dtype=str))
+    else:
+        ds = ds.assign_coords(district=np.asarray(district_ids, dtype=str))
+    return ds
+
+
+def _tidy(ds: xr.Dataset, product_id: str, season_years: np.ndarray, anchors: np.ndarray) -> pd.DataFrame:
+    """(phase, district, cohort) → rows; cohort i is season ``season_years[i]``."""
+    ds = ds.transpose("phase", "district", "cohort")
+    nph, nd, nc = ds["index_value"].shape
+    if nc != len(season_years):
+        raise DataQualityError(f"product {product_id!r}: the trigger returned {nc} cohorts for "
+                               f"{len(season_years)} seasons")
+    total = np.asarray(ds["payout_rate"].transpose("district", "cohort").values, dtype=np.float64)
+    flagged = np.asarray(ds["flagged"].transpose("district", "cohort").values, dtype=bool) | np.isnan(total)
+    shape = (nph, nd, nc)
+    return pd.DataFrame({
+        "district_id": np.broadcast_to(ds["district"].values.astype(str)[None, :, None], shape).ravel(),
+        "product_id": product_id,
+        "season": np.broadcast_to(season_years[None, None, :], shape).ravel().astype(np.int64),
+        "anchor": pd.to_datetime(np.broadcast_to(anchors[None, None, :], shape).ravel()).strftime("%Y-%m-%d"),
+        "phase": np.broadcast_to(ds["phase"].values.astype(str)[:, None, None], shape).ravel(),
+        "index_value": np.asarray(ds["index_value"].values, dtype=np.float64).ravel(),
+        "phase_rate": np.asarray(ds["phase_rate"].values, dtype=np.float64).ravel(),
+        "payout_rate": np.broadcast_to(total[None], shape).ravel(),
+        "valid_fraction": np.asarray(ds["valid_fraction"].values, dtype=np.float64).ravel(),
+        "flagged": np.broadcast_to(flagged[None], shape).ravel(),
+    })
+
+
+def _exposure(config: RunConfig, district_ids: np.ndarray) -> tuple[pd.DataFrame, dict[str, int], pd.DataFrame | None]:
+    """Exposure per district and product: Σ sum insured of the register [Rp], else 1 per district."""
+    pids = [p.id for p in config.products]
+    grid = pd.MultiIndex.from_product([np.asarray(district_ids, dtype=str), pids], names=["district_id", "product_id"])
+    if config.inputs.policies is None:
+        out = pd.DataFrame(index=grid).reset_index()
+        out["exposure"] = 1.0
+        out["exposure_basis"] = "unit"
+        return out, {}, None
+    from .policies import ProductRules, read_policies, validate_policies
+    from .terms import round_rupiah
+
+    register = read_policies(config.inputs.policies.path)
+    if "sowing_date" not in register.table.column_names:
+        # workaround: validate_policies (policies.py) raises KeyError('sowing_date') on a
+        # register without that optional column; an all-blank column means the same thing
+        import pyarrow as pa
+
+        table = register.table.append_column("sowing_date", pa.nulls(register.table.num_rows, pa.string()))
+        register = dataclasses.replace(register, table=table)
+    rules = {p.id: ProductRules(sum_insured_per_ha=p.sum_insured_per_ha, anchor=p.anchor) for p in config.products}
+    valid, rejects = validate_policies(register, district_ids=set(np.asarray(district_ids, dtype=str)),
+                                       products=rules)
+    per_ha = valid["product_id"].astype(str).map({p.id: p.sum_insured_per_ha for p in config.products})
+    si = round_rupiah(valid["area_ha"].to_numpy(np.float64) * per_ha.to_numpy(np.float64)).astype(np.int64)
+    if "sum_insured" in valid.columns:
+        given = valid["sum_insured"]
+        si = np.where(given.isna().to_numpy(), si, given.fillna(0).to_numpy(np.int64))
+    frame = pd.DataFrame({"district_id": valid["district_id"].astype(str), "product_id": valid["product_id"].astype(str),
+                          "exposure": si})
+    agg = frame.groupby(["district_id", "product_id"])["exposure"].sum()
+    out = agg.reindex(grid, fill_value=0).astype(np.int64).reset_index()
+    out["exposure_basis"] = "register"
+    counts = {"policies_valid": int(len(valid)), "policies_rejected": int(len(rejects))}
+    return out, counts, rejects
+
+
+def portfolio_table(table: pd.DataFrame, exposure: pd.DataFrame) -> pd.DataFrame:
+    """Per season and product: exposure-weighted payout (see the module docstring, "Exposure").
+
+    ``payout`` = Σ over assessed districts of ``exposure × payout_rate`` (each district
+    rounded to the rupiah when the exposure is in rupiah); ``payout_rate`` = ``payout /
+    exposure_assessed`` (NaN when nothing was assessed).
+    """
+    from .terms import round_rupiah
+
+    seasons = table.drop_duplicates(["product_id", "district_id", "season"])[
+        ["product_id", "district_id", "season", "payout_rate", "flagged"]]
+    m = seasons.merge(exposure, on=["district_id", "product_id"], how="left", validate="many_to_one")
+    basis = str(exposure["exposure_basis"].iloc[0]) if len(exposure) else "unit"
+    e = m["exposure"].fillna(0).to_numpy(np.float64)
+    rate = m["payout_rate"].to_numpy(np.float64)
+    ok = ~m["flagged"].to_numpy(bool) & np.isfinite(rate)
+    pay = np.where(ok, e * np.where(ok, rate, 0.0), 0.0)
+    if basis == "register":
+        pay = round_rupiah(pay).astype(np.int64)
+    m = m.assign(exposure=e, exposure_assessed=np.where(ok, e, 0.0), payout=pay,
+                 triggered=ok & (rate > 0), flagged_=~ok)
+    g = m.groupby(["season", "product_id"], sort=True)
+    out = pd.DataFrame({
+        "districts": g.size(),
+        "districts_triggered": g["triggered"].sum().astype(np.int64),
+        "districts_flagged": g["flagged_"].sum().astype(np.int64),
+        "exposure": g["exposure"].sum(),
+        "exposure_assessed": g["exposure_assessed"].sum(),
+        "payout": g["payout"].sum(),
+    }).reset_index()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["payout_rate"] = np.where(out["exposure_assessed"] > 0, out["payout"] / out["exposure_assessed"], np.nan)
+    if basis == "register":
+        for c in ("exposure", "exposure_assessed", "payout"):
+            out[c] = out[c].round().astype(np.int64)
+    out["exposure_basis"] = basis
+    return out[list(PORTFOLIO_COLUMNS)]
+
+
+# --------------------------------------------------------------------------- outputs
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text) or "product"
+
+
+def write_plots(result: BacktestResult, folder: Path) -> dict[str, Path]:
+    """PNG plots (matplotlib, Agg): a district × season heat map of the season payout rate per
+    product, and the portfolio payout by season. Returns ``{name: path}``."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    rows = result.table.drop_duplicates(["product_id", "district_id", "season"])
+    for pid, d in rows.groupby("product_id", sort=True):
+        wide = d.pivot(index="district_id", columns="season", values="payout_rate")
+        nd, ns = wide.shape
+        fig = Figure(figsize=(min(max(6, 0.22 * ns + 2), 18), min(max(3, 0.14 * nd + 1.5), 30)), layout="constrained")
+        ax = fig.subplots()
+        cmap = plt.get_cmap("YlOrRd").with_extremes(bad="0.8")
+        im = ax.imshow(np.ma.masked_invalid(wide.to_numpy(np.float64)), aspect="auto", cmap=cmap, vmin=0, vmax=1,
+                       interpolation="nearest")
+        ax.set_xticks(range(ns), [str(s) for s in wide.columns], rotation=90, fontsize=7)
+        if nd <= 80:
+            ax.set_yticks(range(nd), wide.index.tolist(), fontsize=6)
+        else:
+            ax.set_yticks([])
+        ax.set_xlabel("season (harvest year)")
+        ax.set_ylabel(f"district ({nd})")
+        ax.set_title(f"{pid}: season payout rate (grey = flagged, not assessable)")
+        fig.colorbar(im, ax=ax, label="payout rate [fraction of sum insured]")
+        p = folder / f"payout_rate_{_safe_name(pid)}.png"
+        fig.savefig(p, dpi=110)
+        paths[f"payout_rate_{pid}"] = p
+
+    port = result.portfolio
+    if len(port):
+        pids = sorted(port["product_id"].unique())
+        fig = Figure(figsize=(10, 2.2 * len(pids) + 0.8), layout="constrained")
+        axes = np.atleast_1d(fig.subplots(len(pids), 1, sharex=True))
+        unit = "Rp" if (port["exposure_basis"] == "register").all() else "district-equivalents"
+        for ax, pid in zip(axes, pids):
+            d = port[port["product_id"] == pid]
+            ax.bar(d["season"], d["payout"], color="tab:red")
+            none = d[d["exposure_assessed"] <= 0]  # nothing assessable that season: say so, not 0
+            ax.plot(none["season"], np.zeros(len(none)), "x", color="0.5", label="not assessable")
+            if len(none):
+                ax.legend(loc="upper right", fontsize=7)
+            ax.set_ylabel(f"payout [{unit}]")
+            ax.set_title(f"{pid}: portfolio payout by season", fontsize=9)
+        axes[-1].set_xlabel("season (harvest year)")
+        p = folder / "portfolio.png"
+        fig.savefig(p, dpi=110)
+        paths["portfolio"] = p
+    return paths
+
+
+def _write(result: BacktestResult, config: RunConfig, out_dir: Path, *, rejects, scheduler, sowing_offset: int,
+           t_start: float) -> None:
+    from .ledger import write_table_atomic
+    from .run import _hash_inputs, _sha256_file, _versions
+
+    stage = out_dir.parent / f".{out_dir.name}.staging-{os.getpid()}"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    try:
+        for fmt in config.output.formats:
+            write_table_atomic(result.table, stage / f"backtest.{fmt}", fmt)
+        write_table_atomic(result.portfolio, stage / "portfolio.csv", "csv")
+        write_table_atomic(result.exposure, stage / "exposure.csv", "csv")
+        if rejects is not None:
+            write_table_atomic(rejects, stage / "rejects.csv", "csv")
+        plots = write_plots(result, stage / "plots")
+        files = {str(f.relative_to(stage)): _sha256_file(f) for f in sorted(stage.rglob("*")) if f.is_file()}
+        inputs_hashed = _hash_inputs(config)
+        content = {k: v["sha256"] for k, v in inputs_hashed.items()}
+        run_id = hashlib.sha256(json.dumps({"config": config.sha256, "inputs": content, "version": __version__,
+                                            "years": list(result.years), "sowing_offset": sowing_offset},
+                                           sort_keys=True).encode()).hexdigest()[:16]
+        result.timings["total"] = round(time.perf_counter() - t_start, 3)
+        manifest = {
+            "run_id": run_id,
+            "kind": "backtest",
+            "panen_version": __version__,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "config": {"path": str(config.path) if config.path else None, "sha256": config.sha256},
+            "years": list(result.years),
+            "season_template": {"id": config.season.id, "start": str(config.season.start),
+                                "end": str(config.season.end), "year": config.season.harvest_year},
+            "sowing_offset_days": sowing_offset,
+            "anchors": {p.id: p.anchor for p in config.products},
+            "exposure_basis": str(result.exposure["exposure_basis"].iloc[0]) if len(result.exposure) else "unit",
+            "inputs": inputs_hashed,
+            "products": [p.model_dump(mode="json") for p in config.products],
+            "counts": result.counts,
+            "notes": result.notes,
+            "timings_s": result.timings,
+            "outputs": files,
+            "environment": {"python": platform.python_version(), **_versions()},
+            "scheduler": scheduler or "local-threads",
+        }
+        (stage / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        if out_dir.exists():
+            old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+            out_dir.rename(old)
+            stage.rename(out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            stage.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    result.out_dir = out_dir
+    result.files = files
+    result.manifest = manifest
+    result.plots = {k: out_dir / v.relative_to(stage) for k, v in plots.items()}
