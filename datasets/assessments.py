@@ -22,8 +22,6 @@ not a reject.
 
 from __future__ import annotations
 
-import csv
-import io
 from os import PathLike
 from pathlib import Path
 
@@ -31,12 +29,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pcsv
-import pyarrow.parquet as pq
 
 from panen.engine.adjuster import ASSESSMENT_COLUMNS, Wording, normalise_label
 from panen.engine.errors import InputError, Problem
 from panen.engine.policies import _as_text, _date_column, _number_column, _string_column
+
+from .tables import check_header, read_csv_table, read_parquet_table
 
 __all__ = ["REASONS", "REJECT_COLUMNS", "read_assessments"]
 
@@ -120,7 +118,7 @@ def split_assessments(table: pa.Table | pd.DataFrame, file: str = "<memory>", *,
     """Check every row of an in-memory assessments table; see :func:`read_assessments`."""
     if isinstance(table, pd.DataFrame):
         table = pa.Table.from_pandas(table, preserve_index=False)
-    _check_header(table.column_names, file)
+    check_header(table.column_names, ASSESSMENT_COLUMNS, file)
     n = table.num_rows
     reason = np.zeros(n, np.int8)
     column = np.zeros(n, np.int8)
@@ -182,59 +180,12 @@ def split_assessments(table: pa.Table | pd.DataFrame, file: str = "<memory>", *,
 # --------------------------------------------------------------------------- reading
 
 
-def _check_header(names: list[str], file: str | Path) -> None:
-    problems, seen = [], set()
-    for n in names:
-        if n in seen:
-            problems.append(Problem(f"column {n!r} appears more than once in the header", file=file, column=n))
-        seen.add(n)
-    missing = [c for c in ASSESSMENT_COLUMNS if c not in seen]
-    hint = ""
-    if missing and any(";" in n or "\t" in n for n in names):
-        hint = " (the header looks semicolon- or tab-separated; panen reads comma-separated CSV)"
-    problems += [Problem(f"required column {c!r} is missing{hint}", file=file, column=c) for c in missing]
-    if problems:
-        raise InputError(problems)
-
-
 def _read_csv(p: Path) -> pa.Table:
-    try:
-        with pa.input_stream(str(p), compression="detect") as stream:
-            head = stream.read(1 << 20)
-    except (OSError, pa.ArrowException) as e:
-        raise InputError(f"cannot read the file: {e}", file=p) from e
-    first_line = head[: head.find(b"\n")] if b"\n" in head else head
-    try:
-        text = first_line.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise InputError("the header is not UTF-8 text", file=p) from e
-    header = next(csv.reader(io.StringIO(text)), None)
-    if not header or all(not h.strip() for h in header):
-        raise InputError("the file is empty: no header row", file=p)
-    names = [h.strip() for h in header]
-    _check_header(names, p)
-    try:  # everything as text: a bad number is a row reject, not a failed read
-        return pcsv.read_csv(
-            str(p),
-            read_options=pcsv.ReadOptions(column_names=names, skip_rows=1),
-            convert_options=pcsv.ConvertOptions(column_types={n: pa.string() for n in names},
-                                                strings_can_be_null=True, null_values=[""],
-                                                quoted_strings_can_be_null=True),
-        )
-    except (pa.ArrowException, OSError) as e:
-        raise InputError(f"cannot parse the CSV: {e}", file=p) from e
+    return read_csv_table(p, ASSESSMENT_COLUMNS)
 
 
 def _read_parquet(p: Path) -> pa.Table:
-    try:
-        schema = pq.read_schema(str(p))
-    except (pa.ArrowException, OSError) as e:
-        raise InputError(f"not a readable Parquet file: {e}", file=p) from e
-    _check_header(schema.names, p)
-    try:
-        return pq.read_table(str(p)).replace_schema_metadata(None)
-    except (pa.ArrowException, OSError) as e:
-        raise InputError(f"cannot read the Parquet file: {e}", file=p) from e
+    return read_parquet_table(p, ASSESSMENT_COLUMNS)
 
 
 # --------------------------------------------------------------------------- helpers

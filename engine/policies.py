@@ -25,8 +25,6 @@ districts, and every check on them runs on the dictionary, not the rows.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -37,9 +35,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pcsv
-import pyarrow.parquet as pq
 from numba import njit
+
+from panen.datasets.tables import check_header, read_csv_table, read_parquet_table
 
 from .errors import InputError, Problem
 
@@ -82,7 +80,6 @@ _REASON_CODES = {name: i + 1 for i, name in enumerate(REASONS)}  # 0 = valid
 
 _MAX_RUPIAH = float(2**53)  # integers above this are not exact in float64
 _NUMBER_RE = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
-_DICT_TYPE = pa.dictionary(pa.int32(), pa.string())
 
 
 @dataclass(frozen=True)
@@ -151,7 +148,7 @@ class PolicyRegister:
             If a required column is missing.
         """
         table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
-        _check_header(table.column_names, str(path))
+        check_header(table.column_names, REQUIRED_COLUMNS, str(path))
         return cls(str(path), table.replace_schema_metadata(None))
 
 
@@ -194,66 +191,12 @@ def read_policies(path: str | Path) -> PolicyRegister:
     return PolicyRegister(str(p), table.combine_chunks())
 
 
-def _check_header(names: list[str], file: str | Path) -> None:
-    problems = []
-    seen = set()
-    for n in names:
-        if n in seen:
-            problems.append(Problem(f"column {n!r} appears more than once in the header", file=file, column=n))
-        seen.add(n)
-    missing = [c for c in REQUIRED_COLUMNS if c not in seen]
-    hint = ""
-    if missing and any(";" in n or "\t" in n for n in names):
-        hint = " (the header looks semicolon- or tab-separated; panen reads comma-separated CSV)"
-    problems += [Problem(f"required column {c!r} is missing{hint}", file=file, column=c) for c in missing]
-    if problems:
-        raise InputError(problems)
-
-
 def _read_csv(p: Path) -> pa.Table:
-    try:
-        with pa.input_stream(str(p), compression="detect") as stream:
-            head = stream.read(1 << 20)
-    except (OSError, pa.ArrowException) as e:
-        raise InputError(f"cannot read the file: {e}", file=p) from e
-    try:
-        text = head.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        # a multi-byte character cut at the 1 MiB boundary is fine; a bad header is not
-        try:
-            text = head[: max(head.find(b"\n"), 0) or len(head)].decode("utf-8-sig")
-        except UnicodeDecodeError as e:
-            raise InputError("the header is not UTF-8 text", file=p, row=None) from e
-    header = next(csv.reader(io.StringIO(text)), None)
-    if not header or all(not h.strip() for h in header):
-        raise InputError("the file is empty: no header row", file=p)
-    names = [h.strip() for h in header]
-    _check_header(names, p)
-    types = {n: (_DICT_TYPE if n in KEY_COLUMNS else pa.string()) for n in names}
-    try:
-        return pcsv.read_csv(
-            str(p),
-            read_options=pcsv.ReadOptions(column_names=names, skip_rows=1),
-            convert_options=pcsv.ConvertOptions(column_types=types, strings_can_be_null=True,
-                                                null_values=[""], quoted_strings_can_be_null=True),
-        )
-    except (pa.ArrowException, OSError) as e:
-        raise InputError(f"cannot parse the CSV: {e}", file=p) from e
+    return read_csv_table(p, REQUIRED_COLUMNS, dictionary_columns=KEY_COLUMNS)
 
 
 def _read_parquet(p: Path) -> pa.Table:
-    try:
-        schema = pq.read_schema(str(p))
-    except (pa.ArrowException, OSError) as e:
-        raise InputError(f"not a readable Parquet file: {e}", file=p) from e
-    _check_header(schema.names, p)
-    as_dict = [n for n in KEY_COLUMNS if n in schema.names
-               and (pa.types.is_string(schema.field(n).type) or pa.types.is_large_string(schema.field(n).type))]
-    try:
-        table = pq.read_table(str(p), read_dictionary=as_dict)
-    except (pa.ArrowException, OSError) as e:
-        raise InputError(f"cannot read the Parquet file: {e}", file=p) from e
-    return table.replace_schema_metadata(None)
+    return read_parquet_table(p, REQUIRED_COLUMNS, dictionary_columns=KEY_COLUMNS)
 
 
 # --------------------------------------------------------------------------- column decoding

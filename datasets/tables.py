@@ -1,0 +1,87 @@
+"""Reading tabular inputs (CSV or Parquet) with a checked header, every column as read.
+
+Shared by the policy register and the loss-assessment readers: a missing file, an
+unreadable file or a missing/duplicated required column is an :class:`InputError` naming
+the file and column (the whole file is refused, exit code 2); everything row-level is left
+to the caller, which turns bad rows into rejects. CSV columns are read as text, so a bad
+number becomes a row reject rather than a failed read.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+from panen.engine.errors import InputError, Problem
+
+__all__ = ["check_header", "read_csv_table", "read_parquet_table"]
+
+_DICT_TYPE = pa.dictionary(pa.int32(), pa.string())
+
+
+def check_header(names: list[str], required: Iterable[str], file: str | Path) -> None:
+    """Refuse duplicated or missing required columns, listing every one."""
+    problems, seen = [], set()
+    for n in names:
+        if n in seen:
+            problems.append(Problem(f"column {n!r} appears more than once in the header", file=file, column=n))
+        seen.add(n)
+    missing = [c for c in required if c not in seen]
+    hint = ""
+    if missing and any(";" in n or "\t" in n for n in names):
+        hint = " (the header looks semicolon- or tab-separated; panen reads comma-separated CSV)"
+    problems += [Problem(f"required column {c!r} is missing{hint}", file=file, column=c) for c in missing]
+    if problems:
+        raise InputError(problems)
+
+
+def read_csv_table(p: Path, required: Iterable[str], *, dictionary_columns: Iterable[str] = ()) -> pa.Table:
+    """A CSV (optionally compressed) as an Arrow table of text columns (keys dictionary-encoded)."""
+    try:
+        with pa.input_stream(str(p), compression="detect") as stream:
+            head = stream.read(1 << 20)
+    except (OSError, pa.ArrowException) as e:
+        raise InputError(f"cannot read the file: {e}", file=p) from e
+    first_line = head[: head.find(b"\n")] if b"\n" in head else head
+    try:
+        text = first_line.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError("the header is not UTF-8 text", file=p) from e
+    header = next(csv.reader(io.StringIO(text)), None)
+    if not header or all(not h.strip() for h in header):
+        raise InputError("the file is empty: no header row", file=p)
+    names = [h.strip() for h in header]
+    check_header(names, required, p)
+    keys = set(dictionary_columns)
+    types = {n: (_DICT_TYPE if n in keys else pa.string()) for n in names}
+    try:
+        return pcsv.read_csv(
+            str(p),
+            read_options=pcsv.ReadOptions(column_names=names, skip_rows=1),
+            convert_options=pcsv.ConvertOptions(column_types=types, strings_can_be_null=True,
+                                                null_values=[""], quoted_strings_can_be_null=True),
+        )
+    except (pa.ArrowException, OSError) as e:
+        raise InputError(f"cannot parse the CSV: {e}", file=p) from e
+
+
+def read_parquet_table(p: Path, required: Iterable[str], *, dictionary_columns: Iterable[str] = ()) -> pa.Table:
+    """A Parquet file as an Arrow table in its own types (string keys dictionary-encoded)."""
+    try:
+        schema = pq.read_schema(str(p))
+    except (pa.ArrowException, OSError) as e:
+        raise InputError(f"not a readable Parquet file: {e}", file=p) from e
+    check_header(schema.names, required, p)
+    as_dict = [n for n in dictionary_columns if n in schema.names
+               and (pa.types.is_string(schema.field(n).type) or pa.types.is_large_string(schema.field(n).type))]
+    try:
+        table = pq.read_table(str(p), read_dictionary=as_dict or None)
+    except (pa.ArrowException, OSError) as e:
+        raise InputError(f"cannot read the Parquet file: {e}", file=p) from e
+    return table.replace_schema_metadata(None)
