@@ -5,12 +5,12 @@ for money")::
 
     payout rate [0..1] (RateTable, per district and cohort)
       -> × sum insured [Rp] -> round to rupiah = gross payout
-      -> deductible -> limit -> share -> round to rupiah = net payout  (panen.engine.terms)
+      -> average clause -> deductible -> limit -> share, each rounded to rupiah = net payout  (panen.engine.terms)
       -> district totals (reconciled to the rupiah) -> payments per farmer or group
 
 The ledger never builds per-farmer series: each policy finds its rate by integer codes —
 district → row of the product's :class:`~panen.engine.rates.RateTable`, sowing date →
-cohort column by binary search — and one gather from the small rate matrix. Rows are
+cohort column by a dense day lookup — and one gather from the small rate matrix. Rows are
 ordered by ``(product_id, district_id, policy_id)`` (byte-wise, i.e. Unicode code point
 order) with a numba radix sort, so the ledger, and every file written from it, is the
 same bytes for the same inputs.
@@ -542,8 +542,12 @@ def build_ledger(policies: pd.DataFrame | pa.Table, rate_tables: Mapping[str, Ra
             if given_si is not None:
                 si = np.where(given_si[1][rows], given_si[0][rows], si)
             g = round_rupiah(si * r)
-            av = _part(actual, rows)
-            ded, nt = apply_terms(g, terms.get(pid), sum_insured=si, actual_value=None if av is None else av[0])
+            term, context = terms.get(pid), {"sum_insured": si}
+            if actual is not None:  # null actual_value -> masked: missing, never read as 0
+                context["actual_value"] = np.ma.MaskedArray(actual[0][rows], mask=~actual[1][rows])
+            ids = (policy_id.take(perm_arrow.slice(rows.start, rows.stop - rows.start))
+                   if term is not None and term.context_columns else None)  # only to name policies in errors
+            ded, nt = apply_terms(g, term, context=context, product=pid, policy_ids=ids)
             sum_insured[rows], rate[rows], withheld[rows] = si, r, w
             gross[rows], deductible[rows], net[rows] = g, ded, nt
 

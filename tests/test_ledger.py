@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from panen.engine.errors import DataQualityError
+from panen.engine.errors import ConfigError, DataQualityError, InputError
 from panen.engine.ledger import (
     LEDGER_COLUMNS,
     ReconciliationError,
@@ -107,6 +107,31 @@ def test_terms_are_applied_per_product():
     assert ledger["deductible"].tolist() == [25_000, 0]
     assert ledger["net_payout"].tolist() == [0, 40_000]
     assert ledger["status"].tolist() == ["no_payout", "paid"]
+
+
+def test_an_average_clause_product_uses_the_registers_actual_value():
+    # 90 M insured of a 110 M value, rate 3.5 M / 90 M -> gross 3.5 M -> insurer 2,863,636
+    pol = policies([{"policy_id": "A", "district_id": "D1", "sum_insured": 90_000_000, "actual_value": 110_000_000},
+                    {"policy_id": "B", "district_id": "D1", "sum_insured": 90_000_000, "actual_value": 80_000_000}])
+    for c in ("sum_insured", "actual_value"):
+        pol[c] = pol[c].astype("Int64")
+    sheet = {"rain": Terms(average_clause=True)}
+    ledger = ledger_frame(build_ledger(pol, {"rain": rate_table([[3.5 / 90]])}, RULES, sheet))
+    assert ledger["gross_payout"].tolist() == [3_500_000, 3_500_000]
+    assert ledger["net_payout"].tolist() == [2_863_636, 3_500_000]  # B is not under-insured
+    assert ledger["deductible"].tolist() == [0, 0]  # the average is not a deductible
+
+
+def test_an_average_clause_product_needs_actual_value_for_every_policy():
+    pol = policies([{"policy_id": "A", "district_id": "D1", "actual_value": 7_000_000},
+                    {"policy_id": "B", "district_id": "D1", "actual_value": None}])
+    pol["actual_value"] = pol["actual_value"].astype("Int64")
+    sheet = {"rain": Terms(average_clause=True)}
+    with pytest.raises(InputError, match=r"'rain'.*'average_clause'.*policy_id B") as err:
+        build_ledger(pol, {"rain": rate_table([[0.5]])}, RULES, sheet)
+    assert err.value.column == "actual_value"
+    with pytest.raises(ConfigError, match=r"'rain'.*'average_clause'.*'actual_value'"):
+        build_ledger(pol.drop(columns="actual_value"), {"rain": rate_table([[0.5]])}, RULES, sheet)
 
 
 # --------------------------------------------------------------------------- missing data

@@ -1,4 +1,4 @@
-"""Invariants of policy terms for any gross payouts and term sheet."""
+"""Invariants of policy terms for any gross payouts, term sheet and per-policy context."""
 
 from __future__ import annotations
 
@@ -7,9 +7,27 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from panen.engine.terms import Terms, apply_terms
+from panen.engine.terms import Terms, apply_terms, apply_terms_steps
 
-gross_arrays = arrays(np.int64, st.integers(1, 40), elements=st.integers(0, 10**12))
+MAX_GROSS = 10**12
+gross_arrays = arrays(np.int64, st.integers(1, 40), elements=st.integers(0, MAX_GROSS))
+#: rates as term sheets write them: whole parts per million
+rates = st.integers(0, 1_000_000).map(lambda ppm: ppm / 1_000_000)
+
+
+@st.composite
+def deductibles(draw) -> dict | None:
+    kind = draw(st.sampled_from([None, "straight", "franchise", "unconditional", "percent_of_loss",
+                                 "time_excess", "dynamic"]))
+    if kind in ("straight", "franchise", "unconditional"):
+        return {"kind": kind, "amount": draw(st.integers(0, 10**9))}
+    if kind == "percent_of_loss":
+        return {"kind": kind, "rate": draw(rates), "minimum": draw(st.integers(0, 10**9))}
+    if kind == "time_excess":
+        return {"kind": kind, "days": draw(st.integers(0, 30))}
+    if kind == "dynamic":
+        return {"kind": kind, "schedule": sorted(draw(st.lists(rates, min_size=1, max_size=4)))}
+    return None
 
 
 @st.composite
@@ -17,32 +35,62 @@ def term_sheets(draw) -> Terms | None:
     if draw(st.booleans()) and draw(st.booleans()):
         return None
     sheet = {}
-    kind = draw(st.sampled_from([None, "straight", "franchise"]))
-    if kind:
-        sheet["deductible"] = {"kind": kind, "amount": draw(st.integers(0, 10**9))}
+    deductible = draw(deductibles())
+    if deductible:
+        sheet["deductible"] = deductible
     if draw(st.booleans()):
         sheet["limit"] = draw(st.integers(1, 10**11))
     if draw(st.booleans()):
         sheet["share"] = draw(st.floats(0.01, 1.0))
+    sheet["average_clause"] = draw(st.booleans())
     return Terms.model_validate(sheet)
 
 
-@settings(max_examples=200, deadline=None)
-@given(gross=gross_arrays, terms=term_sheets())
-def test_net_is_between_zero_and_gross_and_within_the_limit(gross, terms):
-    deductible, net = apply_terms(gross, terms)
+@st.composite
+def cases(draw):
+    """Gross payouts, a non-negative increment of them, a term sheet and a fixed context."""
+    gross = draw(gross_arrays)
+    n = len(gross)
+    more = draw(arrays(np.int64, n, elements=st.integers(0, MAX_GROSS)))
+    context = {
+        "sum_insured": draw(arrays(np.int64, n, elements=st.integers(0, 10**13))),
+        "actual_value": draw(arrays(np.int64, n, elements=st.integers(1, 10**13))),
+        "event_number": draw(arrays(np.int64, n, elements=st.integers(1, 10))),
+        "interruption_days": draw(arrays(np.int64, n, elements=st.integers(0, 400))),
+    }
+    return gross, more, draw(term_sheets()), context
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=cases())
+def test_net_is_between_zero_and_gross_and_within_the_limit(case):
+    gross, _, terms, context = case
+    deductible, net = apply_terms(gross, terms, context=context)
     assert net.dtype == np.int64 and deductible.dtype == np.int64
     assert (net >= 0).all() and (net <= gross).all()
-    assert (deductible >= 0).all() and (deductible <= gross).all()
+    assert (deductible >= 0).all() and (deductible + net <= gross).all()
     if terms is not None and terms.limit is not None:
         assert (net <= terms.limit).all()
     if terms is None:
         assert (net == gross).all()
 
 
+@settings(max_examples=300, deadline=None)
+@given(case=cases())
+def test_net_is_monotone_in_gross_for_a_fixed_context(case):
+    gross, more, terms, context = case
+    _, net = apply_terms(gross, terms, context=context)
+    _, net_more = apply_terms(gross + more, terms, context=context)
+    assert (net_more >= net).all()
+    _, net_next = apply_terms(gross + 1, terms, context=context)  # one more rupiah never pays less
+    assert (net_next >= net).all()
+
+
 @settings(max_examples=200, deadline=None)
-@given(gross=gross_arrays, terms=term_sheets())
-def test_net_is_monotone_in_gross(gross, terms):
-    ordered = np.sort(gross)
-    _, net = apply_terms(ordered, terms)
-    assert (np.diff(net) >= 0).all()
+@given(case=cases())
+def test_every_step_only_reduces_and_the_steps_add_up(case):
+    gross, _, terms, context = case
+    s = apply_terms_steps(gross, terms, context=context)
+    chain = [s.gross, s.after_average, s.after_deductible, s.after_limit, s.net]
+    for before, after in zip(chain, chain[1:]):
+        assert (after <= before).all() and (after >= 0).all()
