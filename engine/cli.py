@@ -1,4 +1,4 @@
-"""Command line: ``panen demo | run | backtest | validate | triggers``.
+"""Command line: ``panen demo | run | backtest | report | validate | triggers``.
 
 Exit codes (DESIGN.md contract): 0 success; 2 invalid config or input, with every problem
 listed; 1 internal failure.
@@ -89,6 +89,11 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--quiet", action="store_true", help="no progress bars")
     b.set_defaults(func=_cmd_backtest)
 
+    rp = sub.add_parser("report", help="rebuild report.html and districts.gpkg from a finished run's output folder "
+                                        "(reads the outputs only; nothing is recomputed)")
+    rp.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="output folder of `panen run` or `panen backtest`")
+    rp.set_defaults(func=_cmd_report)
+
     v = sub.add_parser("validate", help="check a config (and that its input files exist); exit 2 listing every problem")
     v.add_argument("config", type=Path)
     v.set_defaults(func=_cmd_validate)
@@ -96,6 +101,14 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("triggers", help="list installed trigger plugins and their parameters")
     t.set_defaults(func=_cmd_triggers)
     return p
+
+
+def _cmd_report(args) -> int:
+    from .report import write_reports
+
+    for path in write_reports(args.out_dir).values():
+        print(path)
+    return EXIT_OK
 
 
 def _cmd_validate(args) -> int:
@@ -202,6 +215,24 @@ def _print_summary(res) -> None:
         ratio = r.net_payout / r.sum_insured if r.sum_insured else 0.0
         print(f"{r.product_id:<10} {r.policies:>9,} {r.districts:>9} {r.districts_triggered:>9} {r.policies_paid:>8,} "
               f"{r.policies_withheld:>8,} {r.sum_insured:>18,} {r.net_payout:>16,} {ratio:>10.2%}")
+    if "premium" in res.products.columns:
+        for r in res.products.dropna(subset=["premium"]).itertuples():
+            print(f"{r.product_id} premium Rp {int(r.premium):,} = government subsidy Rp {int(r.subsidy):,} "
+                  f"+ farmers' share Rp {int(r.farmer_share):,}")
+    b = getattr(res, "basis_risk", None)
+    if b is not None and len(b):
+        print()
+        print("index payouts vs AUTP adjusted losses, per farmer (basis risk):")
+        head = (f"{'product':<10} {'farmers':>8} {'POD':>6} {'FAR':>6} {'TS':>6} {'unpaid loss':>12} "
+                f"{'unpaid [Rp]':>16} {'balance':>8} {'Spearman':>9}")
+        print(head)
+        print("-" * len(head))
+        for r in b.itertuples():
+            def f(x, fmt="{:.2f}"):
+                return "n/a" if x != x else fmt.format(x)  # NaN: undefined (e.g. no losses)
+            print(f"{r.product_id:<10} {int(r.farmers):>8,} {f(r.pod):>6} {f(r.far):>6} {f(r.threat_score):>6} "
+                  f"{f(r.unpaid_loss_share, '{:.0%}'):>12} {int(r.unpaid_loss_amount):>16,} {f(r.payout_balance):>8} "
+                  f"{f(r.spearman):>9}")
     print(f"outputs: {res.out_dir}")
 
 

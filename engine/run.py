@@ -55,6 +55,7 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     products: pd.DataFrame | None = None
+    basis_risk: pd.DataFrame | None = None
 
 
 class _Timer:
@@ -268,8 +269,9 @@ def run_batch(config: RunConfig, out_dir: str | Path, *, force: bool = False, st
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
+    basis_rows = totals[totals["level"] == "product"] if "pod" in totals.columns else None
     return RunResult(out_dir=out_dir, run_id=run_id, counts=counts, totals=totals, timings=t.timings, files=files,
-                     products=by_product)
+                     products=by_product, basis_risk=basis_rows)
 
 
 # --------------------------------------------------------------------------- helpers (wiring only)
