@@ -1,0 +1,857 @@
+"""Trigger design: search strikes, exits and phase weights against a loss history.
+
+A researcher designing an index product asks which strike and exit (and which split of
+the sum insured between phases) best protect farmers at a premium they can bear.
+:func:`search` answers by brute force over a grid, per product and per *zone* (a group of
+districts sharing one design), with the historical simulation of :mod:`panen.engine.backtest`
+(``district_id, product_id, season, phase, index_value``) and a loss reference
+(``district_id, season, loss``, as for :func:`panen.engine.basis.basis_risk_table`).
+
+The index values per district × season × phase do not depend on the strike or the exit,
+so the search never touches the grid again: it re-applies the payout curve
+(:func:`panen.engine.curves.linear_rate`) to the stored index values, for all candidates
+at once (numpy broadcasting, candidates × district-seasons, in batches that bound the
+memory), and thousands of candidates evaluate in well under a second.
+
+Per candidate design (pooled over the zone's district-seasons):
+
+* payout rate of a district-season = min(Σ_phases weight × linear_rate(index; strike,
+  exit), ``max_rate``) [fraction of sum insured] — the weather trigger's rule, with
+  ``max_rate`` as the season cap;
+* ``burn_cost`` = mean payout rate (pure premium rate, DOMAIN.md "Pricing");
+  ``gross_premium_rate`` = burn cost × (1 + expense + profit loading)
+  (:func:`panen.engine.pricing.gross_premium_rate`);
+* ``payout_frequency`` = share of district-seasons with a payout > 0;
+* ``pod`` = a / (a + b) and ``missed_loss_year_share`` = b / (a + b) (DOMAIN.md
+  "Basis-risk metrics"; a payout event is payout > ``payout_threshold``, a loss event
+  loss > ``loss_threshold``);
+* ``payout_in_worst_share``: share of the *worst loss seasons* in which the design pays
+  more than ``meaningful_rate``. The worst seasons of a district are its
+  k = ⌈q × n⌉ (at least 1) seasons of largest loss (ties: the earlier season first), n its
+  compared seasons, keeping only seasons with a loss event;
+* ``hedging_effectiveness`` (semivariance, Vedenov & Barnett 2004) on the normalised income
+  **revenue = 1 − loss**, with **premium = the candidate's own gross premium rate**, so a
+  more generous design also costs more: insured income Y = 1 − loss − gross rate + payout.
+  The downside is measured about each district's own uninsured mean revenue μ_d and pooled
+  over the zone: HE = 1 − Σ min(Y − μ_d, 0)² / Σ min(1 − loss − μ_d, 0)². For one district
+  this is exactly :func:`panen.engine.basis.hedging_effectiveness`. With loadings the
+  premium exceeds the expected payout, so the design that replicates the loss exactly is in
+  general *not* the HE-optimal one (a slightly cheaper or steeper design can beat it);
+  with ``loadings=(0, 0)`` (fair premium) an exact replica reaches HE = 1.
+
+Constraints (:class:`Constraints`) make a candidate infeasible — a premium cap on the gross
+rate and a minimum meaningful-payout share in the worst seasons — and each infeasible
+candidate carries the reason. ``max_rate`` is not a filter but the season cap applied to
+every candidate. A zone with no feasible candidate gets no chosen design: it is listed in
+:attr:`DesignResult.unresolved` with the reason; constraints are never relaxed silently.
+
+The trade-off curve (:attr:`DesignResult.frontier`) is the set of Pareto-efficient
+candidates of objective versus gross premium rate among those that meet every constraint
+*except* the premium cap (so it shows what a higher cap would buy); the chosen design is
+always on it.
+
+References
+----------
+Vedenov, D. V. & Barnett, B. J. (2004), Efficiency of weather derivatives as primary crop
+insurance instruments, *J. Agric. Resour. Econ.* 29(3), 387–403 (semivariance hedging
+effectiveness; strike and exit chosen to maximise it over a historical record).
+Clarke, D. J. (2016), A theory of rational demand for index insurance, *Am. Econ. J.:
+Microeconomics* 8(1), 283–306 (basis risk and loadings: more cover is not always better).
+World Bank (2011), *Weather Index Insurance for Agriculture: Guidance for Development
+Practitioners*, and IFAD/WFP (2010), *The Potential for Scale and Sustainability in
+Weather Index Insurance* (contract design by calibrating strike and exit on historical
+yield and weather data, subject to an affordable premium and meaningful payouts in bad
+years). DOMAIN.md "Payout curves", "Basis-risk metrics", "Pricing".
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .curves import linear_rate
+from .errors import ConfigError, InputError
+from .pricing import gross_premium_rate
+
+__all__ = [
+    "DESIGN_METRICS",
+    "OBJECTIVES",
+    "Constraints",
+    "DesignResult",
+    "DesignSpace",
+    "PhaseSpace",
+    "Range",
+    "plot_tradeoff",
+    "search",
+    "to_term_sheet",
+]
+
+#: Objectives of :func:`search` and whether each is maximised.
+OBJECTIVES: dict[str, bool] = {"hedging_effectiveness": True, "missed_loss_years": False}
+#: Metric columns of :attr:`DesignResult.designs` after the design columns, in order.
+DESIGN_METRICS: tuple[str, ...] = (
+    "seasons", "burn_cost", "gross_premium_rate", "payout_frequency", "max_payout_rate", "pod",
+    "missed_loss_year_share", "worst_seasons", "payout_in_worst_share", "hedging_effectiveness", "objective",
+    "feasible", "reason",
+)
+#: Default strike quantiles of a deficit (``below``) phase [non-exceedance probability]; an
+#: excess (``above``) phase mirrors them (1 − q).
+DEFAULT_STRIKE_QUANTILES: tuple[float, ...] = (0.05, 0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.40, 0.45, 0.50)
+#: Default exit quantiles of a deficit phase (only exits beyond the strike are kept).
+DEFAULT_EXIT_QUANTILES: tuple[float, ...] = (0.0, 0.025, 0.05, 0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.40, 0.45)
+_CELLS_PER_BATCH = 2_000_000  # candidates × district-seasons held at once (≈ 16 MB per float array)
+_ZONE_ALL = "all"
+
+
+# ---------------------------------------------------------------------------------------
+# the design space and the constraints
+# ---------------------------------------------------------------------------------------
+
+
+class Range(BaseModel):
+    """An evenly spaced grid ``start, start + step, …`` up to ``stop`` **inclusive** [index units].
+
+    >>> Range(start=40, stop=60, step=10).values().tolist()
+    [40.0, 50.0, 60.0]
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    start: float
+    stop: float
+    step: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Range":
+        if self.stop < self.start:
+            raise ValueError(f"range stop ({self.stop}) must be ≥ start ({self.start})")
+        if (self.stop - self.start) / self.step > 1e6:
+            raise ValueError("range has more than a million steps")
+        return self
+
+    def values(self) -> np.ndarray:
+        """The grid [index units] (the last step is kept when it reaches ``stop`` within 1e-9 steps)."""
+        n = int(math.floor((self.stop - self.start) / self.step + 1e-9)) + 1
+        return self.start + self.step * np.arange(n, dtype=np.float64)
+
+
+GridSpec = list[float] | Range | None
+
+
+class PhaseSpace(BaseModel):
+    """Candidate strikes, exits and weights of one phase (linear curve).
+
+    Parameters
+    ----------
+    direction
+        ``"below"`` (deficit cover, exit < strike) or ``"above"`` (excess, exit > strike).
+    strikes, exits
+        Explicit values, a :class:`Range`, or ``None`` for the default: empirical quantiles
+        of the zone's index values of this phase (``strike_quantiles`` /
+        ``exit_quantiles``; for ``above`` the mirrored quantiles 1 − q). Only pairs with the
+        exit strictly beyond the strike are candidates [index units].
+    weights
+        Candidate phase weights [fraction of the sum insured the phase can pay, (0, 1]].
+    strike_quantiles, exit_quantiles
+        Quantile levels of the default grids [0..1].
+    decimals
+        Round default (quantile) grids to this many decimals (e.g. 0 for mm); ``None``
+        keeps the exact quantiles.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    direction: Literal["below", "above"] = "below"
+    strikes: GridSpec = None
+    exits: GridSpec = None
+    weights: list[float] | Range = Field(default_factory=lambda: [1.0])
+    strike_quantiles: list[float] = Field(default_factory=lambda: list(DEFAULT_STRIKE_QUANTILES))
+    exit_quantiles: list[float] = Field(default_factory=lambda: list(DEFAULT_EXIT_QUANTILES))
+    decimals: int | None = Field(None, ge=0, le=12)
+
+    @model_validator(mode="after")
+    def _check(self) -> "PhaseSpace":
+        errors = []
+        w = _values(self.weights)
+        if w.size == 0 or not ((w > 0) & (w <= 1)).all():
+            errors.append(f"weights must be non-empty and in (0, 1]; got {w.tolist()}")
+        for name in ("strike_quantiles", "exit_quantiles"):
+            q = np.asarray(getattr(self, name), dtype=np.float64)
+            if q.size == 0 or not ((q >= 0) & (q <= 1)).all():
+                errors.append(f"{name} must be non-empty and in [0, 1]; got {q.tolist()}")
+        for name in ("strikes", "exits"):
+            spec = getattr(self, name)
+            if isinstance(spec, list) and (not spec or not np.isfinite(spec).all()):
+                errors.append(f"{name} must be a non-empty list of finite values")
+        if errors:
+            raise ValueError("; ".join(errors))
+        return self
+
+    def grid(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate (strike, exit) pairs [index units] given a zone's index values (finite).
+
+        Returns two aligned arrays, strikes outer and exits inner, each sorted ascending;
+        only pairs with the exit strictly beyond the strike in ``direction``.
+        """
+        mirror = self.direction == "above"
+        strikes = self._axis(self.strikes, self.strike_quantiles, index, mirror)
+        exits = self._axis(self.exits, self.exit_quantiles, index, mirror)
+        s, e = np.meshgrid(strikes, exits, indexing="ij")
+        keep = (e < s) if self.direction == "below" else (e > s)
+        return s[keep], e[keep]
+
+    def _axis(self, spec: GridSpec, quantiles: list[float], index: np.ndarray, mirror: bool) -> np.ndarray:
+        if spec is not None:
+            return np.unique(_values(spec))
+        q = np.asarray(quantiles, dtype=np.float64)
+        v = np.quantile(index, 1.0 - q if mirror else q, method="linear")
+        if self.decimals is not None:
+            v = np.round(v, self.decimals)
+        return np.unique(v)
+
+
+class DesignSpace(BaseModel):
+    """What the search varies, and over which groups of districts one design is shared.
+
+    Parameters
+    ----------
+    phases
+        Phase name → :class:`PhaseSpace`. ``None``: every phase of the simulation, each with
+        the default ``PhaseSpace()`` (a deficit cover — pass the term sheet's directions,
+        e.g. with :meth:`from_term_sheet`, for excess phases). A product's phases must all
+        be listed (a phase not listed would otherwise pay nothing).
+    by
+        ``"product"``: one design per product for all its districts (zone ``"all"``);
+        ``"zone"``: one per product and zone of ``zones``; ``"district"``: one per product
+        and district (zone = district id).
+    zones
+        District id → zone name; required with ``by="zone"`` and covering every district.
+    weights_sum
+        If set, only weight combinations whose phase weights sum to this value (within
+        1e-9) are candidates [fraction], e.g. 1.0 to split the sum insured between phases.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    phases: dict[str, PhaseSpace] | None = None
+    by: Literal["product", "zone", "district"] = "product"
+    zones: dict[str, str] | None = None
+    weights_sum: float | None = Field(None, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _zones_as_strings(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("zones") is not None:
+            z = data["zones"]
+            items = z.items() if isinstance(z, (Mapping, pd.Series)) else z
+            data = {**data, "zones": {str(k): str(v) for k, v in items}}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> "DesignSpace":
+        if self.by == "zone" and not self.zones:
+            raise ValueError("by='zone' needs a zones mapping (district id → zone)")
+        if self.by != "zone" and self.zones is not None:
+            raise ValueError(f"zones only apply to by='zone', not by={self.by!r}")
+        if self.phases is not None and not self.phases:
+            raise ValueError("phases must name at least one phase (or be None for all)")
+        return self
+
+    @classmethod
+    def from_term_sheet(cls, params: Any, **kwargs: Any) -> "DesignSpace":
+        """A default space for a weather-index term sheet: each phase keeps its direction and
+        weight, strikes and exits at the default quantiles. ``kwargs`` go to the model
+        (``by``, ``zones``, ``weights_sum``)."""
+        phases = {p.name: PhaseSpace(direction=p.direction, weights=[float(p.weight)]) for p in params.phases}
+        return cls(phases=phases, **kwargs)
+
+
+class Constraints(BaseModel):
+    """Constraints of a design search.
+
+    Parameters
+    ----------
+    max_premium_rate
+        Cap on the gross premium rate = burn cost × (1 + loadings) [fraction of sum
+        insured]; ``None``: no cap.
+    min_payout_frequency_in_worst
+        Minimum share of the worst loss seasons in which the design pays more than
+        ``meaningful_rate`` [fraction, 0..1]; ``None``: no such constraint.
+    worst_share
+        q: the worst seasons of a district are its ⌈q × n⌉ seasons of largest loss
+        [fraction, (0, 1]], default 10 %.
+    meaningful_rate
+        A payout counts as meaningful above this rate [fraction], default 5 %.
+    max_rate
+        Season cap on the summed phase rates, applied to every candidate [fraction, (0, 1]].
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    max_premium_rate: float | None = Field(None, gt=0)
+    min_payout_frequency_in_worst: float | None = Field(None, ge=0, le=1)
+    worst_share: float = Field(0.10, gt=0, le=1)
+    meaningful_rate: float = Field(0.05, ge=0, lt=1)
+    max_rate: float = Field(1.0, gt=0, le=1)
+
+
+# ---------------------------------------------------------------------------------------
+# the result
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class DesignResult:
+    """What :func:`search` found.
+
+    Attributes
+    ----------
+    designs
+        Every evaluated candidate: ``product_id, zone, candidate`` (0-based within the zone),
+        then per phase ``<phase>.strike, <phase>.exit, <phase>.weight`` [index units,
+        fraction], then :data:`DESIGN_METRICS` (rates as fractions of the sum insured;
+        ``objective`` repeats the objective's metric; ``reason`` is empty when feasible).
+        Phase columns of phases a product does not have are NaN.
+    chosen
+        The best feasible candidate per zone (same columns); zones without one are absent.
+    frontier
+        Pareto-efficient candidates (objective vs gross premium rate) among those meeting
+        every constraint but the premium cap, sorted by premium; ``feasible`` tells which
+        are within the cap.
+    unresolved
+        ``product_id, zone, candidates, reason`` of zones without a feasible design.
+    objective, maximise
+        The objective's name and whether it is maximised.
+    constraints, loadings
+        As given: the constraints and the (expense, profit) loadings.
+    phases
+        Product id → its phase names, in design-column order.
+    notes
+        Decisions worth reporting (e.g. district-seasons left out).
+    """
+
+    designs: pd.DataFrame
+    chosen: pd.DataFrame
+    frontier: pd.DataFrame
+    unresolved: pd.DataFrame
+    objective: str
+    maximise: bool
+    constraints: Constraints
+    loadings: tuple[float, float]
+    phases: dict[str, list[str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------
+# the search
+# ---------------------------------------------------------------------------------------
+
+
+def search(sim: pd.DataFrame, losses: pd.DataFrame, space: DesignSpace | None = None,
+           constraints: Constraints | None = None, *,
+           objective: Literal["hedging_effectiveness", "missed_loss_years"] = "hedging_effectiveness",
+           loadings: tuple[float, float] = (0.25, 0.10), loss_threshold: float = 0.0,
+           payout_threshold: float = 0.0, loss_column: str = "loss",
+           max_candidates: int = 2_000_000) -> DesignResult:
+    """Search strike, exit and weight of every phase per product and zone.
+
+    Every combination of the phases' candidate (strike, exit) pairs and weights is
+    evaluated on the zone's district-seasons (see the module docstring for the metrics),
+    checked against ``constraints`` and ranked by ``objective``:
+    ``"hedging_effectiveness"`` is maximised, ``"missed_loss_years"`` (b / (a + b))
+    minimised. Ties go to the lower gross premium rate, then (missed loss years only) the
+    higher hedging effectiveness, then the earlier candidate.
+
+    A district-season is compared only when every phase of the product has a finite index
+    value, it is not ``flagged`` (when that column exists) and the loss is finite; others
+    are left out (counted in :attr:`DesignResult.notes`), never read as "no loss".
+
+    Parameters
+    ----------
+    sim
+        Simulation table (:func:`panen.engine.backtest.simulation_table`): ``district_id,
+        product_id, season, phase, index_value`` [index units], optional ``flagged``; one row
+        per district, product, season and phase. Its rates are not used. Not modified.
+    losses
+        Loss reference ``district_id, season, loss_column`` [fraction of sum insured, 0..1;
+        NaN = unknown], one row per ``(district_id, season)``. Not modified.
+    space
+        :class:`DesignSpace`; ``None`` → defaults (every phase a deficit cover, one design
+        per product).
+    constraints
+        :class:`Constraints`; ``None`` → no premium cap, no worst-year constraint, cap 1.
+    objective
+        ``"hedging_effectiveness"`` or ``"missed_loss_years"``.
+    loadings
+        ``(expense_loading, profit_loading)`` [fraction of the pure rate], default
+        (0.25, 0.10) as in DOMAIN.md "Pricing".
+    loss_threshold, payout_threshold
+        Event thresholds [fraction]: a loss season has loss > ``loss_threshold``, a payout
+        season payout > ``payout_threshold``.
+    loss_column
+        Column of ``losses``.
+    max_candidates
+        Refuse a zone with more candidates than this (shrink the grids instead).
+
+    Returns
+    -------
+    DesignResult
+
+    Raises
+    ------
+    ConfigError
+        Unknown objective, bad loadings, a product phase missing from ``space``, a phase
+        without a valid (strike, exit) pair, or too many candidates.
+    InputError
+        Missing columns, duplicate rows, losses outside [0, 1], districts without a zone.
+
+    References
+    ----------
+    Vedenov & Barnett (2004); Clarke (2016); World Bank (2011) — see the module docstring.
+
+    Examples
+    --------
+    >>> index = np.array([150.0, 95, 60, 120, 45, 100, 80, 35, 130, 70])
+    >>> sim = pd.DataFrame({"district_id": "d1", "product_id": "rain", "season": range(2001, 2011),
+    ...                     "phase": "p1", "index_value": index})
+    >>> losses = pd.DataFrame({"district_id": "d1", "season": range(2001, 2011),
+    ...                        "loss": np.clip((100 - index) / 60, 0, 1)})
+    >>> space = DesignSpace(phases={"p1": PhaseSpace(strikes=[90, 100, 110], exits=[30, 40, 50])})
+    >>> res = search(sim, losses, space, loadings=(0.0, 0.0))
+    >>> res.chosen[["p1.strike", "p1.exit", "hedging_effectiveness"]].iloc[0].tolist()
+    [100.0, 40.0, 1.0]
+    """
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)}; {objective!r} given")
+    space = space or DesignSpace()
+    constraints = constraints or Constraints()
+    if len(loadings) != 2:
+        raise ConfigError(f"loadings must be (expense_loading, profit_loading); {loadings!r} given")
+    expense, profit = (float(x) for x in loadings)
+    gross_premium_rate(0.0, expense_loading=expense, profit_loading=profit)  # validates the loadings
+    frame, notes = _prepare(sim, losses, space, loss_column)
+    maximise = OBJECTIVES[objective]
+
+    phases_of: dict[str, list[str]] = {}
+    parts, unresolved = [], []
+    for pid, prod in frame.groupby("product_id", sort=True):
+        pid = str(pid)
+        names = sorted(prod["phase"].unique().tolist(), key=str)
+        if space.phases is not None:
+            missing = [n for n in names if n not in space.phases]
+            if missing:
+                raise ConfigError(f"product {pid!r}: phase(s) {', '.join(map(repr, missing))} are not in the "
+                                  f"design space (it has {', '.join(map(repr, space.phases))})")
+            names = [n for n in space.phases if n in names]  # the space's order
+        phases_of[pid] = names
+        spaces = [space.phases[n] if space.phases is not None else PhaseSpace() for n in names]
+        for zone, part in prod.groupby("zone", sort=True):
+            data = _zone_arrays(part, names)
+            where = f"product {pid!r}, zone {zone!r}"
+            if data is None:
+                unresolved.append((pid, str(zone), 0, "no district-season with an index value for every phase "
+                                                      "and a loss"))
+                continue
+            index, loss, district = data
+            grids = []
+            for n, ps, x in zip(names, spaces, index):
+                s, e = ps.grid(x)
+                if s.size == 0:
+                    raise ConfigError(f"{where}: phase {n!r} has no (strike, exit) pair with the exit "
+                                      f"{'below' if ps.direction == 'below' else 'above'} the strike")
+                grids.append((s, e))
+            weight_sets = _weight_sets(spaces, space.weights_sum, where)
+            n_cand = len(weight_sets) * math.prod(g[0].size for g in grids)
+            if n_cand > max_candidates:
+                raise ConfigError(f"{where}: {n_cand:,} candidates exceed max_candidates={max_candidates:,}; "
+                                  "use coarser grids")
+            table = _evaluate(index, loss, district, grids, weight_sets, [ps.direction for ps in spaces],
+                              constraints, expense, profit, loss_threshold, payout_threshold)
+            table["objective"] = table["hedging_effectiveness" if objective == "hedging_effectiveness"
+                                       else "missed_loss_year_share"]
+            _feasibility(table, constraints, objective)
+            cols = {}
+            for k, n in enumerate(names):
+                cols[f"{n}.strike"] = table.pop(f"_s{k}")
+                cols[f"{n}.exit"] = table.pop(f"_e{k}")
+                cols[f"{n}.weight"] = table.pop(f"_w{k}")
+            head = pd.DataFrame({"product_id": pid, "zone": str(zone), "candidate": np.arange(len(table))})
+            parts.append(pd.concat([head, pd.DataFrame(cols), table[list(DESIGN_METRICS)]], axis=1))
+
+    design_cols = [f"{n}.{c}" for names in phases_of.values() for n in names for c in ("strike", "exit", "weight")]
+    design_cols = list(dict.fromkeys(design_cols))
+    columns = ["product_id", "zone", "candidate", *design_cols, *DESIGN_METRICS]
+    designs = pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
+    chosen, frontier = [], []
+    for (pid, zone), d in designs.groupby(["product_id", "zone"], sort=True):
+        score = d["objective"].to_numpy(np.float64) * (1.0 if maximise else -1.0)
+        frontier.append(d.iloc[_pareto(d, score, constraints)])
+        ok = d["feasible"].to_numpy(bool)
+        if ok.any():
+            chosen.append(d.iloc[[_best(d, score, ok, objective)]])
+        else:
+            unresolved.append((pid, zone, len(d), _why_none(d, constraints)))
+    chosen_df = pd.concat(chosen, ignore_index=True) if chosen else pd.DataFrame(columns=columns)
+    frontier_df = pd.concat(frontier, ignore_index=True) if frontier else pd.DataFrame(columns=columns)
+    unresolved_df = pd.DataFrame(unresolved, columns=["product_id", "zone", "candidates", "reason"])
+    unresolved_df = unresolved_df.sort_values(["product_id", "zone"], ignore_index=True)
+    for row in unresolved_df.itertuples():
+        notes.append(f"no design chosen for product {row.product_id!r}, zone {row.zone!r}: {row.reason}")
+    return DesignResult(designs=designs, chosen=chosen_df, frontier=frontier_df, unresolved=unresolved_df,
+                        objective=objective, maximise=maximise, constraints=constraints,
+                        loadings=(expense, profit), phases=phases_of, notes=notes)
+
+
+# ---------------------------------------------------------------------------------------
+# term sheet and plot
+# ---------------------------------------------------------------------------------------
+
+
+def to_term_sheet(params: Any, design: pd.Series | Mapping[str, Any], *, max_rate: float | None = None) -> Any:
+    """A weather-index term sheet with a design's strikes, exits and weights.
+
+    Parameters
+    ----------
+    params
+        The product's term sheet (:class:`panen.triggers.weather.WeatherIndexParams`).
+    design
+        One row of :attr:`DesignResult.chosen` (or ``designs``) of that product.
+    max_rate
+        Season cap to set (e.g. ``result.constraints.max_rate``); ``None`` keeps the term
+        sheet's.
+
+    Returns
+    -------
+    The validated term sheet (a new object; ``params`` is not modified). Every phase
+    becomes a linear curve.
+    """
+    data = params.model_dump()
+    for p in data["phases"]:
+        key = p["name"]
+        if f"{key}.strike" not in design or pd.isna(design[f"{key}.strike"]):
+            raise ConfigError(f"the design has no strike for phase {key!r}")
+        p.update(strike=float(design[f"{key}.strike"]), exit=float(design[f"{key}.exit"]),
+                 weight=float(design[f"{key}.weight"]), curve="linear", bands=None)
+    if max_rate is not None:
+        data["season_cap"] = float(max_rate)
+    return type(params).model_validate(data)
+
+
+def plot_tradeoff(result: DesignResult, path: str | Path, *, max_panels: int = 12) -> Path:
+    """Plot objective versus gross premium rate, one panel per product and zone (PNG, Agg).
+
+    All candidates are drawn faint grey, feasible ones coloured, the frontier
+    (:attr:`DesignResult.frontier`) as a line, the chosen design as a star and the premium
+    cap as a dashed vertical line. At most ``max_panels`` zones are drawn (the first in
+    product, zone order); the figure title says how many were left out.
+
+    Parameters
+    ----------
+    result
+        A :func:`search` result.
+    path
+        Output file [PNG]; its folder is created.
+    max_panels
+        Most panels drawn (≥ 1).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if max_panels < 1:
+        raise ConfigError(f"max_panels must be ≥ 1; {max_panels} given")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys = [k for k, _ in result.designs.groupby(["product_id", "zone"], sort=True)] if len(result.designs) else []
+    shown = keys[:max_panels]
+    ncols = min(3, max(1, len(shown)))
+    nrows = max(1, math.ceil(len(shown) / ncols))
+    fig = Figure(figsize=(4.6 * ncols, 3.6 * nrows + 0.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    label = {"hedging_effectiveness": "hedging effectiveness [–]",
+             "missed_loss_years": "missed loss-year share b/(a+b) [fraction]"}[result.objective]
+    cap = result.constraints.max_premium_rate
+    for ax, key in zip(axes, shown):
+        d = result.designs[(result.designs["product_id"] == key[0]) & (result.designs["zone"] == key[1])]
+        ok = d["feasible"].to_numpy(bool)
+        ax.scatter(d["gross_premium_rate"], d["objective"], s=6, color="0.75", alpha=0.5, lw=0, label="candidate")
+        ax.scatter(d.loc[ok, "gross_premium_rate"], d.loc[ok, "objective"], s=9, color="tab:blue", alpha=0.8,
+                   lw=0, label="feasible")
+        f = result.frontier
+        f = f[(f["product_id"] == key[0]) & (f["zone"] == key[1])]
+        if len(f):
+            ax.plot(f["gross_premium_rate"], f["objective"], "-o", ms=3, color="tab:orange", lw=1.2,
+                    label="frontier")
+        c = result.chosen
+        c = c[(c["product_id"] == key[0]) & (c["zone"] == key[1])] if len(c) else c
+        if len(c):
+            ax.plot(c["gross_premium_rate"], c["objective"], "*", ms=14, color="tab:red", mec="k", label="chosen")
+        else:
+            ax.text(0.5, 0.5, "no feasible design", transform=ax.transAxes, ha="center", va="center",
+                    color="tab:red")
+        if cap is not None:
+            ax.axvline(cap, ls="--", color="k", lw=0.8, label="premium cap")
+        ax.set_title(f"{key[0]} — zone {key[1]}", fontsize=9)
+        ax.set_xlabel("gross premium rate [fraction of sum insured]", fontsize=8)
+        ax.set_ylabel(label, fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes[len(shown):]:
+        ax.set_visible(False)
+    if shown:
+        axes[0].legend(fontsize=7, loc="best")
+    else:
+        axes[0].set_visible(True)
+        axes[0].text(0.5, 0.5, "no candidates", ha="center", va="center")
+    title = f"trigger design: {result.objective.replace('_', ' ')} vs premium"
+    if len(keys) > len(shown):
+        title += f" (first {len(shown)} of {len(keys)} zones shown)"
+    fig.suptitle(title, fontsize=10)
+    fig.savefig(path, dpi=110, format="png")
+    return path
+
+
+# ---------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------
+
+
+def _values(spec: list[float] | Range) -> np.ndarray:
+    return spec.values() if isinstance(spec, Range) else np.asarray(spec, dtype=np.float64)
+
+
+def _prepare(sim: pd.DataFrame, losses: pd.DataFrame, space: DesignSpace,
+             loss_column: str) -> tuple[pd.DataFrame, list[str]]:
+    """Join index values with losses; add ``zone``; one row per district, product, season, phase."""
+    need = ["district_id", "product_id", "season", "phase", "index_value"]
+    missing = [c for c in need if c not in sim.columns]
+    if missing:
+        raise InputError(f"simulation table lacks the column(s) {', '.join(missing)}")
+    missing = [c for c in ("district_id", "season", loss_column) if c not in losses.columns]
+    if missing:
+        raise InputError(f"loss reference lacks the column(s) {', '.join(missing)}")
+    keys = ["district_id", "product_id", "season", "phase"]
+    s = sim[need + (["flagged"] if "flagged" in sim.columns else [])].copy()
+    if s[keys].isna().any().any():
+        raise InputError("simulation table has missing district_id, product_id, season or phase")
+    s["district_id"] = s["district_id"].astype(str)
+    s["product_id"] = s["product_id"].astype(str)
+    s["phase"] = s["phase"].astype(str)
+    s["season"] = s["season"].astype(np.int64)
+    dup = s.duplicated(keys)
+    if dup.any():
+        raise InputError("simulation table has more than one row for a (district_id, product_id, season, phase)",
+                         row=int(dup.to_numpy().argmax()) + 1)
+    s["index_value"] = pd.to_numeric(s["index_value"], errors="coerce").astype(np.float64)
+    if "flagged" in s.columns:
+        s.loc[s["flagged"].fillna(True).astype(bool), "index_value"] = np.nan
+    lo = losses[["district_id", "season", loss_column]].copy()
+    lo["district_id"] = lo["district_id"].astype(str)
+    lo["season"] = lo["season"].astype(np.int64)
+    dup = lo.duplicated(["district_id", "season"])
+    if dup.any():
+        raise InputError("loss reference has more than one row for a (district_id, season)",
+                         row=int(dup.to_numpy().argmax()) + 1)
+    x = pd.to_numeric(lo[loss_column], errors="coerce").astype(np.float64)
+    bad = (lo[loss_column].notna() & x.isna()) | (x < 0) | (x > 1) | np.isinf(x)
+    if bad.any():
+        raise InputError("losses must be fractions in [0, 1] (NaN for unknown)", row=int(bad.to_numpy().argmax()) + 1,
+                         column=loss_column)
+    lo["_loss"] = x
+    frame = s.merge(lo[["district_id", "season", "_loss"]], on=["district_id", "season"], how="left")
+    if space.by == "product":
+        frame["zone"] = _ZONE_ALL
+    elif space.by == "district":
+        frame["zone"] = frame["district_id"]
+    else:
+        frame["zone"] = frame["district_id"].map(space.zones)
+        lost = sorted(frame.loc[frame["zone"].isna(), "district_id"].unique())
+        if lost:
+            raise InputError(f"{len(lost)} district(s) have no zone in the zones mapping, e.g. {lost[:5]}")
+    notes = []
+    finite = pd.Series(np.isfinite(frame["index_value"].to_numpy()) & np.isfinite(frame["_loss"].to_numpy()),
+                       index=frame.index)
+    ok = finite.groupby([frame["product_id"], frame["district_id"], frame["season"]], sort=False).all()
+    left_out = int((~ok).sum())
+    if left_out:
+        notes.append(f"{left_out} of {len(ok)} product × district × season(s) left out: an index value missing "
+                     "or flagged, or no loss")
+    return frame, notes
+
+
+def _zone_arrays(part: pd.DataFrame, names: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``index (phases, n)``, ``loss (n,)``, ``district code (n,)`` of the compared district-seasons,
+    ordered by district then season; ``None`` if there are none."""
+    wide = part.pivot(index=["district_id", "season"], columns="phase", values="index_value")
+    wide = wide.reindex(columns=names).sort_index()
+    loss = part.drop_duplicates(["district_id", "season"]).set_index(["district_id", "season"])["_loss"]
+    loss = loss.reindex(wide.index).to_numpy(np.float64)
+    index = wide.to_numpy(np.float64).T
+    ok = np.isfinite(index).all(axis=0) & np.isfinite(loss)
+    if not ok.any():
+        return None
+    district = pd.factorize(wide.index.get_level_values("district_id").to_numpy()[ok])[0]
+    return np.ascontiguousarray(index[:, ok]), loss[ok], district
+
+
+def _weight_sets(spaces: list[PhaseSpace], total: float | None, where: str) -> np.ndarray:
+    """``(W, phases)`` candidate weight combinations."""
+    combos = np.array(list(itertools.product(*(np.unique(_values(ps.weights)) for ps in spaces))), dtype=np.float64)
+    if total is not None:
+        combos = combos[np.abs(combos.sum(axis=1) - total) <= 1e-9]
+        if not len(combos):
+            raise ConfigError(f"{where}: no combination of the phase weights sums to weights_sum={total}")
+    return combos
+
+
+def _evaluate(index: np.ndarray, loss: np.ndarray, district: np.ndarray, grids: list, weight_sets: np.ndarray,
+              directions: list[str], cons: Constraints, expense: float, profit: float,
+              loss_threshold: float, payout_threshold: float) -> pd.DataFrame:
+    """Metrics of every candidate (weight set × pair of phase 1 × … × pair of phase K), vectorised."""
+    n = loss.size
+    # per-phase rates of every (strike, exit) pair: (P_k, n) — the only place the curve is applied
+    rates = [linear_rate(x[None, :], s[:, None], e[:, None], d) for x, (s, e), d in zip(index, grids, directions)]
+    shape = (len(weight_sets), *(g[0].size for g in grids))
+    total = math.prod(shape)
+    lost = loss > loss_threshold
+    n_lost = int(lost.sum())
+    worst = _worst_mask(loss, district, cons.worst_share) & lost
+    n_worst = int(worst.sum())
+    revenue = 1.0 - loss
+    counts = np.bincount(district)
+    mu = (np.bincount(district, weights=revenue) / counts)[district]  # each district's uninsured mean revenue
+    sv0 = float(np.sum(np.minimum(revenue - mu, 0.0) ** 2))
+    out = {k: np.empty(total) for k in ("burn_cost", "gross_premium_rate", "payout_frequency", "max_payout_rate",
+                                        "pod", "payout_in_worst_share", "hedging_effectiveness")}
+    batch = max(1, _CELLS_PER_BATCH // max(n, 1))
+    for start in range(0, total, batch):
+        sl = slice(start, min(start + batch, total))
+        idx = np.unravel_index(np.arange(sl.start, sl.stop), shape)
+        w = weight_sets[idx[0]]                                           # (B, K)
+        pay = np.zeros((sl.stop - sl.start, n))
+        for k, r in enumerate(rates):
+            pay += w[:, k:k + 1] * r[idx[k + 1]]
+        np.minimum(pay, cons.max_rate, out=pay)
+        burn = pay.mean(axis=1)
+        gross = gross_premium_rate(burn, expense_loading=expense, profit_loading=profit)
+        paid = pay > payout_threshold
+        out["burn_cost"][sl] = burn
+        out["gross_premium_rate"][sl] = gross
+        out["payout_frequency"][sl] = (pay > 0).mean(axis=1)
+        out["max_payout_rate"][sl] = pay.max(axis=1)
+        out["pod"][sl] = (paid & lost).sum(axis=1) / n_lost if n_lost else np.nan
+        out["payout_in_worst_share"][sl] = ((pay[:, worst] > cons.meaningful_rate).sum(axis=1) / n_worst
+                                            if n_worst else np.nan)
+        shortfall = np.minimum(revenue - gross[:, None] + pay - mu, 0.0)
+        out["hedging_effectiveness"][sl] = 1.0 - np.sum(shortfall**2, axis=1) / sv0 if sv0 > 0 else np.nan
+    table = pd.DataFrame(out)
+    table.insert(0, "seasons", n)
+    table["missed_loss_year_share"] = 1.0 - table["pod"]
+    table["worst_seasons"] = n_worst
+    all_idx = np.unravel_index(np.arange(total), shape)
+    for k, (s, e) in enumerate(grids):
+        table[f"_s{k}"] = s[all_idx[k + 1]]
+        table[f"_e{k}"] = e[all_idx[k + 1]]
+        table[f"_w{k}"] = weight_sets[all_idx[0], k]
+    return table
+
+
+def _worst_mask(loss: np.ndarray, district: np.ndarray, q: float) -> np.ndarray:
+    """The ⌈q n_d⌉ (≥ 1) largest-loss seasons of each district; ties to the earlier season.
+
+    Rows are ordered by district then season, so a stable sort keeps the earlier season first.
+    """
+    order = np.lexsort((-loss, district))  # by district, then loss descending (stable: earlier season first)
+    counts = np.bincount(district)
+    k = np.maximum(1, np.ceil(q * counts - 1e-9).astype(np.int64))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.arange(loss.size) - np.repeat(starts, counts)  # rank within the district in sorted order
+    mask = np.zeros(loss.size, dtype=bool)
+    mask[order] = rank < np.repeat(k, counts)
+    return mask
+
+
+def _feasibility(table: pd.DataFrame, cons: Constraints, objective: str) -> None:
+    """Add ``feasible`` and ``reason`` (every failed constraint, in words)."""
+    reasons = [[] for _ in range(len(table))]
+    if cons.max_premium_rate is not None:
+        gross = table["gross_premium_rate"].to_numpy()
+        for i in np.flatnonzero(~(gross <= cons.max_premium_rate)):
+            reasons[i].append(f"gross premium rate {gross[i]:.4g} > cap {cons.max_premium_rate:.4g}")
+    if cons.min_payout_frequency_in_worst is not None:
+        share = table["payout_in_worst_share"].to_numpy()
+        q, m, need = cons.worst_share, cons.meaningful_rate, cons.min_payout_frequency_in_worst
+        if np.isnan(share).all():
+            for r in reasons:
+                r.append(f"no loss season among the worst {q:.0%} to check the payout frequency on")
+        else:
+            for i in np.flatnonzero(~(share >= need - 1e-12)):
+                reasons[i].append(f"pays > {m:.3g} in {share[i]:.0%} of the worst-{q:.0%} loss seasons "
+                                  f"(< {need:.0%})")
+    obj = table["objective"].to_numpy()
+    what = "no downside to hedge" if objective == "hedging_effectiveness" else "no loss season"
+    for i in np.flatnonzero(~np.isfinite(obj)):
+        reasons[i].append(f"objective undefined ({what})")
+    table["reason"] = ["; ".join(r) for r in reasons]
+    table["feasible"] = table["reason"] == ""
+
+
+def _best(d: pd.DataFrame, score: np.ndarray, ok: np.ndarray, objective: str) -> int:
+    """Position in ``d`` of the best feasible candidate (ties: lower premium, [higher HE], earlier)."""
+    premium = d["gross_premium_rate"].to_numpy(np.float64)
+    he = d["hedging_effectiveness"].to_numpy(np.float64)
+    second = np.where(np.isfinite(he), -he, np.inf) if objective == "missed_loss_years" else np.zeros(len(d))
+    pos = np.flatnonzero(ok)
+    order = np.lexsort((pos, second[pos], premium[pos], -score[pos]))
+    return int(pos[order[0]])
+
+
+def _pareto(d: pd.DataFrame, score: np.ndarray, cons: Constraints) -> np.ndarray:
+    """Positions of the non-dominated candidates (higher score, lower premium) among those meeting every
+    constraint but the premium cap, sorted by premium; of exact duplicates the earliest is kept."""
+    premium = d["gross_premium_rate"].to_numpy(np.float64)
+    eligible = np.isfinite(score) & np.isfinite(premium)
+    if cons.min_payout_frequency_in_worst is not None:
+        share = d["payout_in_worst_share"].to_numpy(np.float64)
+        eligible &= share >= cons.min_payout_frequency_in_worst - 1e-12
+    pos = np.flatnonzero(eligible)
+    order = pos[np.lexsort((pos, -score[pos], premium[pos]))]
+    keep, best = [], -np.inf
+    for i in order:
+        if score[i] > best:
+            keep.append(i)
+            best = score[i]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def _why_none(d: pd.DataFrame, cons: Constraints) -> str:
+    """Why no candidate of a zone is feasible, with the numbers that would make one so."""
+    n = len(d)
+    parts = [f"no feasible design among {n} candidate(s)"]
+    if cons.max_premium_rate is not None:
+        over = int((~(d["gross_premium_rate"] <= cons.max_premium_rate)).sum())
+        if over:
+            parts.append(f"{over} exceed the premium cap {cons.max_premium_rate:.4g} "
+                         f"(cheapest gross rate {d['gross_premium_rate'].min():.4g})")
+    if cons.min_payout_frequency_in_worst is not None:
+        share = d["payout_in_worst_share"]
+        if share.isna().all():
+            parts.append(f"no loss season among the worst {cons.worst_share:.0%} to check the payout frequency on")
+        else:
+            low = int((~(share >= cons.min_payout_frequency_in_worst - 1e-12)).sum())
+            if low:
+                parts.append(f"{low} pay > {cons.meaningful_rate:.3g} in fewer than "
+                             f"{cons.min_payout_frequency_in_worst:.0%} of the worst-{cons.worst_share:.0%} loss "
+                             f"seasons (best {share.max():.0%})")
+    undefined = int((~np.isfinite(d["objective"].to_numpy(np.float64))).sum())
+    if undefined:
+        parts.append(f"{undefined} have an undefined objective")
+    return "; ".join(parts)
