@@ -263,7 +263,9 @@ def _is_zarr(p: Path) -> bool:
 
 def _open_netcdf(p: Path, variable: str | None) -> _Raw:
     try:
-        ds = xr.open_dataset(p, chunks=None, decode_coords="all", decode_timedelta=False)
+        # chunks={}: lazy dask arrays in the file's own chunks (rechunked later); chunks=None would load
+        # the whole variable into memory at the first masking step
+        ds = xr.open_dataset(p, chunks={}, decode_coords="all", decode_timedelta=False)
     except Exception as exc:  # netCDF4/h5netcdf/xarray raise many kinds; all are unreadable
         raise InputError(f"cannot read NetCDF file: {exc}", file=p) from exc
     return _Raw(_pick_variable(ds, variable, p), str(p), dict(ds.attrs))
@@ -273,7 +275,7 @@ def _open_zarr(p: Path, variable: str | None) -> _Raw:
     ds = None
     for consolidated in (True, False):  # try consolidated metadata first, without a warning
         try:
-            ds = xr.open_zarr(p, chunks=None, consolidated=consolidated, decode_coords="all",
+            ds = xr.open_zarr(p, chunks={}, consolidated=consolidated, decode_coords="all",
                               decode_timedelta=False)
             break
         except Exception as exc:  # missing consolidated metadata raises; retry without it

@@ -69,6 +69,16 @@ policy terms (deductibles and limits act per policy at settlement); each distric
 is rounded to the rupiah before summing. Flagged districts pay nothing and are left out of
 ``exposure_assessed``; ``payout_rate = payout / exposure_assessed``.
 
+Outputs (``out_dir``)
+---------------------
+``backtest.csv`` / ``backtest.parquet`` (the tidy table, ``output.formats``),
+``portfolio.csv``, ``exposure.csv``, ``rejects.csv`` (register rows that could not be used;
+only with a register), ``plots/payout_rate_<product>.png`` (district × season heat map) and
+``plots/portfolio.png``, ``manifest.json`` (version, config and input hashes, years,
+anchors, counts, notes, timings). Written into a staging folder and moved into place in one
+rename; an existing folder is replaced only with ``force``. The named-peril adjuster
+(``adjuster:``) settles one season's field assessments and is not backtested.
+
 Hook for pricing and basis risk
 -------------------------------
 :func:`simulation_table` returns the tidy simulation table (``district_id, product_id,
@@ -88,7 +98,6 @@ import platform
 import re
 import shutil
 import sys
-import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -190,15 +199,15 @@ def parse_years(text: str | tuple[int, int] | list[int]) -> tuple[int, int]:
     else:
         m = re.fullmatch(r"\s*(\d{4})\s*(?:[-–:]\s*(\d{4})\s*)?", str(text))
         if m is None:
-            raise ConfigError(Problem(f"--years must be YYYY or YYYY-YYYY (e.g. 1981-2020); got {text!r}",
+            raise ConfigError(Problem(f"must be YYYY or YYYY-YYYY (e.g. 1981-2020); got {text!r}",
                                       key="--years"))
         first = int(m.group(1))
         last = int(m.group(2) or m.group(1))
     if first > last:
-        raise ConfigError(Problem(f"--years: the first year ({first}) is after the last ({last})", key="--years"))
+        raise ConfigError(Problem(f"the first year ({first}) is after the last ({last})", key="--years"))
     lo, hi = _YEAR_RANGE
     if first < lo or last > hi:
-        raise ConfigError(Problem(f"--years must lie in {lo}..{hi}; got {first}-{last}", key="--years"))
+        raise ConfigError(Problem(f"years must lie in {lo}..{hi}; got {first}-{last}", key="--years"))
     return first, last
 
 
@@ -411,7 +420,7 @@ def backtest(config: RunConfig | str | Path, years: tuple[int, int] | str = (198
         ready: dict[str, xr.Dataset] = {}
         tables: dict[str, pd.DataFrame] = {}
         for name in sorted({n for pl in plugins.values() for n in pl.inputs}):
-            kind, obj = _open_input_streaming(name, getattr(config.inputs, name), _open_input)
+            kind, obj = _open_input(name, getattr(config.inputs, name))
             {"grid": grids, "series": ready, "table": tables}[kind][name] = obj
     if districts is not None:
         district_ids = np.asarray(districts["district_id"].astype(str))
@@ -513,44 +522,6 @@ def backtest(config: RunConfig | str | Path, years: tuple[int, int] | str = (198
 
 
 # --------------------------------------------------------------------------- wiring helpers
-_OPEN_LOCK = threading.Lock()
-
-
-def _open_input_streaming(name: str, spec, open_input):
-    """``run._open_input``, except that gridded rainfall stays dask-backed from the start.
-
-    Workaround: :func:`panen.datasets.gridded.open_rainfall` opens NetCDF and Zarr with
-    ``chunks=None`` and chunks only at its end, so its ``where(da >= 0)`` loads the whole
-    variable into memory first (measured: 4.1 GiB peak for 3 years of a 340 × 920 daily grid;
-    a 40-year archive would not fit). Here the reader's raw variable is chunked (the
-    reader's own default: full space, :func:`~panen.datasets.gridded._default_time_chunk`
-    steps) right after it is opened, and everything else is the reader's own code. Remove
-    once ``open_rainfall`` opens with dask chunks itself.
-    """
-    if name != "rainfall":
-        return open_input(name, spec)
-    from panen.datasets import gridded
-
-    original = gridded._open_raw
-
-    def chunked(*args, **kwargs):
-        raw = original(*args, **kwargs)
-        if raw.da.chunks is None:
-            da = raw.da
-            space = [d for d in da.dims if str(d).lower() not in gridded._TIME_NAMES]
-            ny, nx = (da.sizes[space[0]], da.sizes[space[-1]]) if space else (1, 1)
-            step = gridded._default_time_chunk(ny, nx, np.dtype(gridded._float_dtype(da.dtype)).itemsize)
-            raw.da = da.chunk({d: (-1 if d in space else step) for d in da.dims})
-        return raw
-
-    with _OPEN_LOCK:
-        gridded._open_raw = chunked
-        try:
-            return open_input(name, spec)
-        finally:
-            gridded._open_raw = original
-
-
 def _anchors(params, seasons: pd.DataFrame, sowing_offset: int) -> np.ndarray:
     """Window anchors, one per season: the season start (+ the offset for sowing-date products)."""
     start = seasons["start"].to_numpy().astype("datetime64[D]")
@@ -698,16 +669,19 @@ def _exposure(config: RunConfig, district_ids: np.ndarray) -> tuple[pd.DataFrame
     from .terms import round_rupiah
 
     register = read_policies(config.inputs.policies.path)
-    if "sowing_date" not in register.table.column_names:
-        # workaround: validate_policies (policies.py) raises KeyError('sowing_date') on a
-        # register without that optional column; an all-blank column means the same thing
-        import pyarrow as pa
-
-        table = register.table.append_column("sowing_date", pa.nulls(register.table.num_rows, pa.string()))
-        register = dataclasses.replace(register, table=table)
-    rules = {p.id: ProductRules(sum_insured_per_ha=p.sum_insured_per_ha, anchor=p.anchor) for p in config.products}
+    # sowing dates do not enter the backtest (one representative anchor per season), so a
+    # policy without one still counts towards its district's exposure
+    rules = {p.id: ProductRules(sum_insured_per_ha=p.sum_insured_per_ha) for p in config.products}
+    adjuster = getattr(config, "adjuster", None)
+    if adjuster is not None and adjuster.id not in rules:
+        # the named-peril cover settles on one season's field assessments: its rows are
+        # valid policies (checked like any other), just not backtested
+        rules[adjuster.id] = ProductRules(sum_insured_per_ha=1)
     valid, rejects = validate_policies(register, district_ids=set(np.asarray(district_ids, dtype=str)),
                                        products=rules)
+    backtested = valid["product_id"].astype(str).isin(pids).to_numpy()
+    skipped = int((~backtested).sum())
+    valid = valid[backtested]
     per_ha = valid["product_id"].astype(str).map({p.id: p.sum_insured_per_ha for p in config.products})
     si = round_rupiah(valid["area_ha"].to_numpy(np.float64) * per_ha.to_numpy(np.float64)).astype(np.int64)
     if "sum_insured" in valid.columns:
@@ -718,7 +692,8 @@ def _exposure(config: RunConfig, district_ids: np.ndarray) -> tuple[pd.DataFrame
     agg = frame.groupby(["district_id", "product_id"])["exposure"].sum()
     out = agg.reindex(grid, fill_value=0).astype(np.int64).reset_index()
     out["exposure_basis"] = "register"
-    counts = {"policies_valid": int(len(valid)), "policies_rejected": int(len(rejects))}
+    counts = {"policies_valid": int(len(valid)), "policies_rejected": int(len(rejects)),
+              "policies_not_backtested": int(skipped)}
     return out, counts, rejects
 
 

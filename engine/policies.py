@@ -466,7 +466,9 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str],
     names = t.column_names
     reason = np.zeros(n, np.int8)
     column = np.zeros(n, np.int8)
-    col_names = list(REQUIRED_COLUMNS) + [c for c in OPTIONAL_COLUMNS if c in names]
+    # every optional column has a code, present or not: a missing sowing_date column is still
+    # the column a "missing_sowing_date" reject names
+    col_names = list(REQUIRED_COLUMNS) + list(OPTIONAL_COLUMNS)
     col_index = {c: i for i, c in enumerate(col_names)}
 
     def flag(mask: np.ndarray, why: str, col: str) -> None:
@@ -650,7 +652,8 @@ def _messages(reasons: pa.Array, columns: pa.Array, text: dict[str, pa.Array], c
         return pa.array([], pa.string())
     value = pa.nulls(n, pa.string())
     for col in pc.unique(columns).to_pylist():
-        value = pc.if_else(pc.equal(columns, col), text[col], value)
+        if col in text:  # an absent optional column (e.g. no sowing_date at all) has no value to quote
+            value = pc.if_else(pc.equal(columns, col), text[col], value)
     quoted = pc.fill_null(pc.binary_join_element_wise("'", value, "'", ""), "''")
     product = pc.fill_null(pc.binary_join_element_wise("'", text["product_id"], "'", ""), "''")
     configured = ", ".join(sorted(products)) or "none"

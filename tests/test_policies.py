@@ -264,3 +264,17 @@ def test_valid_plus_rejects_is_every_input_row(tmp_path, rows):
     assert set(rejects["row"]) <= set(range(1, len(rows) + 1))
     assert rejects["reason"].isin(list(REASONS)).all()
     assert rejects["message"].notna().all()
+
+
+def test_register_without_a_sowing_date_column_rejects_only_sowing_anchored_rows(tmp_path):
+    import pandas as pd
+
+    from panen.engine.policies import ProductRules, read_policies, validate_policies
+
+    p = tmp_path / "p.csv"
+    pd.DataFrame({"policy_id": ["a", "b"], "farmer_id": ["f", "g"], "district_id": ["1", "1"],
+                  "product_id": ["x", "y"], "area_ha": [1, 1]}).to_csv(p, index=False)
+    valid, rejects = validate_policies(read_policies(p), district_ids={"1"},
+                                       products={"x": ProductRules(1000, "sowing_date"), "y": ProductRules(1000)})
+    assert list(valid["policy_id"]) == ["b"]
+    assert rejects[["row", "column", "reason"]].values.tolist() == [[1, "sowing_date", "missing_sowing_date"]]
