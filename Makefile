@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,12 +19,20 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/panen demo --out out/demo --force
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(PY) -m pytest -q
+
+# The report test renders report.html in headless Chromium; install Debian's package when
+# we can (root with apt-get), otherwise that test is skipped.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "chromium not installed: the report rendering test will be skipped"; }
 
 bench: $(STAMP)
 	$(PY) benchmarks/zonal.py
 	$(PY) benchmarks/ledger.py
+	$(PY) benchmarks/backtest.py
 
 clean:
 	rm -rf out demo_data .pytest_cache

@@ -118,9 +118,10 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyogrio
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import shapely
+
+from panen.datasets.districts import fixed_gpkg_date
 import xarray as xr
 from scipy.ndimage import gaussian_filter
 from scipy.special import expit, gammaincinv, ndtr
@@ -164,7 +165,6 @@ MONTHLY_CLIMATOLOGY_MM = (390, 350, 310, 190, 95, 40, 25, 20, 30, 95, 280, 360)
 _LON_RANGE = (105.8, 112.2)  # grid extent [°E]
 _LAT_RANGE = (-8.2, -5.8)  # grid extent [°N]
 _ISLAND_LON = (105.95, 112.05)
-_FIXED_GPKG_DATE = "2000-01-01T00:00:00.000Z"  # gpkg_contents.last_change (no wall clock)
 
 _PREFIXES = ("Suka", "Ciba", "Karang", "Tanjung", "Mekar", "Sumber", "Banyu", "Wono", "Sido",
              "Rejo", "Purwa", "Kali", "Gunung", "Pasir", "Jati", "Tegal", "Kedung", "Bojong",
@@ -1330,12 +1330,8 @@ def ndvi_dataset(ndvi: np.ndarray, quality: np.ndarray, grid: _Grid, times: pd.D
 def _write_gpkg(gdf: gpd.GeoDataFrame, path: Path) -> None:
     tmp = path.with_name(f".tmp-{path.name}")
     tmp.unlink(missing_ok=True)
-    previous = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
-    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": _FIXED_GPKG_DATE})
-    try:
+    with fixed_gpkg_date():
         gdf.to_file(tmp, driver="GPKG", layer="districts", engine="pyogrio")
-    finally:
-        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": previous})
     os.replace(tmp, path)
 
 

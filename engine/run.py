@@ -259,6 +259,10 @@ def run_batch(config: RunConfig, out_dir: str | Path, *, force: bool = False, st
             "scheduler": scheduler or "local-threads",
         }
         (stage / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+        with t("report"):  # derived from the files above only (panen report OUT_DIR rebuilds it)
+            from .report import write_reports
+
+            write_reports(stage)
         if out_dir.exists():
             old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
             out_dir.rename(old)
