@@ -87,6 +87,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--scheduler", default=os.environ.get("PANEN_SCHEDULER"),
                    help="Dask distributed scheduler address (default: $PANEN_SCHEDULER, else local threads)")
     b.add_argument("--quiet", action="store_true", help="no progress bars")
+    b.add_argument("--optimise", "--optimize", dest="optimise", action="store_true",
+                   help="search strikes and exits of the weather-index products against the loss reference "
+                        "(also run when the config has a design: section; needs loss_reference:)")
     b.set_defaults(func=_cmd_backtest)
 
     rp = sub.add_parser("report", help="rebuild report.html and districts.gpkg from a finished run's output folder "
@@ -184,7 +187,7 @@ def _cmd_backtest(args) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         res = backtest(cfg, years, out_dir=out, force=args.force, scheduler=args.scheduler, progress=progress,
-                       sowing_offset=args.sowing_offset)
+                       sowing_offset=args.sowing_offset, optimise=args.optimise)
     for w in caught:
         if issubclass(w.category, UserWarning):
             print(f"warning: {w.message}", file=sys.stderr)
@@ -199,8 +202,39 @@ def _cmd_backtest(args) -> int:
     for pid, d in port.groupby("product_id", sort=True):
         print(f"{pid:<12} {int((d['payout'] > 0).sum()):>12} {d['payout_rate'].mean():>17.2%} "
               f"{d['payout_rate'].max():>16.2%} {d['payout'].mean():>22,.2f}")
+    _print_pricing_summary(res)
     print(f"outputs: {res.out_dir}")
     return EXIT_OK
+
+
+def _print_pricing_summary(res) -> None:
+    """Burn cost, gross rate, 1-in-10 payout, POD and HE per product; the chosen designs."""
+    s = getattr(res, "summary", None)
+    if s is None or not len(s):
+        return
+
+    def f(x, fmt):
+        return "n/a" if x is None or x != x else fmt.format(x)  # NaN: not computed or undefined
+
+    print()
+    unit = "Rp" if res.tail is None or (res.tail["exposure_basis"] == "register").all() else "Rp per 1M/district"
+    head = (f"{'product':<12} {'burn cost':>10} {'gross rate':>11} {'1-in-10 payout [' + unit + ']':>32} "
+            f"{'POD':>6} {'HE':>6}")
+    print(head)
+    print("-" * len(head))
+    for r in s.to_dict("records"):
+        print(f"{r['product_id']:<12} {f(r.get('burn_cost'), '{:.2%}'):>10} "
+              f"{f(r.get('gross_premium_rate'), '{:.2%}'):>11} {f(r.get('payout_1in10'), '{:,.0f}'):>32} "
+              f"{f(r.get('pod'), '{:.2f}'):>6} {f(r.get('hedging_effectiveness'), '{:.2f}'):>6}")
+    if res.design is not None:
+        for pid, result in res.design.results.items():
+            for c in result.chosen.to_dict("records"):
+                phases = ", ".join(f"{n} strike {c[n + '.strike']:g} exit {c[n + '.exit']:g}"
+                                   for n in result.phases.get(pid, []))
+                print(f"design {pid} [{c['zone']}]: {phases} → gross rate {c['gross_premium_rate']:.2%}, "
+                      f"HE {c['hedging_effectiveness']:.2f}, POD {c['pod']:.2f}")
+            for u in result.unresolved.to_dict("records"):
+                print(f"design {pid} [{u['zone']}]: none — {u['reason']}")
 
 
 def _print_summary(res) -> None:

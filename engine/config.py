@@ -1,7 +1,9 @@
 """Run configuration: YAML loaded safely, validated by pydantic, every problem listed at once.
 
 The shape follows DESIGN.md ("Config shape"): ``season``, ``inputs``, ``products``,
-``output`` (and, in later issues, ``adjuster``). Unknown keys are errors everywhere
+``output``, ``adjuster``, and the backtest's analysis sections ``pricing``,
+``loss_reference`` and ``design`` (read by ``panen backtest`` only; the seasonal
+``panen run`` validates and then ignores them). Unknown keys are errors everywhere
 (``extra="forbid"``), relative paths resolve against the config file's folder, and each
 product's term sheet is validated by the model of the trigger plugin it names — looked up
 in the entry-point registry, never by an if/elif over product names. Problems carry their
@@ -15,10 +17,10 @@ import glob
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from .api import ProductParams
 from .errors import ConfigError, PluginError, Problem
@@ -132,12 +134,170 @@ class AdjusterConfig(_Strict):
     wording: Path = Field(description="policy wording file, e.g. configs/autp.yaml")
 
 
+# --------------------------------------------------------------------------- backtest analysis sections
+class StdRiskLoad(_Strict):
+    """Standard-deviation principle risk load: ``factor × sd`` of the payout-rate history."""
+
+    kind: Literal["std"] = Field(description="std: factor × sample standard deviation of the payout rates")
+    factor: float = Field(ge=0, description="multiple of the standard deviation added to the rate [1]")
+
+
+class TailRiskLoad(_Strict):
+    """Tail risk load: ``factor × max(VaR_q − mean, 0)`` of the payout-rate history."""
+
+    kind: Literal["tail"] = Field(description="tail: factor × (q-quantile − mean) of the payout rates")
+    quantile: float = Field(gt=0, lt=1, description="quantile q of the payout-rate history [0..1], e.g. 0.95")
+    factor: float = Field(ge=0, description="multiple of the quantile's excess over the mean [1]")
+
+
+RiskLoad = Annotated[StdRiskLoad | TailRiskLoad, Field(discriminator="kind")]
+
+
+class PricingConfig(_Strict):
+    """``pricing:`` — burn cost, loadings, subsidy split and tail of ``panen backtest`` (DOMAIN.md "Pricing")."""
+
+    expense_loading: float = Field(0.25, ge=0, description="expense loading [fraction of the pure rate], 25 % → 0.25")
+    profit_loading: float = Field(0.10, ge=0, description="profit loading [fraction of the pure rate]")
+    risk_load: RiskLoad | None = Field(
+        None, description="null | {kind: std, factor} | {kind: tail, quantile, factor}: added once to the gross rate")
+    subsidy_share: float = Field(0.8, ge=0, le=1, description="government share of the premium [fraction] (AUTP 0.8)")
+    detrend: bool = Field(False, description="remove a linear trend from each district's payout-rate history first")
+    return_periods: list[float] = Field(
+        default_factory=lambda: [5.0, 10.0, 20.0], min_length=1,
+        description="return periods N of the 1-in-N year portfolio payouts [years], each > 1")
+    pml_return_period: float | None = Field(
+        None, gt=1, description="return period of the probable maximum loss [years] (default: the largest of "
+                                "return_periods)")
+
+    @field_validator("return_periods")
+    @classmethod
+    def _periods(cls, v: list[float]) -> list[float]:
+        if any(not x > 1 for x in v):
+            raise ValueError(f"return periods must be > 1 year; got {v}")
+        return sorted(set(v))
+
+    @property
+    def pml_period(self) -> float:
+        return self.pml_return_period if self.pml_return_period is not None else max(self.return_periods)
+
+
+class MeanLossNormal(_Strict):
+    """Normal yield = mean of the available yields of the preceding ``years`` years."""
+
+    method: Literal["mean"]
+    years: int = Field(ge=1, le=50, description="history window before the season year [years]")
+
+    @property
+    def window(self) -> int:
+        return self.years
+
+
+class BestOfLossNormal(_Strict):
+    """Normal yield = mean of the best ``best`` of the preceding ``of`` years (PMFBY: 5 of 7)."""
+
+    method: Literal["best_of"]
+    best: int = Field(ge=1, description="number of highest yields averaged [years]")
+    of: int = Field(ge=1, le=50, description="history window before the season year [years]")
+
+    @model_validator(mode="after")
+    def _best_within_of(self) -> "BestOfLossNormal":
+        if self.best > self.of:
+            raise ValueError(f"best must be between 1 and of ({self.of}); got {self.best}")
+        return self
+
+    @property
+    def window(self) -> int:
+        return self.of
+
+
+LossNormal = Annotated[MeanLossNormal | BestOfLossNormal, Field(discriminator="method")]
+
+
+class YieldsLossReference(_Strict):
+    """Realised district loss rate from the yields history (``inputs.yields``).
+
+    loss = clip((T − A) / T, 0, 1) with T = indemnity_level × normal yield of the
+    preceding years and A the season's (harvest year's) yield; NaN when either is missing.
+    """
+
+    source: Literal["yields"] = Field("yields", description="yields: shortfall from inputs.yields")
+    indemnity_level: float = Field(1.0, gt=0, le=1, description="T = level × normal yield [fraction]")
+    normal: LossNormal = Field(default_factory=lambda: MeanLossNormal(method="mean", years=5),
+                               description="{method: mean, years} | {method: best_of, best, of}")
+    min_years: int | None = Field(None, ge=1, description="available history years needed (default: the window)")
+    yield_season: str | None = Field(None, description="value of the yields table's season column to use")
+    loss_threshold: float = Field(0.0, ge=0, lt=1, description="a loss season has loss > this [fraction]")
+
+    @model_validator(mode="after")
+    def _min_years(self) -> "YieldsLossReference":
+        if self.min_years is not None and self.min_years > self.normal.window:
+            raise ValueError(f"min_years must be between 1 and the history window ({self.normal.window}); "
+                             f"got {self.min_years}")
+        return self
+
+
+class FileLossReference(_Strict):
+    """Realised district loss rates read from a table: ``district_id, season, loss``."""
+
+    source: Literal["file"] = Field("file", description="file: a CSV/Parquet of district_id, season, loss")
+    path: Path = Field(description="table with district_id, season [harvest year], loss [fraction 0..1]")
+    loss_threshold: float = Field(0.0, ge=0, lt=1, description="a loss season has loss > this [fraction]")
+
+
+def _loss_reference_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return str(value.get("source") or ("file" if "path" in value else "yields"))
+    return getattr(value, "source", None)
+
+
+LossReference = Annotated[
+    Annotated[YieldsLossReference, Tag("yields")] | Annotated[FileLossReference, Tag("file")],
+    Discriminator(_loss_reference_kind, custom_error_type="loss_reference_source",
+                  custom_error_message="loss_reference needs source: yields (with the yields input) or a path "
+                                       "to a table of district_id, season, loss")]
+
+
+class DesignConfig(_Strict):
+    """``design:`` — the trigger-design search of ``panen backtest`` on weather-index products."""
+
+    objective: Literal["hedging_effectiveness", "missed_loss_years"] = Field(
+        "hedging_effectiveness", description="maximise hedging effectiveness, or minimise the missed loss-year share")
+    by: Literal["product", "zone", "district"] = Field(
+        "product", description="one design per product, per zone of `zones`, or per district")
+    zones: dict[str, str] | Path | None = Field(
+        None, description="by: zone — {district_id: zone}, or a CSV/Parquet of district_id, zone")
+    max_premium_rate: float | None = Field(None, gt=0, description="cap on the gross premium rate [fraction]")
+    min_payout_frequency_in_worst: float | None = Field(
+        None, ge=0, le=1, description="least share of the worst loss seasons paying > meaningful_rate [fraction]")
+    worst_share: float = Field(0.10, gt=0, le=1,
+                               description="the worst seasons: this share of each district's seasons [fraction]")
+    meaningful_rate: float = Field(0.05, ge=0, lt=1, description="a payout above this rate is meaningful [fraction]")
+
+    @field_validator("zones", mode="before")
+    @classmethod
+    def _zones_as_text(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {str(k): str(z) for k, z in v.items()}
+        return v
+
+    @model_validator(mode="after")
+    def _zones(self) -> "DesignConfig":
+        if self.by == "zone" and self.zones is None:
+            raise ValueError("by: zone needs zones ({district_id: zone} or a table path)")
+        if self.by != "zone" and self.zones is not None:
+            raise ValueError(f"zones only apply to by: zone, not by: {self.by}")
+        return self
+
+
 class _RunModel(_Strict):
     season: SeasonConfig
     inputs: Inputs
     products: list[dict[str, Any]] = Field(default_factory=list)
     adjuster: AdjusterConfig | None = None
     output: OutputConfig = OutputConfig()
+    pricing: PricingConfig | None = None
+    loss_reference: LossReference | None = None
+    design: DesignConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -156,6 +316,9 @@ class RunConfig:
         Validated policy terms per product id (``None`` when a product has none).
     sha256
         Hash of the config file's bytes, for the manifest.
+    pricing, loss_reference, design
+        The backtest's analysis sections (``None`` when absent), paths made absolute;
+        ``panen run`` ignores them.
     """
 
     path: Path | None
@@ -167,6 +330,9 @@ class RunConfig:
     sha256: str = ""
     adjuster: Any = None  # the validated named-peril wording (panen.engine.adjuster.Wording), if configured
     adjuster_path: Path | None = None
+    pricing: PricingConfig | None = None
+    loss_reference: YieldsLossReference | FileLossReference | None = None
+    design: DesignConfig | None = None
 
 
 # --------------------------------------------------------------------------- loading
@@ -219,7 +385,7 @@ def parse_config(data: Any, *, base_dir: Path | str = ".", source: Path | None =
         for err in exc.errors():
             if err["loc"][:1] == ("products",) and len(err["loc"]) > 2:
                 continue  # product term sheets are validated below, by their plugins
-            add(tuple(err["loc"]), _msg(err))
+            add(_untag(tuple(err["loc"])), _msg(err))
         model = None
 
     products: list[ProductParams] = []
@@ -297,6 +463,7 @@ def parse_config(data: Any, *, base_dir: Path | str = ".", source: Path | None =
                 add(("adjuster",), f"the adjuster's wording id {wording.id!r} is also a product id")
         if not raw_products and model.adjuster is None:
             add(("products",), "at least one product (or an adjuster) is required")
+        loss_reference, design = _resolve_analysis(model, inputs, base_dir, add)
     if problems:
         raise ConfigError(problems)
     assert model is not None
@@ -305,7 +472,27 @@ def parse_config(data: Any, *, base_dir: Path | str = ".", source: Path | None =
         output = output.model_copy(update={"dir": (base_dir / output.dir).resolve()})
     return RunConfig(path=source, season=model.season, inputs=inputs, output=output,
                      products=tuple(products), terms=terms, sha256=sha256, adjuster=wording,
-                     adjuster_path=(base_dir / model.adjuster.wording) if model.adjuster else None)
+                     adjuster_path=(base_dir / model.adjuster.wording) if model.adjuster else None,
+                     pricing=model.pricing, loss_reference=loss_reference, design=design)
+
+
+def _resolve_analysis(model: _RunModel, inputs: Inputs, base_dir: Path, add):
+    """The backtest's ``loss_reference`` and ``design`` with paths made absolute and checked."""
+    ref = model.loss_reference
+    if isinstance(ref, FileLossReference):
+        full = ref.path if ref.path.is_absolute() else base_dir / ref.path
+        if not full.exists():
+            add(("loss_reference", "path"), f"file not found: {full}")
+        ref = ref.model_copy(update={"path": full})
+    elif isinstance(ref, YieldsLossReference) and inputs.yields is None:
+        add(("loss_reference",), "loss_reference (source: yields) needs inputs.yields")
+    design = model.design
+    if design is not None and isinstance(design.zones, Path):
+        full = design.zones if design.zones.is_absolute() else base_dir / design.zones
+        if not full.exists():
+            add(("design", "zones"), f"file not found: {full}")
+        design = design.model_copy(update={"zones": full})
+    return ref, design
 
 
 def _resolve_inputs(inputs: Inputs, base_dir: Path, add) -> Inputs:
@@ -346,6 +533,18 @@ def _msg(err: dict) -> str:
     elif "input" in err and err["type"] not in ("value_error", "assertion_error") and not isinstance(err["input"], (dict, list)):
         msg = f"{msg} (got {err['input']!r})"
     return msg
+
+
+def _untag(loc: tuple) -> tuple:
+    """Drop pydantic's union tags from an error location (``loss_reference.file.path`` → ``loss_reference.path``)."""
+    tags = {("loss_reference",): {"yields", "file"}, ("pricing", "risk_load"): {"std", "tail"},
+            ("loss_reference", "normal"): {"mean", "best_of"}}
+    out: tuple = ()
+    for part in loc:
+        if part in tags.get(out, ()):
+            continue
+        out += (part,)
+    return out
 
 
 def _dotted(loc: tuple) -> str:
