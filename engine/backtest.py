@@ -449,7 +449,7 @@ def backtest(config: RunConfig | str | Path, years: tuple[int, int] | str = (198
         ``optimise`` (or ``design:``) without a ``loss_reference:`` section or without a
         weather-index product — checked before anything is read.
     """
-    from .run import _Timer, _check_overlap, _client, _open_input
+    from .run import _compute, _Timer, _check_overlap, _client, _open_input
     from .zonal import build_weights, zonal_mean
 
     if not isinstance(config, RunConfig):
@@ -536,7 +536,7 @@ def backtest(config: RunConfig | str | Path, years: tuple[int, int] | str = (198
                 _check_overlap(weights, districts, grid, name, getattr(config.inputs, name).path)
                 lazy[name] = zonal_mean(grid, weights)
         with t("zonal_compute"):
-            series = _compute_series(lazy, client=client, progress=progress)
+            series = _compute(lazy, client=client, progress=progress, optimize_graph=True)  # plain zonal series: fusion is safe
     finally:
         if client is not None:
             client.close()
@@ -702,34 +702,6 @@ def _needed_time(products, plugins, anchors: dict, name: str, *, monthly: bool):
         lo = lo.astype("datetime64[M]").astype("datetime64[D]")
         hi = (hi.astype("datetime64[M]") + 1).astype("datetime64[D]") - np.timedelta64(1, "D")
     return str(lo), str(hi)
-
-
-def _compute_series(lazy: dict[str, xr.Dataset], *, client, progress: bool) -> dict[str, xr.Dataset]:
-    """Compute the district series (small: time × district) in one streamed pass over each grid."""
-    import contextlib
-
-    import dask
-
-    if not lazy:
-        return {}
-    keys = list(lazy)
-    if client is not None:
-        futures = client.compute([lazy[k] for k in keys])
-        if progress:
-            from distributed import progress as dprogress
-
-            dprogress(futures)
-            print(file=sys.stderr)
-        done = client.gather(futures)
-    else:
-        ctx = contextlib.nullcontext()
-        if progress:
-            from dask.diagnostics import ProgressBar
-
-            ctx = ProgressBar(out=sys.stderr)
-        with ctx:
-            done = dask.compute(*[lazy[k] for k in keys], scheduler="threads")
-    return dict(zip(keys, done))
 
 
 def _compute_small(ds: xr.Dataset) -> xr.Dataset:

@@ -3,8 +3,10 @@
 
 Everything here reads the files a run (or a backtest) wrote — ``manifest.json``,
 ``payouts.parquet`` (or ``.csv``), ``district_index.csv``, ``summary.csv``, ``rejects.csv``,
-``autp_claims.csv``, ``backtest.csv``, ``portfolio.csv`` — and the district polygons the run
-used. Nothing is recomputed: every money figure is a sum of ledger rows, every rate and
+``autp_claims.csv``, ``backtest.csv``, ``portfolio.csv`` and, from a backtest with pricing,
+a loss reference or trigger design, ``pricing.csv``, ``tail.csv``, ``basis_risk.csv``,
+``design_chosen.csv``, ``design_frontier.csv`` and ``plots/tradeoff_<product>.png`` — and the
+district polygons the run used. Nothing is recomputed: every money figure is a sum of ledger rows, every rate and
 index a value the run wrote. ``panen report OUT_DIR`` rebuilds both files at any time.
 
 ``report.html`` is one self-contained file: styles inline, figures as base64 PNG data URIs,
@@ -107,6 +109,11 @@ class RunOutputs:
     claims: pd.DataFrame | None = None
     backtest: pd.DataFrame | None = None
     portfolio: pd.DataFrame | None = None
+    pricing: pd.DataFrame | None = None
+    tail: pd.DataFrame | None = None
+    basis_risk: pd.DataFrame | None = None
+    design_chosen: pd.DataFrame | None = None
+    design_frontier: pd.DataFrame | None = None
     districts: Any = None  # geopandas.GeoDataFrame with district_id, or None
     notes: list[str] = field(default_factory=list)
 
@@ -177,10 +184,13 @@ def read_outputs(out_dir: str | os.PathLike[str], *, districts: bool = True) -> 
         raise InputError(Problem("not a panen output folder: neither payouts.parquet/payouts.csv nor backtest.csv",
                                  file=out_dir))
     for attr, name in (("district_index", "district_index.csv"), ("summary", "summary.csv"),
-                       ("rejects", "rejects.csv"), ("claims", "autp_claims.csv"), ("portfolio", "portfolio.csv")):
+                       ("rejects", "rejects.csv"), ("claims", "autp_claims.csv"), ("portfolio", "portfolio.csv"),
+                       ("pricing", "pricing.csv"), ("tail", "tail.csv"), ("basis_risk", "basis_risk.csv"),
+                       ("design_chosen", "design_chosen.csv"), ("design_frontier", "design_frontier.csv")):
         if (out_dir / name).is_file():
             setattr(o, attr, _read_csv(out_dir / name))
-    for frame in (o.payouts, o.district_index, o.summary, o.backtest, o.portfolio):
+    for frame in (o.payouts, o.district_index, o.summary, o.backtest, o.portfolio, o.pricing, o.tail,
+                  o.basis_risk, o.design_chosen, o.design_frontier):
         if frame is not None:
             for c in ("district_id", "product_id", "status", "farmer_id"):
                 if c in frame.columns:
@@ -1265,6 +1275,178 @@ def _backtest_section(o: RunOutputs) -> _Section | None:
     return _Section("backtest", "Backtest", "".join(parts))
 
 
+# =========================================================================== backtest analysis
+def _safe_name(text: str) -> str:
+    """The file-name form of a product id used by ``panen backtest`` for its plots."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text) or "product"
+
+
+def _file_links(o: RunOutputs, names: Iterable[str]) -> str:
+    """A line linking the CSV files behind a section (those present in the folder)."""
+    have = [n for n in names if (o.out_dir / n).is_file()]
+    if not have:
+        return ""
+    return ('<p class="more">Full tables: ' + ", ".join(f'<a href="{_esc(n)}">{_esc(n)}</a>' for n in have)
+            + ".</p>")
+
+
+def _plot_html(o: RunOutputs, name: str, alt: str, caption: str) -> str:
+    """A PNG the backtest wrote under ``plots/``, embedded as a data URI ("" if absent)."""
+    path = o.out_dir / "plots" / name
+    if not path.is_file():
+        return ""
+    uri = "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+    return _figure_html(uri, alt, caption)
+
+
+def _pricing_maps(o: RunOutputs, frame: _MapFrame) -> list[str]:
+    """Per product, burn cost and gross premium rate per district, side by side on one scale."""
+    _, colormaps, colors = _mpl()
+    pr = o.pricing
+    out = []
+    for pid in sorted(set(pr["product_id"].dropna()), key=lambda p: (p not in o.product_ids, str(p))):
+        d = pr[pr["product_id"] == pid].set_index("district_id")
+        burn = pd.to_numeric(d.get("burn_cost"), errors="coerce") if "burn_cost" in d else None
+        gross = pd.to_numeric(d.get("gross_premium_rate"), errors="coerce") if "gross_premium_rate" in d else None
+        panels = [(f"{pid}: {t}", v) for t, v in (("burn cost", burn), ("gross premium rate", gross)) if v is not None]
+        if not panels:
+            continue
+        top = max(float(np.nan_to_num(v.max(), nan=0.0)) for _, v in panels)
+        norm = colors.Normalize(0, max(0.05, math.ceil(top * 20) / 20))
+        fig = _map_figure(frame, panels, cmap=colormaps["YlOrRd"], norm=norm,
+                          cbar_label="rate [fraction of sum insured per season]")
+        n = int(burn.notna().sum()) if burn is not None else 0
+        out.append(_figure_html(_png(fig), f"burn-cost map and gross-premium-rate map per district, product {pid}",
+                                f"<b>{_esc(pid)}</b> — burn cost (mean season payout rate over the backtest, "
+                                f"flagged seasons left out) and gross premium rate (with loadings) per district, "
+                                f"on one colour scale; {n} districts priced. White: not priced.", cls="map"))
+    return out
+
+
+def _pricing_section(o: RunOutputs, frame: _MapFrame | None) -> _Section | None:
+    if o.pricing is None and o.tail is None:
+        return None
+    parts = []
+    if o.pricing is not None and len(o.pricing):
+        if frame is not None:
+            parts.extend(_pricing_maps(o, frame))
+        else:
+            parts.append('<div class="note-box">No pricing maps: the district layer could not be read.</div>')
+        pr = o.pricing.sort_values(["product_id", "burn_cost", "district_id"], ascending=[True, False, True])
+        for c in ("premium", "subsidy", "farmer_share", "exposure"):
+            if c in pr.columns:
+                pr[c] = pd.to_numeric(pr[c], errors="coerce").round()
+        names = _district_names(o)
+        if names:
+            pr = pr.assign(name=pr["district_id"].map(names))
+        basis = ", ".join(sorted(set(map(str, pr["exposure_basis"].dropna())))) if "exposure_basis" in pr else ""
+        cols = [Col("product_id", "product"), Col("district_id", "district"), Col("name", "name"),
+                Col("seasons", "seasons", "int"), Col("burn_cost", "burn cost", "pct"),
+                Col("standard_error", "standard error", "pct"), Col("frequency", "payout frequency", "pct"),
+                Col("gross_premium_rate", "gross premium rate", "pct"), Col("credibility_z", "credibility Z", "rate"),
+                Col("credibility_rate", "credibility rate", "pct"), Col("exposure", "exposure [Rp]", "money"),
+                Col("premium", "premium [Rp]", "money"), Col("subsidy", "subsidy [Rp]", "money"),
+                Col("farmer_share", "farmer share [Rp]", "money")]
+        parts.append("<h3>Premium per district</h3>" + _table(
+            pr, cols, csv_name="pricing.csv", what="district rows",
+            caption=f"Per product × district, highest burn cost first; exposure basis: {_esc(basis or '—')}. "
+            "Credibility rate: the Bühlmann–Straub blend of the district's burn cost and the product's, weight Z."))
+    if o.tail is not None and len(o.tail):
+        t = o.tail.copy()
+        money = ["sum_insured", "mean_payout", "max_payout", "payout_1in5", "payout_1in10", "payout_1in20", "pml"]
+        for c in money:
+            if c in t.columns:
+                t[c] = pd.to_numeric(t[c], errors="coerce").round()
+        if "pml_return_period" in t.columns:
+            t["pml_label"] = [f"PML (1 in {int(r)}) [Rp]" if not _isnan(r) else "" for r in t["pml_return_period"]]
+        cols = [Col("product_id", "product"), Col("exposure_basis", "exposure basis"),
+                Col("districts", "districts", "int"), Col("sum_insured", "sum insured [Rp]", "money"),
+                Col("seasons", "seasons", "int"), Col("seasons_incomplete", "seasons left out", "int"),
+                Col("mean_payout", "mean payout [Rp]", "money"), Col("payout_1in5", "1 in 5 [Rp]", "money"),
+                Col("payout_1in10", "1 in 10 [Rp]", "money"), Col("payout_1in20", "1 in 20 [Rp]", "money"),
+                Col("pml", "PML [Rp]", "money"), Col("pml_rate", "PML / sum insured", "pct"),
+                Col("max_payout", "largest payout [Rp]", "money"), Col("max_season", "in season")]
+        rp = sorted({int(r) for r in t.get("pml_return_period", pd.Series(dtype=float)).dropna()})
+        parts.append("<h3>Portfolio tail</h3>" + _table(
+            t, cols, limit=None, csv_name="tail.csv",
+            data_key=lambda row, c: f"tail.{row['product_id']}.{c.key}",
+            caption="Empirical 1-in-N year portfolio payout per product over the complete seasons (a season with a "
+            "flagged district is left out); PML: probable maximum loss"
+            + (f" at 1 in {', '.join(map(str, rp))} years" if rp else "")
+            + ". — : too few seasons for that return period."))
+    if not parts:
+        return None
+    parts.append(_file_links(o, ("pricing.csv", "tail.csv")))
+    return _Section("pricing", "Pricing and tail risk", "".join(parts))
+
+
+def _basis_risk_section(o: RunOutputs) -> _Section | None:
+    b = o.basis_risk
+    if b is None or not len(b):
+        return None
+    scope = b["scope"].astype(str) if "scope" in b.columns else pd.Series("product", index=b.index)
+    cols = [Col("product_id", "product"), Col("district_id", "district"), Col("seasons", "seasons", "int"),
+            Col("hits", "hits", "int"), Col("misses", "misses", "int"), Col("false_alarms", "false alarms", "int"),
+            Col("correct_negatives", "correct negatives", "int"), Col("pod", "POD", "rate"),
+            Col("far", "FAR", "rate"), Col("threat_score", "threat score", "rate"),
+            Col("unpaid_loss_share", "unpaid loss share", "pct"), Col("payout_balance", "payout balance", "rate"),
+            Col("spearman", "Spearman ρ", "rate"), Col("hedging_effectiveness", "hedging effectiveness", "rate")]
+    parts = ["<p>The index against the realised loss (loss_reference.csv), per district and season: hit = loss and "
+             "payout; miss = loss, no payout; false alarm = payout, no loss. POD = hits / (hits + misses); FAR = "
+             "false alarms / (hits + false alarms); hedging effectiveness: the reduction in the variance of the "
+             "farmer's net loss the cover buys at its premium (bootstrap intervals in basis_risk.csv).</p>"]
+    prod = b[scope == "product"]
+    if len(prod):
+        parts.append("<h3>Per product</h3>" + _table(prod, [c for c in cols if c.key != "district_id"], limit=None))
+    dist = b[scope == "district"]
+    if len(dist):
+        dist = dist.sort_values(["product_id", "misses", "district_id"], ascending=[True, False, True])
+        parts.append(f"<h3>Per district</h3><p>{len(dist):,} product × district rows, most missed loss years "
+                     "first.</p>" + _table(dist, cols, csv_name="basis_risk.csv", what="district rows"))
+    for pid in o.product_ids or sorted(set(b["product_id"].dropna())):
+        parts.append(_plot_html(o, f"loss_vs_payout_{_safe_name(pid)}.png", f"loss against payout, product {pid}",
+                                f"<b>{_esc(pid)}</b> — realised loss against index payout per district and season "
+                                "(plots/loss_vs_payout_" + _esc(_safe_name(pid)) + ".png)."))
+    parts.append(_file_links(o, ("basis_risk.csv", "loss_reference.csv")))
+    return _Section("basisrisk", "Basis risk against the loss reference", "".join(parts))
+
+
+def _design_section(o: RunOutputs) -> _Section | None:
+    ch = o.design_chosen
+    if ch is None and o.design_frontier is None:
+        return None
+    parts = ["<p>The strike/exit search on the weather-index products: every candidate design priced on the "
+             "backtest; the trade-off curve plots premium against protection, the frontier the designs no other "
+             "beats on both, the chosen one the best feasible design.</p>"]
+    pids = sorted(set((ch if ch is not None else o.design_frontier)["product_id"].dropna()),
+                  key=lambda p: (p not in o.product_ids, o.product_ids.index(p) if p in o.product_ids else 0, p))
+    ref = ch if ch is not None else o.design_frontier
+    terms = [c for c in ref.columns if "." in c]
+    cols = ([Col("product_id", "product"), Col("zone", "zone"), Col("candidate", "candidate", "int")]
+            + [Col(c, c.replace(".", " "), "float") for c in terms]
+            + [Col("burn_cost", "burn cost", "pct"), Col("gross_premium_rate", "gross premium rate", "pct"),
+               Col("payout_frequency", "payout frequency", "pct"), Col("pod", "POD", "rate"),
+               Col("missed_loss_year_share", "missed loss years", "pct"),
+               Col("payout_in_worst_share", "paid in worst seasons", "pct"),
+               Col("hedging_effectiveness", "hedging effectiveness", "rate"), Col("feasible", "feasible"),
+               Col("reason", "reason")])
+    for pid in pids:
+        parts.append(f"<h3>{_esc(pid)}</h3>")
+        parts.append(_plot_html(o, f"tradeoff_{_safe_name(pid)}.png", f"trade-off curve of the trigger design, "
+                                f"product {pid}", f"<b>{_esc(pid)}</b> — trade-off of the trigger design "
+                                f"(plots/tradeoff_{_esc(_safe_name(pid))}.png)."))
+        if ch is not None and len(ch[ch["product_id"] == pid]):
+            parts.append(_table(ch[ch["product_id"] == pid], cols, csv_name="design_chosen.csv",
+                                caption=f"Chosen design (term sheet: design_{_esc(_safe_name(pid))}.yaml).",
+                                data_key=lambda row, c: f"design.{row['product_id']}.{row.get('zone')}.{c.key}"))
+        fr = o.design_frontier
+        if fr is not None and len(fr[fr["product_id"] == pid]):
+            parts.append(_table(fr[fr["product_id"] == pid], cols, csv_name="design_frontier.csv", caption="Designs on the frontier.",
+                                what="designs on the frontier"))
+    parts.append(_file_links(o, ("design_chosen.csv", "design_frontier.csv", "design_candidates.csv")))
+    return _Section("design", "Trigger design", "".join(parts))
+
+
 # =========================================================================== entry points
 def write_report(out_dir: str | os.PathLike[str], *, outputs: RunOutputs | None = None) -> Path:
     """Build ``report.html`` in a finished run's output folder, from its outputs only.
@@ -1312,6 +1494,9 @@ def write_report(out_dir: str | os.PathLike[str], *, outputs: RunOutputs | None 
     bt = _backtest_section(o)
     if bt is not None:
         sections.append(bt)
+    for sec in (_pricing_section(o, frame), _basis_risk_section(o), _design_section(o)):
+        if sec is not None:
+            sections.append(sec)
     files = {f.name for f in out_dir.iterdir() if f.is_file() and not f.name.startswith(".")} | {"report.html"}
     if o.districts is not None and o.payouts is not None:
         files.add("districts.gpkg")

@@ -419,16 +419,20 @@ def _client(scheduler: str | None):
         raise InputError(Problem(f"cannot reach the Dask scheduler at {scheduler}: {exc}")) from None
 
 
-def _compute(results: dict[str, xr.Dataset], *, client, progress: bool) -> dict[str, xr.Dataset]:
+def _compute(results: dict[str, xr.Dataset], *, client, progress: bool,
+             optimize_graph: bool = False) -> dict[str, xr.Dataset]:
+    """Compute named lazy datasets in one pass (distributed client or local threads), with a progress bar."""
     import dask
 
+    if not results:
+        return {}
     keys = list(results)
     # optimize_graph=False: with dask 2026.8, computing a Dataset holding both a variable and
     # a lazy derivative of it (payout_rate and flagged = payout_rate.isnull()) in one call
     # fails after blockwise fusion ("Missing dependency ('clip-…', 0, 0)"). Fusion buys
     # little here: the heavy work is the zonal kernel, one task per time block either way.
     if client is not None:
-        futures = client.compute([results[k] for k in keys], optimize_graph=False)
+        futures = client.compute([results[k] for k in keys], optimize_graph=optimize_graph)
         if progress:
             from distributed import progress as dprogress
 
@@ -442,7 +446,7 @@ def _compute(results: dict[str, xr.Dataset], *, client, progress: bool) -> dict[
 
             ctx = ProgressBar(out=sys.stderr)
         with ctx:
-            done = dask.compute(*[results[k] for k in keys], scheduler="threads", optimize_graph=False)
+            done = dask.compute(*[results[k] for k in keys], scheduler="threads", optimize_graph=optimize_graph)
     return dict(zip(keys, done))
 
 

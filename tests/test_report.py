@@ -442,3 +442,80 @@ def test_report_renders_in_headless_chromium_without_console_errors(run_dir, tmp
         assert im.size == (1280, 4000)
         px = np.asarray(im.convert("L"))
     assert px.std() > 20, "the page rendered content, not a blank screen"
+
+
+def _backtest_with_pricing(run_dir: Path, folder: Path, *, design: bool) -> tuple[Path, list[str]]:
+    """A fake backtest folder with the pricing, tail, basis-risk (and design) files `panen backtest` writes."""
+    layer = Path(json.loads((run_dir / "manifest.json").read_text())["districts"]["path"])
+    out = fake_outputs(folder, layer, "district_id", products=("rain",), per_district=1)
+    ids = sorted(gpd.read_file(layer)["district_id"].astype(str))
+    rng = np.random.default_rng(3)
+    rows = [{"district_id": d, "product_id": "rain", "season": y, "anchor": "2000-11-01", "phase": "season",
+             "index_value": 1.0, "phase_rate": r, "payout_rate": r, "valid_fraction": 1.0, "flagged": False}
+            for d in ids for y in range(2001, 2021) for r in [float(rng.choice([0, 0, 0, rng.uniform()]))]]
+    bt = pd.DataFrame(rows)
+    bt.to_csv(out / "backtest.csv", index=False)
+    port = bt.groupby(["season", "product_id"])["payout_rate"].mean().reset_index()
+    port.assign(payout=port["payout_rate"] * 1e9, exposure_basis="register").to_csv(out / "portfolio.csv", index=False)
+    burn = bt.groupby("district_id")["payout_rate"].mean()
+    pd.DataFrame({"product_id": "rain", "district_id": burn.index, "seasons": 20, "missing": 0, "burn_cost": burn.values,
+                  "standard_error": 0.01, "frequency": 0.25, "gross_premium_rate": burn.values * 1.35,
+                  "exposure": 6_000_000, "exposure_basis": "register", "credibility_z": 0.5,
+                  "credibility_rate": burn.mean(), "premium": 6e6 * burn.values * 1.35, "subsidy": 0.0,
+                  "farmer_share": 0.0}).to_csv(out / "pricing.csv", index=False)
+    pd.DataFrame([{"product_id": "rain", "exposure_basis": "register", "districts": len(ids), "sum_insured": 6e6 * len(ids),
+                   "seasons": 20, "seasons_incomplete": 0, "mean_payout": 1234567.4, "max_payout": 98765432.0,
+                   "max_season": 2016, "payout_1in5": 12345678.6, "payout_1in10": 23456789.0,
+                   "payout_1in20": 45678901.2, "pml_return_period": 20, "pml": 45678901.2, "pml_rate": 0.4}]
+                 ).to_csv(out / "tail.csv", index=False)
+    basis = [{"scope": "district", "product_id": "rain", "district_id": d, "seasons": 20, "hits": 3, "misses": k % 3,
+              "false_alarms": 1, "correct_negatives": 14, "pod": 0.75, "far": 0.25} for k, d in enumerate(ids)]
+    basis.append({"scope": "product", "product_id": "rain", "district_id": None, "seasons": 20 * len(ids), "hits": 9,
+                  "misses": 2, "false_alarms": 3, "correct_negatives": 50, "pod": 0.818, "far": 0.25})
+    pd.DataFrame(basis).to_csv(out / "basis_risk.csv", index=False)
+    if design:
+        d = {"product_id": "rain", "zone": "all", "candidate": 5, "establishment.strike": 74.0,
+             "establishment.exit": 40.0, "burn_cost": 0.096, "gross_premium_rate": 0.1296, "pod": 0.43,
+             "feasible": True, "reason": ""}
+        pd.DataFrame([d]).to_csv(out / "design_chosen.csv", index=False)
+        pd.DataFrame([{**d, "candidate": 0, "establishment.strike": 58.0}, d]).to_csv(out / "design_frontier.csv",
+                                                                                      index=False)
+        (out / "plots").mkdir()
+        Figure, _, _ = rep._mpl()
+        fig = Figure(figsize=(2, 1.5), dpi=50)
+        fig.subplots().plot([0, 1], [0, 1])
+        fig.savefig(out / "plots" / "tradeoff_rain.png", format="png")
+    return out, ids
+
+
+def test_backtest_report_has_pricing_maps_and_a_tail_table_equal_to_tail_csv(run_dir, tmp_path):
+    out, ids = _backtest_with_pricing(run_dir, tmp_path / "bt", design=False)
+    page = write_report(out).read_text()
+    sections = re.findall(r'<section id="([a-z]+)">', page)
+    assert "pricing" in sections and "basisrisk" in sections and "design" not in sections
+    pricing = page[page.index('<section id="pricing">'):page.index('<section id="basisrisk">')]
+    assert pricing.count("data:image/png") == 1 and "burn-cost map" in pricing and "gross-premium-rate map" in pricing
+    assert 'href="pricing.csv"' in pricing and 'href="tail.csv"' in pricing
+    if len(ids) > rep.TABLE_ROWS:  # long district tables fold like the others
+        assert f"{len(ids) - rep.TABLE_ROWS:,} more district rows" in pricing
+    values = data_values(page)
+    tail = pd.read_csv(out / "tail.csv").iloc[0]
+    for col in ("payout_1in5", "payout_1in10", "payout_1in20", "pml", "mean_payout", "sum_insured"):
+        assert values[f"tail.rain.{col}"] == str(int(round(tail[col]))), col
+    assert "12,345,679" in pricing and "45,678,901" in pricing  # integer rupiah, thousands separators
+    basis = page[page.index('<section id="basisrisk">'):]
+    assert "Per product" in basis and 'href="basis_risk.csv"' in basis
+    assert "<script" not in page.lower()
+
+
+def test_backtest_report_embeds_the_trade_off_curve_and_the_chosen_design(run_dir, tmp_path):
+    out, _ = _backtest_with_pricing(run_dir, tmp_path / "bt", design=True)
+    page = write_report(out).read_text()
+    design = page[page.index('<section id="design">'):page.index('<section id="files">')]
+    png = base64.b64encode((out / "plots" / "tradeoff_rain.png").read_bytes()).decode("ascii")
+    assert f'src="data:image/png;base64,{png}"' in design and "trade-off curve" in design
+    assert 'src="plots/' not in page  # embedded, not linked
+    values = data_values(page)
+    assert values["design.rain.all.establishment.strike"] == "74.0"
+    assert values["design.rain.all.gross_premium_rate"] == repr(0.1296)
+    assert 'href="design_frontier.csv"' in design and 'href="design_chosen.csv"' in design
