@@ -121,10 +121,8 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import os
 import platform
 import re
-import shutil
 import sys
 import time
 import warnings
@@ -141,6 +139,7 @@ from .api import Season, TriggerInputs
 from .config import RunConfig, load_config, parse_config
 from .errors import ConfigError, DataQualityError, InputError, Problem
 from .registry import get_trigger
+from .staging import discard, new_stage, publish
 
 __all__ = [
     "BacktestResult",
@@ -897,9 +896,7 @@ def _write(result: BacktestResult, config: RunConfig, out_dir: Path, *, rejects,
     from .ledger import write_table_atomic
     from .run import _hash_inputs, _sha256_file, _versions
 
-    stage = out_dir.parent / f".{out_dir.name}.staging-{os.getpid()}"
-    shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir(parents=True)
+    stage = new_stage(out_dir)
     try:
         for fmt in config.output.formats:
             write_table_atomic(result.table, stage / f"backtest.{fmt}", fmt)
@@ -942,15 +939,9 @@ def _write(result: BacktestResult, config: RunConfig, out_dir: Path, *, rejects,
             "scheduler": scheduler or "local-threads",
         }
         (stage / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        if out_dir.exists():
-            old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-            out_dir.rename(old)
-            stage.rename(out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            stage.rename(out_dir)
+        publish(stage, out_dir)
     except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
+        discard(stage)
         raise
     result.out_dir = out_dir
     result.files = files

@@ -18,9 +18,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
-import os
 import platform
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -39,6 +37,7 @@ from .ledger import build_ledger, district_totals, payments, reconcile, write_ta
 from .policies import ProductRules, read_policies, validate_policies
 from .rates import RateTable
 from .registry import get_trigger
+from .staging import discard, new_stage, publish
 from .zonal import build_weights, zonal_mean
 
 __all__ = ["RunResult", "run_batch"]
@@ -216,9 +215,7 @@ def run_batch(config: RunConfig, out_dir: str | Path, *, force: bool = False, st
         by_product = pd.concat([by_product, _adjuster_summary(claims, claims_policies, wording)], ignore_index=True)
 
     # ---- write everything into a staging folder, then move it into place
-    stage = out_dir.parent / f".{out_dir.name}.staging-{os.getpid()}"
-    shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir(parents=True)
+    stage = new_stage(out_dir)
     try:
         with t("write"):
             for fmt in config.output.formats:
@@ -263,15 +260,9 @@ def run_batch(config: RunConfig, out_dir: str | Path, *, force: bool = False, st
             from .report import write_reports
 
             write_reports(stage)
-        if out_dir.exists():
-            old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-            out_dir.rename(old)
-            stage.rename(out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            stage.rename(out_dir)
+        publish(stage, out_dir)
     except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
+        discard(stage)
         raise
     basis_rows = totals[totals["level"] == "product"] if "pod" in totals.columns else None
     return RunResult(out_dir=out_dir, run_id=run_id, counts=counts, totals=totals, timings=t.timings, files=files,
