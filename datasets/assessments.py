@@ -34,7 +34,7 @@ from panen.engine.adjuster import ASSESSMENT_COLUMNS, Wording, normalise_label
 from panen.engine.errors import InputError, Problem
 from panen.engine.policies import _as_text, _date_column, _number_column, _string_column
 
-from .tables import check_header, read_csv_table, read_parquet_table
+from .tables import check_header, read_table
 
 __all__ = ["REASONS", "REJECT_COLUMNS", "read_assessments"]
 
@@ -98,19 +98,8 @@ def read_assessments(path: str | PathLike[str], *, wording: Wording | None = Non
         The file is missing or unreadable, not CSV/Parquet, or lacks required columns
         (each named, with the file).
     """
-    p = Path(path)
-    if not p.exists():
-        raise InputError("loss assessments file not found", file=p)
-    if not p.is_file():
-        raise InputError("loss assessments path is not a file", file=p)
-    name = p.name.lower()
-    if name.endswith((".parquet", ".pq")):
-        table = _read_parquet(p)
-    elif any(name.endswith(".csv" + ext) for ext in ("", ".gz", ".bz2", ".zst")):
-        table = _read_csv(p)
-    else:
-        raise InputError("unsupported loss assessments format: expected .csv or .parquet", file=p)
-    return split_assessments(table.combine_chunks(), str(p), wording=wording)
+    table = read_table(path, ASSESSMENT_COLUMNS, what="loss assessments file")
+    return split_assessments(table, str(Path(path)), wording=wording)
 
 
 def split_assessments(table: pa.Table | pd.DataFrame, file: str = "<memory>", *,
@@ -178,14 +167,6 @@ def split_assessments(table: pa.Table | pd.DataFrame, file: str = "<memory>", *,
 
 
 # --------------------------------------------------------------------------- reading
-
-
-def _read_csv(p: Path) -> pa.Table:
-    return read_csv_table(p, ASSESSMENT_COLUMNS)
-
-
-def _read_parquet(p: Path) -> pa.Table:
-    return read_parquet_table(p, ASSESSMENT_COLUMNS)
 
 
 # --------------------------------------------------------------------------- helpers

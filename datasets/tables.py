@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from panen.engine.errors import InputError, Problem
 
-__all__ = ["check_header", "read_csv_table", "read_parquet_table"]
+__all__ = ["check_header", "read_csv_table", "read_parquet_table", "read_table"]
 
 _DICT_TYPE = pa.dictionary(pa.int32(), pa.string())
 
@@ -85,3 +85,25 @@ def read_parquet_table(p: Path, required: Iterable[str], *, dictionary_columns: 
     except (pa.ArrowException, OSError) as e:
         raise InputError(f"cannot read the Parquet file: {e}", file=p) from e
     return table.replace_schema_metadata(None)
+
+
+def read_table(path: str | Path, required: Iterable[str], *, what: str,
+               dictionary_columns: Iterable[str] = ()) -> pa.Table:
+    """A CSV (``.csv``, ``.csv.gz|.bz2|.zst``) or Parquet (``.parquet``, ``.pq``) file as one Arrow table.
+
+    ``what`` names the input in errors ("policy register", "loss assessments"). The table
+    has one contiguous chunk per column.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{what} not found", file=p)
+    if not p.is_file():
+        raise InputError(f"{what} is not a file", file=p)
+    name = p.name.lower()
+    if name.endswith((".parquet", ".pq")):
+        table = read_parquet_table(p, required, dictionary_columns=dictionary_columns)
+    elif any(name.endswith(".csv" + ext) for ext in ("", ".gz", ".bz2", ".zst")):
+        table = read_csv_table(p, required, dictionary_columns=dictionary_columns)
+    else:
+        raise InputError(f"unsupported {what} format: expected .csv or .parquet", file=p)
+    return table.combine_chunks()

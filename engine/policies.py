@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
-from panen.datasets.tables import check_header, read_csv_table, read_parquet_table
+from panen.datasets.tables import check_header, read_table
 
 from .errors import InputError, Problem
 
@@ -174,29 +174,10 @@ def read_policies(path: str | Path) -> PolicyRegister:
         The file is missing, unreadable, not a CSV/Parquet file, or lacks a required
         column (every missing column is listed, each with the file and column named).
     """
-    p = Path(path)
-    if not p.exists():
-        raise InputError("policy register not found", file=p)
-    if not p.is_file():
-        raise InputError("policy register is not a file", file=p)
-    name = p.name.lower()
-    if name.endswith((".parquet", ".pq")):
-        table = _read_parquet(p)
-    elif any(name.endswith(".csv" + ext) for ext in ("", ".gz", ".bz2", ".zst")):
-        table = _read_csv(p)
-    else:
-        raise InputError("unsupported policy register format: expected .csv or .parquet", file=p)
     # one contiguous chunk per column: every later step (hashing, sorting, gathering)
     # would otherwise concatenate the readers' many small chunks again, each time
-    return PolicyRegister(str(p), table.combine_chunks())
-
-
-def _read_csv(p: Path) -> pa.Table:
-    return read_csv_table(p, REQUIRED_COLUMNS, dictionary_columns=KEY_COLUMNS)
-
-
-def _read_parquet(p: Path) -> pa.Table:
-    return read_parquet_table(p, REQUIRED_COLUMNS, dictionary_columns=KEY_COLUMNS)
+    table = read_table(path, REQUIRED_COLUMNS, what="policy register", dictionary_columns=KEY_COLUMNS)
+    return PolicyRegister(str(Path(path)), table)
 
 
 # --------------------------------------------------------------------------- column decoding
