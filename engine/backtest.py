@@ -140,6 +140,8 @@ from .config import RunConfig, load_config, parse_config
 from .errors import ConfigError, DataQualityError, InputError, Problem
 from .registry import get_trigger
 from .staging import discard, new_stage, publish
+from .yieldhistory import (normal_yield_best_of, normal_yield_mean, select_season, shortfall_rate, threshold_yield,
+                           wide_table, year_columns)
 
 __all__ = [
     "BacktestResult",
@@ -1017,11 +1019,12 @@ def yield_losses(yields: pd.DataFrame, reference, district_ids, years: tuple[int
     For season (harvest year) Y of district d with actual yield A [t/ha]: the normal yield
     is the mean (``normal: {method: mean, years: w}``) or the mean of the best ``best``
     (``{method: best_of, best, of: w}``) of the available yields of the *preceding* w
-    years Y − w … Y − 1 — the area-yield trigger's rule (PMFBY) — and
+    years Y − w … Y − 1 — the area-yield trigger's rule (PMFBY), computed by the same
+    functions (:mod:`panen.engine.yieldhistory`) — and
 
         loss = clip((T − A) / T, 0, 1),  T = indemnity_level × normal  [fraction of T].
 
-    A yield that is missing, zero or negative is unavailable. The loss is NaN (unknown,
+    A yield that is missing, zero, negative or infinite is unavailable. The loss is NaN (unknown,
     never "no loss") when A is unavailable or fewer than ``min_years`` (default w) history
     years are.
 
@@ -1063,18 +1066,8 @@ def yield_losses(yields: pd.DataFrame, reference, district_ids, years: tuple[int
     >>> yield_losses(y, ref, ["a"], (2003, 2003))["loss"].tolist()
     [0.2]
     """
-    table = yields
-    if "season" in table.columns:
-        seasons = sorted(pd.unique(table["season"].astype(str)))
-        if reference.yield_season is None:
-            if len(seasons) > 1:
-                raise DataQualityError(f"loss_reference: the yields table has several seasons "
-                                       f"({', '.join(seasons)}); set loss_reference.yield_season to one of them")
-        else:
-            table = table[table["season"].astype(str) == reference.yield_season]
-    elif reference.yield_season is not None:
-        raise DataQualityError(f"loss_reference: yield_season is {reference.yield_season!r} but the yields table "
-                               f"has no season column")
+    table = select_season(yields, reference.yield_season, label="loss_reference",
+                          setting="loss_reference.yield_season")
     key = table[["district_id", "year"]].astype({"district_id": str})
     if key.duplicated().any():
         first = key[key.duplicated()].iloc[0]
@@ -1084,32 +1077,17 @@ def yield_losses(yields: pd.DataFrame, reference, district_ids, years: tuple[int
     w = int(spec.window)
     need = max(int(reference.min_years or w), 1)
     first, last = years
-    cols = np.arange(first - w, last + 1)
     ids = [str(d) for d in district_ids]
-    wide = (pd.DataFrame({"district_id": table["district_id"].astype(str).to_numpy(),
-                          "year": table["year"].astype(np.int64).to_numpy(),
-                          "value": pd.to_numeric(table["yield"], errors="coerce").to_numpy(np.float64)})
-            .pivot(index="district_id", columns="year", values="value")
-            .reindex(index=pd.Index(ids, dtype=object), columns=cols))
-    y = wide.to_numpy(np.float64)
-    y = np.where(y > 0, y, np.nan)  # missing, zero or negative: unavailable
+    y = year_columns(wide_table(table, "yield", ids), np.arange(first - w, last + 1))
+    y = np.where(np.isfinite(y), y, np.nan)  # an infinite yield is unavailable too
     seasons = np.arange(first, last + 1)
     # (districts, seasons, w): the w preceding years of every season
     hist = np.stack([y[:, i:i + w] for i in range(len(seasons))], axis=1)
-    ok = np.isfinite(hist)
-    n = ok.sum(axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if spec.method == "best_of":
-            top = -np.sort(-np.where(ok, hist, -np.inf), axis=-1)[..., :spec.best]
-            avail = np.isfinite(top)
-            normal = np.where(avail, top, 0.0).sum(axis=-1) / avail.sum(axis=-1)
-        else:
-            normal = np.where(ok, hist, 0.0).sum(axis=-1) / n
-        normal = np.where(n >= need, normal, np.nan)
-        threshold = reference.indemnity_level * normal
-        actual = y[:, w:]
-        loss = np.clip((threshold - actual) / threshold, 0.0, 1.0)
-    loss = np.where(np.isfinite(threshold) & (threshold > 0) & np.isfinite(actual), loss, np.nan)
+    if spec.method == "best_of":
+        normal = normal_yield_best_of(hist, spec.best, w, need)
+    else:
+        normal = normal_yield_mean(hist, w, need)
+    loss = shortfall_rate(threshold_yield(normal, reference.indemnity_level), y[:, w:])
     return pd.DataFrame({"district_id": np.repeat(np.asarray(ids, dtype=object), len(seasons)),
                          "season": np.tile(seasons, len(ids)).astype(np.int64), "loss": loss.ravel()})
 

@@ -26,6 +26,7 @@ from .api import ProductParams
 from .errors import ConfigError, PluginError, Problem
 from .registry import get_trigger
 from .terms import Terms
+from .yieldhistory import BestOfNormal, MeanNormal
 
 __all__ = ["RunConfig", "load_config", "parse_config"]
 
@@ -181,36 +182,8 @@ class PricingConfig(_Strict):
         return self.pml_return_period if self.pml_return_period is not None else max(self.return_periods)
 
 
-class MeanLossNormal(_Strict):
-    """Normal yield = mean of the available yields of the preceding ``years`` years."""
-
-    method: Literal["mean"]
-    years: int = Field(ge=1, le=50, description="history window before the season year [years]")
-
-    @property
-    def window(self) -> int:
-        return self.years
-
-
-class BestOfLossNormal(_Strict):
-    """Normal yield = mean of the best ``best`` of the preceding ``of`` years (PMFBY: 5 of 7)."""
-
-    method: Literal["best_of"]
-    best: int = Field(ge=1, description="number of highest yields averaged [years]")
-    of: int = Field(ge=1, le=50, description="history window before the season year [years]")
-
-    @model_validator(mode="after")
-    def _best_within_of(self) -> "BestOfLossNormal":
-        if self.best > self.of:
-            raise ValueError(f"best must be between 1 and of ({self.of}); got {self.best}")
-        return self
-
-    @property
-    def window(self) -> int:
-        return self.of
-
-
-LossNormal = Annotated[MeanLossNormal | BestOfLossNormal, Field(discriminator="method")]
+#: The area-yield trigger's ``mean`` and ``best_of`` normal yields (no ``given``: a loss history has no expected column).
+LossNormal = Annotated[MeanNormal | BestOfNormal, Field(discriminator="method")]
 
 
 class YieldsLossReference(_Strict):
@@ -222,7 +195,7 @@ class YieldsLossReference(_Strict):
 
     source: Literal["yields"] = Field("yields", description="yields: shortfall from inputs.yields")
     indemnity_level: float = Field(1.0, gt=0, le=1, description="T = level × normal yield [fraction]")
-    normal: LossNormal = Field(default_factory=lambda: MeanLossNormal(method="mean", years=5),
+    normal: LossNormal = Field(default_factory=lambda: MeanNormal(method="mean", years=5),
                                description="{method: mean, years} | {method: best_of, best, of}")
     min_years: int | None = Field(None, ge=1, description="available history years needed (default: the window)")
     yield_season: str | None = Field(None, description="value of the yields table's season column to use")
