@@ -178,48 +178,52 @@ def run_batch(config: RunConfig, out_dir: str | Path, *, force: bool = False, st
         if client is not None:
             client.close()
 
-    with t("ledger"):
-        tables = {pid: _rate_table(pid, ds, district_ids, next(p.anchor for p in config.products if p.id == pid))
-                  for pid, ds in results.items()}
-        ledger = build_ledger(valid, tables, rules, config.terms)
-        totals = district_totals(ledger)
-        reconcile(ledger, totals)
-        pay = payments(ledger, by=config.output.payments_by, season_id=season.id)
-        index_table = _district_index(results)
-
-    counts = {
-        "policies_read": int(register.n_rows),
-        "policies_valid": int(len(valid) + (len(claims_policies) if claims_policies is not None else 0)),
-        "cover_policies": int(len(claims_policies) if claims_policies is not None else 0),
-        "policies_rejected": int((rejects["source"] == "policies").sum() if "source" in rejects else len(rejects)),
-        "ledger_rows": int(ledger.num_rows if hasattr(ledger, "num_rows") else len(ledger)),
-        "districts": int(len(district_ids)),
-    }
-    led_df = ledger.to_pandas() if hasattr(ledger, "to_pandas") else ledger
-    counts["policies_paid"] = int((led_df["net_payout"] > 0).sum())
-    counts["policies_withheld"] = int((led_df["status"] == "withheld_missing_data").sum())
-    counts["districts_triggered"] = int(led_df.loc[led_df["payout_rate"] > 0, "district_id"].nunique())
-    by_product = _product_summary(led_df)
-    comparison = None
-    if claims is not None and len(led_df):
-        from .compare import basis_risk_summary, compare_farmers
-
-        with t("compare"):
-            comparison = compare_farmers(led_df, claims, register=pd.concat([valid, claims_policies]),
-                                         autp_product_id=wording.id)
-            totals = _with_basis_risk(totals, basis_risk_summary(comparison))
-    if claims is not None:
-        counts["plots_assessed"] = int(len(claims))
-        counts["plots_paid"] = int((claims["decision"] == "paid").sum())
-        counts["assessments_rejected"] = int(len(assessment_rejects))
-        by_product = pd.concat([by_product, _adjuster_summary(claims, claims_policies, wording)], ignore_index=True)
-
-    # ---- write everything into a staging folder, then move it into place
+    # ---- everything is written into a staging folder, then moved into place; the ledger's
+    # Parquet file is written row group by row group while later rows are still being built
     stage = new_stage(out_dir)
     try:
+        with t("ledger"):
+            tables = {pid: _rate_table(pid, ds, district_ids, next(p.anchor for p in config.products if p.id == pid))
+                      for pid, ds in results.items()}
+            streamed = "parquet" in config.output.formats
+            ledger = build_ledger(valid, tables, rules, config.terms,
+                                  parquet_path=stage / "payouts.parquet" if streamed else None)
+            totals = district_totals(ledger)
+            reconcile(ledger, totals)
+            pay = payments(ledger, by=config.output.payments_by, season_id=season.id)
+            index_table = _district_index(results)
+
+        counts = {
+            "policies_read": int(register.n_rows),
+            "policies_valid": int(len(valid) + (len(claims_policies) if claims_policies is not None else 0)),
+            "cover_policies": int(len(claims_policies) if claims_policies is not None else 0),
+            "policies_rejected": int((rejects["source"] == "policies").sum() if "source" in rejects else len(rejects)),
+            "ledger_rows": int(ledger.num_rows if hasattr(ledger, "num_rows") else len(ledger)),
+            "districts": int(len(district_ids)),
+        }
+        led_df = ledger.to_pandas() if hasattr(ledger, "to_pandas") else ledger
+        counts["policies_paid"] = int((led_df["net_payout"] > 0).sum())
+        counts["policies_withheld"] = int((led_df["status"] == "withheld_missing_data").sum())
+        counts["districts_triggered"] = int(led_df.loc[led_df["payout_rate"] > 0, "district_id"].nunique())
+        by_product = _product_summary(led_df)
+        comparison = None
+        if claims is not None and len(led_df):
+            from .compare import basis_risk_summary, compare_farmers
+
+            with t("compare"):
+                comparison = compare_farmers(led_df, claims, register=pd.concat([valid, claims_policies]),
+                                             autp_product_id=wording.id)
+                totals = _with_basis_risk(totals, basis_risk_summary(comparison))
+        if claims is not None:
+            counts["plots_assessed"] = int(len(claims))
+            counts["plots_paid"] = int((claims["decision"] == "paid").sum())
+            counts["assessments_rejected"] = int(len(assessment_rejects))
+            by_product = pd.concat([by_product, _adjuster_summary(claims, claims_policies, wording)], ignore_index=True)
+
         with t("write"):
             for fmt in config.output.formats:
-                write_table_atomic(ledger, stage / f"payouts.{fmt}", fmt)
+                if fmt != "parquet":  # payouts.parquet was written by build_ledger
+                    write_table_atomic(ledger, stage / f"payouts.{fmt}", fmt)
             write_table_atomic(index_table, stage / "district_index.csv", "csv")
             write_table_atomic(totals, stage / "summary.csv", "csv")
             write_table_atomic(pay, stage / "payments.csv", "csv")

@@ -14,6 +14,7 @@ import pytest
 from panen.engine.errors import ConfigError, DataQualityError, InputError
 from panen.engine.ledger import (
     LEDGER_COLUMNS,
+    PARQUET_OPTIONS,
     ReconciliationError,
     build_ledger,
     district_totals,
@@ -345,6 +346,84 @@ def test_same_inputs_give_byte_identical_files(tmp_path, fmt):
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
 
+def mixed_register(n: int = 3_500, seed: int = 5) -> tuple[pd.DataFrame, dict, dict, dict]:
+    """Two products (one by sowing-date cohort), given and per-hectare sums insured,
+    group ids with gaps, a flagged cell and terms: every column of the ledger varies."""
+    rng = np.random.default_rng(seed)
+    cohorts = ["2023-11-01", "2023-11-08", "2023-11-15"]
+    pol = pd.DataFrame({
+        "policy_id": [f"P{i:05d}" for i in rng.permutation(n)],
+        "farmer_id": [f"F{i:04d}" for i in rng.integers(0, 2_000, n)],
+        "district_id": rng.choice(["D1", "D2", "D3", "D4"], n),
+        "product_id": rng.choice(["rain", "dry"], n),
+        "area_ha": np.round(rng.uniform(0.1, 2, n), 2),
+        "sowing_date": pd.to_datetime(rng.choice(cohorts, n)),
+        "sum_insured": pd.array(np.where(rng.random(n) < 0.3, rng.integers(1, 90, n) * 100_000, -1),
+                                dtype="Int64"),
+        "group_id": [f"G{i}" if i else "" for i in rng.integers(0, 30, n)],
+    })
+    pol.loc[pol["sum_insured"] < 0, "sum_insured"] = pd.NA
+    rates = {"rain": rate_table([[0.15], [np.nan], [0.333], [0.0]], flagged=[[0], [1], [0], [0]]),
+             "dry": rate_table(rng.uniform(0, 1, (4, 3)).round(4).tolist(), cohorts=cohorts, anchor="sowing_date",
+                               product_id="dry")}
+    rules = {"rain": ProductRules(6_000_000),
+             "dry": ProductRules(4_500_000, "sowing_date", (date(2023, 11, 1), date(2023, 11, 15)))}
+    terms = {"rain": Terms(deductible={"kind": "straight", "amount": 10_000}),
+             "dry": Terms(deductible={"kind": "franchise", "amount": 40_000})}
+    return pol, rates, rules, terms
+
+
+@pytest.mark.parametrize("row_group", [1_000, 1 << 20])
+def test_a_ledger_streamed_to_parquet_is_the_same_file_and_table(tmp_path, monkeypatch, row_group):
+    # build_ledger(parquet_path=...) writes row group by row group from a thread while it
+    # builds; the file must be the bytes write_table_atomic gives for the whole table, and
+    # the ledger the same whatever the row-group size (1,000: the 3,500 rows span 4 groups
+    # and both products inside one group)
+    monkeypatch.setitem(PARQUET_OPTIONS, "row_group_size", row_group)
+    pol, rates, rules, terms = mixed_register()
+    whole = build_ledger(pol, rates, rules, terms)
+    streamed = build_ledger(pol, rates, rules, terms, parquet_path=tmp_path / "streamed.parquet")
+    once = write_table_atomic(whole, tmp_path / "once.parquet")
+    assert (tmp_path / "streamed.parquet").read_bytes() == once.read_bytes()
+    assert streamed.equals(whole)
+    assert pq.ParquetFile(once).metadata.num_row_groups == -(-len(pol) // row_group)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["once.parquet", "streamed.parquet"]
+    monkeypatch.setitem(PARQUET_OPTIONS, "row_group_size", 1 << 20)  # one chunk, the same rows
+    assert whole.combine_chunks().equals(build_ledger(pol, rates, rules, terms).combine_chunks())
+
+
+def test_a_streamed_ledger_that_fails_midway_leaves_no_file(tmp_path, monkeypatch):
+    # the average clause needs actual_value: a policy missing it in the last row group
+    # fails the build after earlier row groups went to the writer
+    monkeypatch.setitem(PARQUET_OPTIONS, "row_group_size", 500)
+    pol, rates, rules, _ = mixed_register()
+    pol["actual_value"] = pd.array(np.full(len(pol), 50_000_000), dtype="Int64")
+    last = ledger_frame(build_ledger(pol, rates, rules))["policy_id"].iloc[-1]
+    pol.loc[pol["policy_id"] == last, "actual_value"] = pd.NA
+    sheet = {pid: Terms(average_clause=True) for pid in rules}
+    with pytest.raises(InputError, match=f"policy_id {last}"):
+        build_ledger(pol, rates, rules, sheet, parquet_path=tmp_path / "payouts.parquet")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_streamed_ledger_whose_write_fails_raises_and_leaves_no_file(tmp_path, monkeypatch):
+    class FailOnSecondGroup(pq.ParquetWriter):
+        calls = 0
+
+        def write_table(self, table, row_group_size=None):
+            FailOnSecondGroup.calls += 1
+            if FailOnSecondGroup.calls == 2:
+                raise OSError("disk full")
+            super().write_table(table, row_group_size=row_group_size)
+
+    monkeypatch.setitem(PARQUET_OPTIONS, "row_group_size", 500)
+    monkeypatch.setattr("panen.engine.ledger.pq.ParquetWriter", FailOnSecondGroup)
+    pol, rates, rules, terms = mixed_register()
+    with pytest.raises(OSError, match="disk full"):
+        build_ledger(pol, rates, rules, terms, parquet_path=tmp_path / "payouts.parquet")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_parquet_round_trips_without_pandas_metadata(tmp_path):
     table = build_demo(tmp_path, "a")
     path = write_table_atomic(table, tmp_path / "payouts.parquet")
@@ -370,11 +449,18 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypat
     path = tmp_path / "payouts.parquet"
     path.write_bytes(b"old")
 
-    def half_then_fail(table, where, **options):
-        where.write(b"PAR1 half a file")
-        raise OSError("disk full")
+    class HalfThenFail:
+        def __init__(self, where, schema, **options):
+            self.where = where
 
-    monkeypatch.setattr("panen.engine.ledger.pq.write_table", half_then_fail)
+        def write_table(self, table, row_group_size=None):
+            self.where.write(b"PAR1 half a file")
+            raise OSError("disk full")
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr("panen.engine.ledger.pq.ParquetWriter", HalfThenFail)
     with pytest.raises(OSError, match="disk full"):
         write_table_atomic(pa.table({"a": [1]}), path)
     assert path.read_bytes() == b"old"
