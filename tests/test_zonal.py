@@ -292,6 +292,28 @@ def test_float32_input_is_accumulated_in_float64(random_case):
     assert np.isnan(out[4]).all() and np.isnan(out[:, 3]).all()
 
 
+@pytest.mark.parametrize("chunks", [None, {"time": 3}, {"time": 4, "y": 5, "x": 6}, {"time": 1, "y": 1, "x": 15}])
+def test_valid_fraction_is_the_valid_weight_share_and_exactly_0_or_1_at_the_ends(random_case, chunks):
+    # the kernel sums the weight of missing cells and takes it off the total; the result
+    # must still be the independent Σ w(valid) / Σ w, and exactly 0 (mean NaN, never 0)
+    # when nothing is valid and exactly 1 when nothing is missing, however it is chunked
+    g, w = random_case
+    g = g.copy()
+    g.values[7, :, :] = 1.0  # one step with no missing cell at all
+    out = zonal_mean(g if chunks is None else g.chunk(chunks), w).compute()
+    x = g.values.reshape(g.sizes["time"], -1)
+    vf = out["valid_fraction"].values
+    for d in range(w.n_districts):
+        sl = slice(w.indptr[d], w.indptr[d + 1])
+        if sl.stop == sl.start:
+            assert (vf[:, d] == 0.0).all()
+            continue
+        ok = ~np.isnan(x[:, w.indices[sl]])
+        np.testing.assert_allclose(vf[:, d], ok @ w.weights[sl] / w.weights[sl].sum(), rtol=1e-12, atol=0)
+        assert vf[4, d] == 0.0 and np.isnan(out["mean"].values[4, d])  # the all-missing step
+        assert vf[7, d] == 1.0 and out["mean"].values[7, d] == pytest.approx(1.0, rel=1e-15)
+
+
 def test_result_is_lazy_and_computes_nothing_before_asked(grid, districts):
     g = grid(VALUES)
     calls = []
