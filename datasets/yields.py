@@ -28,7 +28,9 @@ asked for; years absent from the file are simply absent. Both count as "not avai
 the triggers.
 
 Bad input raises :class:`~panen.engine.errors.InputError` naming the file, the 1-based
-data row (header excluded) and the column; every problem found is reported at once.
+data row (header excluded) and the column; every problem found is reported at once. A
+yield that parses as infinite (``inf``) is bad input, not a number to normalise or to
+skip: the trigger and the backtest loss reference would otherwise disagree on it.
 """
 
 from __future__ import annotations
@@ -251,6 +253,9 @@ def _parse_yields(values: pd.Series, path: Path, column: str, divisor: int, miss
     for i in np.flatnonzero(bad):
         problems.append(Problem(f"yield {values.iloc[i]!r} is not a number", file=path, row=int(i) + 1,
                                 column=column))
+    for i in np.flatnonzero(np.isinf(numbers)):  # "inf" parses; no harvest is infinite
+        problems.append(Problem(f"yield {values.iloc[i]!r} is not a finite number", file=path,
+                                row=int(i) + 1, column=column))
     if missing_numbers.size:
         numbers = np.where(np.isin(numbers, missing_numbers), np.nan, numbers)
     numbers = np.where(numbers > 0, numbers, np.nan)  # NaN > 0 is False: NaN stays NaN

@@ -351,6 +351,14 @@ def test_reader_unparsable_number_names_row_and_column(tmp_path):
     assert "'abc' is not a number" in str(err.value) and str(f) in str(err.value)
 
 
+def test_reader_refuses_an_infinite_yield(tmp_path):
+    f = write(tmp_path, "district_id,year,yield\nA,2020,5.1\nA,2021,inf\nA,2022,-inf\n")
+    with pytest.raises(InputError) as err:
+        read_yields(f)
+    assert [(p.row, p.column) for p in err.value.problems] == [(2, "yield"), (3, "yield")]
+    assert "'inf' is not a finite number" in str(err.value)
+
+
 def test_reader_bad_year_and_empty_district(tmp_path):
     f = write(tmp_path, "district_id,year,yield\n,2020,5.1\nA,2020.5,5.2\nB,,5.0\n")
     with pytest.raises(InputError) as err:
