@@ -134,6 +134,27 @@ def test_existing_output_folder_is_refused_without_force(region, tmp_path):
     assert not (out / "keep.txt").exists() and (out / "payouts.parquet").exists()
 
 
+def test_a_failure_after_the_ledger_was_streamed_leaves_nothing(region, tmp_path, monkeypatch):
+    # payouts.parquet is written into the staging folder while the ledger is built; a later
+    # failure (here the reconciliation) must remove it with the rest, and keep an old output
+    from panen.engine import run as run_module
+    from panen.engine.ledger import ReconciliationError
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("previous run")
+
+    def broken(ledger, totals):
+        assert (next(tmp_path.glob(".out.staging-*")) / "payouts.parquet").exists()  # it was streamed
+        raise ReconciliationError("off by one rupiah")
+
+    monkeypatch.setattr(run_module, "reconcile", broken)
+    with pytest.raises(ReconciliationError):
+        run_batch(load_config(region / "run.yaml"), out, force=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
 def test_bad_policy_rows_go_to_rejects_and_strict_fails_writing_nothing(region, tmp_path, capsys):
     pol = pd.read_csv(region / "data" / "policies.csv", dtype=str)
     pol.loc[0, "district_id"] = "9999"          # a district missing from the polygons
