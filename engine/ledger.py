@@ -350,8 +350,8 @@ def _optional_column(table: pa.Table, name: str,
     """Values (0 where null) and a present mask of an optional column, in ``perm`` order
     (input order if ``perm`` is None).
 
-    ``sum_insured``/``actual_value`` as int64 [Rp]; ``sowing_date`` as int32 days since
-    1970-01-01. ``None`` if the column is absent.
+    ``sowing_date`` as int32 days since 1970-01-01; every other column (money [Rp], counts)
+    as int64. ``None`` if the column is absent.
     """
     if name not in table.column_names:
         return None
@@ -463,7 +463,8 @@ def build_ledger(policies: pd.DataFrame | pa.Table, rate_tables: Mapping[str, Ra
     policies
         Valid policies (the first table of :func:`~panen.engine.policies.validate_policies`):
         ``policy_id, farmer_id, district_id, product_id, area_ha`` [ha] and optionally
-        ``sum_insured`` [Rp], ``sowing_date``, ``group_id``, ``actual_value`` [Rp].
+        ``sum_insured`` [Rp], ``sowing_date``, ``group_id``, ``actual_value`` [Rp],
+        ``event_number``, ``interruption_days`` [days] (the last three: term context).
         Not modified.
     rate_tables
         Payout rates per product (``product_id`` → :class:`~panen.engine.rates.RateTable`).
@@ -582,7 +583,9 @@ class _LedgerInputs:
         self.products, self.terms = products, terms
         self.area = pc.cast(t["area_ha"], pa.float64()).to_numpy(zero_copy_only=False)  # input order
         self.given_si = _optional_column(t, "sum_insured", None)
-        self.actual = _optional_column(t, "actual_value", None)
+        # per-policy term context from the register: missing values are masked, never 0
+        self.context = {name: col for name in ("actual_value", "event_number", "interruption_days")
+                        if (col := _optional_column(t, name, None)) is not None}
         self.text = {"policy_id": policy_id, "farmer_id": _one_chunk(_as_strings(t["farmer_id"]))}
         if "group_id" in t.column_names:
             self.text["group_id"] = _one_chunk(_as_strings(t["group_id"]))
@@ -609,9 +612,8 @@ class _LedgerInputs:
                 si = np.where(present, self.given_si[0][perm[rel]], si)
             g = round_rupiah(si * self.rate[rows])
             term, context = self.terms.get(pid), {"sum_insured": si}
-            if self.actual is not None:  # null actual_value -> masked: missing, never read as 0
-                context["actual_value"] = np.ma.MaskedArray(self.actual[0][perm[rel]],
-                                                            mask=~self.actual[1][perm[rel]])
+            for name, (values, present) in self.context.items():  # null -> masked: missing, never 0
+                context[name] = np.ma.MaskedArray(values[perm[rel]], mask=~present[perm[rel]])
             ids = (self.text["policy_id"].take(perm_arrow.slice(rel.start, rel.stop - rel.start))
                    if term is not None and term.context_columns else None)  # only to name policies in errors
             ded, nt = apply_terms(g, term, context=context, product=pid, policy_ids=ids)

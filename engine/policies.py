@@ -17,6 +17,13 @@ Register columns (DESIGN.md, "Contract")::
 
     policy_id, farmer_id, district_id, product_id, area_ha            required
     sum_insured [Rp], sowing_date (ISO), group_id, actual_value [Rp]   optional
+    event_number [1-based], interruption_days [days]                  optional
+
+``event_number`` (which event of the policy year the assessed loss is, for a ``dynamic``
+deductible) and ``interruption_days`` (length of the interruption, for a ``time_excess``
+deductible) are the per-policy context of those term rules (:mod:`panen.engine.terms`); a
+product whose terms need one fails on the first policy without it, never pays it
+unreduced.
 
 Low-cardinality keys (``district_id``, ``product_id``) are read as Arrow dictionary arrays
 (pandas categoricals in the valid table): ten million rows carry a few hundred distinct
@@ -54,7 +61,10 @@ __all__ = [
 ]
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("policy_id", "farmer_id", "district_id", "product_id", "area_ha")
-OPTIONAL_COLUMNS: tuple[str, ...] = ("sum_insured", "sowing_date", "group_id", "actual_value")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("sum_insured", "sowing_date", "group_id", "actual_value",
+                                     "event_number", "interruption_days")
+#: Optional whole-number columns carried as term context, with their lowest valid value.
+_COUNT_COLUMNS: dict[str, int] = {"event_number": 1, "interruption_days": 0}
 #: Read as dictionary arrays: a few hundred distinct values over millions of rows. (Farmer
 #: groups are too many — hundreds of thousands — for per-chunk dictionaries to pay off.)
 KEY_COLUMNS: tuple[str, ...] = ("district_id", "product_id")
@@ -72,6 +82,8 @@ REASONS: dict[str, str] = {
     "non_positive_area": "the area is zero or negative",
     "bad_sum_insured": "the sum insured is negative or not a whole number of rupiah",
     "bad_actual_value": "the actual value is not a positive whole number of rupiah",
+    "bad_event_number": "the event number is not a whole number >= 1",
+    "bad_interruption_days": "the interruption length is not a whole number of days >= 0",
     "bad_date": "the sowing date is not an ISO date (YYYY-MM-DD)",
     "missing_sowing_date": "the product is anchored on the sowing date but none is given",
     "sowing_date_outside_window": "the sowing date is outside the window the product can assess",
@@ -406,10 +418,13 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str],
     :data:`REASONS`): a required value is empty (``missing_value``, naming the column);
     the policy id occurs more than once (``duplicate_policy_id`` — *every* occurrence is
     rejected); unknown product; unknown district; an unparsable number (``bad_number``)
-    in ``area_ha``, ``sum_insured`` or ``actual_value``; ``area_ha <= 0``
+    in ``area_ha``, ``sum_insured``, ``actual_value``, ``event_number`` or
+    ``interruption_days``; ``area_ha <= 0``
     (``non_positive_area``); a negative, fractional or absurd (>= 2**53) ``sum_insured``
     (``bad_sum_insured``); an ``actual_value`` that is not a positive whole number of
-    rupiah (``bad_actual_value``); an unparsable ``sowing_date`` (``bad_date``); and for
+    rupiah (``bad_actual_value``); an ``event_number`` below 1 or an
+    ``interruption_days`` below 0, or either fractional (``bad_event_number``,
+    ``bad_interruption_days``); an unparsable ``sowing_date`` (``bad_date``); and for
     products anchored on the sowing date, a missing sowing date
     (``missing_sowing_date``) or one outside the product's ``sowing_window``
     (``sowing_date_outside_window``, inclusive bounds).
@@ -428,7 +443,8 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str],
     valid : pandas.DataFrame
         One row per accepted policy, in file order, typed: ids as strings, ``district_id``
         / ``product_id`` / ``group_id`` as categoricals, ``area_ha`` float64 [ha],
-        ``sum_insured`` and ``actual_value`` nullable Int64 [Rp], ``sowing_date``
+        ``sum_insured`` and ``actual_value`` nullable Int64 [Rp], ``event_number`` and
+        ``interruption_days`` nullable Int64, ``sowing_date``
         datetime64. Optional columns appear only if the register has them; columns
         outside the contract are not carried.
     rejects : pandas.DataFrame
@@ -496,6 +512,14 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str],
     if actual_value is not None:
         ok = (actual_value > 0) & (actual_value == np.floor(actual_value)) & (actual_value < _MAX_RUPIAH)
         flag(~av_missing & ~av_bad & ~ok, "bad_actual_value", "actual_value")
+    counts_columns: dict[str, np.ndarray] = {}
+    for name, minimum in _COUNT_COLUMNS.items():
+        if name in names:
+            values, c_missing, c_bad = _number_column(t[name], name, file)
+            flag(c_bad, "bad_number", name)
+            ok = (values >= minimum) & (values == np.floor(values)) & (values < _MAX_RUPIAH)
+            flag(~c_missing & ~c_bad & ~ok, f"bad_{name}", name)
+            counts_columns[name] = values
 
     # per-product rules, looked up by product code (index len(p_names) = unknown product)
     rules = [products.get(v) for v in p_names] + [None]
@@ -522,7 +546,7 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str],
         product=(p_codes, p_values), area=area, sum_insured=sum_insured,
         sowing=None if sowing is None else (sowing, sd_missing | sd_bad),
         group=_string_column(t["group_id"], "group_id", file) if "group_id" in names else None,
-        actual_value=actual_value,
+        actual_value=actual_value, counts=counts_columns,
     )
     if len(valid) + len(rejects) != n:  # the one rule of this module; cannot happen
         raise RuntimeError(f"validate_policies lost rows: {len(valid)} + {len(rejects)} != {n}")
@@ -538,7 +562,7 @@ def _valid_frame(keep: np.ndarray, *, policy_id: pa.ChunkedArray, farmer_id: pa.
                  area: np.ndarray, sum_insured: np.ndarray | None,
                  sowing: tuple[np.ndarray, np.ndarray] | None,
                  group: tuple[pa.ChunkedArray, np.ndarray] | None,
-                 actual_value: np.ndarray | None) -> pd.DataFrame:
+                 actual_value: np.ndarray | None, counts: Mapping[str, np.ndarray]) -> pd.DataFrame:
     everything = bool(keep.all())
     keep_arrow = pa.array(keep)
 
@@ -575,6 +599,8 @@ def _valid_frame(keep: np.ndarray, *, policy_id: pa.ChunkedArray, farmer_id: pa.
         out["group_id"] = strings(pc.if_else(pa.array(blank), pa.scalar(None, pa.string()), values))
     if actual_value is not None:
         out["actual_value"] = rupiah(actual_value)
+    for name, values in counts.items():  # whole numbers, NaN = not given
+        out[name] = rupiah(values)
     return pd.DataFrame(out, copy=False)
 
 
@@ -654,11 +680,17 @@ def _messages(reasons: pa.Array, columns: pa.Array, text: dict[str, pa.Array], c
         "non_positive_area": join("area_ha must be > 0 ha, got ", quoted),
         "bad_sum_insured": join("sum_insured must be a non-negative whole number of rupiah, got ", quoted),
         "bad_actual_value": join("actual_value must be a positive whole number of rupiah, got ", quoted),
+        "bad_event_number": join("event_number must be a whole number >= 1 (1 = the first event of the "
+                                 "policy year), got ", quoted),
+        "bad_interruption_days": join("interruption_days must be a whole number of days >= 0, got ", quoted),
         "bad_date": join("sowing_date ", quoted, " is not an ISO date (YYYY-MM-DD)"),
         "missing_sowing_date": join("product ", product, " is anchored on the sowing date, but sowing_date is empty"),
         "sowing_date_outside_window": join("sowing_date ", quoted, " is outside the sowing window ",
                                            pc.fill_null(window, "?"), " of product ", product),
     }
+    missing = set(REASONS) - set(templates)
+    if missing:  # every reason has its message (a new reason without one would print nothing)
+        raise RuntimeError(f"no reject message for {sorted(missing)}")
     out = pa.nulls(n, pa.string())
     for why, message in templates.items():
         out = pc.if_else(pc.equal(reasons, why), message, out)

@@ -477,6 +477,41 @@ def test_written_files_get_ordinary_permissions(tmp_path):
 # --------------------------------------------------------------------------- end to end
 
 
+def test_time_excess_and_dynamic_terms_read_their_context_from_the_register(tmp_path):
+    # rate 0.1 of Rp 6,000,000/ha; by hand:
+    #   time_excess 3 days: D = 10 -> 600,000 × 7/10 = 420,000 paid; D = 2 -> 0; D = 3 -> 0
+    #   dynamic [0.05, 0.35, 0.80]: event 1 keeps 5 % (570,000 paid), event 2 35 % (390,000),
+    #   event 5 the last rate, 80 % (120,000)
+    path = tmp_path / "policies.csv"
+    path.write_text(
+        "policy_id,farmer_id,district_id,product_id,area_ha,interruption_days,event_number\n"
+        "T1,F1,D1,bi,1.0,10,\n"
+        "T2,F2,D1,bi,1.0,2,\n"
+        "T3,F3,D1,bi,1.0,3,\n"
+        "E1,F4,D1,ev,1.0,,1\n"
+        "E2,F5,D1,ev,1.0,,2\n"
+        "E5,F6,D1,ev,1.0,,5\n")
+    rules = {"bi": ProductRules(6_000_000), "ev": ProductRules(6_000_000)}
+    valid, rejects = validate_policies(read_policies(path), district_ids=["D1"], products=rules)
+    assert rejects.empty and str(valid["interruption_days"].dtype) == "Int64"
+    rates = {pid: rate_table([[0.1]], product_id=pid) for pid in rules}
+    sheet = {"bi": Terms(deductible={"kind": "time_excess", "days": 3}),
+             "ev": Terms(deductible={"kind": "dynamic", "schedule": [0.05, 0.35, 0.80]})}
+    ledger = ledger_frame(build_ledger(valid, rates, rules, sheet)).set_index("policy_id")
+    assert ledger.loc[["T1", "T2", "T3", "E1", "E2", "E5"], "net_payout"].tolist() == \
+        [420_000, 0, 0, 570_000, 390_000, 120_000]
+    assert (ledger["deductible"] + ledger["net_payout"] == ledger["gross_payout"]).all()
+
+    # a policy of the time-excess product without its interruption length is an error naming
+    # it, never paid unreduced; a register without the column at all is a configuration error
+    path.write_text(path.read_text().replace("T2,F2,D1,bi,1.0,2,", "T2,F2,D1,bi,1.0,,"))
+    valid, _ = validate_policies(read_policies(path), district_ids=["D1"], products=rules)
+    with pytest.raises(InputError, match=r"'bi'.*'interruption_days'.*policy_id T2"):
+        build_ledger(valid, rates, rules, sheet)
+    with pytest.raises(ConfigError, match=r"'interruption_days'"):
+        build_ledger(valid.drop(columns="interruption_days"), rates, rules, sheet)
+
+
 def test_register_to_ledger_end_to_end(tmp_path):
     path = tmp_path / "policies.csv"
     path.write_text(

@@ -25,7 +25,7 @@ from panen.engine.policies import (
 )
 
 HEADER = ["policy_id", "farmer_id", "district_id", "product_id", "area_ha", "sum_insured", "sowing_date",
-          "group_id", "actual_value"]
+          "group_id", "actual_value", "event_number", "interruption_days"]
 DISTRICTS = ["3212", "3213"]
 PRODUCTS = {
     "rain": ProductRules(6_000_000, "sowing_date", (date(2023, 10, 1), date(2023, 12, 31))),
@@ -35,7 +35,8 @@ PRODUCTS = {
 
 def good_row(i: int, **changes: str) -> dict[str, str]:
     row = {"policy_id": f"P{i:03d}", "farmer_id": f"F{i:03d}", "district_id": "3212", "product_id": "rain",
-           "area_ha": "0.5", "sum_insured": "", "sowing_date": "2023-11-01", "group_id": "G1", "actual_value": ""}
+           "area_ha": "0.5", "sum_insured": "", "sowing_date": "2023-11-01", "group_id": "G1", "actual_value": "",
+           "event_number": "", "interruption_days": ""}
     row.update(changes)
     return row
 
@@ -71,6 +72,11 @@ def validate(path: Path, products=PRODUCTS):
     ({"sum_insured": "-5"}, "bad_sum_insured", "sum_insured"),
     ({"sum_insured": "3000000.5"}, "bad_sum_insured", "sum_insured"),
     ({"actual_value": "0"}, "bad_actual_value", "actual_value"),
+    ({"event_number": "first"}, "bad_number", "event_number"),
+    ({"event_number": "0"}, "bad_event_number", "event_number"),
+    ({"event_number": "1.5"}, "bad_event_number", "event_number"),
+    ({"interruption_days": "-1"}, "bad_interruption_days", "interruption_days"),
+    ({"interruption_days": "2.5"}, "bad_interruption_days", "interruption_days"),
     ({"sowing_date": "2023-02-30"}, "bad_date", "sowing_date"),
     ({"sowing_date": "01/11/2023"}, "bad_date", "sowing_date"),
     ({"sowing_date": ""}, "missing_sowing_date", "sowing_date"),
@@ -176,7 +182,8 @@ def test_missing_file_and_unknown_format_fail_the_read(tmp_path):
 
 def test_a_ragged_csv_fails_the_read_naming_the_file(tmp_path):
     path = tmp_path / "p.csv"
-    path.write_text(",".join(HEADER) + "\nP1,F1,3212,rain,0.5,,2023-11-01,G1,,EXTRA,MORE\n")
+    row = ["P1", "F1", "3212", "rain", "0.5", "", "2023-11-01", "G1"] + [""] * (len(HEADER) - 8) + ["EXTRA", "MORE"]
+    path.write_text(",".join(HEADER) + "\n" + ",".join(row) + "\n")
     with pytest.raises(InputError) as e:
         read_policies(path)
     assert e.value.file == path
@@ -211,6 +218,7 @@ def test_parquet_input_gives_the_same_valid_policies_and_rejects_as_csv(tmp_path
         "sum_insured": pd.to_numeric(typed["sum_insured"]).astype("Int64"),
         "sowing_date": pa.array(pd.to_datetime(typed["sowing_date"]).dt.date, pa.date32()),
         "group_id": typed["group_id"], "actual_value": pa.nulls(len(typed), pa.int64()),
+        "event_number": pa.nulls(len(typed), pa.int64()), "interruption_days": pa.nulls(len(typed), pa.int32()),
     })
     pq_path = tmp_path / "p.parquet"
     pq.write_table(parquet, pq_path)
