@@ -30,6 +30,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from scipy.stats import spearmanr
 
 from .errors import InputError
@@ -161,9 +162,8 @@ def compare_farmers(ledger: pd.DataFrame | pa.Table, claims: pd.DataFrame | pa.T
 
     # the compared population: index farmers who also hold the AUTP cover
     if reg is not None:
-        autp_farmers = set(_text(reg["farmer_id"])[(_text(reg["product_id"]) == autp_product_id).to_numpy()])
-        autp_farmers |= set(indemnity.index)
-        index = index[index["farmer_id"].isin(autp_farmers).to_numpy()]
+        holders = _text(reg["farmer_id"])[(_text(reg["product_id"]) == autp_product_id).to_numpy()]
+        index = index[_is_in(index["farmer_id"], [holders.dropna(), indemnity.index])]
 
     grouped = index.groupby(["product_id", "farmer_id"], sort=False)
     per = grouped.agg(district_id=("district_id", "min"), sum_insured=("sum_insured", "sum"),
@@ -171,7 +171,8 @@ def compare_farmers(ledger: pd.DataFrame | pa.Table, claims: pd.DataFrame | pa.T
 
     withheld = per["withheld"].to_numpy(bool)
     payout = per["net_payout"].to_numpy(np.int64)
-    autp = per["farmer_id"].map(indemnity).fillna(0).to_numpy(np.int64)
+    at = indemnity.index.get_indexer(per["farmer_id"])  # hash lookup; Series.map took 3 s for 3M rows
+    autp = np.append(indemnity.to_numpy(np.int64), 0)[at]  # at = -1 (no claim) reads the appended 0
     loss = autp > 0
     pays = payout > 0
     outcome = np.select([withheld, loss & pays, loss & ~pays, ~loss & pays],
@@ -294,8 +295,8 @@ def spearman(x: Iterable[float], y: Iterable[float]) -> float:
     >>> spearman([0, 0, 0], [1, 2, 3])
     nan
     """
-    a = np.asarray(list(x), dtype=np.float64)
-    b = np.asarray(list(y), dtype=np.float64)
+    a = np.asarray(x if hasattr(x, "__len__") else list(x), dtype=np.float64)
+    b = np.asarray(y if hasattr(y, "__len__") else list(y), dtype=np.float64)
     if a.size < 2 or np.all(a == a[0]) or np.all(b == b[0]):
         return float("nan")
     return float(spearmanr(a, b).statistic)
@@ -321,8 +322,8 @@ def _scores(group: np.ndarray, n: int, compared: np.ndarray, cell: np.ndarray, p
     unpaid = total(np.where(cell == 1, autp, 0))
     order = np.argsort(group, kind="stable")
     bounds = np.searchsorted(group[order], np.arange(n + 1))
-    kept = compared[order]
-    rho = np.array([spearman(payout[order][lo:hi][kept[lo:hi]], autp[order][lo:hi][kept[lo:hi]])
+    kept, pay_o, autp_o = compared[order], payout[order], autp[order]  # gathered once, sliced per group
+    rho = np.array([spearman(pay_o[lo:hi][kept[lo:hi]], autp_o[lo:hi][kept[lo:hi]])
                     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)])
     return {
         "farmers": total(compared), "withheld": total(~compared),
@@ -352,9 +353,32 @@ def _require(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:
 
 
 def _text(column: pd.Series) -> pd.Series:
-    """Keys as strings (categoricals and numbers alike); missing and blank stay missing."""
+    """Keys as strings (categoricals and numbers alike); missing and blank stay missing.
+
+    Categoricals and strings go through Arrow (a dictionary cast, no Python objects): on
+    3 million ledger rows ``astype("str")`` of a categorical took 0.5–0.9 s a column.
+    """
+    if isinstance(column.dtype, (pd.CategoricalDtype, pd.StringDtype)):
+        arr = pa.array(column, from_pandas=True)
+        if pa.types.is_dictionary(arr.type):
+            arr = arr.cast(arr.type.value_type)
+        blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(arr), ""), False)
+        arr = pc.if_else(blank, pa.scalar(None, arr.type), arr)
+        return pd.Series(arr.to_pandas().array, index=column.index).astype("str")  # .array: no realignment
     out = column.astype("str")
     return out.mask(column.isna() | (out.str.strip() == ""))
+
+
+def _is_in(values: pd.Series, candidates: Iterable[pd.Series | pd.Index | np.ndarray]) -> np.ndarray:
+    """Membership of string keys in the union of ``candidates`` (missing: False), by hash in Arrow.
+
+    pandas' ``isin`` on Arrow-backed strings walks a large value set in Python: 13.8 s for
+    3 million farmers against 1 million AUTP holders, here 0.3 s.
+    """
+    parts = [pa.array(np.asarray(c, dtype=object), pa.string(), from_pandas=True) for c in candidates]
+    value_set = pc.unique(pa.concat_arrays(parts)) if parts else pa.array([], pa.string())
+    hit = pc.is_in(pa.array(values, pa.string(), from_pandas=True), value_set=value_set)
+    return pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
 
 
 def _withheld(ledger: pd.DataFrame) -> np.ndarray:
@@ -379,5 +403,7 @@ def _farmer_of_claims(claims: pd.DataFrame, ledger: pd.DataFrame, register: pd.D
     if links:
         link = pd.concat(links)
         link = link[~link.index.duplicated(keep="first") & link.index.notna()]
-        own = own.fillna(_text(claims["policy_id"]).map(link))
+        at = link.index.get_indexer(_text(claims["policy_id"]))
+        found = np.append(link.to_numpy(object), None)[at]  # at = -1 (unknown policy) reads None
+        own = own.fillna(pd.Series(found, index=claims.index, dtype="str"))
     return own
