@@ -115,6 +115,15 @@ def test_rerun_of_the_same_inputs_is_byte_identical(region, result, tmp_path):
     assert again.run_id == result.run_id
 
 
+def test_a_csv_only_run_builds_the_same_ledger_without_streaming_parquet(region, result, tmp_path):
+    # without parquet among the formats the ledger is built in memory (two builder threads)
+    # and written as CSV only: the same bytes as the CSV of the streamed run
+    cfg = with_config(region, tmp_path, edit=lambda c: c["output"].update(formats=["csv"]))
+    res = run_batch(load_config(cfg), tmp_path / "csv_only")
+    assert not (res.out_dir / "payouts.parquet").exists()
+    assert (res.out_dir / "payouts.csv").read_bytes() == (result.out_dir / "payouts.csv").read_bytes()
+
+
 def test_same_ledger_on_a_real_distributed_local_cluster(region, result, tmp_path):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
