@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/zonal.py
 	$(PY) benchmarks/ledger.py
 	$(PY) benchmarks/backtest.py
+	$(PY) benchmarks/run.py
 
 clean:
 	rm -rf out demo_data .pytest_cache
