@@ -171,7 +171,7 @@ def compare_farmers(ledger: pd.DataFrame | pa.Table, claims: pd.DataFrame | pa.T
 
     withheld = per["withheld"].to_numpy(bool)
     payout = per["net_payout"].to_numpy(np.int64)
-    at = indemnity.index.get_indexer(per["farmer_id"])  # hash lookup; Series.map took 3 s for 3M rows
+    at = _positions(per["farmer_id"], indemnity.index)  # Series.map took 3 s for 3M rows
     autp = np.append(indemnity.to_numpy(np.int64), 0)[at]  # at = -1 (no claim) reads the appended 0
     loss = autp > 0
     pays = payout > 0
@@ -375,10 +375,27 @@ def _is_in(values: pd.Series, candidates: Iterable[pd.Series | pd.Index | np.nda
     pandas' ``isin`` on Arrow-backed strings walks a large value set in Python: 13.8 s for
     3 million farmers against 1 million AUTP holders, here 0.3 s.
     """
-    parts = [pa.array(np.asarray(c, dtype=object), pa.string(), from_pandas=True) for c in candidates]
+    parts = [_arrow_text(c) for c in candidates]
     value_set = pc.unique(pa.concat_arrays(parts)) if parts else pa.array([], pa.string())
-    hit = pc.is_in(pa.array(values, pa.string(), from_pandas=True), value_set=value_set)
+    hit = pc.is_in(_arrow_text(values), value_set=value_set)
     return pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
+
+
+def _positions(values: pd.Series, keys: pd.Index) -> np.ndarray:
+    """Position of each value in the unique ``keys`` (-1 if absent or missing), by hash in
+    Arrow (pandas' get_indexer on Arrow strings: 1.9 s for 3M farmers against 0.4M)."""
+    at = pc.index_in(_arrow_text(values), value_set=_arrow_text(keys))
+    return pc.fill_null(at, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _arrow_text(values: pd.Series | pd.Index | np.ndarray) -> pa.Array:
+    """String keys as one Arrow string array, without a detour through Python objects."""
+    arr = pa.array(values, from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.cast(arr.type.value_type)
+    return arr if pa.types.is_string(arr.type) else arr.cast(pa.string())
 
 
 def _withheld(ledger: pd.DataFrame) -> np.ndarray:
@@ -403,7 +420,7 @@ def _farmer_of_claims(claims: pd.DataFrame, ledger: pd.DataFrame, register: pd.D
     if links:
         link = pd.concat(links)
         link = link[~link.index.duplicated(keep="first") & link.index.notna()]
-        at = link.index.get_indexer(_text(claims["policy_id"]))
+        at = _positions(_text(claims["policy_id"]), link.index)
         found = np.append(link.to_numpy(object), None)[at]  # at = -1 (unknown policy) reads None
         own = own.fillna(pd.Series(found, index=claims.index, dtype="str"))
     return own
