@@ -28,7 +28,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+# The floor is a numba prange loop; numba's OpenMP layer (libgomp) lets its threads spin
+# after each parallel loop, which stole the second core from whatever was timed right
+# after the floor (panen's numpy path measured 41 ms after the floor, 36 ms elsewhere in
+# the round). Passive waiting removes that; set before numba starts its threads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "_data"
@@ -48,16 +54,18 @@ def interleaved(fns: dict, repeats: int, warmup: int = 1) -> dict:
     """Median wall time [s] of each callable, run in alternating rounds.
 
     Alternating keeps the ratios honest on a shared machine: a burst of load from
-    elsewhere slows every contender in that round, not one of them.
+    elsewhere slows every contender in that round, not one of them; rotating the order
+    keeps any after-effect of one contender (caches, spinning threads) off a fixed other.
     """
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     times: dict = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
+    names = list(fns)
+    for r in range(repeats):  # each round starts with another contender: no fixed neighbour
+        for name in names[r % len(names):] + names[:r % len(names)]:
             t0 = time.perf_counter()
-            fn()
+            fns[name]()
             times[name].append(time.perf_counter() - t0)
     return {name: statistics.median(ts) for name, ts in times.items()}
 
