@@ -42,33 +42,15 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "_data"
-SHARED = Path(os.environ.get("PANEN_SHARED_DATA", HERE.parent.parent / "shared" / "data"))
-NX, NY, RES = 920, 340, 0.05
-LON0, LAT1 = 95.0, 6.0  # west edge, north edge [degrees]
+# the same Indonesia-sized grid and district set as the zonal benchmark (one definition)
+sys.path.insert(0, str(HERE))
+from zonal import LAT1, LON0, NX, NY, RES, SHARED, load_districts  # noqa: E402
 CHUNK_T = 32  # the reader's default time chunk; the store is written with the same chunks
 FIRST_YEAR = 1981
 SEED = 20240601
 
 
 # --------------------------------------------------------------------------- data
-def load_districts():
-    import geopandas as gpd
-    import shapely
-
-    path = SHARED / "boundaries" / "idn_districts.geojson"
-    if path.exists():
-        frame = gpd.read_file(path)[["kode_bps_style", "geometry"]]
-        return frame.rename(columns={"kode_bps_style": "district_id"}), "514 real districts"
-    rng = np.random.default_rng(1)
-    x0, x1, y0, y1 = LON0, LON0 + NX * RES, LAT1 - NY * RES, LAT1
-    pts = shapely.points(rng.uniform(x0, x1, 500), rng.uniform(y0, y1, 500))
-    cells = shapely.voronoi_polygons(shapely.multipoints(pts), extend_to=shapely.box(x0, y0, x1, y1))
-    polys = shapely.intersection(np.asarray(cells.geoms), shapely.box(x0, y0, x1, y1))
-    frame = gpd.GeoDataFrame({"district_id": [f"v{i:03d}" for i in range(len(polys))]},
-                             geometry=polys, crs="EPSG:4326")
-    return frame, f"{len(polys)} synthetic Voronoi districts (../shared absent)"
-
-
 def _coords():
     lon = LON0 + RES * (np.arange(NX) + 0.5)
     lat = LAT1 - RES * (np.arange(NY) + 0.5)
