@@ -30,10 +30,10 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 from scipy.stats import spearmanr
 
 from .errors import InputError
+from .keys import as_text, is_in, positions
 
 __all__ = [
     "COMPARISON_COLUMNS",
@@ -163,7 +163,7 @@ def compare_farmers(ledger: pd.DataFrame | pa.Table, claims: pd.DataFrame | pa.T
     # the compared population: index farmers who also hold the AUTP cover
     if reg is not None:
         holders = _text(reg["farmer_id"])[(_text(reg["product_id"]) == autp_product_id).to_numpy()]
-        index = index[_is_in(index["farmer_id"], [holders.dropna(), indemnity.index])]
+        index = index[is_in(index["farmer_id"], [holders.dropna(), indemnity.index])]
 
     grouped = index.groupby(["product_id", "farmer_id"], sort=False)
     per = grouped.agg(district_id=("district_id", "min"), sum_insured=("sum_insured", "sum"),
@@ -171,7 +171,7 @@ def compare_farmers(ledger: pd.DataFrame | pa.Table, claims: pd.DataFrame | pa.T
 
     withheld = per["withheld"].to_numpy(bool)
     payout = per["net_payout"].to_numpy(np.int64)
-    at = _positions(per["farmer_id"], indemnity.index)  # Series.map took 3 s for 3M rows
+    at = positions(per["farmer_id"], indemnity.index)  # Series.map took 3 s for 3M rows
     autp = np.append(indemnity.to_numpy(np.int64), 0)[at]  # at = -1 (no claim) reads the appended 0
     loss = autp > 0
     pays = payout > 0
@@ -353,49 +353,8 @@ def _require(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:
 
 
 def _text(column: pd.Series) -> pd.Series:
-    """Keys as strings (categoricals and numbers alike); missing and blank stay missing.
-
-    Categoricals and strings go through Arrow (a dictionary cast, no Python objects): on
-    3 million ledger rows ``astype("str")`` of a categorical took 0.5–0.9 s a column.
-    """
-    if isinstance(column.dtype, (pd.CategoricalDtype, pd.StringDtype)):
-        arr = pa.array(column, from_pandas=True)
-        if pa.types.is_dictionary(arr.type):
-            arr = arr.cast(arr.type.value_type)
-        blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(arr), ""), False)
-        arr = pc.if_else(blank, pa.scalar(None, arr.type), arr)
-        return pd.Series(arr.to_pandas().array, index=column.index).astype("str")  # .array: no realignment
-    out = column.astype("str")
-    return out.mask(column.isna() | (out.str.strip() == ""))
-
-
-def _is_in(values: pd.Series, candidates: Iterable[pd.Series | pd.Index | np.ndarray]) -> np.ndarray:
-    """Membership of string keys in the union of ``candidates`` (missing: False), by hash in Arrow.
-
-    pandas' ``isin`` on Arrow-backed strings walks a large value set in Python: 13.8 s for
-    3 million farmers against 1 million AUTP holders, here 0.3 s.
-    """
-    parts = [_arrow_text(c) for c in candidates]
-    value_set = pc.unique(pa.concat_arrays(parts)) if parts else pa.array([], pa.string())
-    hit = pc.is_in(_arrow_text(values), value_set=value_set)
-    return pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
-
-
-def _positions(values: pd.Series, keys: pd.Index) -> np.ndarray:
-    """Position of each value in the unique ``keys`` (-1 if absent or missing), by hash in
-    Arrow (pandas' get_indexer on Arrow strings: 1.9 s for 3M farmers against 0.4M)."""
-    at = pc.index_in(_arrow_text(values), value_set=_arrow_text(keys))
-    return pc.fill_null(at, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-
-
-def _arrow_text(values: pd.Series | pd.Index | np.ndarray) -> pa.Array:
-    """String keys as one Arrow string array, without a detour through Python objects."""
-    arr = pa.array(values, from_pandas=True)
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    if pa.types.is_dictionary(arr.type):
-        arr = arr.cast(arr.type.value_type)
-    return arr if pa.types.is_string(arr.type) else arr.cast(pa.string())
+    """Keys as strings (categoricals and numbers alike); missing and blank stay missing."""
+    return as_text(column, blank_is_missing=True)
 
 
 def _withheld(ledger: pd.DataFrame) -> np.ndarray:
@@ -420,7 +379,7 @@ def _farmer_of_claims(claims: pd.DataFrame, ledger: pd.DataFrame, register: pd.D
     if links:
         link = pd.concat(links)
         link = link[~link.index.duplicated(keep="first") & link.index.notna()]
-        at = _positions(_text(claims["policy_id"]), link.index)
+        at = positions(_text(claims["policy_id"]), link.index)
         found = np.append(link.to_numpy(object), None)[at]  # at = -1 (unknown policy) reads None
         own = own.fillna(pd.Series(found, index=claims.index, dtype="str"))
     return own

@@ -33,6 +33,7 @@ from . import __version__
 from .api import Season, TriggerInputs
 from .config import RunConfig
 from .errors import DataQualityError, InputError, Problem
+from .keys import is_in
 from .ledger import build_ledger, district_totals, payments, reconcile, write_table_atomic
 from .policies import ProductRules, read_policies, validate_policies
 from .rates import RateTable
@@ -312,17 +313,6 @@ def _with_basis_risk(totals: pd.DataFrame, basis: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _is_in(values: pd.Series, candidates: pd.Series) -> np.ndarray:
-    """String membership by hash in Arrow (pandas' isin on Arrow strings loops in Python:
-    2.1 s for a million AUTP policies)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    hit = pc.is_in(pa.array(values.astype(str), pa.string()),
-                   value_set=pa.array(candidates.astype(str).unique(), pa.string()))
-    return pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
-
-
 def _adjuster_summary(claims: pd.DataFrame, policies: pd.DataFrame, wording) -> pd.DataFrame:
     """The named-peril cover's line in the product summary (policies, paid plots, indemnity, premium)."""
     from .adjuster import premium
@@ -333,7 +323,7 @@ def _adjuster_summary(claims: pd.DataFrame, policies: pd.DataFrame, wording) -> 
         "product_id": wording.id,
         "policies": int(len(policies)),
         "districts": int(policies["district_id"].astype(str).nunique()),
-        "districts_triggered": int(policies.loc[_is_in(policies["policy_id"], paid["policy_id"]),
+        "districts_triggered": int(policies.loc[is_in(policies["policy_id"], [paid["policy_id"]]),
                                                 "district_id"].nunique()),
         "policies_paid": int(paid["policy_id"].nunique()),
         "policies_withheld": 0,
