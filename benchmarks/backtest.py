@@ -5,7 +5,7 @@ Measures, each in a fresh child process (so peak memory is that of the step alon
 1. **read + sum**: a plain dask pass that opens the same Zarr store with
    ``xarray.open_zarr`` and sums the time range the backtest reads (decode and one cheap
    reduction: the floor for anything that must read every chunk);
-2. **backtest**: :func:`panen.engine.backtest.backtest` — open, build the zonal weights,
+2. **backtest**: :func:`panen.engine.pipeline.backtest.backtest` — open, build the zonal weights,
    stream the zonal means over every day, evaluate a three-phase weather-index product
    (total, dry spell, max 3-day) for every district and season, build the tidy and
    portfolio tables (no files written).
@@ -62,7 +62,7 @@ def _land_mask(districts) -> np.ndarray:
     import rioxarray  # noqa: F401
     import xarray as xr
 
-    from panen.engine.zonal import build_weights
+    from panen.engine.maths.zonal import build_weights
 
     lat, lon = _coords()
     grid = xr.DataArray(np.zeros((NY, NX), np.float32), dims=("lat", "lon"),
@@ -191,7 +191,7 @@ def child_readsum(store: str, lo: str, hi: str) -> dict:
 
 
 def child_backtest(config: str, first: int, last: int) -> dict:
-    from panen.engine.backtest import backtest
+    from panen.engine.pipeline.backtest import backtest
 
     t0 = time.perf_counter()
     res = backtest(config, years=(first, last))

@@ -87,7 +87,7 @@ def generate(n: int, path: Path) -> None:
 
 
 def rate_table():
-    from panen.engine.rates import RateTable
+    from panen.engine.settlement.rates import RateTable
 
     rng = np.random.default_rng(SEED + 1)
     rate = rng.random((N_DISTRICTS, N_COHORTS))
@@ -99,7 +99,7 @@ def rate_table():
 
 
 def products():
-    from panen.engine.policies import ProductRules
+    from panen.engine.settlement.policies import ProductRules
 
     last = (FIRST_SOWING + N_COHORTS - 1).astype(date)
     return {"rain": ProductRules(6_000_000, "sowing_date", (FIRST_SOWING.astype(date), last))}
@@ -153,7 +153,7 @@ def _timed(fn, repeats: int):
 
 
 def phase_read(path: Path, repeats: int) -> dict:
-    from panen.engine.policies import read_policies, validate_policies
+    from panen.engine.settlement.policies import read_policies, validate_policies
 
     register, read_t, _ = _timed(lambda: read_policies(path), repeats)
     ids = district_ids()
@@ -166,8 +166,8 @@ def phase_read(path: Path, repeats: int) -> dict:
 
 
 def phase_ledger(path: Path, repeats: int, out: Path) -> dict:
-    from panen.engine.ledger import build_ledger, write_table_atomic
-    from panen.engine.policies import read_policies, validate_policies
+    from panen.engine.settlement.ledger import build_ledger, write_table_atomic
+    from panen.engine.settlement.policies import read_policies, validate_policies
 
     valid, _ = validate_policies(read_policies(path), district_ids=district_ids(), products=products())
     rates = {"rain": rate_table()}
@@ -197,8 +197,8 @@ def phase_ledger(path: Path, repeats: int, out: Path) -> dict:
 
 def phase_breakdown(path: Path, repeats: int, out: Path) -> dict:
     """The two steps apart (build in memory, then write the whole table) and the baselines."""
-    from panen.engine.ledger import build_ledger, write_table_atomic
-    from panen.engine.policies import read_policies, validate_policies
+    from panen.engine.settlement.ledger import build_ledger, write_table_atomic
+    from panen.engine.settlement.policies import read_policies, validate_policies
 
     valid, _ = validate_policies(read_policies(path), district_ids=district_ids(), products=products())
     rates = {"rain": rate_table()}

@@ -9,7 +9,7 @@ fresh child process so that peak memory is that of the step alone:
 1. **baseline**: a bare pyarrow pass over the same data volume — read ``policies.csv``
    (``pyarrow.csv``) and write it back as lz4 Parquet: the I/O floor of any batch that
    must read the register and write one row per policy;
-2. **panen run**: :func:`panen.engine.run.run_batch` on ``configs/demo.yaml`` pointed at
+2. **panen run**: :func:`panen.engine.pipeline.run.run_batch` on ``configs/demo.yaml`` pointed at
    the region (read, validate, adjust AUTP, zonal means, triggers, ledger, index-vs-AUTP
    comparison, every output file and the HTML report).
 
@@ -70,7 +70,7 @@ def child_baseline(folder: Path) -> dict:
 
 def child_run(folder: Path, cfg_path: Path) -> dict:
     from panen.engine.config import load_config
-    from panen.engine.run import run_batch
+    from panen.engine.pipeline.run import run_batch
 
     config = load_config(cfg_path)
     t0 = time.perf_counter()

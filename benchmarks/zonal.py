@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     import xarray as xr
     from rasterio.transform import from_origin
 
-    from panen.engine.zonal import build_weights, zonal_mean
+    from panen.engine.maths.zonal import build_weights, zonal_mean
 
     dask.config.set(scheduler="threads", num_workers=THREADS)
     print(f"cube {nt} × {NY} × {NX} float32 at {RES}° ({nt * NY * NX * 4 / 1e6:.0f} MB), "

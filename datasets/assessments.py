@@ -7,7 +7,7 @@ for one natural plot (petak alami), one peril and one event (DESIGN.md, "Contrac
     damaged_area_pct [%], crop_age_days [days after planting, HST], planting_method,
     event_date (ISO), notice_date (ISO)
 
-Two kinds of problem, as for the policy register (:mod:`panen.engine.policies`):
+Two kinds of problem, as for the policy register (:mod:`panen.engine.settlement.policies`):
 
 * with the *file* — it is missing, unreadable, or lacks a required column: an
   :class:`~panen.engine.errors.InputError` naming the file (and every missing column);
@@ -16,7 +16,7 @@ Two kinds of problem, as for the policy register (:mod:`panen.engine.policies`):
   dropped silently: ``len(assessments) + len(rejects) == rows read``.
 
 The peril and planting method are kept as written (trimmed); whether a peril is known,
-covered or excluded is the adjuster's decision (:func:`panen.engine.adjuster.adjust`),
+covered or excluded is the adjuster's decision (:func:`panen.engine.perils.adjuster.adjust`),
 not a reject.
 """
 
@@ -30,9 +30,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from panen.engine.adjuster import ASSESSMENT_COLUMNS, Wording, normalise_label
+from panen.engine.perils.adjuster import ASSESSMENT_COLUMNS, Wording, normalise_label
 from panen.engine.errors import InputError, Problem
-from panen.engine.policies import _as_text, _date_column, _number_column, _string_column
+from panen.engine.settlement.policies import _as_text, _date_column, _number_column, _string_column
 
 from .tables import check_header, read_table
 

@@ -448,7 +448,7 @@ def read_appeears_points(path: str | PathLike[str], *, qa: str = "good_only", id
     """Read an AppEEARS MOD13Q1 point-sample CSV as per-point NDVI series.
 
     Each point is treated as its own zone: the result has exactly the shape of the
-    engine's zonal district series (:func:`panen.engine.zonal.zonal_mean`), so points
+    engine's zonal district series (:func:`panen.engine.maths.zonal.zonal_mean`), so points
     feed the NDVI trigger directly, with ``district`` = the point ``ID``. A point's
     "zone" is one 250 m pixel, so its valid fraction is 1 (the composite passed QA and
     holds a valid NDVI) or 0 (it did not; ``mean`` is NaN there, never 0).

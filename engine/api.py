@@ -7,7 +7,7 @@ declares
 * ``Params`` — a pydantic model of its term sheet (``extra="forbid"``; constraints are
   checked when the config is loaded, before any data is read);
 * ``inputs`` — which run inputs it needs (``"rainfall"``, ``"ndvi"``, ``"yields"``, ...);
-  gridded inputs reach it already reduced to district series by :mod:`panen.engine.zonal`;
+  gridded inputs reach it already reduced to district series by :mod:`panen.engine.maths.zonal`;
 
 and implements :meth:`Trigger.evaluate`, a pure function from :class:`TriggerInputs` to a
 :class:`TriggerResult`. The plugin does no I/O and stays lazy on dask input; the engine
@@ -36,7 +36,7 @@ __all__ = [
 class ProductParams(BaseModel):
     """Keys every product term sheet has; plugins subclass this for their own keys.
 
-    ``terms`` is validated by the engine (:mod:`panen.engine.terms`), not by the plugin.
+    ``terms`` is validated by the engine (:mod:`panen.engine.maths.terms`), not by the plugin.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -13,8 +13,8 @@ import traceback
 import warnings
 from pathlib import Path
 
-from . import __version__
-from .errors import ConfigError, DataQualityError, InputError, PanenError, PluginError
+from panen.engine import __version__
+from panen.engine.errors import ConfigError, DataQualityError, InputError, PanenError, PluginError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 
@@ -107,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_report(args) -> int:
-    from .report import write_reports
+    from panen.engine.report.html import write_reports
 
     for path in write_reports(args.out_dir).values():
         print(path)
@@ -115,7 +115,7 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_validate(args) -> int:
-    from .config import load_config
+    from panen.engine.config import load_config
 
     cfg = load_config(args.config)
     print(f"{args.config}: OK — season {cfg.season.id}, {len(cfg.products)} product(s): "
@@ -124,7 +124,7 @@ def _cmd_validate(args) -> int:
 
 
 def _cmd_triggers(args) -> int:
-    from .registry import triggers
+    from panen.engine.registry import triggers
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -142,7 +142,7 @@ def _cmd_triggers(args) -> int:
 
 
 def _cmd_run(args) -> int:
-    from .config import load_config
+    from panen.engine.config import load_config
 
     cfg = load_config(args.config)
     return _run(cfg, args)
@@ -151,7 +151,7 @@ def _cmd_run(args) -> int:
 def _cmd_demo(args) -> int:
     from panen.datasets.synthetic import generate_demo_region
 
-    from .config import load_config
+    from panen.engine.config import load_config
 
     data = args.data or args.config.resolve().parent.parent / "demo_data"
     if not args.quiet:
@@ -162,7 +162,7 @@ def _cmd_demo(args) -> int:
 
 
 def _run(cfg, args) -> int:
-    from .run import run_batch
+    from panen.engine.pipeline.run import run_batch
 
     out = args.out or cfg.output.dir
     if out is None:
@@ -174,7 +174,7 @@ def _run(cfg, args) -> int:
 
 
 def _cmd_backtest(args) -> int:
-    from .backtest import backtest, load_backtest_config, parse_years
+    from panen.engine.pipeline.backtest import backtest, load_backtest_config, parse_years
 
     years = parse_years(args.years)  # bad --years: ConfigError, exit 2, before anything is read
     cfg = load_backtest_config(args.config)

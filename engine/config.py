@@ -22,11 +22,11 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
-from .api import ProductParams
-from .errors import ConfigError, PluginError, Problem
-from .registry import get_trigger
-from .terms import Terms
-from .yieldhistory import BestOfNormal, MeanNormal
+from panen.engine.api import ProductParams
+from panen.engine.errors import ConfigError, PluginError, Problem
+from panen.engine.registry import get_trigger
+from panen.engine.maths.terms import Terms
+from panen.engine.maths.yieldhistory import BestOfNormal, MeanNormal
 
 __all__ = ["RunConfig", "load_config", "parse_config"]
 
@@ -301,7 +301,7 @@ class RunConfig:
     products: tuple[ProductParams, ...]
     terms: dict[str, Terms | None] = field(default_factory=dict)
     sha256: str = ""
-    adjuster: Any = None  # the validated named-peril wording (panen.engine.adjuster.Wording), if configured
+    adjuster: Any = None  # the validated named-peril wording (panen.engine.perils.adjuster.Wording), if configured
     adjuster_path: Path | None = None
     pricing: PricingConfig | None = None
     loss_reference: YieldsLossReference | FileLossReference | None = None
@@ -422,7 +422,7 @@ def parse_config(data: Any, *, base_dir: Path | str = ".", source: Path | None =
         if model.adjuster is not None:
             wpath = model.adjuster.wording
             wpath = wpath if wpath.is_absolute() else (base_dir / wpath)
-            from .adjuster import load_wording
+            from panen.engine.perils.adjuster import load_wording
 
             try:
                 wording = load_wording(wpath)

@@ -13,8 +13,8 @@ import functools
 import warnings
 from importlib.metadata import entry_points
 
-from .api import Trigger
-from .errors import PluginError
+from panen.engine.api import Trigger
+from panen.engine.errors import PluginError
 
 GROUP = "panen.triggers"
 

@@ -13,7 +13,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from panen.engine.adjuster import (
+from panen.engine.perils.adjuster import (
     CLAIM_COLUMNS,
     REASONS,
     adjust,

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from panen.datasets.assessments import REASONS, REJECT_COLUMNS, read_assessments
-from panen.engine.adjuster import ASSESSMENT_COLUMNS, adjust, load_wording
+from panen.engine.perils.adjuster import ASSESSMENT_COLUMNS, adjust, load_wording
 from panen.engine.errors import InputError
 
 WORDING_FILE = Path(__file__).resolve().parents[1] / "configs" / "autp.yaml"

@@ -15,7 +15,7 @@ import shapely
 import xarray as xr
 import yaml
 
-from panen.engine.backtest import (
+from panen.engine.pipeline.backtest import (
     backtest,
     exposure_table,
     load_backtest_config,
@@ -316,7 +316,7 @@ def test_monthly_to_daily_equivalent_keeps_month_sums_and_labels_itself():
 def test_the_2024_backtest_equals_the_seasonal_run(tmp_path):
     from panen.datasets.synthetic import generate_demo_region
     from panen.engine.config import load_config
-    from panen.engine.run import run_batch
+    from panen.engine.pipeline.run import run_batch
 
     generate_demo_region(tmp_path / "data", n_districts=8, n_farmers=500)
     cfg = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())

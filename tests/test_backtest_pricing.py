@@ -17,7 +17,7 @@ import shapely
 import xarray as xr
 import yaml
 
-from panen.engine.backtest import backtest, read_losses
+from panen.engine.pipeline.backtest import backtest, read_losses
 from panen.engine.cli import main
 from panen.engine.config import load_config
 from panen.engine.errors import ConfigError, InputError

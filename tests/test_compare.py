@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from panen.engine.compare import (
+from panen.engine.research.compare import (
     COMPARISON_COLUMNS,
     SUMMARY_COLUMNS,
     basis_risk_summary,
@@ -20,7 +20,7 @@ from panen.engine.compare import (
     spearman,
 )
 from panen.engine.errors import InputError
-from panen.engine.ledger import STATUS_VALUES
+from panen.engine.settlement.ledger import STATUS_VALUES
 
 # Eight farmers in district 3201 with a known 2 × 2 table (a = b = c = d = 2), plus a
 # withheld farmer (with a paid AUTP loss) and a correct negative in 3202.

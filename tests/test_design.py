@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from panen.engine.design import Constraints, DesignSpace, PhaseSpace, Range, plot_tradeoff, search, to_term_sheet
+from panen.engine.research.design import Constraints, DesignSpace, PhaseSpace, Range, plot_tradeoff, search, to_term_sheet
 from panen.engine.errors import ConfigError, InputError
 
 # 20 seasons of a rainfall index [mm]; the loss is exactly clip((100 − I) / 60, 0, 1)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from panen.engine.keys import as_text, is_in, positions
+from panen.engine.infra.keys import as_text, is_in, positions
 
 
 @pytest.mark.parametrize("dtype", ["category", "str", "object"])

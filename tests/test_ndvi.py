@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from panen.datasets.ndvi import open_mod13q1, open_ndvi, open_ndvi_cube, qa_pass, read_appeears_points
 from panen.engine.api import Season, TriggerInputs
 from panen.engine.errors import DataQualityError, InputError
-from panen.engine.zonal import build_weights, zonal_mean
+from panen.engine.maths.zonal import build_weights, zonal_mean
 from panen.triggers.ndvi import (
     NdviParams,
     NdviTrigger,

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from panen.engine.errors import ConfigError, DataQualityError, InputError
-from panen.engine.pricing import (
+from panen.engine.research.pricing import (
     buhlmann,
     buhlmann_straub,
     burn_cost,

@@ -20,12 +20,12 @@ import pytest
 import yaml
 
 from panen.datasets.synthetic import generate_demo_region
-from panen.engine import report as rep
+from panen.engine.report import html as rep
 from panen.engine.cli import main
 from panen.engine.config import load_config
-from panen.engine.report import (district_rates, phase_thresholds, province_rollup, read_outputs, write_gpkg,
+from panen.engine.report.html import (district_rates, phase_thresholds, province_rollup, read_outputs, write_gpkg,
                                  write_report, write_reports)
-from panen.engine.run import run_batch
+from panen.engine.pipeline.run import run_batch
 
 from conftest import shared_file
 
@@ -63,9 +63,9 @@ def built(tmp_path_factory) -> dict:
     def boom(*a, **k):
         raise AssertionError("the report must not recompute")
 
-    import panen.engine.ledger as ledger_mod
-    import panen.engine.run as run_mod
-    import panen.engine.zonal as zonal_mod
+    import panen.engine.settlement.ledger as ledger_mod
+    import panen.engine.pipeline.run as run_mod
+    import panen.engine.maths.zonal as zonal_mod
 
     with pytest.MonkeyPatch.context() as mp:
         for mod, name in ((zonal_mod, "zonal_mean"), (zonal_mod, "build_weights"), (ledger_mod, "build_ledger"),
@@ -343,7 +343,7 @@ def test_report_without_the_district_layer_says_so_and_keeps_the_numbers(run_dir
 
 
 def test_district_layer_hash_matches_the_manifest(run_dir):
-    from panen.engine.run import _sha256_tree
+    from panen.engine.pipeline.run import _sha256_tree
 
     m = json.loads((run_dir / "manifest.json").read_text())
     path = Path(m["districts"]["path"])

@@ -16,7 +16,7 @@ from panen.datasets.synthetic import generate_demo_region
 from panen.engine.cli import main
 from panen.engine.config import load_config
 from panen.engine.errors import DataQualityError, InputError
-from panen.engine.run import run_batch
+from panen.engine.pipeline.run import run_batch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -146,8 +146,8 @@ def test_existing_output_folder_is_refused_without_force(region, tmp_path):
 def test_a_failure_after_the_ledger_was_streamed_leaves_nothing(region, tmp_path, monkeypatch):
     # payouts.parquet is written into the staging folder while the ledger is built; a later
     # failure (here the reconciliation) must remove it with the rest, and keep an old output
-    from panen.engine import run as run_module
-    from panen.engine.ledger import ReconciliationError
+    from panen.engine.pipeline import run as run_module
+    from panen.engine.settlement.ledger import ReconciliationError
 
     out = tmp_path / "out"
     out.mkdir()

@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from panen.engine.errors import ConfigError, InputError
-from panen.engine.terms import (
+from panen.engine.maths.terms import (
     DEDUCTIBLE_KERNELS,
     Terms,
     apply_average_clause,

@@ -1,4 +1,4 @@
-"""Exact area-weighted zonal means (panen.engine.zonal): hand-computed cases, laziness,
+"""Exact area-weighted zonal means (panen.engine.maths.zonal): hand-computed cases, laziness,
 CRS handling, and the real CHIRPS Java cube against exactextract."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import xarray as xr
 from conftest import shared_file
 
 from panen.engine.errors import InputError
-from panen.engine.zonal import ZonalWeights, build_weights, cell_areas, zonal_mean
+from panen.engine.maths.zonal import ZonalWeights, build_weights, cell_areas, zonal_mean
 
 UTM = "EPSG:32749"  # UTM 49S (Java), a projected CRS in metres
 

@@ -12,7 +12,7 @@ Three layers, as in :mod:`panen.triggers.weather` and STYLE.md:
 3. *Product* — :class:`AreaYieldTrigger` wires a term sheet onto the yields table.
 
 Layers 1 and 2, the ``best_of`` and ``mean`` term-sheet models and the yields-table
-helpers live in :mod:`panen.engine.yieldhistory`, which the backtest's loss reference
+helpers live in :mod:`panen.engine.maths.yieldhistory`, which the backtest's loss reference
 shares; they are re-exported here.
 
 Rules (documented here once, tested in ``tests/test_area_yield.py``):
@@ -52,7 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from panen.engine.api import ProductParams, Trigger, TriggerInputs, TriggerResult
 from panen.engine.errors import DataQualityError
-from panen.engine.yieldhistory import (  # layers 1 and 2 are re-exported (__all__)
+from panen.engine.maths.yieldhistory import (  # layers 1 and 2 are re-exported (__all__)
     TREND_MIN_POINTS,
     BestOfNormal,
     MeanNormal,

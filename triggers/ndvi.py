@@ -6,7 +6,7 @@ Three layers, as in xclim (indices / indicators) and STYLE.md:
    (:func:`composite_period`, day of year), the baseline climatology and z-scores
    (:func:`standardize`), and the cumulative z over a season window (:func:`cumulative_z`).
 2. *Curves* — :func:`linear_payout` (strike/exit on the cumulative z, via
-   :func:`panen.engine.curves.linear_rate`) and :func:`percentile_payout` against
+   :func:`panen.engine.maths.curves.linear_rate`) and :func:`percentile_payout` against
    :func:`percentile_threshold` of the same index over the baseline seasons.
 3. *Product* — :class:`NdviTrigger` wires a term sheet onto the engine's zonal district
    series, lazily.
@@ -67,7 +67,7 @@ import xarray as xr
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from panen.engine.api import ProductParams, Trigger, TriggerInputs, TriggerResult
-from panen.engine.curves import linear_rate
+from panen.engine.maths.curves import linear_rate
 from panen.engine.errors import DataQualityError
 
 __all__ = [

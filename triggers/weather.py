@@ -4,7 +4,7 @@ Three layers, as in xclim (indices / indicators) and STYLE.md:
 
 1. *Indices* — pure numpy functions reducing a daily series to one value per window:
    cumulative total, maximum n-day total, longest dry spell, count of rainy days.
-2. *Curves* — :mod:`panen.engine.curves` maps an index to a rate (linear tick, step, binary).
+2. *Curves* — :mod:`panen.engine.maths.curves` maps an index to a rate (linear tick, step, binary).
 3. *Product* — :class:`WeatherIndexTrigger` wires a term sheet's phases: each phase's index
    per district and cohort, its rate × weight, summed and capped at ``season_cap``.
 
@@ -27,7 +27,7 @@ import xarray as xr
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from panen.engine.api import ProductParams, Trigger, TriggerInputs, TriggerResult
-from panen.engine.curves import binary_rate, linear_rate, step_rate
+from panen.engine.maths.curves import binary_rate, linear_rate, step_rate
 from panen.engine.errors import DataQualityError
 
 __all__ = [

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from panen.engine.curves import binary_rate, linear_rate, step_rate
+from panen.engine.maths.curves import binary_rate, linear_rate, step_rate
 
 finite = st.floats(min_value=-1e4, max_value=1e4, allow_nan=False)
 strike_exit = st.tuples(st.floats(0, 1e3), st.floats(1e-3, 1e3)).map(lambda t: (t[0] + t[1], t[0]))  # strike > exit

@@ -7,10 +7,10 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from panen.engine.ledger import build_ledger, district_totals, payments, reconcile
-from panen.engine.policies import ProductRules
-from panen.engine.rates import RateTable
-from panen.engine.terms import Terms
+from panen.engine.settlement.ledger import build_ledger, district_totals, payments, reconcile
+from panen.engine.settlement.policies import ProductRules
+from panen.engine.settlement.rates import RateTable
+from panen.engine.maths.terms import Terms
 
 
 @st.composite

@@ -7,7 +7,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from panen.engine.pricing import buhlmann, buhlmann_straub, burn_cost, gross_premium_rate, premium_split
+from panen.engine.research.pricing import buhlmann, buhlmann_straub, burn_cost, gross_premium_rate, premium_split
 
 rate = st.one_of(st.just(0.0), st.just(1.0), st.floats(0.0, 1.0, allow_nan=False))
 

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from panen.engine.terms import Terms, apply_terms, apply_terms_steps
+from panen.engine.maths.terms import Terms, apply_terms, apply_terms_steps
 
 MAX_GROSS = 10**12
 gross_arrays = arrays(np.int64, st.integers(1, 40), elements=st.integers(0, MAX_GROSS))

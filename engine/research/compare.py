@@ -1,7 +1,7 @@
 """Index payouts against adjusted AUTP indemnity, farmer by farmer: basis risk.
 
 The reference for "did the farmer suffer an insured loss" is the named-peril AUTP
-adjuster (:mod:`panen.engine.adjuster`): a farmer had a loss when at least one of his
+adjuster (:mod:`panen.engine.perils.adjuster`): a farmer had a loss when at least one of his
 plots was paid. The index product (rainfall, area yield, NDVI, ...) "forecasts" that loss
 with its payout. Each farmer insured by both falls in one cell of the 2 × 2 contingency
 table (DOMAIN.md "Basis-risk metrics")::
@@ -32,8 +32,8 @@ import pandas as pd
 import pyarrow as pa
 from scipy.stats import spearmanr
 
-from .errors import InputError
-from .keys import as_text, is_in, positions
+from panen.engine.errors import InputError
+from panen.engine.infra.keys import as_text, is_in, positions
 
 __all__ = [
     "COMPARISON_COLUMNS",
@@ -117,7 +117,7 @@ def compare_farmers(ledger: pd.DataFrame | pa.Table, claims: pd.DataFrame | pa.T
     References
     ----------
     DOMAIN.md "Basis-risk metrics"; AUTP indemnity per Kepmentan (plot-level puso rule),
-    as decided by :mod:`panen.engine.adjuster`.
+    as decided by :mod:`panen.engine.perils.adjuster`.
 
     Examples
     --------

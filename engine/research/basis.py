@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from .errors import ConfigError, InputError
+from panen.engine.errors import ConfigError, InputError
 
 __all__ = [
     "BASIS_RISK_COLUMNS",

@@ -40,8 +40,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError, DataQualityError, InputError
-from .terms import round_rupiah
+from panen.engine.errors import ConfigError, DataQualityError, InputError
+from panen.engine.maths.terms import round_rupiah
 
 __all__ = [
     "PremiumSplit",
@@ -295,7 +295,7 @@ def premium_split(gross_rate: float | np.ndarray, sum_insured: float | np.ndarra
 
     ``premium = round(gross_rate × sum_insured)``; ``subsidy = round(premium ×
     subsidy_share)``; ``farmer = premium − subsidy``. Rounding is half up
-    (:func:`panen.engine.terms.round_rupiah`), once per amount; the **farmer share absorbs
+    (:func:`panen.engine.maths.terms.round_rupiah`), once per amount; the **farmer share absorbs
     the rounding** (it is the remainder), so ``subsidy + farmer == premium`` exactly.
 
     Parameters

@@ -86,7 +86,7 @@ import numpy as np
 from numba import njit
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, field_validator
 
-from .errors import ConfigError, InputError, Problem
+from panen.engine.errors import ConfigError, InputError, Problem
 
 __all__ = [
     "CONTEXT_COLUMNS",

@@ -91,10 +91,10 @@ from pydantic import (
     model_validator,
 )
 
-from .config import _dotted, _line_map, _msg, _nearest_line
-from .errors import ConfigError, InputError, Problem
-from .ledger import write_table_atomic
-from .terms import round_rupiah
+from panen.engine.config import _dotted, _line_map, _msg, _nearest_line
+from panen.engine.errors import ConfigError, InputError, Problem
+from panen.engine.settlement.ledger import write_table_atomic
+from panen.engine.maths.terms import round_rupiah
 
 __all__ = [
     "ASSESSMENT_COLUMNS",
@@ -829,7 +829,7 @@ def write_claims(claims: pd.DataFrame, path: str | Path) -> Path:
     """Write the claims table atomically (``autp_claims.csv`` or ``.parquet``).
 
     Categorical columns are written as text, dates as ISO dates (``2024-01-10``), money
-    as integers; see :func:`panen.engine.ledger.write_table_atomic`.
+    as integers; see :func:`panen.engine.settlement.ledger.write_table_atomic`.
     """
     t = pa.Table.from_pandas(claims, preserve_index=False)
     columns = []

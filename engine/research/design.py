@@ -3,13 +3,13 @@
 A researcher designing an index product asks which strike and exit (and which split of
 the sum insured between phases) best protect farmers at a premium they can bear.
 :func:`search` answers by brute force over a grid, per product and per *zone* (a group of
-districts sharing one design), with the historical simulation of :mod:`panen.engine.backtest`
+districts sharing one design), with the historical simulation of :mod:`panen.engine.pipeline.backtest`
 (``district_id, product_id, season, phase, index_value``) and a loss reference
-(``district_id, season, loss``, as for :func:`panen.engine.basis.basis_risk_table`).
+(``district_id, season, loss``, as for :func:`panen.engine.research.basis.basis_risk_table`).
 
 The index values per district × season × phase do not depend on the strike or the exit,
 so the search never touches the grid again: it re-applies the payout curve
-(:func:`panen.engine.curves.linear_rate`) to the stored index values, for all candidates
+(:func:`panen.engine.maths.curves.linear_rate`) to the stored index values, for all candidates
 at once (numpy broadcasting, candidates × district-seasons, in batches that bound the
 memory), and thousands of candidates evaluate in well under a second.
 
@@ -20,7 +20,7 @@ Per candidate design (pooled over the zone's district-seasons):
   ``max_rate`` as the season cap;
 * ``burn_cost`` = mean payout rate (pure premium rate, DOMAIN.md "Pricing");
   ``gross_premium_rate`` = burn cost × (1 + expense + profit loading)
-  (:func:`panen.engine.pricing.gross_premium_rate`);
+  (:func:`panen.engine.research.pricing.gross_premium_rate`);
 * ``payout_frequency`` = share of district-seasons with a payout > 0;
 * ``pod`` = a / (a + b) and ``missed_loss_year_share`` = b / (a + b) (DOMAIN.md
   "Basis-risk metrics"; a payout event is payout > ``payout_threshold``, a loss event
@@ -34,7 +34,7 @@ Per candidate design (pooled over the zone's district-seasons):
   more generous design also costs more: insured income Y = 1 − loss − gross rate + payout.
   The downside is measured about each district's own uninsured mean revenue μ_d and pooled
   over the zone: HE = 1 − Σ min(Y − μ_d, 0)² / Σ min(1 − loss − μ_d, 0)². For one district
-  this is exactly :func:`panen.engine.basis.hedging_effectiveness`. With loadings the
+  this is exactly :func:`panen.engine.research.basis.hedging_effectiveness`. With loadings the
   premium exceeds the expected payout, so the design that replicates the loss exactly is in
   general *not* the HE-optimal one (a slightly cheaper or steeper design can beat it);
   with ``loadings=(0, 0)`` (fair premium) an exact replica reaches HE = 1.
@@ -77,9 +77,9 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .curves import linear_rate
-from .errors import ConfigError, InputError
-from .pricing import gross_premium_rate
+from panen.engine.maths.curves import linear_rate
+from panen.engine.errors import ConfigError, InputError
+from panen.engine.research.pricing import gross_premium_rate
 
 __all__ = [
     "DESIGN_METRICS",
@@ -373,7 +373,7 @@ def search(sim: pd.DataFrame, losses: pd.DataFrame, space: DesignSpace | None = 
     Parameters
     ----------
     sim
-        Simulation table (:func:`panen.engine.backtest.simulation_table`): ``district_id,
+        Simulation table (:func:`panen.engine.pipeline.backtest.simulation_table`): ``district_id,
         product_id, season, phase, index_value`` [index units], optional ``flagged``; one row
         per district, product, season and phase. Its rates are not used. Not modified.
     losses

@@ -62,8 +62,8 @@ import pandas as pd
 
 from panen.datasets.districts import fixed_gpkg_date
 
-from .errors import InputError, Problem
-from .keys import as_text
+from panen.engine.errors import InputError, Problem
+from panen.engine.infra.keys import as_text
 
 __all__ = [
     "RunOutputs",
@@ -246,7 +246,7 @@ def _district_source(manifest: dict[str, Any]) -> tuple[str | None, str, Any]:
 
 
 def _sha256_input(path: Path) -> str:
-    """The manifest's hash of one input path (as :func:`panen.engine.run._sha256_tree` computes it;
+    """The manifest's hash of one input path (as :func:`panen.engine.pipeline.run._sha256_tree` computes it;
     kept here so that reading a report does not import the engine's gridded stack)."""
     import hashlib
 

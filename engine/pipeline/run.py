@@ -4,7 +4,7 @@ Steps, in order, each a plain function of data in → data out elsewhere in the 
 
 1. read the district polygons and the policy register; move bad rows to rejects;
 2. open every gridded input a product needs (lazy) and build the zonal weights once;
-3. reduce the grid to district series (:func:`panen.engine.zonal.zonal_mean`, dask);
+3. reduce the grid to district series (:func:`panen.engine.maths.zonal.zonal_mean`, dask);
 4. evaluate each product's trigger plugin per district and cohort (lazy) and compute;
 5. gather district rates into the per-policy ledger, apply terms, round to rupiah;
 6. write every output into a staging folder and move it into place in one rename.
@@ -29,17 +29,17 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import __version__
-from .api import Season, TriggerInputs
-from .config import RunConfig
-from .errors import DataQualityError, InputError, Problem
-from .keys import is_in
-from .ledger import build_ledger, district_totals, payments, reconcile, write_table_atomic
-from .policies import ProductRules, read_policies, validate_policies
-from .rates import RateTable
-from .registry import get_trigger
-from .staging import discard, new_stage, publish
-from .zonal import build_weights, zonal_mean
+from panen.engine import __version__
+from panen.engine.api import Season, TriggerInputs
+from panen.engine.config import RunConfig
+from panen.engine.errors import DataQualityError, InputError, Problem
+from panen.engine.infra.keys import is_in
+from panen.engine.settlement.ledger import build_ledger, district_totals, payments, reconcile, write_table_atomic
+from panen.engine.settlement.policies import ProductRules, read_policies, validate_policies
+from panen.engine.settlement.rates import RateTable
+from panen.engine.registry import get_trigger
+from panen.engine.infra.staging import discard, new_stage, publish
+from panen.engine.maths.zonal import build_weights, zonal_mean
 
 __all__ = ["RunResult", "run_batch"]
 
@@ -136,7 +136,7 @@ def run_batch(config: RunConfig, out_dir: str | Path, *, force: bool = False, st
         with t("adjuster"):
             from panen.datasets.assessments import read_assessments
 
-            from .adjuster import adjust
+            from panen.engine.perils.adjuster import adjust
 
             frame, assessment_rejects = read_assessments(config.inputs.assessments.path, wording=wording)
             claims = adjust(frame, wording, season_start=config.season.start, season_end=config.season.end,
@@ -209,7 +209,7 @@ def run_batch(config: RunConfig, out_dir: str | Path, *, force: bool = False, st
         by_product = _product_summary(led_df)
         comparison = None
         if claims is not None and len(led_df):
-            from .compare import basis_risk_summary, compare_farmers
+            from panen.engine.research.compare import basis_risk_summary, compare_farmers
 
             with t("compare"):
                 comparison = compare_farmers(led_df, claims, register=pd.concat([valid, claims_policies]),
@@ -230,7 +230,7 @@ def run_batch(config: RunConfig, out_dir: str | Path, *, force: bool = False, st
             write_table_atomic(pay, stage / "payments.csv", "csv")
             write_table_atomic(rejects, stage / "rejects.csv", "csv")
             if claims is not None:
-                from .adjuster import write_claims
+                from panen.engine.perils.adjuster import write_claims
 
                 write_claims(claims, stage / "autp_claims.csv")
             if comparison is not None:
@@ -262,7 +262,7 @@ def run_batch(config: RunConfig, out_dir: str | Path, *, force: bool = False, st
         }
         (stage / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
         with t("report"):  # derived from the files above only (panen report OUT_DIR rebuilds it)
-            from .report import write_reports
+            from panen.engine.report.html import write_reports
 
             write_reports(stage)
         publish(stage, out_dir)
@@ -315,7 +315,7 @@ def _with_basis_risk(totals: pd.DataFrame, basis: pd.DataFrame) -> pd.DataFrame:
 
 def _adjuster_summary(claims: pd.DataFrame, policies: pd.DataFrame, wording) -> pd.DataFrame:
     """The named-peril cover's line in the product summary (policies, paid plots, indemnity, premium)."""
-    from .adjuster import premium
+    from panen.engine.perils.adjuster import premium
 
     prem = premium(policies["area_ha"].to_numpy(float), wording, farmer_id=policies["farmer_id"].astype(str).to_numpy())
     paid = claims[claims["decision"] == "paid"]

@@ -21,7 +21,7 @@ Register columns (DESIGN.md, "Contract")::
 
 ``event_number`` (which event of the policy year the assessed loss is, for a ``dynamic``
 deductible) and ``interruption_days`` (length of the interruption, for a ``time_excess``
-deductible) are the per-policy context of those term rules (:mod:`panen.engine.terms`); a
+deductible) are the per-policy context of those term rules (:mod:`panen.engine.maths.terms`); a
 product whose terms need one fails on the first policy without it, never pays it
 unreduced.
 
@@ -46,7 +46,7 @@ from numba import njit
 
 from panen.datasets.tables import check_header, read_table
 
-from .errors import InputError, Problem
+from panen.engine.errors import InputError, Problem
 
 __all__ = [
     "KEY_COLUMNS",

@@ -2,7 +2,7 @@
 
 ``panen backtest CONFIG --years 1981-2020 --out DIR`` (and :func:`backtest` for notebooks)
 replays a season's term sheets over decades of archive with the *same* engine as the
-seasonal batch (:mod:`panen.engine.run`): the same readers, the same zonal weights and
+seasonal batch (:mod:`panen.engine.pipeline.run`): the same readers, the same zonal weights and
 kernel, the same trigger plugins from the registry. Nothing about any trigger is
 implemented twice. The orchestrator only wires:
 
@@ -103,8 +103,8 @@ add an analysis of the simulation, written beside it:
   ``design_candidates.csv``, ``design_chosen.csv``, ``design_frontier.csv``,
   ``plots/tradeoff_<product>.png`` and the chosen term sheet ``design_<product>.yaml``.
 
-All of it is computed by :mod:`panen.engine.pricing`, :mod:`panen.engine.basis` and
-:mod:`panen.engine.design` from the two hook tables below; this module only wires. Flagged
+All of it is computed by :mod:`panen.engine.research.pricing`, :mod:`panen.engine.research.basis` and
+:mod:`panen.engine.research.design` from the two hook tables below; this module only wires. Flagged
 district-seasons are left out of every statistic (never priced as "no payout").
 
 Hook for pricing and basis risk
@@ -134,13 +134,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import __version__
-from .api import Season, TriggerInputs
-from .config import RunConfig, load_config, parse_config
-from .errors import ConfigError, DataQualityError, InputError, Problem
-from .registry import get_trigger
-from .staging import discard, new_stage, publish
-from .yieldhistory import (normal_yield_best_of, normal_yield_mean, select_season, shortfall_rate, threshold_yield,
+from panen.engine import __version__
+from panen.engine.api import Season, TriggerInputs
+from panen.engine.config import RunConfig, load_config, parse_config
+from panen.engine.errors import ConfigError, DataQualityError, InputError, Problem
+from panen.engine.registry import get_trigger
+from panen.engine.infra.staging import discard, new_stage, publish
+from panen.engine.maths.yieldhistory import (normal_yield_best_of, normal_yield_mean, select_season, shortfall_rate, threshold_yield,
                            wide_table, year_columns)
 
 __all__ = [
@@ -309,7 +309,7 @@ def monthly_to_daily_equivalent(series: xr.Dataset) -> xr.Dataset:
     Parameters
     ----------
     series
-        District series from :func:`panen.engine.zonal.zonal_mean` of monthly rainfall:
+        District series from :func:`panen.engine.maths.zonal.zonal_mean` of monthly rainfall:
         ``mean`` [mm/month] and ``valid_fraction`` [1] on ``(time, district)``, one step per
         calendar month (any day of the month as its stamp), gap-free (the reader inserts
         missing months as NaN).
@@ -365,7 +365,7 @@ def load_backtest_config(path: str | Path) -> RunConfig:
     except ConfigError as exc:
         import yaml
 
-        from .config import _line_map
+        from panen.engine.config import _line_map
 
         try:
             raw = path.read_bytes()
@@ -450,8 +450,8 @@ def backtest(config: RunConfig | str | Path, years: tuple[int, int] | str = (198
         ``optimise`` (or ``design:``) without a ``loss_reference:`` section or without a
         weather-index product — checked before anything is read.
     """
-    from .run import _compute, _Timer, _check_overlap, _client, _open_input
-    from .zonal import build_weights, zonal_mean
+    from panen.engine.pipeline.run import _compute, _Timer, _check_overlap, _client, _open_input
+    from panen.engine.maths.zonal import build_weights, zonal_mean
 
     if not isinstance(config, RunConfig):
         config = load_backtest_config(config)
@@ -602,7 +602,7 @@ def backtest(config: RunConfig | str | Path, years: tuple[int, int] | str = (198
 
 def _write_analysis(result: BacktestResult, stage: Path) -> dict[str, Path]:
     """Write the pricing, tail, loss-reference, basis-risk and design tables and plots into ``stage``."""
-    from .ledger import write_table_atomic
+    from panen.engine.settlement.ledger import write_table_atomic
 
     if result.pricing is not None:
         write_table_atomic(result.pricing, stage / "pricing.csv", "csv")
@@ -627,7 +627,7 @@ def _write_analysis(result: BacktestResult, stage: Path) -> dict[str, Path]:
 
 def _analysis_manifest(config: RunConfig, result: BacktestResult) -> dict[str, Any]:
     """What the analysis sections were (settings and the loss table's hash), for the manifest."""
-    from .run import _sha256_file
+    from panen.engine.pipeline.run import _sha256_file
 
     out: dict[str, Any] = {}
     if config.pricing is not None:
@@ -639,7 +639,7 @@ def _analysis_manifest(config: RunConfig, result: BacktestResult) -> dict[str, A
         out["loss_reference"] = ref
         out["basis_bootstrap"] = dict(BASIS_BOOTSTRAP)
     if result.design is not None:
-        from .config import DesignConfig
+        from panen.engine.config import DesignConfig
 
         out["design"] = (config.design or DesignConfig()).model_dump(mode="json")
         out["design"]["unresolved"] = int(sum(len(r.unresolved) for r in result.design.results.values()))
@@ -762,8 +762,8 @@ def _exposure(config: RunConfig, district_ids: np.ndarray) -> tuple[pd.DataFrame
         out["exposure"] = 1.0
         out["exposure_basis"] = "unit"
         return out, {}, None
-    from .policies import ProductRules, read_policies, validate_policies
-    from .terms import round_rupiah
+    from panen.engine.settlement.policies import ProductRules, read_policies, validate_policies
+    from panen.engine.maths.terms import round_rupiah
 
     register = read_policies(config.inputs.policies.path)
     # sowing dates do not enter the backtest (one representative anchor per season), so a
@@ -801,7 +801,7 @@ def portfolio_table(table: pd.DataFrame, exposure: pd.DataFrame) -> pd.DataFrame
     rounded to the rupiah when the exposure is in rupiah); ``payout_rate`` = ``payout /
     exposure_assessed`` (NaN when nothing was assessed).
     """
-    from .terms import round_rupiah
+    from panen.engine.maths.terms import round_rupiah
 
     seasons = table.drop_duplicates(["product_id", "district_id", "season"])[
         ["product_id", "district_id", "season", "payout_rate", "flagged"]]
@@ -895,8 +895,8 @@ def write_plots(result: BacktestResult, folder: Path) -> dict[str, Path]:
 
 def _write(result: BacktestResult, config: RunConfig, out_dir: Path, *, rejects, scheduler, sowing_offset: int,
            t_start: float) -> None:
-    from .ledger import write_table_atomic
-    from .run import _hash_inputs, _sha256_file, _versions
+    from panen.engine.settlement.ledger import write_table_atomic
+    from panen.engine.pipeline.run import _hash_inputs, _sha256_file, _versions
 
     stage = new_stage(out_dir)
     try:
@@ -1020,7 +1020,7 @@ def yield_losses(yields: pd.DataFrame, reference, district_ids, years: tuple[int
     is the mean (``normal: {method: mean, years: w}``) or the mean of the best ``best``
     (``{method: best_of, best, of: w}``) of the available yields of the *preceding* w
     years Y − w … Y − 1 — the area-yield trigger's rule (PMFBY), computed by the same
-    functions (:mod:`panen.engine.yieldhistory`) — and
+    functions (:mod:`panen.engine.maths.yieldhistory`) — and
 
         loss = clip((T − A) / T, 0, 1),  T = indemnity_level × normal  [fraction of T].
 
@@ -1104,8 +1104,8 @@ def _season_rates(result: BacktestResult) -> pd.DataFrame:
 
 def _detrended(rates: pd.DataFrame) -> pd.DataFrame:
     """Each district's payout-rate history with its linear trend removed, re-centred at its latest
-    season and clipped to [0, 1] (:func:`panen.engine.pricing.detrend_linear`)."""
-    from .pricing import detrend_linear
+    season and clipped to [0, 1] (:func:`panen.engine.research.pricing.detrend_linear`)."""
+    from panen.engine.research.pricing import detrend_linear
 
     out = rates.copy()
     for (pid, did), part in rates.groupby(["product_id", "district_id"], sort=False):
@@ -1133,21 +1133,21 @@ def pricing_table(result: BacktestResult, pricing) -> tuple[pd.DataFrame, list[s
 
     * ``seasons, missing, burn_cost`` (mean payout rate = pure premium rate), ``std``,
       ``standard_error`` (std / √n), ``frequency`` (share of seasons paying),
-      ``max_rate`` — :func:`panen.engine.pricing.burn_cost`; with ``pricing.detrend``
+      ``max_rate`` — :func:`panen.engine.research.pricing.burn_cost`; with ``pricing.detrend``
       each district's rate history is first detrended (linear, re-centred at its latest
       season, clipped to [0, 1]) and everything below uses the detrended rates;
     * ``gross_premium_rate`` = burn cost × (1 + expense + profit loading) + the risk load
       measured on the district's own rate history
-      (:func:`panen.engine.pricing.gross_premium_rate`);
+      (:func:`panen.engine.research.pricing.gross_premium_rate`);
     * ``credibility_z, credibility_rate``: Bühlmann–Straub credibility of the district
-      within its product's portfolio (:func:`panen.engine.pricing.buhlmann_straub`), with
+      within its product's portfolio (:func:`panen.engine.research.pricing.buhlmann_straub`), with
       the exposure of :func:`exposure_table` as the weight of each of its seasons. A
       district with zero exposure (no policies in the register) has Z = 0 and the
       portfolio mean; a product where credibility is undefined (one district, one
       season) gets NaN and a note;
     * ``sum_insured, premium, subsidy, farmer_share`` [Rp]: the gross premium on the
       district's exposure (register) or on Rp 1,000,000 sum insured (no register),
-      split by ``pricing.subsidy_share`` (:func:`panen.engine.pricing.premium_split`);
+      split by ``pricing.subsidy_share`` (:func:`panen.engine.research.pricing.premium_split`);
       empty when the district has no assessed season.
 
     Returns
@@ -1155,7 +1155,7 @@ def pricing_table(result: BacktestResult, pricing) -> tuple[pd.DataFrame, list[s
     (pandas.DataFrame, list[str])
         :data:`PRICING_COLUMNS`, sorted by product and district; notes.
     """
-    from .pricing import buhlmann_straub, burn_cost, gross_premium_rate, premium_split
+    from panen.engine.research.pricing import buhlmann_straub, burn_cost, gross_premium_rate, premium_split
 
     notes: list[str] = []
     rates = _season_rates(result)
@@ -1223,7 +1223,7 @@ def _portfolio_exposure(result: BacktestResult, pid: str) -> tuple[pd.DataFrame,
 
 def _portfolio_totals(result: BacktestResult, pid: str, rates: pd.DataFrame) -> tuple[pd.Series, dict[str, Any]]:
     """Portfolio payout per complete season of one product [Rp] and what was left out."""
-    from .pricing import portfolio_payouts
+    from panen.engine.research.pricing import portfolio_payouts
 
     exposure, basis = _portfolio_exposure(result, pid)
     part = rates[rates["product_id"] == pid]
@@ -1245,11 +1245,11 @@ def tail_table(result: BacktestResult, pricing) -> tuple[pd.DataFrame, dict[str,
     The portfolio of a product is its districts with a sum insured [Rp] — the register's
     exposure, else Rp 1,000,000 per district (``exposure_basis = unit``) — and at least
     one assessed season. A season's total is Σ round(payout rate × sum insured)
-    (:func:`panen.engine.pricing.portfolio_payouts`); a season with a flagged district is
+    (:func:`panen.engine.research.pricing.portfolio_payouts`); a season with a flagged district is
     incomplete (its total is unknown, not smaller) and is left out, counted in
     ``seasons_incomplete``. The 1-in-N year payout is the empirical quantile of the complete
     season totals at 1 − 1/N with Weibull plotting positions
-    (:func:`panen.engine.pricing.return_period_losses`): NaN when N > n + 1. The PML is the
+    (:func:`panen.engine.research.pricing.return_period_losses`): NaN when N > n + 1. The PML is the
     1-in-``pricing.pml_period`` year payout.
 
     Returns
@@ -1261,7 +1261,7 @@ def tail_table(result: BacktestResult, pricing) -> tuple[pd.DataFrame, dict[str,
         [Rp], ``pml_rate`` [fraction of the portfolio's sum insured]; the complete season
         totals per product; notes.
     """
-    from .pricing import return_period_losses
+    from panen.engine.research.pricing import return_period_losses
 
     rates = _season_rates(result)
     rows, totals, notes = [], {}, []
@@ -1308,7 +1308,7 @@ def basis_risk(result: BacktestResult, losses: pd.DataFrame, *, premium: pd.Data
     """Basis risk of every product against the loss reference, per district and per product.
 
     The season payout rate of each assessed district-season is compared with the realised
-    loss rate of the same district and season (:func:`panen.engine.basis.basis_risk_table`;
+    loss rate of the same district and season (:func:`panen.engine.research.basis.basis_risk_table`;
     flagged seasons and unknown losses are left out). Rows with ``scope = "district"`` are
     one product in one district; ``scope = "product"`` pools the product's district-seasons
     (``district_id`` empty). The hedging effectiveness uses revenue = 1 − loss and, as the
@@ -1320,9 +1320,9 @@ def basis_risk(result: BacktestResult, losses: pd.DataFrame, *, premium: pd.Data
     -------
     pandas.DataFrame
         ``scope, product_id, district_id`` then
-        :data:`panen.engine.basis.BASIS_RISK_COLUMNS`.
+        :data:`panen.engine.research.basis.BASIS_RISK_COLUMNS`.
     """
-    from .basis import BASIS_RISK_COLUMNS, basis_risk_table
+    from panen.engine.research.basis import BASIS_RISK_COLUMNS, basis_risk_table
 
     sim = _season_rates(result).dropna(subset=["payout_rate"])
     if premium is None:
@@ -1343,7 +1343,7 @@ def basis_risk(result: BacktestResult, losses: pd.DataFrame, *, premium: pd.Data
 
 @dataclass
 class DesignOutcome:
-    """The trigger-design search of a backtest: one :class:`panen.engine.design.DesignResult` per
+    """The trigger-design search of a backtest: one :class:`panen.engine.research.design.DesignResult` per
     product (``results``) and the chosen term sheets per product (``term_sheets``: zone → params)."""
 
     results: dict[str, Any]
@@ -1370,17 +1370,17 @@ def design_search(config: RunConfig, result: BacktestResult, losses: pd.DataFram
                   loadings: tuple[float, float], loss_threshold: float = 0.0) -> DesignOutcome:
     """Search strike and exit of every weather-index product against the loss reference.
 
-    One :func:`panen.engine.design.search` per product on the backtest's index values
+    One :func:`panen.engine.research.design.search` per product on the backtest's index values
     (:func:`simulation_table`): the space is the term sheet's phases with strikes and exits
     at the default quantiles of the index, rounded to 0.01 index units
-    (:meth:`~panen.engine.design.DesignSpace.from_term_sheet`, each phase keeping its
+    (:meth:`~panen.engine.research.design.DesignSpace.from_term_sheet`, each phase keeping its
     direction and weight), grouped by ``design.by``; the constraints
     are those of ``design`` with the product's ``season_cap`` as the season cap; the gross
     rate uses ``loadings`` (the pricing section's expense and profit loadings; a risk load
     does not enter the search). Each chosen design becomes a term sheet with
-    :func:`panen.engine.design.to_term_sheet` (every phase a linear curve).
+    :func:`panen.engine.research.design.to_term_sheet` (every phase a linear curve).
     """
-    from .design import Constraints, DesignSpace, search, to_term_sheet
+    from panen.engine.research.design import Constraints, DesignSpace, search, to_term_sheet
 
     zones = design.zones
     if isinstance(zones, Path):
@@ -1417,7 +1417,7 @@ def pricing_summary(result: BacktestResult) -> pd.DataFrame:
     ``payout_1in10`` [Rp] as in :func:`tail_table`; ``pod``, ``hedging_effectiveness``
     pooled over the product's district-seasons (NaN without a loss reference).
     """
-    from .pricing import return_period_losses
+    from panen.engine.research.pricing import return_period_losses
 
     rows = []
     rates = _season_rates(result)
@@ -1484,7 +1484,7 @@ def write_analysis_plots(result: BacktestResult, folder: Path) -> dict[str, Path
             fig.savefig(p, dpi=110)
             paths[f"loss_vs_payout_{pid}"] = p
     if result.design is not None:
-        from .design import plot_tradeoff
+        from panen.engine.research.design import plot_tradeoff
 
         for pid, res in result.design.results.items():
             paths[f"tradeoff_{pid}"] = plot_tradeoff(res, folder / f"tradeoff_{_safe_name(pid)}.png")
@@ -1534,7 +1534,7 @@ def _analyse(config: RunConfig, result: BacktestResult, tables: dict[str, pd.Dat
         if getattr(ref, "source", None) == "yields":
             y = tables.get("yields")
             if y is None:
-                from .run import _open_input
+                from panen.engine.pipeline.run import _open_input
 
                 _, y = _open_input("yields", config.inputs.yields)
             result.losses = yield_losses(y, ref, district_ids, result.years)
@@ -1553,7 +1553,7 @@ def _analyse(config: RunConfig, result: BacktestResult, tables: dict[str, pd.Dat
             premium = result.pricing.rename(columns={"gross_premium_rate": "premium_rate"})
         result.basis_risk = basis_risk(result, result.losses, premium=premium, loss_threshold=ref.loss_threshold)
         if optimise or config.design is not None:
-            from .config import DesignConfig, PricingConfig
+            from panen.engine.config import DesignConfig, PricingConfig
 
             p = config.pricing or PricingConfig()
             result.design = design_search(config, result, result.losses, config.design or DesignConfig(),

@@ -5,11 +5,11 @@ for money")::
 
     payout rate [0..1] (RateTable, per district and cohort)
       -> × sum insured [Rp] -> round to rupiah = gross payout
-      -> average clause -> deductible -> limit -> share, each rounded to rupiah = net payout  (panen.engine.terms)
+      -> average clause -> deductible -> limit -> share, each rounded to rupiah = net payout  (panen.engine.maths.terms)
       -> district totals (reconciled to the rupiah) -> payments per farmer or group
 
 The ledger never builds per-farmer series: each policy finds its rate by integer codes —
-district → row of the product's :class:`~panen.engine.rates.RateTable`, sowing date →
+district → row of the product's :class:`~panen.engine.settlement.rates.RateTable`, sowing date →
 cohort column by a dense day lookup — and one gather from the small rate matrix. Rows are
 ordered by ``(product_id, district_id, policy_id)`` (byte-wise, i.e. Unicode code point
 order) with a numba radix sort, so the ledger, and every file written from it, is the
@@ -49,10 +49,10 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 from numba import njit
 
-from .errors import DataQualityError, PanenError
-from .policies import ProductRules, dictionary_codes, string_buffers
-from .rates import RateTable
-from .terms import Terms, apply_terms, round_rupiah
+from panen.engine.errors import DataQualityError, PanenError
+from panen.engine.settlement.policies import ProductRules, dictionary_codes, string_buffers
+from panen.engine.settlement.rates import RateTable
+from panen.engine.maths.terms import Terms, apply_terms, round_rupiah
 
 __all__ = [
     "LEDGER_COLUMNS",
@@ -461,17 +461,17 @@ def build_ledger(policies: pd.DataFrame | pa.Table, rate_tables: Mapping[str, Ra
     Parameters
     ----------
     policies
-        Valid policies (the first table of :func:`~panen.engine.policies.validate_policies`):
+        Valid policies (the first table of :func:`~panen.engine.settlement.policies.validate_policies`):
         ``policy_id, farmer_id, district_id, product_id, area_ha`` [ha] and optionally
         ``sum_insured`` [Rp], ``sowing_date``, ``group_id``, ``actual_value`` [Rp],
         ``event_number``, ``interruption_days`` [days] (the last three: term context).
         Not modified.
     rate_tables
-        Payout rates per product (``product_id`` → :class:`~panen.engine.rates.RateTable`).
+        Payout rates per product (``product_id`` → :class:`~panen.engine.settlement.rates.RateTable`).
     products
-        ``product_id`` → :class:`~panen.engine.policies.ProductRules`.
+        ``product_id`` → :class:`~panen.engine.settlement.policies.ProductRules`.
     terms
-        ``product_id`` → :class:`~panen.engine.terms.Terms` (missing or ``None``: no terms).
+        ``product_id`` → :class:`~panen.engine.maths.terms.Terms` (missing or ``None``: no terms).
     parquet_path
         If given, the ledger is also written there as Parquet, atomically, one row group
         at a time while later rows are still being built (a writer thread; Arrow's encoder
@@ -488,7 +488,7 @@ def build_ledger(policies: pd.DataFrame | pa.Table, rate_tables: Mapping[str, Ra
         * ``sum_insured`` = given ``sum_insured``, else ``round_rupiah(area_ha ×
           sum_insured_per_ha)`` (AUTP: Rp 6,000,000/ha, proportional for other areas);
         * ``gross_payout`` = ``round_rupiah(sum_insured × payout_rate)``;
-        * ``deductible``, ``net_payout`` from :func:`~panen.engine.terms.apply_terms`;
+        * ``deductible``, ``net_payout`` from :func:`~panen.engine.maths.terms.apply_terms`;
         * in a flagged district/cohort (or where the rate is NaN): ``payout_rate`` null,
           all payouts 0, ``status = withheld_missing_data`` — never paid on garbage.
 
