@@ -166,7 +166,8 @@ def phase_read(path: Path, repeats: int) -> dict:
 
 
 def phase_ledger(path: Path, repeats: int, out: Path) -> dict:
-    from panen.engine.settlement.ledger import build_ledger, write_table_atomic
+    from panen.engine.infra.atomic import write_table_atomic
+    from panen.engine.settlement.ledger import build_ledger
     from panen.engine.settlement.policies import read_policies, validate_policies
 
     valid, _ = validate_policies(read_policies(path), district_ids=district_ids(), products=products())
@@ -197,7 +198,8 @@ def phase_ledger(path: Path, repeats: int, out: Path) -> dict:
 
 def phase_breakdown(path: Path, repeats: int, out: Path) -> dict:
     """The two steps apart (build in memory, then write the whole table) and the baselines."""
-    from panen.engine.settlement.ledger import build_ledger, write_table_atomic
+    from panen.engine.infra.atomic import write_table_atomic
+    from panen.engine.settlement.ledger import build_ledger
     from panen.engine.settlement.policies import read_policies, validate_policies
 
     valid, _ = validate_policies(read_policies(path), district_ids=district_ids(), products=products())

@@ -24,6 +24,10 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 
 from panen.engine.api import ProductParams
 from panen.engine.errors import ConfigError, PluginError, Problem
+from panen.engine.infra.yamlio import dotted as _dotted
+from panen.engine.infra.yamlio import load_located_yaml
+from panen.engine.infra.yamlio import nearest_line as _nearest_line
+from panen.engine.infra.yamlio import pydantic_message as _msg
 from panen.engine.registry import get_trigger
 from panen.engine.maths.terms import Terms
 from panen.engine.maths.yieldhistory import BestOfNormal, MeanNormal
@@ -318,26 +322,8 @@ def load_config(path: str | Path) -> RunConfig:
         With every problem found (file, line, key path), for malformed YAML, unknown keys,
         out-of-range parameters, unknown triggers, missing inputs or input files.
     """
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(Problem("config file not found", file=path)) from None
-    except OSError as exc:
-        raise ConfigError(Problem(f"cannot read config file: {exc.strerror}", file=path)) from None
-    try:
-        text = raw.decode("utf-8")
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except UnicodeDecodeError as exc:
-        raise ConfigError(Problem(f"config is not UTF-8 text ({exc.reason})", file=path)) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        what = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(Problem(f"malformed YAML: {what}", file=path, row=line)) from None
-    return parse_config(data, base_dir=path.parent, source=path, lines=_line_map(node),
-                        sha256=hashlib.sha256(raw).hexdigest())
+    doc = load_located_yaml(path, what="config")
+    return parse_config(doc.data, base_dir=doc.path.parent, source=doc.path, lines=doc.lines, sha256=doc.sha256)
 
 
 def parse_config(data: Any, *, base_dir: Path | str = ".", source: Path | None = None,
@@ -494,20 +480,6 @@ def _resolve_inputs(inputs: Inputs, base_dir: Path, add) -> Inputs:
 
 
 # --------------------------------------------------------------------------- helpers
-def _msg(err: dict) -> str:
-    msg = err["msg"]
-    for prefix in ("Value error, ", "Assertion failed, "):
-        if msg.startswith(prefix):
-            msg = msg[len(prefix):]
-    if err["type"] == "extra_forbidden":
-        msg = f"unknown key {err['loc'][-1]!r}"
-    elif err["type"] == "missing":
-        msg = f"missing required key {err['loc'][-1]!r}"
-    elif "input" in err and err["type"] not in ("value_error", "assertion_error") and not isinstance(err["input"], (dict, list)):
-        msg = f"{msg} (got {err['input']!r})"
-    return msg
-
-
 def _untag(loc: tuple) -> tuple:
     """Drop pydantic's union tags from an error location (``loss_reference.file.path`` → ``loss_reference.path``)."""
     tags = {("loss_reference",): {"yields", "file"}, ("pricing", "risk_load"): {"std", "tail"},
@@ -518,40 +490,3 @@ def _untag(loc: tuple) -> tuple:
             continue
         out += (part,)
     return out
-
-
-def _dotted(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _line_map(node: yaml.Node | None) -> dict[tuple, int]:
-    """Key path → 1-based line number, from the composed YAML node tree."""
-    lines: dict[tuple, int] = {}
-
-    def walk(n: yaml.Node, path: tuple) -> None:
-        lines[path] = n.start_mark.line + 1
-        if isinstance(n, yaml.MappingNode):
-            for k, v in n.value:
-                key = k.value
-                lines[path + (key,)] = k.start_mark.line + 1
-                walk(v, path + (key,))
-                lines[path + (key,)] = k.start_mark.line + 1
-        elif isinstance(n, yaml.SequenceNode):
-            for i, v in enumerate(n.value):
-                walk(v, path + (i,))
-
-    if node is not None:
-        walk(node, ())
-    return lines
-
-
-def _nearest_line(lines: dict[tuple, int], loc: tuple) -> int | None:
-    loc = tuple(loc)
-    while loc:
-        if loc in lines:
-            return lines[loc]
-        loc = loc[:-1]
-    return None

@@ -14,7 +14,6 @@ import pytest
 from panen.engine.errors import ConfigError, DataQualityError, InputError
 from panen.engine.settlement.ledger import (
     LEDGER_COLUMNS,
-    PARQUET_OPTIONS,
     ReconciliationError,
     build_ledger,
     district_totals,
@@ -22,8 +21,8 @@ from panen.engine.settlement.ledger import (
     payments,
     reconcile,
     sort_order,
-    write_table_atomic,
 )
+from panen.engine.infra.atomic import PARQUET_OPTIONS, write_table_atomic
 from panen.engine.settlement.policies import ProductRules, read_policies, validate_policies
 from panen.engine.settlement.rates import RateTable
 from panen.engine.maths.terms import Terms
@@ -417,7 +416,7 @@ def test_a_streamed_ledger_whose_write_fails_raises_and_leaves_no_file(tmp_path,
             super().write_table(table, row_group_size=row_group_size)
 
     monkeypatch.setitem(PARQUET_OPTIONS, "row_group_size", 500)
-    monkeypatch.setattr("panen.engine.settlement.ledger.pq.ParquetWriter", FailOnSecondGroup)
+    monkeypatch.setattr("panen.engine.infra.atomic.pq.ParquetWriter", FailOnSecondGroup)
     pol, rates, rules, terms = mixed_register()
     with pytest.raises(OSError, match="disk full"):
         build_ledger(pol, rates, rules, terms, parquet_path=tmp_path / "payouts.parquet")
@@ -460,7 +459,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypat
         def close(self):
             pass
 
-    monkeypatch.setattr("panen.engine.settlement.ledger.pq.ParquetWriter", HalfThenFail)
+    monkeypatch.setattr("panen.engine.infra.atomic.pq.ParquetWriter", HalfThenFail)
     with pytest.raises(OSError, match="disk full"):
         write_table_atomic(pa.table({"a": [1]}), path)
     assert path.read_bytes() == b"old"

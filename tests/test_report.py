@@ -343,7 +343,7 @@ def test_report_without_the_district_layer_says_so_and_keeps_the_numbers(run_dir
 
 
 def test_district_layer_hash_matches_the_manifest(run_dir):
-    from panen.engine.pipeline.run import _sha256_tree
+    from panen.engine.infra.manifest import sha256_tree as _sha256_tree
 
     m = json.loads((run_dir / "manifest.json").read_text())
     path = Path(m["districts"]["path"])

@@ -91,9 +91,12 @@ from pydantic import (
     model_validator,
 )
 
-from panen.engine.config import _dotted, _line_map, _msg, _nearest_line
+from panen.engine.infra.yamlio import dotted as _dotted
+from panen.engine.infra.yamlio import load_located_yaml
+from panen.engine.infra.yamlio import nearest_line as _nearest_line
+from panen.engine.infra.yamlio import pydantic_message as _msg
 from panen.engine.errors import ConfigError, InputError, Problem
-from panen.engine.settlement.ledger import write_table_atomic
+from panen.engine.infra.atomic import write_table_atomic
 from panen.engine.maths.terms import round_rupiah
 
 __all__ = [
@@ -416,23 +419,8 @@ def load_wording(path: str | Path) -> Wording:
     >>> w.sum_insured_per_ha, w.premium_per_ha, w.peril_code("Wereng Batang Coklat")  # doctest: +SKIP
     (6000000, 180000, 'brown_planthopper')
     """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(Problem("policy wording file not found", file=path)) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(Problem(f"policy wording is not UTF-8 text ({exc.reason})", file=path)) from None
-    except OSError as exc:
-        raise ConfigError(Problem(f"cannot read policy wording: {exc.strerror}", file=path)) from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(Problem(f"malformed YAML: {getattr(exc, 'problem', None) or exc}", file=path,
-                                  row=mark.line + 1 if mark is not None else None)) from None
-    return parse_wording(data, source=path, lines=_line_map(node))
+    doc = load_located_yaml(path, what="policy wording")
+    return parse_wording(doc.data, source=doc.path, lines=doc.lines)
 
 
 def parse_wording(data: Any, *, source: str | Path | None = None, lines: dict[tuple, int] | None = None) -> Wording:

@@ -363,25 +363,20 @@ def load_backtest_config(path: str | Path) -> RunConfig:
     try:
         return load_config(path)
     except ConfigError as exc:
-        import yaml
-
-        from panen.engine.config import _line_map
+        from panen.engine.infra.yamlio import load_located_yaml
 
         try:
-            raw = path.read_bytes()
-            text = raw.decode("utf-8")
-            data = yaml.safe_load(text)
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-        except Exception:  # noqa: BLE001 - the original error says what is wrong
+            doc = load_located_yaml(path)
+        except ConfigError:
             raise exc from None
+        data = doc.data
         inputs = data.get("inputs") if isinstance(data, dict) else None
         if not isinstance(inputs, dict) or inputs.get("policies") is not None:
             raise
         # a placeholder that exists (the config's own folder) satisfies the settlement
         # rule "products need inputs.policies"; it is removed again right away
         data = {**data, "inputs": {**inputs, "policies": {"path": "."}}}
-        cfg = parse_config(data, base_dir=path.parent, source=path, lines=_line_map(node),
-                           sha256=hashlib.sha256(raw).hexdigest())
+        cfg = parse_config(data, base_dir=path.parent, source=path, lines=doc.lines, sha256=doc.sha256)
         return dataclasses.replace(cfg, inputs=cfg.inputs.model_copy(update={"policies": None}))
 
 
@@ -602,7 +597,7 @@ def backtest(config: RunConfig | str | Path, years: tuple[int, int] | str = (198
 
 def _write_analysis(result: BacktestResult, stage: Path) -> dict[str, Path]:
     """Write the pricing, tail, loss-reference, basis-risk and design tables and plots into ``stage``."""
-    from panen.engine.settlement.ledger import write_table_atomic
+    from panen.engine.infra.atomic import write_table_atomic
 
     if result.pricing is not None:
         write_table_atomic(result.pricing, stage / "pricing.csv", "csv")
@@ -627,7 +622,7 @@ def _write_analysis(result: BacktestResult, stage: Path) -> dict[str, Path]:
 
 def _analysis_manifest(config: RunConfig, result: BacktestResult) -> dict[str, Any]:
     """What the analysis sections were (settings and the loss table's hash), for the manifest."""
-    from panen.engine.pipeline.run import _sha256_file
+    from panen.engine.infra.manifest import sha256_file
 
     out: dict[str, Any] = {}
     if config.pricing is not None:
@@ -635,7 +630,7 @@ def _analysis_manifest(config: RunConfig, result: BacktestResult) -> dict[str, A
     if config.loss_reference is not None:
         ref = config.loss_reference.model_dump(mode="json")
         if getattr(config.loss_reference, "path", None) is not None:
-            ref["sha256"] = _sha256_file(Path(config.loss_reference.path))
+            ref["sha256"] = sha256_file(Path(config.loss_reference.path))
         out["loss_reference"] = ref
         out["basis_bootstrap"] = dict(BASIS_BOOTSTRAP)
     if result.design is not None:
@@ -895,8 +890,9 @@ def write_plots(result: BacktestResult, folder: Path) -> dict[str, Path]:
 
 def _write(result: BacktestResult, config: RunConfig, out_dir: Path, *, rejects, scheduler, sowing_offset: int,
            t_start: float) -> None:
-    from panen.engine.settlement.ledger import write_table_atomic
-    from panen.engine.pipeline.run import _hash_inputs, _sha256_file, _versions
+    from panen.engine.infra.atomic import write_table_atomic
+    from panen.engine.infra.manifest import package_versions, sha256_file
+    from panen.engine.pipeline.run import _hash_inputs
 
     stage = new_stage(out_dir)
     try:
@@ -908,7 +904,7 @@ def _write(result: BacktestResult, config: RunConfig, out_dir: Path, *, rejects,
             write_table_atomic(rejects, stage / "rejects.csv", "csv")
         plots = write_plots(result, stage / "plots")
         plots.update(_write_analysis(result, stage))
-        files = {str(f.relative_to(stage)): _sha256_file(f) for f in sorted(stage.rglob("*")) if f.is_file()}
+        files = {str(f.relative_to(stage)): sha256_file(f) for f in sorted(stage.rglob("*")) if f.is_file()}
         inputs_hashed = _hash_inputs(config)
         content = {k: v["sha256"] for k, v in inputs_hashed.items()}
         analysis = _analysis_manifest(config, result)
@@ -937,7 +933,7 @@ def _write(result: BacktestResult, config: RunConfig, out_dir: Path, *, rejects,
             "notes": result.notes,
             "timings_s": result.timings,
             "outputs": files,
-            "environment": {"python": platform.python_version(), **_versions()},
+            "environment": {"python": platform.python_version(), **package_versions()},
             "scheduler": scheduler or "local-threads",
         }
         (stage / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

@@ -34,7 +34,9 @@ from panen.engine.api import Season, TriggerInputs
 from panen.engine.config import RunConfig
 from panen.engine.errors import DataQualityError, InputError, Problem
 from panen.engine.infra.keys import is_in
-from panen.engine.settlement.ledger import build_ledger, district_totals, payments, reconcile, write_table_atomic
+from panen.engine.infra.atomic import write_table_atomic
+from panen.engine.infra.manifest import hash_input, package_versions, sha256_file
+from panen.engine.settlement.ledger import build_ledger, district_totals, payments, reconcile
 from panen.engine.settlement.policies import ProductRules, read_policies, validate_policies
 from panen.engine.settlement.rates import RateTable
 from panen.engine.registry import get_trigger
@@ -235,7 +237,7 @@ def run_batch(config: RunConfig, out_dir: str | Path, *, force: bool = False, st
                 write_claims(claims, stage / "autp_claims.csv")
             if comparison is not None:
                 write_table_atomic(comparison, stage / "comparison.csv", "csv")
-        files = {f.name: _sha256_file(f) for f in sorted(stage.iterdir())}
+        files = {f.name: sha256_file(f) for f in sorted(stage.iterdir())}
         inputs_hashed = _hash_inputs(config)
         # content only (not paths): the same config and data give the same run id anywhere
         content = {k: v["sha256"] for k, v in inputs_hashed.items()}
@@ -257,7 +259,7 @@ def run_batch(config: RunConfig, out_dir: str | Path, *, force: bool = False, st
             "by_product": by_product.to_dict(orient="records"),
             "timings_s": t.timings,
             "outputs": files,
-            "environment": {"python": platform.python_version(), **_versions()},
+            "environment": {"python": platform.python_version(), **package_versions()},
             "scheduler": scheduler or "local-threads",
         }
         (stage / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
@@ -472,39 +474,11 @@ def _district_index(results: dict[str, xr.Dataset]) -> pd.DataFrame:
     return out.sort_values(["product_id", "district_id", "cohort", "phase"], kind="stable").reset_index(drop=True)
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _sha256_tree(paths: list[Path]) -> str:
-    h = hashlib.sha256()
-    for p in paths:
-        files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
-        for q in files:
-            h.update(str(q.relative_to(p) if p.is_dir() else q.name).encode())
-            h.update(_sha256_file(q).encode())
-    return h.hexdigest()
-
-
 def _hash_inputs(config: RunConfig) -> dict[str, dict[str, str]]:
-    import glob as _glob
-
     out = {}
     for name in type(config.inputs).model_fields:
         section = getattr(config.inputs, name)
         if section is None:
             continue
-        s = str(section.path)
-        paths = [Path(p) for p in sorted(_glob.glob(s))] if any(c in s for c in "*?[") else [Path(s)]
-        out[name] = {"path": s, "sha256": _sha256_tree(paths), "files": str(len(paths))}
+        out[name] = hash_input(section.path)
     return out
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import version
-
-    return {m: version(m) for m in ("numpy", "pandas", "xarray", "dask", "pyarrow")}

@@ -246,20 +246,10 @@ def _district_source(manifest: dict[str, Any]) -> tuple[str | None, str, Any]:
 
 
 def _sha256_input(path: Path) -> str:
-    """The manifest's hash of one input path (as :func:`panen.engine.pipeline.run._sha256_tree` computes it;
-    kept here so that reading a report does not import the engine's gridded stack)."""
-    import hashlib
+    """The manifest's hash of one input path (:func:`panen.engine.infra.manifest.sha256_tree`)."""
+    from panen.engine.infra.manifest import sha256_tree
 
-    h = hashlib.sha256()
-    files = sorted(q for q in path.rglob("*") if q.is_file()) if path.is_dir() else [path]
-    for q in files:
-        h.update(str(q.relative_to(path) if path.is_dir() else q.name).encode())
-        f = hashlib.sha256()
-        with open(q, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                f.update(chunk)
-        h.update(f.hexdigest().encode())
-    return h.hexdigest()
+    return sha256_tree([path])
 
 
 def _read_district_layer(manifest: dict[str, Any], notes: list[str]):

@@ -32,10 +32,6 @@ followed by ``area_ha`` [ha], ``cohort`` (window anchor date), ``status`` (``pai
 from __future__ import annotations
 
 import hashlib
-import os
-import queue
-import tempfile
-import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -45,11 +41,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pcsv
-import pyarrow.parquet as pq
 from numba import njit
 
 from panen.engine.errors import DataQualityError, PanenError
+from panen.engine.infra.atomic import PARQUET_OPTIONS, BackgroundParquet
 from panen.engine.settlement.policies import ProductRules, dictionary_codes, string_buffers
 from panen.engine.settlement.rates import RateTable
 from panen.engine.maths.terms import Terms, apply_terms, round_rupiah
@@ -64,7 +59,6 @@ __all__ = [
     "payments",
     "reconcile",
     "round_rupiah",
-    "write_table_atomic",
 ]
 
 #: The contract columns of payouts.parquet / payouts.csv, in order.
@@ -76,12 +70,6 @@ MONEY_COLUMNS: tuple[str, ...] = ("sum_insured", "gross_payout", "deductible", "
 STATUS_VALUES: tuple[str, ...] = ("paid", "no_payout", "withheld_missing_data")
 _PAID, _NO_PAYOUT, _WITHHELD = 0, 1, 2
 
-#: Parquet settings fixed for byte-identical output (with the same pyarrow version).
-# lz4, not zstd: on the 10M-policy benchmark (benchmarks/ledger.py) the write takes 4.8 s
-# with lz4 against 5.8 s with zstd level 1 (270 MiB against 170 MiB): the batch target is
-# time, and the ledger is archived compressed elsewhere if at all.
-PARQUET_OPTIONS: dict = {"compression": "lz4", "row_group_size": 1 << 20,
-                         "version": "2.6"}
 
 
 class ReconciliationError(PanenError):
@@ -560,7 +548,7 @@ def build_ledger(policies: pd.DataFrame | pa.Table, rate_tables: Mapping[str, Ra
         built = pool.map(lambda a: inputs.batch(a, min(a + step, n)), starts)  # results in order
         if parquet_path is None:
             return pa.Table.from_batches(list(built))
-        with _BackgroundParquet(parquet_path) as sink:
+        with BackgroundParquet(parquet_path) as sink:
             batches = []
             for batch in built:  # the first failing row group (in ledger order) raises here
                 batches.append(batch)
@@ -840,195 +828,3 @@ def payments(ledger: pa.Table | pd.DataFrame, *, by: Literal["farmer", "group"] 
         "policies": grouped["net_payout_count"].to_numpy().astype(np.int64),
         "amount": grouped["net_payout_sum"].to_numpy().astype(np.int64),
     })
-
-
-# --------------------------------------------------------------------------- writing
-
-
-def _statistics_columns(t: pa.Table) -> list[str]:
-    """Min/max statistics for all but free text (ids: costly to compare, useless to filter on)."""
-    return [f.name for f in t.schema if not (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
-
-
-def _dictionary_columns(t: pa.Table, sample: int = 65_536, share: float = 0.1) -> list[str]:
-    """Columns worth Parquet dictionary encoding: dictionary arrays, and columns whose first
-    ``sample`` values are less than ``share`` distinct (deterministic: depends only on the data).
-
-    Trying a dictionary on a nearly unique column (ids, money amounts) costs a fifth of the
-    write and is then abandoned by the writer anyway.
-    """
-    names = []
-    # never more than the first row group, so that a file written row group by row group
-    # (build_ledger's stream) decides the same as one written from the whole table
-    sample = min(sample, int(PARQUET_OPTIONS["row_group_size"]))
-    for f in t.schema:
-        if pa.types.is_dictionary(f.type):
-            names.append(f.name)
-        elif t.num_rows:
-            head = t[f.name].slice(0, sample)
-            if pc.count_distinct(head, mode="all").as_py() < share * len(head):
-                names.append(f.name)
-    return names
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-class _ParquetFile:
-    """A Parquet file written to a temp file beside ``path`` and renamed over it on commit.
-
-    The writer settings (:data:`PARQUET_OPTIONS`, dictionary and statistics columns) are
-    fixed by the first table written, so writing a ledger in one piece or row group by row
-    group (each exactly ``row_group_size`` rows but the last) gives the same bytes.
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        self.tmp = Path(tmp)
-        self._handle = os.fdopen(fd, "wb")
-        self._writer: pq.ParquetWriter | None = None
-
-    def write(self, table: pa.Table) -> None:
-        if self._writer is None:
-            opts = {k: v for k, v in PARQUET_OPTIONS.items() if k != "row_group_size"}
-            self._writer = pq.ParquetWriter(self._handle, table.schema, use_dictionary=_dictionary_columns(table),
-                                            write_statistics=_statistics_columns(table), **opts)
-        self._writer.write_table(table, row_group_size=PARQUET_OPTIONS["row_group_size"])
-
-    def commit(self) -> Path:
-        """Close, fsync and move into place (a reader sees the old file or the new one)."""
-        try:
-            if self._writer is not None:
-                self._writer.close()
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
-            self._handle.close()
-            os.chmod(self.tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
-            os.replace(self.tmp, self.path)
-        except BaseException:
-            self.abort()
-            raise
-        return self.path
-
-    def abort(self) -> None:
-        """Drop the temp file; the destination is untouched."""
-        try:
-            if self._writer is not None:
-                self._writer.close()
-        except Exception:  # noqa: BLE001 - the write already failed; the temp file goes anyway
-            pass
-        self._handle.close()
-        self.tmp.unlink(missing_ok=True)
-
-
-_DONE = object()
-
-
-class _BackgroundParquet:
-    """Write record batches to an atomic Parquet file from a thread while the caller builds more.
-
-    ``put`` hands a batch over (blocking when two are waiting); leaving the ``with`` block
-    normally commits the file, leaving it with an exception (or a failed write) removes
-    the temp file and nothing is left behind.
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        self._file = _ParquetFile(path)
-        self._queue: queue.Queue = queue.Queue(maxsize=2)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="panen-parquet-writer", daemon=True)
-
-    def __enter__(self) -> "_BackgroundParquet":
-        self._thread.start()
-        return self
-
-    def put(self, batch: pa.RecordBatch) -> None:
-        if self._error is not None:
-            raise self._error
-        self._queue.put(batch)
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not _DONE:
-            if self._error is None:
-                try:
-                    self._file.write(pa.Table.from_batches([item]))
-                except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-                    self._error = exc
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self._queue.put(_DONE)
-        self._thread.join()
-        if exc_type is not None or self._error is not None:
-            self._file.abort()
-            if exc_type is None:
-                raise self._error
-            return
-        self._file.commit()
-
-
-def write_table_atomic(table: pa.Table | pd.DataFrame, path: str | Path,
-                       fmt: Literal["parquet", "csv"] | None = None) -> Path:
-    """Write a table deterministically and atomically (temp file in the same directory, then rename).
-
-    Parameters
-    ----------
-    table
-        Arrow table or DataFrame (a DataFrame's index is not written).
-    path
-        Destination; its directory must exist.
-    fmt
-        ``"parquet"`` or ``"csv"``; default from the suffix.
-
-    Returns
-    -------
-    pathlib.Path
-        The written file.
-
-    Notes
-    -----
-    Parquet: pyarrow with :data:`PARQUET_OPTIONS` (lz4, row groups of 2**20 rows,
-    format 2.6), no pandas metadata, dictionary encoding only where it pays
-    (:func:`_dictionary_columns`), no min/max statistics for free text.
-
-    CSV: header row, comma separated, integers without a decimal point, floats in
-    shortest round-trip form, dates ISO, nulls empty, text quoted.
-
-    Same table and same pyarrow version → the same bytes. The temp file is fsynced before
-    the rename, and the rename is atomic on POSIX and Windows: a reader sees the old file
-    or the complete new one, never half of one.
-    """
-    path = Path(path)
-    fmt = fmt or ("csv" if path.suffix.lower() == ".csv" else "parquet" if path.suffix.lower() in (".parquet", ".pq")
-                  else None)
-    if fmt not in ("parquet", "csv"):
-        raise ValueError(f"write_table_atomic: cannot tell the format of {path}; pass fmt='parquet' or 'csv'")
-    t = table if isinstance(table, pa.Table) else pa.Table.from_pandas(table, preserve_index=False)
-    metadata = {k: v for k, v in (t.schema.metadata or {}).items() if k != b"pandas"}
-    t = t.replace_schema_metadata(metadata or None)
-    if fmt == "parquet":
-        sink = _ParquetFile(path)
-        try:
-            sink.write(t)
-        except BaseException:
-            sink.abort()
-            raise
-        return sink.commit()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            pcsv.write_csv(t, handle, pcsv.WriteOptions(include_header=True, delimiter=","))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
