@@ -31,7 +31,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from panen.engine.perils.adjuster import ASSESSMENT_COLUMNS, Wording, normalise_label
-from panen.engine.errors import InputError, Problem
 from panen.engine.settlement.policies import _as_text, _date_column, _number_column, _string_column
 
 from .tables import check_header, read_table

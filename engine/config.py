@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import datetime as dt
 import glob
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from panen.engine.api import ProductParams

@@ -15,14 +15,8 @@ import shapely
 import xarray as xr
 import yaml
 
-from panen.engine.pipeline.backtest import (
-    backtest,
-    exposure_table,
-    load_backtest_config,
-    monthly_to_daily_equivalent,
-    parse_years,
-    simulation_table,
-)
+from panen.engine.pipeline.backtest import backtest, load_backtest_config, monthly_to_daily_equivalent, parse_years
+from panen.engine.research.simulation import exposure_table, simulation_table
 from panen.engine.cli import main
 from panen.engine.errors import ConfigError, DataQualityError, InputError
 

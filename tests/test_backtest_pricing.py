@@ -17,7 +17,8 @@ import shapely
 import xarray as xr
 import yaml
 
-from panen.engine.pipeline.backtest import backtest, read_losses
+from panen.engine.pipeline.backtest import backtest
+from panen.engine.research.simulation import read_losses
 from panen.engine.cli import main
 from panen.engine.config import load_config
 from panen.engine.errors import ConfigError, InputError

@@ -53,7 +53,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from panen.engine.api import ProductParams, Trigger, TriggerInputs, TriggerResult
 from panen.engine.errors import DataQualityError
 from panen.engine.maths.yieldhistory import (  # layers 1 and 2 are re-exported (__all__)
-    TREND_MIN_POINTS,
     BestOfNormal,
     MeanNormal,
     arpi_payment_factor,

@@ -1,7 +1,7 @@
 """District yield histories: normal yield, threshold and shortfall, shared by trigger and backtest.
 
 The area-yield trigger (:mod:`panen.triggers.area_yield`) settles a season on these
-functions, and the backtest's loss reference (:func:`panen.engine.pipeline.backtest.yield_losses`)
+functions, and the backtest's loss reference (:func:`panen.engine.research.simulation.yield_losses`)
 measures the realised loss of every past season with the same ones, so the two can never
 disagree on what a district's normal yield or shortfall was. Layers, as in STYLE.md:
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import operator
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field

@@ -77,7 +77,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,

@@ -373,7 +373,7 @@ def search(sim: pd.DataFrame, losses: pd.DataFrame, space: DesignSpace | None = 
     Parameters
     ----------
     sim
-        Simulation table (:func:`panen.engine.pipeline.backtest.simulation_table`): ``district_id,
+        Simulation table (:func:`panen.engine.research.simulation.simulation_table`): ``district_id,
         product_id, season, phase, index_value`` [index units], optional ``flagged``; one row
         per district, product, season and phase. Its rates are not used. Not modified.
     losses

@@ -46,7 +46,7 @@ from numba import njit
 
 from panen.datasets.tables import check_header, read_table
 
-from panen.engine.errors import InputError, Problem
+from panen.engine.errors import InputError
 
 __all__ = [
     "KEY_COLUMNS",

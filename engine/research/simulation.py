@@ -1,0 +1,724 @@
+"""The research side of a backtest: pricing, tail, basis risk and trigger design on a simulation.
+
+A backtest (:mod:`panen.engine.pipeline.backtest`) replays every product over past seasons
+and hands over a *simulation*: any object with the attributes
+
+* ``table`` — one row per district × season × product × phase (:data:`TABLE_COLUMNS`);
+* ``exposure`` — ``district_id, product_id, exposure, exposure_basis``;
+* ``portfolio`` — per season and product (:data:`PORTFOLIO_COLUMNS`, :func:`portfolio_table`);
+* ``years`` — ``(first, last)`` harvest years;
+
+and, once computed here, ``pricing``, ``season_totals``, ``basis_risk`` (the backtest's
+:class:`~panen.engine.pipeline.backtest.BacktestResult` is one). Everything in this module is
+a function of those tables: no reading of inputs, no orchestration.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from panen.engine.errors import DataQualityError, InputError, Problem
+from panen.engine.maths.yieldhistory import (normal_yield_best_of, normal_yield_mean, select_season, shortfall_rate,
+                                             threshold_yield, wide_table, year_columns)
+
+#: Columns of the tidy table, in order.
+TABLE_COLUMNS = ("district_id", "product_id", "season", "anchor", "phase", "index_value", "phase_rate",
+                 "payout_rate", "valid_fraction", "flagged")
+#: Columns of the portfolio table, in order.
+PORTFOLIO_COLUMNS = ("season", "product_id", "districts", "districts_triggered", "districts_flagged", "exposure",
+                     "exposure_assessed", "payout", "payout_rate", "exposure_basis")
+
+
+def simulation_table(result) -> pd.DataFrame:
+    """The tidy simulation table for pricing and basis-risk code.
+
+    Columns ``district_id, product_id, season`` (int, harvest year), ``phase,
+    index_value, payout_rate`` (the phase's weighted rate [fraction]), then
+    ``season_payout_rate`` (the product's capped season rate — what is paid),
+    ``valid_fraction, flagged``. Burn cost uses one ``season_payout_rate`` per district,
+    product and season (e.g. ``drop_duplicates(["district_id", "product_id", "season"])``).
+    """
+    t = result.table
+    return pd.DataFrame({
+        "district_id": t["district_id"], "product_id": t["product_id"], "season": t["season"].astype("int64"),
+        "phase": t["phase"], "index_value": t["index_value"], "payout_rate": t["phase_rate"],
+        "season_payout_rate": t["payout_rate"], "valid_fraction": t["valid_fraction"], "flagged": t["flagged"],
+    })
+
+
+def exposure_table(result) -> pd.DataFrame:
+    """``district_id, product_id, exposure`` [Rp, or 1 per district], ``exposure_basis`` (register | unit)."""
+    return result.exposure.copy()
+
+
+def portfolio_table(table: pd.DataFrame, exposure: pd.DataFrame) -> pd.DataFrame:
+    """Per season and product: exposure-weighted payout (see the module docstring, "Exposure").
+
+    ``payout`` = Σ over assessed districts of ``exposure × payout_rate`` (each district
+    rounded to the rupiah when the exposure is in rupiah); ``payout_rate`` = ``payout /
+    exposure_assessed`` (NaN when nothing was assessed).
+    """
+    from panen.engine.maths.terms import round_rupiah
+
+    seasons = table.drop_duplicates(["product_id", "district_id", "season"])[
+        ["product_id", "district_id", "season", "payout_rate", "flagged"]]
+    m = seasons.merge(exposure, on=["district_id", "product_id"], how="left", validate="many_to_one")
+    basis = str(exposure["exposure_basis"].iloc[0]) if len(exposure) else "unit"
+    e = m["exposure"].fillna(0).to_numpy(np.float64)
+    rate = m["payout_rate"].to_numpy(np.float64)
+    ok = ~m["flagged"].to_numpy(bool) & np.isfinite(rate)
+    pay = np.where(ok, e * np.where(ok, rate, 0.0), 0.0)
+    if basis == "register":
+        pay = round_rupiah(pay).astype(np.int64)
+    m = m.assign(exposure=e, exposure_assessed=np.where(ok, e, 0.0), payout=pay,
+                 triggered=ok & (rate > 0), flagged_=~ok)
+    g = m.groupby(["season", "product_id"], sort=True)
+    out = pd.DataFrame({
+        "districts": g.size(),
+        "districts_triggered": g["triggered"].sum().astype(np.int64),
+        "districts_flagged": g["flagged_"].sum().astype(np.int64),
+        "exposure": g["exposure"].sum(),
+        "exposure_assessed": g["exposure_assessed"].sum(),
+        "payout": g["payout"].sum(),
+    }).reset_index()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["payout_rate"] = np.where(out["exposure_assessed"] > 0, out["payout"] / out["exposure_assessed"], np.nan)
+    if basis == "register":
+        for c in ("exposure", "exposure_assessed", "payout"):
+            out[c] = out[c].round().astype(np.int64)
+    out["exposure_basis"] = basis
+    return out[list(PORTFOLIO_COLUMNS)]
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text) or "product"
+
+
+def write_plots(result, folder: Path) -> dict[str, Path]:
+    """PNG plots (matplotlib, Agg): a district × season heat map of the season payout rate per
+    product, and the portfolio payout by season. Returns ``{name: path}``."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    rows = result.table.drop_duplicates(["product_id", "district_id", "season"])
+    for pid, d in rows.groupby("product_id", sort=True):
+        wide = d.pivot(index="district_id", columns="season", values="payout_rate")
+        nd, ns = wide.shape
+        fig = Figure(figsize=(min(max(6, 0.22 * ns + 2), 18), min(max(3, 0.14 * nd + 1.5), 30)), layout="constrained")
+        ax = fig.subplots()
+        cmap = plt.get_cmap("YlOrRd").with_extremes(bad="0.8")
+        im = ax.imshow(np.ma.masked_invalid(wide.to_numpy(np.float64)), aspect="auto", cmap=cmap, vmin=0, vmax=1,
+                       interpolation="nearest")
+        ax.set_xticks(range(ns), [str(s) for s in wide.columns], rotation=90, fontsize=7)
+        if nd <= 80:
+            ax.set_yticks(range(nd), wide.index.tolist(), fontsize=6)
+        else:
+            ax.set_yticks([])
+        ax.set_xlabel("season (harvest year)")
+        ax.set_ylabel(f"district ({nd})")
+        ax.set_title(f"{pid}: season payout rate (grey = flagged, not assessable)")
+        fig.colorbar(im, ax=ax, label="payout rate [fraction of sum insured]")
+        p = folder / f"payout_rate_{_safe_name(pid)}.png"
+        fig.savefig(p, dpi=110)
+        paths[f"payout_rate_{pid}"] = p
+
+    port = result.portfolio
+    if len(port):
+        pids = sorted(port["product_id"].unique())
+        fig = Figure(figsize=(10, 2.2 * len(pids) + 0.8), layout="constrained")
+        axes = np.atleast_1d(fig.subplots(len(pids), 1, sharex=True))
+        unit = "Rp" if (port["exposure_basis"] == "register").all() else "district-equivalents"
+        for ax, pid in zip(axes, pids):
+            d = port[port["product_id"] == pid]
+            ax.bar(d["season"], d["payout"], color="tab:red")
+            none = d[d["exposure_assessed"] <= 0]  # nothing assessable that season: say so, not 0
+            ax.plot(none["season"], np.zeros(len(none)), "x", color="0.5", label="not assessable")
+            if len(none):
+                ax.legend(loc="upper right", fontsize=7)
+            ax.set_ylabel(f"payout [{unit}]")
+            ax.set_title(f"{pid}: portfolio payout by season", fontsize=9)
+        axes[-1].set_xlabel("season (harvest year)")
+        p = folder / "portfolio.png"
+        fig.savefig(p, dpi=110)
+        paths["portfolio"] = p
+    return paths
+
+
+# --------------------------------------------------------------------------- pricing, basis risk, trigger design
+def read_losses(path: str | Path) -> pd.DataFrame:
+    """Read a loss reference table (CSV or Parquet): ``district_id, season, loss``.
+
+    Parameters
+    ----------
+    path
+        Table with ``district_id`` (text), ``season`` [harvest year, whole number] and
+        ``loss`` [realised loss rate, fraction of the insured value, 0..1; blank = unknown].
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``district_id`` [str], ``season`` [int64], ``loss`` [float64, NaN = unknown].
+
+    Raises
+    ------
+    InputError
+        File missing or unreadable, a column absent, an empty district id, a season that is
+        not a whole number, a loss that is not a number in [0, 1], or duplicate
+        ``(district_id, season)`` rows — every problem at once, with row and column.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(Problem("loss reference file not found", file=path))
+    try:
+        if path.suffix.lower() in (".parquet", ".pq", ".parq"):
+            raw = pd.read_parquet(path)
+        else:
+            raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as exc:  # noqa: BLE001 - any reader failure is an unreadable input
+        raise InputError(Problem(f"cannot read the loss reference: {exc}", file=path)) from None
+    missing = [c for c in ("district_id", "season", "loss") if c not in raw.columns]
+    if missing:
+        raise InputError(Problem(f"loss reference lacks the column(s) {', '.join(missing)}; it has "
+                                 f"{', '.join(map(str, raw.columns))}", file=path))
+    problems: list[Problem] = []
+    ids = raw["district_id"].astype(str).str.strip()
+    for i in np.flatnonzero((ids == "") | raw["district_id"].isna().to_numpy()):
+        problems.append(Problem("district id is empty", file=path, row=int(i) + 1, column="district_id"))
+    season = pd.to_numeric(raw["season"], errors="coerce")
+    for i in np.flatnonzero(~(np.isfinite(season.to_numpy(np.float64)) & (season % 1 == 0).to_numpy())):
+        problems.append(Problem(f"season must be a harvest year; got {raw['season'].iloc[i]!r}", file=path,
+                                row=int(i) + 1, column="season"))
+    text = raw["loss"].astype(str).str.strip()
+    blank = raw["loss"].isna().to_numpy() | text.str.lower().isin(["", "nan", "na", "n/a", "null"]).to_numpy()
+    loss = pd.to_numeric(raw["loss"].where(~blank), errors="coerce").to_numpy(np.float64)
+    bad = ~blank & ~(np.isfinite(loss) & (loss >= 0) & (loss <= 1))
+    for i in np.flatnonzero(bad):
+        problems.append(Problem(f"loss must be a fraction in [0, 1] (blank = unknown); got {raw['loss'].iloc[i]!r}",
+                                file=path, row=int(i) + 1, column="loss"))
+    out = pd.DataFrame({"district_id": ids.to_numpy(), "season": season.fillna(0).astype(np.int64).to_numpy(),
+                        "loss": np.where(blank, np.nan, loss)})
+    dup = out.duplicated(["district_id", "season"], keep=False).to_numpy()
+    for i in np.flatnonzero(dup):
+        problems.append(Problem(f"more than one row for district {out['district_id'].iloc[i]!r}, season "
+                                f"{out['season'].iloc[i]}", file=path, row=int(i) + 1))
+    if problems:
+        raise InputError(problems)
+    return out
+
+
+def yield_losses(yields: pd.DataFrame, reference, district_ids, years: tuple[int, int]) -> pd.DataFrame:
+    """Realised district loss rate per season from a yields history (the shortfall below normal).
+
+    For season (harvest year) Y of district d with actual yield A [t/ha]: the normal yield
+    is the mean (``normal: {method: mean, years: w}``) or the mean of the best ``best``
+    (``{method: best_of, best, of: w}``) of the available yields of the *preceding* w
+    years Y − w … Y − 1 — the area-yield trigger's rule (PMFBY), computed by the same
+    functions (:mod:`panen.engine.maths.yieldhistory`) — and
+
+        loss = clip((T − A) / T, 0, 1),  T = indemnity_level × normal  [fraction of T].
+
+    A yield that is missing, zero, negative or infinite is unavailable. The loss is NaN (unknown,
+    never "no loss") when A is unavailable or fewer than ``min_years`` (default w) history
+    years are.
+
+    Parameters
+    ----------
+    yields
+        ``district_id, year, yield`` [t/ha] (+ ``season``), as
+        :func:`panen.datasets.yields.read_yields` returns.
+    reference
+        The config's ``loss_reference`` (source: yields).
+    district_ids
+        Districts of the backtest (text).
+    years
+        ``(first, last)`` harvest years.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``district_id, season, loss`` [fraction 0..1, NaN = unknown], one row per district
+        and season (districts × seasons).
+
+    Raises
+    ------
+    DataQualityError
+        Several crop seasons in the table without ``yield_season``, ``yield_season``
+        without a season column, or duplicate ``(district, year)`` rows.
+
+    References
+    ----------
+    PMFBY Operational Guidelines (2020), para. 21.1 (threshold yield, shortfall);
+    DOMAIN.md "Products" (area yield).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> y = pd.DataFrame({"district_id": "a", "year": [2001, 2002, 2003], "yield": [5.0, 5.0, 4.0]})
+    >>> ref = SimpleNamespace(normal=SimpleNamespace(method="mean", window=2), min_years=None,
+    ...                       indemnity_level=1.0, yield_season=None)
+    >>> yield_losses(y, ref, ["a"], (2003, 2003))["loss"].tolist()
+    [0.2]
+    """
+    table = select_season(yields, reference.yield_season, label="loss_reference",
+                          setting="loss_reference.yield_season")
+    key = table[["district_id", "year"]].astype({"district_id": str})
+    if key.duplicated().any():
+        first = key[key.duplicated()].iloc[0]
+        raise DataQualityError(f"loss_reference: the yields table has rows sharing a (district, year), e.g. "
+                               f"district {first['district_id']!r}, year {int(first['year'])}")
+    spec = reference.normal
+    w = int(spec.window)
+    need = max(int(reference.min_years or w), 1)
+    first, last = years
+    ids = [str(d) for d in district_ids]
+    y = year_columns(wide_table(table, "yield", ids), np.arange(first - w, last + 1))
+    y = np.where(np.isfinite(y), y, np.nan)  # an infinite yield is unavailable too
+    seasons = np.arange(first, last + 1)
+    # (districts, seasons, w): the w preceding years of every season
+    hist = np.stack([y[:, i:i + w] for i in range(len(seasons))], axis=1)
+    if spec.method == "best_of":
+        normal = normal_yield_best_of(hist, spec.best, w, need)
+    else:
+        normal = normal_yield_mean(hist, w, need)
+    loss = shortfall_rate(threshold_yield(normal, reference.indemnity_level), y[:, w:])
+    return pd.DataFrame({"district_id": np.repeat(np.asarray(ids, dtype=object), len(seasons)),
+                         "season": np.tile(seasons, len(ids)).astype(np.int64), "loss": loss.ravel()})
+
+
+def _season_rates(result) -> pd.DataFrame:
+    """``product_id, district_id, season, payout_rate`` (NaN = flagged), one row per district-season."""
+    sim = simulation_table(result).drop_duplicates(["product_id", "district_id", "season"])
+    rate = sim["season_payout_rate"].to_numpy(np.float64)
+    rate = np.where(sim["flagged"].to_numpy(bool), np.nan, rate)
+    return pd.DataFrame({"product_id": sim["product_id"].astype(str).to_numpy(),
+                         "district_id": sim["district_id"].astype(str).to_numpy(),
+                         "season": sim["season"].to_numpy(np.int64), "payout_rate": rate})
+
+
+def _detrended(rates: pd.DataFrame) -> pd.DataFrame:
+    """Each district's payout-rate history with its linear trend removed, re-centred at its latest
+    season and clipped to [0, 1] (:func:`panen.engine.research.pricing.detrend_linear`)."""
+    from panen.engine.research.pricing import detrend_linear
+
+    out = rates.copy()
+    for (pid, did), part in rates.groupby(["product_id", "district_id"], sort=False):
+        try:
+            v = detrend_linear(part["payout_rate"].to_numpy(np.float64), part["season"].to_numpy(np.float64))
+        except DataQualityError as exc:
+            raise DataQualityError(f"pricing.detrend: product {pid!r}, district {did!r}: {exc}") from None
+        out.loc[part.index, "payout_rate"] = np.clip(v, 0.0, 1.0)
+    return out
+
+
+#: Sum insured a district's premium is quoted on when there is no policy register [Rp].
+PREMIUM_SUM_INSURED_UNIT = 1_000_000
+#: Columns of :func:`pricing_table`, in order.
+PRICING_COLUMNS = ("product_id", "district_id", "seasons", "missing", "burn_cost", "std", "standard_error",
+                   "frequency", "max_rate", "gross_premium_rate", "exposure", "exposure_basis", "credibility_z",
+                   "credibility_rate", "sum_insured", "premium", "subsidy", "farmer_share")
+
+
+def pricing_table(result, pricing) -> tuple[pd.DataFrame, list[str]]:
+    """Burn cost, gross rate, credibility and premium split per product and district.
+
+    Per product × district, over the district's assessed seasons (flagged seasons are left
+    out and counted in ``missing``, never priced as "no payout"):
+
+    * ``seasons, missing, burn_cost`` (mean payout rate = pure premium rate), ``std``,
+      ``standard_error`` (std / √n), ``frequency`` (share of seasons paying),
+      ``max_rate`` — :func:`panen.engine.research.pricing.burn_cost`; with ``pricing.detrend``
+      each district's rate history is first detrended (linear, re-centred at its latest
+      season, clipped to [0, 1]) and everything below uses the detrended rates;
+    * ``gross_premium_rate`` = burn cost × (1 + expense + profit loading) + the risk load
+      measured on the district's own rate history
+      (:func:`panen.engine.research.pricing.gross_premium_rate`);
+    * ``credibility_z, credibility_rate``: Bühlmann–Straub credibility of the district
+      within its product's portfolio (:func:`panen.engine.research.pricing.buhlmann_straub`), with
+      the exposure of :func:`exposure_table` as the weight of each of its seasons. A
+      district with zero exposure (no policies in the register) has Z = 0 and the
+      portfolio mean; a product where credibility is undefined (one district, one
+      season) gets NaN and a note;
+    * ``sum_insured, premium, subsidy, farmer_share`` [Rp]: the gross premium on the
+      district's exposure (register) or on Rp 1,000,000 sum insured (no register),
+      split by ``pricing.subsidy_share`` (:func:`panen.engine.research.pricing.premium_split`);
+      empty when the district has no assessed season.
+
+    Returns
+    -------
+    (pandas.DataFrame, list[str])
+        :data:`PRICING_COLUMNS`, sorted by product and district; notes.
+    """
+    from panen.engine.research.pricing import buhlmann_straub, burn_cost, gross_premium_rate, premium_split
+
+    notes: list[str] = []
+    rates = _season_rates(result)
+    if pricing.detrend:
+        rates = _detrended(rates)
+        notes.append("pricing: payout rates detrended per district (linear, re-centred at the latest season)")
+    burn = burn_cost(rates, by=("product_id", "district_id"))
+    history = None
+    if pricing.risk_load is not None:
+        wide = rates.pivot(index=["product_id", "district_id"], columns="season", values="payout_rate")
+        history = wide.reindex(pd.MultiIndex.from_frame(burn[["product_id", "district_id"]])).to_numpy(np.float64)
+    gross = gross_premium_rate(burn["burn_cost"].to_numpy(np.float64), expense_loading=pricing.expense_loading,
+                               profit_loading=pricing.profit_loading,
+                               risk_load=pricing.risk_load.model_dump() if pricing.risk_load is not None else None,
+                               history=history)
+    out = burn.assign(gross_premium_rate=np.asarray(gross, dtype=np.float64))
+    exposure = result.exposure.astype({"district_id": str, "product_id": str})
+    out = out.merge(exposure, on=["product_id", "district_id"], how="left", validate="one_to_one")
+
+    m = rates.merge(exposure[["product_id", "district_id", "exposure"]], on=["product_id", "district_id"])
+    m = m[m["exposure"].to_numpy(np.float64) > 0]
+    cred = []
+    for pid, part in m.groupby("product_id", sort=True):
+        try:
+            bs = buhlmann_straub(part, "exposure", by=("product_id",))
+        except DataQualityError as exc:
+            notes.append(f"pricing: no credibility for product {pid!r}: {exc}")
+            continue
+        cred.append(bs[["product_id", "district_id", "Z", "credibility_rate", "portfolio_mean"]])
+    cols = ["product_id", "district_id", "Z", "credibility_rate", "portfolio_mean"]
+    cred_df = pd.concat(cred, ignore_index=True) if cred else pd.DataFrame(columns=cols)
+    out = out.merge(cred_df, on=["product_id", "district_id"], how="left")
+    collective = cred_df.drop_duplicates("product_id").set_index("product_id")["portfolio_mean"]
+    zero = (out["exposure"].to_numpy(np.float64) <= 0) & (out["seasons"].to_numpy() > 0)
+    out.loc[zero, "Z"] = 0.0
+    out.loc[zero, "credibility_rate"] = out.loc[zero, "product_id"].map(collective).to_numpy(np.float64)
+    out = out.rename(columns={"Z": "credibility_z"})
+
+    register = (out["exposure_basis"] == "register").to_numpy()
+    si = np.where(register, out["exposure"].to_numpy(np.float64), float(PREMIUM_SUM_INSURED_UNIT))
+    out["sum_insured"] = np.round(si).astype(np.int64)
+    g = out["gross_premium_rate"].to_numpy(np.float64)
+    ok = np.isfinite(g)
+    for c in ("premium", "subsidy", "farmer_share"):
+        out[c] = pd.array([pd.NA] * len(out), dtype="Int64")
+    if ok.any():
+        split = premium_split(g[ok], si[ok], pricing.subsidy_share)
+        for c, v in zip(("premium", "subsidy", "farmer_share"), split):
+            out.loc[ok, c] = np.asarray(v, dtype=np.int64)
+    unassessed = int((~ok).sum())
+    if unassessed:
+        notes.append(f"pricing: {unassessed} product × district(s) have no assessed season (not priced)")
+    out = out.sort_values(["product_id", "district_id"], kind="stable").reset_index(drop=True)
+    return out[list(PRICING_COLUMNS)], notes
+
+
+def _portfolio_exposure(result, pid: str) -> tuple[pd.DataFrame, str]:
+    """Sum insured per district of one product [Rp]: the register's, else Rp 1,000,000 each."""
+    e = result.exposure[result.exposure["product_id"].astype(str) == pid]
+    basis = str(e["exposure_basis"].iloc[0]) if len(e) else "unit"
+    si = e["exposure"].to_numpy(np.float64) if basis == "register" else np.full(len(e), float(PREMIUM_SUM_INSURED_UNIT))
+    return pd.DataFrame({"district_id": e["district_id"].astype(str).to_numpy(), "product_id": pid,
+                         "sum_insured": si}), basis
+
+
+def _portfolio_totals(result, pid: str, rates: pd.DataFrame) -> tuple[pd.Series, dict[str, Any]]:
+    """Portfolio payout per complete season of one product [Rp] and what was left out."""
+    from panen.engine.research.pricing import portfolio_payouts
+
+    exposure, basis = _portfolio_exposure(result, pid)
+    part = rates[rates["product_id"] == pid]
+    assessed = part.groupby("district_id")["payout_rate"].apply(lambda s: bool(s.notna().any()))
+    keep = exposure[(exposure["sum_insured"] > 0) & exposure["district_id"].map(assessed).fillna(False).astype(bool)]
+    never = int(((exposure["sum_insured"] > 0) & ~exposure["district_id"].map(assessed).fillna(False)).sum())
+    info = {"exposure_basis": basis, "districts": int(len(keep)), "sum_insured": float(keep["sum_insured"].sum()),
+            "never_assessed": never}
+    if not len(keep):
+        return pd.Series(dtype=np.float64), {**info, "incomplete": int(part["season"].nunique())}
+    totals = portfolio_payouts(part[part["district_id"].isin(keep["district_id"])], keep)
+    complete = totals.dropna().astype(np.float64)
+    return complete, {**info, "incomplete": int(totals.isna().sum())}
+
+
+def tail_table(result, pricing) -> tuple[pd.DataFrame, dict[str, pd.Series], list[str]]:
+    """Empirical 1-in-N year portfolio payouts and the probable maximum loss per product.
+
+    The portfolio of a product is its districts with a sum insured [Rp] — the register's
+    exposure, else Rp 1,000,000 per district (``exposure_basis = unit``) — and at least
+    one assessed season. A season's total is Σ round(payout rate × sum insured)
+    (:func:`panen.engine.research.pricing.portfolio_payouts`); a season with a flagged district is
+    incomplete (its total is unknown, not smaller) and is left out, counted in
+    ``seasons_incomplete``. The 1-in-N year payout is the empirical quantile of the complete
+    season totals at 1 − 1/N with Weibull plotting positions
+    (:func:`panen.engine.research.pricing.return_period_losses`): NaN when N > n + 1. The PML is the
+    1-in-``pricing.pml_period`` year payout.
+
+    Returns
+    -------
+    (pandas.DataFrame, dict, list[str])
+        One row per product: ``product_id, exposure_basis, districts, sum_insured`` [Rp],
+        ``seasons, seasons_incomplete, mean_payout, max_payout`` [Rp], ``max_season``,
+        ``payout_1in<N>`` [Rp] per return period, ``pml_return_period`` [years], ``pml``
+        [Rp], ``pml_rate`` [fraction of the portfolio's sum insured]; the complete season
+        totals per product; notes.
+    """
+    from panen.engine.research.pricing import return_period_losses
+
+    rates = _season_rates(result)
+    rows, totals, notes = [], {}, []
+    periods = list(pricing.return_periods)
+    pml_period = float(pricing.pml_period)
+    for pid in sorted(rates["product_id"].unique()):
+        complete, info = _portfolio_totals(result, pid, rates)
+        totals[pid] = complete
+        if info["never_assessed"]:
+            notes.append(f"tail: product {pid!r}: {info['never_assessed']} district(s) never assessable, "
+                         f"left out of the portfolio")
+        if info["incomplete"]:
+            notes.append(f"tail: product {pid!r}: {info['incomplete']} season(s) with a flagged district left out "
+                         f"(incomplete totals)")
+        row = {"product_id": pid, "exposure_basis": info["exposure_basis"], "districts": info["districts"],
+               "sum_insured": info["sum_insured"], "seasons": int(len(complete)),
+               "seasons_incomplete": info["incomplete"]}
+        if len(complete):
+            loss = return_period_losses(complete, [*periods, pml_period])
+            row.update(mean_payout=float(complete.mean()), max_payout=float(complete.max()),
+                       max_season=int(complete.idxmax()))
+            row.update({f"payout_1in{p:g}": float(loss.iloc[i]) for i, p in enumerate(periods)})
+            pml = float(loss.iloc[-1])
+        else:
+            notes.append(f"tail: product {pid!r} has no complete season")
+            row.update(mean_payout=np.nan, max_payout=np.nan, max_season=pd.NA)
+            row.update({f"payout_1in{p:g}": np.nan for p in periods})
+            pml = np.nan
+        si = info["sum_insured"]
+        row.update(pml_return_period=pml_period, pml=pml, pml_rate=pml / si if si > 0 else np.nan)
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    if len(out):
+        out["max_season"] = out["max_season"].astype("Int64")
+    return out, totals, notes
+
+
+#: Bootstrap resamples and seed of the basis-risk intervals.
+BASIS_BOOTSTRAP = {"n_boot": 1000, "seed": 0, "alpha": 0.05}
+
+
+def basis_risk(result, losses: pd.DataFrame, *, premium: pd.DataFrame | None = None,
+               loss_threshold: float = 0.0) -> pd.DataFrame:
+    """Basis risk of every product against the loss reference, per district and per product.
+
+    The season payout rate of each assessed district-season is compared with the realised
+    loss rate of the same district and season (:func:`panen.engine.research.basis.basis_risk_table`;
+    flagged seasons and unknown losses are left out). Rows with ``scope = "district"`` are
+    one product in one district; ``scope = "product"`` pools the product's district-seasons
+    (``district_id`` empty). The hedging effectiveness uses revenue = 1 − loss and, as the
+    premium, each district's gross premium rate (``premium``: ``product_id, district_id,
+    premium_rate``; from ``pricing.csv``) or, without a pricing section, its burn cost.
+    Percentile intervals from 1,000 bootstrap resamples (seed 0).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``scope, product_id, district_id`` then
+        :data:`panen.engine.research.basis.BASIS_RISK_COLUMNS`.
+    """
+    from panen.engine.research.basis import BASIS_RISK_COLUMNS, basis_risk_table
+
+    sim = _season_rates(result).dropna(subset=["payout_rate"])
+    if premium is None:
+        premium = sim.groupby(["product_id", "district_id"], as_index=False)["payout_rate"].mean().rename(
+            columns={"payout_rate": "premium_rate"})
+    sim = sim.merge(premium[["product_id", "district_id", "premium_rate"]], on=["product_id", "district_id"],
+                    how="left")
+    lo = losses[["district_id", "season", "loss"]].astype({"district_id": str})
+    kw = dict(premium="premium_rate", loss_threshold=loss_threshold, **BASIS_BOOTSTRAP)
+    per_d = basis_risk_table(sim, lo, by=("product_id", "district_id"), **kw)
+    per_p = basis_risk_table(sim, lo, by=("product_id",), **kw)
+    per_d.insert(0, "scope", "district")
+    per_p.insert(0, "scope", "product")
+    per_p.insert(2, "district_id", "")
+    cols = ["scope", "product_id", "district_id", *BASIS_RISK_COLUMNS]
+    return pd.concat([per_d[cols], per_p[cols]], ignore_index=True)
+
+
+@dataclass
+class DesignOutcome:
+    """The trigger-design search of a backtest: one :class:`panen.engine.research.design.DesignResult` per
+    product (``results``) and the chosen term sheets per product (``term_sheets``: zone → params)."""
+
+    results: dict[str, Any]
+    term_sheets: dict[str, dict[str, Any]]
+    by: str
+    notes: list[str] = field(default_factory=list)
+
+    def table(self, what: str) -> pd.DataFrame:
+        """``designs``, ``chosen`` or ``frontier`` of every product, concatenated."""
+        parts = [getattr(r, what) for r in self.results.values() if len(getattr(r, what))]
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["product_id", "zone"])
+
+
+#: Decimals of the default (quantile) strike and exit grids of the design search [index units].
+_DESIGN_DECIMALS = 2
+
+
+def design_products(config) -> list:
+    """The products the design search tunes: weather-index term sheets (strike/exit phases)."""
+    return [p for p in config.products if p.trigger == "weather_index"]
+
+
+def design_search(config, result, losses: pd.DataFrame, design, *,
+                  loadings: tuple[float, float], loss_threshold: float = 0.0) -> DesignOutcome:
+    """Search strike and exit of every weather-index product against the loss reference.
+
+    One :func:`panen.engine.research.design.search` per product on the backtest's index values
+    (:func:`simulation_table`): the space is the term sheet's phases with strikes and exits
+    at the default quantiles of the index, rounded to 0.01 index units
+    (:meth:`~panen.engine.research.design.DesignSpace.from_term_sheet`, each phase keeping its
+    direction and weight), grouped by ``design.by``; the constraints
+    are those of ``design`` with the product's ``season_cap`` as the season cap; the gross
+    rate uses ``loadings`` (the pricing section's expense and profit loadings; a risk load
+    does not enter the search). Each chosen design becomes a term sheet with
+    :func:`panen.engine.research.design.to_term_sheet` (every phase a linear curve).
+    """
+    from panen.engine.research.design import Constraints, DesignSpace, search, to_term_sheet
+
+    zones = design.zones
+    if isinstance(zones, Path):
+        z = pd.read_parquet(zones) if zones.suffix.lower() in (".parquet", ".pq", ".parq") else pd.read_csv(
+            zones, dtype=str)
+        if not {"district_id", "zone"} <= set(z.columns):
+            raise InputError(Problem("a zones table needs the columns district_id, zone", file=zones))
+        zones = dict(zip(z["district_id"].astype(str), z["zone"].astype(str)))
+    sim = simulation_table(result)
+    lo = losses[["district_id", "season", "loss"]].astype({"district_id": str})
+    results, sheets, notes = {}, {}, []
+    for p in design_products(config):
+        space = DesignSpace.from_term_sheet(p, by=design.by, zones=zones)
+        # quantile grids rounded to 0.01 index units: term sheets read 60.0 mm, not 59.99999999999999
+        space = space.model_copy(update={"phases": {n: ps.model_copy(update={"decimals": _DESIGN_DECIMALS})
+                                                    for n, ps in space.phases.items()}})
+        cons = Constraints(max_premium_rate=design.max_premium_rate,
+                           min_payout_frequency_in_worst=design.min_payout_frequency_in_worst,
+                           worst_share=design.worst_share, meaningful_rate=design.meaningful_rate,
+                           max_rate=p.season_cap)
+        res = search(sim[sim["product_id"] == p.id], lo, space, cons, objective=design.objective,
+                     loadings=loadings, loss_threshold=loss_threshold)
+        results[p.id] = res
+        notes.extend(f"design: {n}" for n in res.notes)
+        sheets[p.id] = {str(row["zone"]): to_term_sheet(p, row) for _, row in res.chosen.iterrows()}
+    return DesignOutcome(results=results, term_sheets=sheets, by=design.by, notes=notes)
+
+
+def pricing_summary(result) -> pd.DataFrame:
+    """One line per product: burn cost and gross rate of the portfolio, 1-in-10 year payout, POD, HE.
+
+    ``burn_cost`` / ``gross_premium_rate``: the district rates weighted by sum insured (the
+    register's, else equal) — the expected payout (premium) per rupiah insured;
+    ``payout_1in10`` [Rp] as in :func:`tail_table`; ``pod``, ``hedging_effectiveness``
+    pooled over the product's district-seasons (NaN without a loss reference).
+    """
+    from panen.engine.research.pricing import return_period_losses
+
+    rows = []
+    rates = _season_rates(result)
+    for pid in sorted(result.table["product_id"].astype(str).unique()):
+        row: dict[str, Any] = {"product_id": pid}
+        if result.pricing is not None:
+            pr = result.pricing[result.pricing["product_id"] == pid]
+            ok = pr["burn_cost"].notna() & (pr["sum_insured"] > 0)
+            w = pr.loc[ok, "sum_insured"].to_numpy(np.float64)
+            for c in ("burn_cost", "gross_premium_rate"):
+                row[c] = float(np.average(pr.loc[ok, c], weights=w)) if w.sum() > 0 else np.nan
+            totals = result.season_totals.get(pid) if result.season_totals else None
+            if totals is None:
+                totals, _ = _portfolio_totals(result, pid, rates)
+            row["payout_1in10"] = float(return_period_losses(totals, [10]).iloc[0]) if len(totals) else np.nan
+        if result.basis_risk is not None:
+            b = result.basis_risk[(result.basis_risk["scope"] == "product") & (result.basis_risk["product_id"] == pid)]
+            row["pod"] = float(b["pod"].iloc[0]) if len(b) else np.nan
+            row["hedging_effectiveness"] = float(b["hedging_effectiveness"].iloc[0]) if len(b) else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_analysis_plots(result, folder: Path) -> dict[str, Path]:
+    """``loss_vs_payout_<product>.png`` (scatter of loss vs payout rate over district-seasons, by
+    contingency cell) and ``tradeoff_<product>.png`` (design search). Returns ``{name: path}``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    if result.losses is not None:
+        rates = _season_rates(result).dropna(subset=["payout_rate"])
+        m = rates.merge(result.losses.astype({"district_id": str}), on=["district_id", "season"]).dropna(
+            subset=["loss"])
+        thr = result.loss_threshold
+        for pid in sorted(rates["product_id"].unique()):
+            d = m[m["product_id"] == pid]
+            fig = Figure(figsize=(5.6, 5.0), layout="constrained")
+            FigureCanvasAgg(fig)
+            ax = fig.subplots()
+            paid = d["payout_rate"].to_numpy() > 0
+            lost = d["loss"].to_numpy() > thr
+            for mask, label, colour in ((paid & lost, "hit", "tab:green"), (~paid & lost, "miss", "tab:red"),
+                                        (paid & ~lost, "false alarm", "tab:orange"),
+                                        (~paid & ~lost, "correct negative", "0.6")):
+                ax.scatter(d.loc[mask, "loss"], d.loc[mask, "payout_rate"], s=10, alpha=0.6, lw=0, color=colour,
+                           label=f"{label} ({int(mask.sum())})")
+            ax.plot([0, 1], [0, 1], ls=":", color="k", lw=0.8)
+            ax.set_xlim(-0.02, 1.02)
+            ax.set_ylim(-0.02, 1.02)
+            ax.set_xlabel("realised loss rate (loss reference) [fraction]")
+            ax.set_ylabel("index payout rate [fraction of sum insured]")
+            title = f"{pid}: loss vs payout, {len(d)} district-seasons"
+            if result.basis_risk is not None:
+                b = result.basis_risk[(result.basis_risk["scope"] == "product") &
+                                      (result.basis_risk["product_id"] == pid)]
+                if len(b):
+                    title += f"\nPOD {b['pod'].iloc[0]:.2f}, FAR {b['far'].iloc[0]:.2f}, " \
+                             f"Spearman {b['spearman'].iloc[0]:.2f}"
+            ax.set_title(title, fontsize=9)
+            ax.legend(fontsize=7, loc="upper left")
+            p = folder / f"loss_vs_payout_{_safe_name(pid)}.png"
+            fig.savefig(p, dpi=110)
+            paths[f"loss_vs_payout_{pid}"] = p
+    if result.design is not None:
+        from panen.engine.research.design import plot_tradeoff
+
+        for pid, res in result.design.results.items():
+            paths[f"tradeoff_{pid}"] = plot_tradeoff(res, folder / f"tradeoff_{_safe_name(pid)}.png")
+    return paths
+
+
+def _term_sheet_yaml(outcome: DesignOutcome, pid: str) -> str | None:
+    """The chosen term sheet(s) of a product as YAML: one mapping (``by: product``), else a list of
+    term sheets with ids ``<product>-<zone>`` (paste under ``products:``)."""
+    import yaml
+
+    sheets = outcome.term_sheets.get(pid) or {}
+    if not sheets:
+        return None
+
+    def dump(params) -> dict:
+        tidy = params.model_dump(mode="json", exclude_none=True)
+        # unset optional keys are left out only when that reads back as the same term sheet
+        return tidy if type(params).model_validate(tidy) == params else params.model_dump(mode="json")
+
+    res = outcome.results[pid]
+    head = (f"# chosen by `panen backtest --optimise`: objective {res.objective}, loadings "
+            f"{res.loadings[0]:g}/{res.loadings[1]:g}, one design per {outcome.by}\n")
+    chosen = res.chosen.set_index("zone")
+    if outcome.by == "product" and len(sheets) == 1:
+        ((zone, params),) = sheets.items()
+        c = chosen.loc[zone]
+        head += (f"# burn cost {c['burn_cost']:.4f}, gross premium rate {c['gross_premium_rate']:.4f}, POD "
+                 f"{c['pod']:.3f}, hedging effectiveness {c['hedging_effectiveness']:.3f} over "
+                 f"{int(c['seasons'])} district-seasons\n")
+        return head + yaml.safe_dump(dump(params), sort_keys=False, allow_unicode=True)
+    docs = [{**dump(params), "id": f"{pid}-{zone}"} for zone, params in sheets.items()]
+    return head + yaml.safe_dump(docs, sort_keys=False, allow_unicode=True)
