@@ -153,7 +153,8 @@ def _timed(fn, repeats: int):
 
 
 def phase_read(path: Path, repeats: int) -> dict:
-    from panen.engine.settlement.policies import read_policies, validate_policies
+    from panen.datasets.policies import read_policies
+    from panen.engine.settlement.policies import validate_policies
 
     register, read_t, _ = _timed(lambda: read_policies(path), repeats)
     ids = district_ids()
@@ -168,7 +169,8 @@ def phase_read(path: Path, repeats: int) -> dict:
 def phase_ledger(path: Path, repeats: int, out: Path) -> dict:
     from panen.engine.infra.atomic import write_table_atomic
     from panen.engine.settlement.ledger import build_ledger
-    from panen.engine.settlement.policies import read_policies, validate_policies
+    from panen.datasets.policies import read_policies
+    from panen.engine.settlement.policies import validate_policies
 
     valid, _ = validate_policies(read_policies(path), district_ids=district_ids(), products=products())
     rates = {"rain": rate_table()}
@@ -200,7 +202,8 @@ def phase_breakdown(path: Path, repeats: int, out: Path) -> dict:
     """The two steps apart (build in memory, then write the whole table) and the baselines."""
     from panen.engine.infra.atomic import write_table_atomic
     from panen.engine.settlement.ledger import build_ledger
-    from panen.engine.settlement.policies import read_policies, validate_policies
+    from panen.datasets.policies import read_policies
+    from panen.engine.settlement.policies import validate_policies
 
     valid, _ = validate_policies(read_policies(path), district_ids=district_ids(), products=products())
     rates = {"rain": rate_table()}

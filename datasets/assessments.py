@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from panen.engine.perils.adjuster import ASSESSMENT_COLUMNS, Wording, normalise_label
-from panen.engine.settlement.policies import _as_text, _date_column, _number_column, _string_column
+from panen.engine.infra.arrowcols import as_text, date_column, number_column, string_column
 
 from .tables import check_header, read_table
 
@@ -117,9 +117,9 @@ def split_assessments(table: pa.Table | pd.DataFrame, file: str = "<memory>", *,
         reason[sel] = _CODE[why]
         column[sel] = col_index[col]
 
-    text = {c: _string_column(table[c], c, file) for c in _TEXT}
-    numbers = {c: _number_column(table[c], c, file) for c in _NUMBERS}
-    dates = {c: _date_column(table[c], c, file) for c in _DATES}
+    text = {c: string_column(table[c], c, file) for c in _TEXT}
+    numbers = {c: number_column(table[c], c, file) for c in _NUMBERS}
+    dates = {c: date_column(table[c], c, file) for c in _DATES}
     missing = {c: v[1] for c, v in text.items()} | {c: v[1] for c, v in numbers.items()} \
         | {c: v[1] for c, v in dates.items()}
     for c in ASSESSMENT_COLUMNS:
@@ -212,7 +212,7 @@ def _rejects(table: pa.Table, file: str, rejected: np.ndarray, reason: np.ndarra
              counts: np.ndarray, first: np.ndarray) -> pd.DataFrame:
     idx = np.flatnonzero(rejected)
     raw = table.filter(pa.array(rejected))
-    text = {name: pd.Series(_as_text(raw[name]).to_pandas(), dtype="str") for name in raw.column_names}
+    text = {name: pd.Series(as_text(raw[name]).to_pandas(), dtype="str") for name in raw.column_names}
     why = pd.Series(np.asarray(list(REASONS), dtype=object)[reason[idx] - 1], dtype="str")
     col = pd.Series(np.asarray(ASSESSMENT_COLUMNS, dtype=object)[column[idx]], dtype="str")
     value = pd.Series([None] * len(idx), dtype="str")

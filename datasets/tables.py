@@ -18,27 +18,12 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from panen.engine.errors import InputError, Problem
+from panen.engine.errors import InputError
+from panen.engine.infra.arrowcols import check_header
 
 __all__ = ["check_header", "read_csv_table", "read_parquet_table", "read_table"]
 
 _DICT_TYPE = pa.dictionary(pa.int32(), pa.string())
-
-
-def check_header(names: list[str], required: Iterable[str], file: str | Path) -> None:
-    """Refuse duplicated or missing required columns, listing every one."""
-    problems, seen = [], set()
-    for n in names:
-        if n in seen:
-            problems.append(Problem(f"column {n!r} appears more than once in the header", file=file, column=n))
-        seen.add(n)
-    missing = [c for c in required if c not in seen]
-    hint = ""
-    if missing and any(";" in n or "\t" in n for n in names):
-        hint = " (the header looks semicolon- or tab-separated; panen reads comma-separated CSV)"
-    problems += [Problem(f"required column {c!r} is missing{hint}", file=file, column=c) for c in missing]
-    if problems:
-        raise InputError(problems)
 
 
 def read_csv_table(p: Path, required: Iterable[str], *, dictionary_columns: Iterable[str] = ()) -> pa.Table:

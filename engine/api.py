@@ -1,38 +1,70 @@
-"""The small engine API that trigger plugins build on.
+"""The small engine API that plugins build on: triggers, readers, and what they exchange.
 
-A trigger plugin is a class registered in the ``panen.triggers`` entry-point group. It
-declares
+Two kinds of plugin, both registered through entry points (built-ins included, in
+``pyproject.toml``) and looked up by name (:mod:`panen.engine.registry`):
+
+**Trigger** (group ``panen.triggers``) — an index product. It declares
 
 * ``name`` — the value of ``trigger:`` in a term sheet;
 * ``Params`` — a pydantic model of its term sheet (``extra="forbid"``; constraints are
   checked when the config is loaded, before any data is read);
-* ``inputs`` — which run inputs it needs (``"rainfall"``, ``"ndvi"``, ``"yields"``, ...);
-  gridded inputs reach it already reduced to district series by :mod:`panen.engine.maths.zonal`;
+* ``inputs`` — the names of the run inputs it needs (``"rainfall"``, ``"ndvi"``,
+  ``"yields"``, ...; :meth:`Trigger.required_inputs` may choose by term sheet); an input
+  that a reader opens as a grid reaches the trigger already reduced to district series by
+  :mod:`panen.engine.maths.zonal`, a table as a DataFrame;
 
 and implements :meth:`Trigger.evaluate`, a pure function from :class:`TriggerInputs` to a
 :class:`TriggerResult`. The plugin does no I/O and stays lazy on dask input; the engine
-decides when to compute.
+decides when to compute, and checks the result once (:func:`standardise_result`,
+:func:`check_result_values`) — so a plugin may return only ``payout_rate``.
+
+**Reader** (group ``panen.readers``) — a kind of input data. It declares ``name`` (the key
+under ``inputs:`` in a run config), ``Spec`` (a pydantic model of that config section) and
+implements :meth:`Reader.open` (returns an :class:`OpenedInput`: a lazy grid, district
+series, a table, polygons or the policy register) and optionally :meth:`Reader.inspect`
+(the header only, for ``panen validate``). A third party adds a kind of data by
+registering a reader; nothing in the engine changes.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import xarray as xr
 from pydantic import BaseModel, ConfigDict, Field
 
+from panen.engine.errors import PluginError
+from panen.engine.infra.arrowcols import check_header
+
 __all__ = [
+    "ASSESSMENT_COLUMNS",
+    "InputInfo",
+    "InputKind",
+    "InputSpec",
+    "OpenedInput",
+    "PHASE_VARIABLES",
+    "PolicyRegister",
     "ProductParams",
+    "REGISTER_KEY_COLUMNS",
+    "REGISTER_OPTIONAL_COLUMNS",
+    "REGISTER_REQUIRED_COLUMNS",
+    "Reader",
     "Season",
     "Trigger",
     "TriggerInputs",
     "TriggerResult",
+    "check_result_values",
+    "standardise_result",
 ]
 
 
+# --------------------------------------------------------------------------- term sheets and seasons
 class ProductParams(BaseModel):
     """Keys every product term sheet has; plugins subclass this for their own keys.
 
@@ -48,6 +80,17 @@ class ProductParams(BaseModel):
         "season_start", description="what day 0 of the season windows is"
     )
     terms: dict[str, Any] | None = Field(None, description="policy terms (deductible, limit, share)")
+
+    @property
+    def reach(self) -> tuple[int, int] | None:
+        """Earliest start and latest end of the product's windows [days after the anchor].
+
+        ``None`` (the default): the product may read any time step of its gridded inputs
+        (an NDVI climatology reads its baseline years), so the engine reads them whole.
+        A product whose windows are fixed offsets from the anchor overrides this, and only
+        ``[anchor + start, anchor + end)`` is read.
+        """
+        return None
 
 
 @dataclass(frozen=True)
@@ -70,6 +113,158 @@ class Season:
     year: int
 
 
+# --------------------------------------------------------------------------- inputs
+InputKind = Literal["grid", "series", "table", "polygons", "register"]
+
+
+class InputSpec(BaseModel):
+    """Base of every reader's config section (``inputs.<name>``); unknown keys are errors.
+
+    ``path_fields`` names the fields holding file paths: the config resolves them against
+    the config file's folder and checks that they exist (a glob must match a file).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    path_fields: ClassVar[tuple[str, ...]] = ("path",)
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    """What an input holds, read from its header (no data values).
+
+    Attributes
+    ----------
+    name
+        The input's key under ``inputs:``.
+    kind
+        ``grid`` (time, y, x: reduced to districts by the engine), ``series`` (already
+        per district: ``mean`` and ``valid_fraction`` on (time, district)), ``table``,
+        ``polygons`` (the district layer) or ``register`` (the policy register).
+    path
+        The file, folder or glob read.
+    columns
+        Column names of a table (empty otherwise).
+    units
+        Units of the values (e.g. ``mm/day``, ``mm/month``, ``1``, ``t/ha``), if known.
+    frequency
+        Time step of a grid or series (``day``, ``month``, ...), if known.
+    time_range
+        First and last time step [datetime64[D]] of a grid or series, if known.
+    zones
+        District ids the input knows (a table's ``district_id`` values, a series' or a
+        layer's districts); ``None`` for a grid, whose districts come from the polygons.
+    """
+
+    name: str
+    kind: InputKind
+    path: str = ""
+    columns: tuple[str, ...] = ()
+    units: str | None = None
+    frequency: str | None = None
+    time_range: tuple[np.datetime64, np.datetime64] | None = None
+    zones: frozenset[str] | None = None
+
+
+@dataclass(frozen=True)
+class OpenedInput:
+    """An opened input: the data (lazy where gridded), what it is, and rows it refused.
+
+    Attributes
+    ----------
+    info
+        :class:`InputInfo` of the input.
+    data
+        ``xr.DataArray`` (grid, dims ``time, y, x``, dask-backed), ``xr.Dataset`` (series),
+        ``pandas.DataFrame`` (table), ``geopandas.GeoDataFrame`` (polygons, column
+        ``district_id``) or :class:`PolicyRegister`.
+    rejects
+        Rows the reader could not use (``file, row, column, reason, message`` and the raw
+        values), or ``None``. They go to the run's ``rejects.csv``; never dropped silently.
+    """
+
+    info: InputInfo
+    data: Any
+    rejects: pd.DataFrame | None = None
+
+    @property
+    def kind(self) -> InputKind:
+        return self.info.kind
+
+
+class Reader:
+    """Base class of reader plugins (group ``panen.readers``; see the module docstring)."""
+
+    name: ClassVar[str]
+    Spec: ClassVar[type[InputSpec]]
+    description: ClassVar[str] = ""
+
+    def open(self, spec: InputSpec, **hints: Any) -> OpenedInput:  # pragma: no cover - abstract
+        """Open the input. ``hints`` are optional keywords a consumer passes (a reader ignores
+        those it does not know), e.g. ``peril_key`` for assessments."""
+        raise NotImplementedError
+
+    def inspect(self, spec: InputSpec) -> InputInfo:
+        """The input's header (columns, units, time step) for ``panen validate``.
+
+        The default opens the input; readers of large files override it to read less.
+
+        Raises
+        ------
+        InputError
+            The file cannot be read or lacks what the reader needs (file, column named).
+        """
+        return self.open(spec).info
+
+
+#: Policy register columns (the contract): required, optional, and those read as dictionaries.
+REGISTER_REQUIRED_COLUMNS: tuple[str, ...] = ("policy_id", "farmer_id", "district_id", "product_id", "area_ha")
+REGISTER_OPTIONAL_COLUMNS: tuple[str, ...] = ("sum_insured", "sowing_date", "group_id", "actual_value",
+                                              "event_number", "interruption_days")
+REGISTER_KEY_COLUMNS: tuple[str, ...] = ("district_id", "product_id")
+#: Columns of a loss assessments table (one row per plot, peril and event).
+ASSESSMENT_COLUMNS: tuple[str, ...] = (
+    "policy_id", "plot_id", "peril", "plot_area_ha", "damage_intensity_pct", "damaged_area_pct",
+    "crop_age_days", "planting_method", "event_date", "notice_date",
+)
+
+
+@dataclass(frozen=True)
+class PolicyRegister:
+    """A policy register as read, before any row is checked.
+
+    Attributes
+    ----------
+    path
+        The source file (or ``"<memory>"``), used in every problem and reject.
+    table
+        All columns as read: strings for CSV (nothing is parsed yet, so a bad number is a
+        row reject, not a failed read), the file's own types for Parquet; the key columns
+        as dictionary arrays. Row ``i`` is data row ``i + 1`` of the file.
+    """
+
+    path: str
+    table: pa.Table
+
+    @property
+    def n_rows(self) -> int:
+        """Number of data rows."""
+        return self.table.num_rows
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame | pa.Table, path: str | Path = "<memory>") -> PolicyRegister:
+        """Wrap an in-memory table (tests, benchmarks, API users) as a register.
+
+        Raises
+        ------
+        InputError
+            If a required column is missing.
+        """
+        table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+        check_header(table.column_names, REGISTER_REQUIRED_COLUMNS, str(path))
+        return cls(str(path), table.replace_schema_metadata(None))
+
+
+# --------------------------------------------------------------------------- triggers
 @dataclass(frozen=True)
 class TriggerInputs:
     """What the engine hands a trigger.
@@ -98,18 +293,29 @@ class TriggerInputs:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
+#: Per-phase variables of a trigger result (dims ``phase, district, cohort``), for the audit trail.
+PHASE_VARIABLES: tuple[str, ...] = ("index_value", "phase_rate", "valid_fraction")
+
+
 @dataclass(frozen=True)
 class TriggerResult:
     """A trigger's answer, possibly lazy.
 
-    ``data`` is an ``xr.Dataset`` on dims ``(district, cohort)`` with
+    ``data`` is an ``xr.Dataset``. Required, on dims ``(district, cohort)``:
 
-    * ``payout_rate`` [fraction of sum insured, 0..1] — NaN where not assessable;
-    * ``flagged`` (bool) — True where too little valid data was available;
+    * ``payout_rate`` [fraction of sum insured, 0..1] — NaN where not assessable.
 
-    and, per phase on dims ``(phase, district, cohort)``, ``index_value`` [index units],
-    ``phase_rate`` [fraction] and ``valid_fraction`` [fraction, 0..1] for the
-    ``district_index`` output and the audit trail.
+    Optional (the engine fills the defaults, :func:`standardise_result`):
+
+    * ``flagged`` (bool, ``(district, cohort)``) — True where the district could not be
+      assessed (default: where ``payout_rate`` is NaN; a NaN rate is always flagged);
+    * ``reason`` (text, ``(district, cohort)``) — why a flagged district could not be
+      assessed, for the audit trail (default ``"missing data"``);
+    * per phase on ``(phase, district, cohort)``: ``index_value`` [index units],
+      ``phase_rate`` [fraction] and ``valid_fraction`` [fraction, 0..1] (default: one
+      phase ``"season"`` whose rate is ``payout_rate``, index and valid fraction unknown).
+
+    Other variables (a normal yield, a strike) are kept for API users.
     """
 
     data: xr.Dataset
@@ -117,23 +323,56 @@ class TriggerResult:
 
 def _type_name(annotation: Any) -> str:
     """A short readable type: ``float``, ``Literal['below', 'above']``, ``Phase | None``."""
-    import re
-
     text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
     text = text or str(annotation)
     return re.sub(r"\b(?:[A-Za-z_][A-Za-z0-9_]*\.)+([A-Za-z_][A-Za-z0-9_]*)", r"\1", text)
 
 
 class Trigger:
-    """Base class of trigger plugins (see the module docstring for the contract)."""
+    """Base class of trigger plugins (see the module docstring for the contract).
+
+    Optional features are declared here with their defaults, never probed with ``getattr``:
+    ``backtest_by``, :meth:`required_inputs`, :meth:`check_inputs`, :meth:`rates_from_index`.
+    """
 
     name: ClassVar[str]
     Params: ClassVar[type[ProductParams]]
     inputs: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
+    #: How a backtest replays the product: ``"cohort"`` (one evaluation over every season,
+    #: each season a cohort — for series-fed triggers), ``"season"`` (one evaluation per
+    #: season, reading ``season.year`` — for table-fed triggers), ``None``: ``"cohort"`` when
+    #: the trigger reads a grid or series, else ``"season"``.
+    backtest_by: ClassVar[Literal["cohort", "season"] | None] = None
 
     def evaluate(self, params: ProductParams, inputs: TriggerInputs) -> TriggerResult:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    @classmethod
+    def required_inputs(cls, params: ProductParams) -> tuple[str, ...]:
+        """Names of the run inputs this term sheet needs (default: :attr:`inputs`)."""
+        return tuple(cls.inputs)
+
+    @classmethod
+    def check_inputs(cls, params: ProductParams, info: dict[str, InputInfo]) -> list[str]:
+        """Problems with the inputs' headers for this term sheet (units, time step), as messages.
+
+        Called by ``panen validate`` and before a run reads any data, so that a config that
+        cannot run fails at validation, not half-way. Default: none.
+        """
+        return []
+
+    @classmethod
+    def rates_from_index(cls, params: ProductParams, index_value: xr.DataArray) -> xr.DataArray | None:
+        """Weighted phase payout rates [fraction] of stored index values under ``params``.
+
+        The trigger-design search re-prices candidate term sheets on the index values of a
+        backtest through this method — the plugin's own curves, never a copy. ``index_value``
+        has a ``phase`` dim (the term sheet's phase names) and any others; the result has the
+        same dims. ``None`` (the default): this trigger's payout is not a function of its
+        phase index values alone, and it cannot be redesigned that way.
+        """
+        return None
 
     @classmethod
     def parameters(cls) -> list[tuple[str, str, str]]:
@@ -146,3 +385,129 @@ class Trigger:
                 desc = f"{desc} (default {f.default!r})".strip()
             rows.append((name, ann, desc))
         return rows
+
+
+# --------------------------------------------------------------------------- checking a trigger's result
+def _broken(trigger: str, product_id: str, what: str) -> PluginError:
+    return PluginError(f"trigger plugin {trigger!r} (product {product_id!r}) returned an invalid result: {what}")
+
+
+def _on_dims(da: xr.DataArray, dims: tuple[str, ...], var: str, trigger: str, product_id: str) -> xr.DataArray:
+    if set(da.dims) != set(dims):
+        raise _broken(trigger, product_id, f"{var} has dims {tuple(da.dims)}, expected {dims}")
+    return da.transpose(*dims)
+
+
+def standardise_result(data: Any, *, trigger: str, product_id: str, district_ids: np.ndarray,
+                       cohorts: np.ndarray) -> xr.Dataset:
+    """Check the structure of a trigger's result and fill the optional variables' defaults.
+
+    Works on lazy (dask-backed) results without computing them: only dims, coordinates and
+    variable names are checked here; values are checked after computing
+    (:func:`check_result_values`).
+
+    Parameters
+    ----------
+    data
+        ``TriggerResult.data`` (an ``xr.Dataset``), or the :class:`TriggerResult` itself.
+    trigger, product_id
+        For messages.
+    district_ids
+        The districts asked for: the result is reindexed to them (a district the trigger
+        left out becomes NaN, hence flagged; districts it added are dropped).
+    cohorts
+        The cohorts asked for [datetime64[D]]: the result must have exactly these.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``payout_rate`` and ``flagged`` on ``(district, cohort)``, ``index_value``,
+        ``phase_rate`` and ``valid_fraction`` on ``(phase, district, cohort)``, ``reason``
+        if the trigger gave one, and any other variables as returned; ``district`` holds
+        the ids as text and ``cohort`` the requested dates.
+
+    Raises
+    ------
+    PluginError
+        Not a Dataset, no ``payout_rate``, wrong dims, or other cohorts than requested.
+    """
+    if isinstance(data, TriggerResult):
+        data = data.data
+    if not isinstance(data, xr.Dataset):
+        raise _broken(trigger, product_id, f"expected an xarray.Dataset, got {type(data).__name__}")
+    if "payout_rate" not in data:
+        raise _broken(trigger, product_id, "it has no payout_rate variable")
+    ds = data
+    cohorts = np.asarray(cohorts).astype("datetime64[D]")
+    districts = np.asarray([str(d) for d in np.asarray(district_ids).tolist()], dtype=object)
+    ds = ds.assign({"payout_rate": _on_dims(ds["payout_rate"], ("district", "cohort"), "payout_rate",
+                                            trigger, product_id)})
+    if ds.sizes["cohort"] != len(cohorts):
+        raise _broken(trigger, product_id, f"{ds.sizes['cohort']} cohorts for the {len(cohorts)} requested")
+    if "cohort" in ds.coords:
+        got = np.asarray(ds["cohort"].values)
+        if got.dtype.kind != "M" or not np.array_equal(got.astype("datetime64[D]"), cohorts):
+            raise _broken(trigger, product_id, "its cohorts are not the requested window anchors")
+    ds = ds.assign_coords(cohort=cohorts.astype("datetime64[ns]"))
+    if "district" in ds.coords:
+        ds = ds.assign_coords(district=np.asarray([str(d) for d in ds["district"].values.tolist()], dtype=object))
+        if not np.array_equal(ds["district"].values, districts):
+            ds = ds.reindex(district=districts)
+    elif ds.sizes["district"] == len(districts):
+        ds = ds.assign_coords(district=districts)
+    else:
+        raise _broken(trigger, product_id, f"{ds.sizes['district']} districts without district labels, "
+                                           f"for {len(districts)} requested")
+    rate = ds["payout_rate"]
+    if "flagged" in ds:
+        flagged = _on_dims(ds["flagged"], ("district", "cohort"), "flagged", trigger, product_id)
+        flagged = flagged.astype(bool) | rate.isnull()
+    else:
+        flagged = rate.isnull()
+    ds = ds.assign(flagged=flagged)
+    if "reason" in ds:
+        ds = ds.assign(reason=_on_dims(ds["reason"], ("district", "cohort"), "reason", trigger, product_id))
+    present = [v for v in PHASE_VARIABLES if v in ds]
+    if not present:
+        one = rate.expand_dims(phase=["season"])
+        ds = ds.assign(index_value=xr.full_like(one, np.nan, dtype=float), phase_rate=one,
+                       valid_fraction=xr.full_like(one, np.nan, dtype=float))
+    else:
+        shaped = {v: _on_dims(ds[v], ("phase", "district", "cohort"), v, trigger, product_id) for v in present}
+        like = shaped[present[0]]
+        for v in PHASE_VARIABLES:
+            if v not in shaped:
+                shaped[v] = xr.full_like(like, np.nan, dtype=float)
+        ds = ds.assign(shaped)
+        ds = ds.assign_coords(phase=np.asarray([str(p) for p in ds["phase"].values.tolist()], dtype=object))
+    return ds
+
+
+def check_result_values(ds: xr.Dataset, *, trigger: str, product_id: str) -> xr.Dataset:
+    """Check a computed, standardised result's values and fill ``reason``.
+
+    Rates must lie in [0, 1] (or be NaN), valid fractions in [0, 1] (or NaN). ``reason``
+    becomes text on ``(district, cohort)``: the trigger's reason where it gave one, else
+    ``"missing data"`` where flagged, and ``""`` where assessed.
+
+    Raises
+    ------
+    PluginError
+        A rate or valid fraction out of range.
+    """
+    for var, lo, hi in (("payout_rate", 0.0, 1.0), ("phase_rate", 0.0, 1.0), ("valid_fraction", 0.0, 1.0)):
+        v = np.asarray(ds[var].values, dtype=np.float64)
+        finite = v[np.isfinite(v)]
+        if finite.size and (finite.min() < lo - 1e-12 or finite.max() > hi + 1e-12):
+            raise _broken(trigger, product_id, f"{var} outside [{lo:g}, {hi:g}] "
+                                               f"(from {finite.min():.6g} to {finite.max():.6g})")
+        if np.isinf(v).any():
+            raise _broken(trigger, product_id, f"{var} is infinite somewhere")
+    flagged = np.asarray(ds["flagged"].values, dtype=bool)
+    given = np.asarray(ds["reason"].values, dtype=object) if "reason" in ds else None
+    reason = np.where(flagged, "missing data", "").astype(object)
+    if given is not None:
+        text = np.array(["" if (g is None or (isinstance(g, float) and np.isnan(g))) else str(g)
+                         for g in given.ravel()], dtype=object).reshape(given.shape)
+        reason = np.where(flagged & (text != ""), text, reason)
+    return ds.assign(reason=(("district", "cohort"), reason))

@@ -1,6 +1,6 @@
-"""Trigger plugin registry: the ``panen.triggers`` entry-point group, looked up once.
+"""Plugin registries: triggers (``panen.triggers``) and readers (``panen.readers``), looked up once.
 
-Built-in triggers are registered through the same entry-point group as third-party ones
+Built-in plugins are registered through the same entry-point groups as third-party ones
 (``pyproject.toml``), like xarray's ``xarray.backends``. A plugin that fails to import is
 warned about and skipped — one broken plugin never takes the program down — and two
 plugins claiming the same name warn, the first one found (sorted by distribution name,
@@ -13,35 +13,48 @@ import functools
 import warnings
 from importlib.metadata import entry_points
 
-from panen.engine.api import Trigger
+from panen.engine.api import Reader, Trigger
 from panen.engine.errors import PluginError
 
+__all__ = ["GROUP", "READER_GROUP", "get_reader", "get_trigger", "readers", "triggers"]
+
 GROUP = "panen.triggers"
+READER_GROUP = "panen.readers"
+
+
+def _scan(group: str, base: type, what: str) -> dict[str, type]:
+    found: dict[str, type] = {}
+    eps = sorted(entry_points(group=group), key=lambda ep: ((ep.dist.name if ep.dist else ""), ep.value))
+    for ep in eps:
+        try:
+            obj = ep.load()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break panen
+            warnings.warn(f"{what} plugin {ep.name!r} ({ep.value}) failed to load and is skipped: {exc}",
+                          RuntimeWarning, stacklevel=3)
+            continue
+        if not (isinstance(obj, type) and issubclass(obj, base)):
+            warnings.warn(f"{what} plugin {ep.name!r} ({ep.value}) is not a panen.engine.api.{base.__name__} "
+                          f"subclass; skipped", RuntimeWarning, stacklevel=3)
+            continue
+        name = getattr(obj, "name", ep.name)
+        if name in found and found[name] is not obj:
+            warnings.warn(f"two {what} plugins are named {name!r}: keeping {found[name].__module__}, "
+                          f"ignoring {ep.value}", RuntimeWarning, stacklevel=3)
+            continue
+        found[name] = obj
+    return found
 
 
 @functools.cache
 def triggers() -> dict[str, type[Trigger]]:
     """All installed trigger plugins by name (cached; call ``triggers.cache_clear()`` to rescan)."""
-    found: dict[str, type[Trigger]] = {}
-    eps = sorted(entry_points(group=GROUP), key=lambda ep: ((ep.dist.name if ep.dist else ""), ep.value))
-    for ep in eps:
-        try:
-            obj = ep.load()
-        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break panen
-            warnings.warn(f"trigger plugin {ep.name!r} ({ep.value}) failed to load and is skipped: {exc}",
-                          RuntimeWarning, stacklevel=2)
-            continue
-        if not (isinstance(obj, type) and issubclass(obj, Trigger)):
-            warnings.warn(f"trigger plugin {ep.name!r} ({ep.value}) is not a panen.engine.api.Trigger subclass; skipped",
-                          RuntimeWarning, stacklevel=2)
-            continue
-        name = getattr(obj, "name", ep.name)
-        if name in found and found[name] is not obj:
-            warnings.warn(f"two trigger plugins are named {name!r}: keeping {found[name].__module__}, "
-                          f"ignoring {ep.value}", RuntimeWarning, stacklevel=2)
-            continue
-        found[name] = obj
-    return found
+    return _scan(GROUP, Trigger, "trigger")
+
+
+@functools.cache
+def readers() -> dict[str, type[Reader]]:
+    """All installed reader plugins by input name (cached; ``readers.cache_clear()`` rescans)."""
+    return _scan(READER_GROUP, Reader, "reader")
 
 
 def get_trigger(name: str) -> type[Trigger]:
@@ -52,3 +65,13 @@ def get_trigger(name: str) -> type[Trigger]:
     except KeyError:
         known = ", ".join(sorted(table)) or "none"
         raise PluginError(f"no trigger plugin named {name!r} is installed (installed: {known})") from None
+
+
+def get_reader(name: str) -> type[Reader]:
+    """The reader registered for input ``name``; :class:`PluginError` listing the known inputs otherwise."""
+    table = readers()
+    try:
+        return table[name]
+    except KeyError:
+        known = ", ".join(sorted(table)) or "none"
+        raise PluginError(f"no reader is installed for input {name!r} (installed: {known})") from None

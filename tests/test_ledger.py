@@ -23,7 +23,8 @@ from panen.engine.settlement.ledger import (
     sort_order,
 )
 from panen.engine.infra.atomic import PARQUET_OPTIONS, write_table_atomic
-from panen.engine.settlement.policies import ProductRules, read_policies, validate_policies
+from panen.datasets.policies import read_policies
+from panen.engine.settlement.policies import ProductRules, validate_policies
 from panen.engine.settlement.rates import RateTable
 from panen.engine.maths.terms import Terms
 

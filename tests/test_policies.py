@@ -15,14 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from panen.engine.errors import InputError
-from panen.engine.settlement.policies import (
-    REASONS,
-    REJECT_COLUMNS,
-    PolicyRegister,
-    ProductRules,
-    read_policies,
-    validate_policies,
-)
+from panen.datasets.policies import read_policies
+from panen.engine.api import PolicyRegister
+from panen.engine.settlement.policies import REASONS, REJECT_COLUMNS, ProductRules, validate_policies
 
 HEADER = ["policy_id", "farmer_id", "district_id", "product_id", "area_ha", "sum_insured", "sowing_date",
           "group_id", "actual_value", "event_number", "interruption_days"]
@@ -277,7 +272,9 @@ def test_valid_plus_rejects_is_every_input_row(tmp_path, rows):
 def test_register_without_a_sowing_date_column_rejects_only_sowing_anchored_rows(tmp_path):
     import pandas as pd
 
-    from panen.engine.settlement.policies import ProductRules, read_policies, validate_policies
+    from panen.datasets.policies import read_policies
+
+    from panen.engine.settlement.policies import ProductRules, validate_policies
 
     p = tmp_path / "p.csv"
     pd.DataFrame({"policy_id": ["a", "b"], "farmer_id": ["f", "g"], "district_id": ["1", "1"],

@@ -720,7 +720,8 @@ def _exposure(config: RunConfig, district_ids: np.ndarray) -> tuple[pd.DataFrame
         out["exposure"] = 1.0
         out["exposure_basis"] = "unit"
         return out, {}, None
-    from panen.engine.settlement.policies import ProductRules, read_policies, validate_policies
+    from panen.datasets.policies import read_policies
+    from panen.engine.settlement.policies import ProductRules, validate_policies
     from panen.engine.maths.terms import round_rupiah
 
     register = read_policies(config.inputs.policies.path)

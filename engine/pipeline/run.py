@@ -37,7 +37,8 @@ from panen.engine.infra.keys import is_in
 from panen.engine.infra.atomic import write_table_atomic
 from panen.engine.infra.manifest import hash_input, package_versions, sha256_file
 from panen.engine.settlement.ledger import build_ledger, district_totals, payments, reconcile
-from panen.engine.settlement.policies import ProductRules, read_policies, validate_policies
+from panen.datasets.policies import read_policies
+from panen.engine.settlement.policies import ProductRules, validate_policies
 from panen.engine.settlement.rates import RateTable
 from panen.engine.registry import get_trigger
 from panen.engine.infra.staging import discard, new_stage, publish

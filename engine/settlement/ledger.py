@@ -45,7 +45,8 @@ from numba import njit
 
 from panen.engine.errors import DataQualityError, PanenError
 from panen.engine.infra.atomic import PARQUET_OPTIONS, BackgroundParquet
-from panen.engine.settlement.policies import ProductRules, dictionary_codes, string_buffers
+from panen.engine.infra.arrowcols import dictionary_codes, string_buffers
+from panen.engine.settlement.policies import ProductRules
 from panen.engine.settlement.rates import RateTable
 from panen.engine.maths.terms import Terms, apply_terms, round_rupiah
 

@@ -1,8 +1,9 @@
-"""The policy register: reading it, and sorting its rows into valid policies and rejects.
+"""The policy register: sorting its rows into valid policies and rejects.
 
 Two stages, kept apart on purpose:
 
-* :func:`read_policies` reads a CSV or Parquet register. Only problems with the *file*
+* :func:`panen.datasets.policies.read_policies` (the ``policies`` reader) reads a CSV or
+  Parquet register. Only problems with the *file*
   fail here (missing file, unreadable or unparsable file, a required column missing):
   they raise :class:`~panen.engine.errors.InputError` naming the file and column, and the
   CLI exits 2 with every problem listed.
@@ -35,7 +36,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -44,9 +44,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
-from panen.datasets.tables import check_header, read_table
-
-from panen.engine.errors import InputError
+from panen.engine.api import (REGISTER_KEY_COLUMNS, REGISTER_OPTIONAL_COLUMNS, REGISTER_REQUIRED_COLUMNS,
+                              PolicyRegister)
+from panen.engine.infra.arrowcols import (as_text, date_column, key_column, number_column,
+                                         string_buffers, string_column)
 
 __all__ = [
     "KEY_COLUMNS",
@@ -54,20 +55,17 @@ __all__ = [
     "REASONS",
     "REJECT_COLUMNS",
     "REQUIRED_COLUMNS",
-    "PolicyRegister",
     "ProductRules",
-    "read_policies",
     "validate_policies",
 ]
 
-REQUIRED_COLUMNS: tuple[str, ...] = ("policy_id", "farmer_id", "district_id", "product_id", "area_ha")
-OPTIONAL_COLUMNS: tuple[str, ...] = ("sum_insured", "sowing_date", "group_id", "actual_value",
-                                     "event_number", "interruption_days")
+REQUIRED_COLUMNS = REGISTER_REQUIRED_COLUMNS
+OPTIONAL_COLUMNS = REGISTER_OPTIONAL_COLUMNS
 #: Optional whole-number columns carried as term context, with their lowest valid value.
 _COUNT_COLUMNS: dict[str, int] = {"event_number": 1, "interruption_days": 0}
 #: Read as dictionary arrays: a few hundred distinct values over millions of rows. (Farmer
 #: groups are too many — hundreds of thousands — for per-chunk dictionaries to pay off.)
-KEY_COLUMNS: tuple[str, ...] = ("district_id", "product_id")
+KEY_COLUMNS = REGISTER_KEY_COLUMNS
 #: Leading columns of the rejects table; the row's raw values follow.
 REJECT_COLUMNS: tuple[str, ...] = ("file", "row", "column", "policy_id", "product_id", "reason", "message")
 
@@ -91,7 +89,6 @@ REASONS: dict[str, str] = {
 _REASON_CODES = {name: i + 1 for i, name in enumerate(REASONS)}  # 0 = valid
 
 _MAX_RUPIAH = float(2**53)  # integers above this are not exact in float64
-_NUMBER_RE = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 
 
 @dataclass(frozen=True)
@@ -128,206 +125,9 @@ class ProductRules:
                 raise ValueError(f"sowing_window starts after it ends: {first} > {last}")
 
 
-@dataclass(frozen=True)
-class PolicyRegister:
-    """A policy register as read, before any row is checked.
-
-    Attributes
-    ----------
-    path
-        The source file (or ``"<memory>"``), used in every problem and reject.
-    table
-        All columns as read: strings for CSV (nothing is parsed yet, so a bad number is a
-        row reject, not a failed read), the file's own types for Parquet; the key columns
-        as dictionary arrays. Row ``i`` is data row ``i + 1`` of the file.
-    """
-
-    path: str
-    table: pa.Table
-
-    @property
-    def n_rows(self) -> int:
-        """Number of data rows."""
-        return self.table.num_rows
-
-    @classmethod
-    def from_frame(cls, frame: pd.DataFrame | pa.Table, path: str | Path = "<memory>") -> PolicyRegister:
-        """Wrap an in-memory table (tests, benchmarks, API users) as a register.
-
-        Raises
-        ------
-        InputError
-            If a required column is missing.
-        """
-        table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
-        check_header(table.column_names, REQUIRED_COLUMNS, str(path))
-        return cls(str(path), table.replace_schema_metadata(None))
-
-
-# --------------------------------------------------------------------------- reading
-
-
-def read_policies(path: str | Path) -> PolicyRegister:
-    """Read a policy register from CSV (optionally compressed) or Parquet.
-
-    Parameters
-    ----------
-    path
-        ``*.csv`` (also ``.csv.gz``, ``.csv.bz2``, ``.csv.zst``) or ``*.parquet`` / ``*.pq``.
-
-    Returns
-    -------
-    PolicyRegister
-        Rows as read; check them with :func:`validate_policies`.
-
-    Raises
-    ------
-    InputError
-        The file is missing, unreadable, not a CSV/Parquet file, or lacks a required
-        column (every missing column is listed, each with the file and column named).
-    """
-    # one contiguous chunk per column: every later step (hashing, sorting, gathering)
-    # would otherwise concatenate the readers' many small chunks again, each time
-    table = read_table(path, REQUIRED_COLUMNS, what="policy register", dictionary_columns=KEY_COLUMNS)
-    return PolicyRegister(str(Path(path)), table)
-
-
 # --------------------------------------------------------------------------- column decoding
 # Each helper turns one raw column into numpy arrays plus "missing" and "bad" masks; the
 # raw values are kept for the rejects table.
-
-
-def _unsupported(col: pa.ChunkedArray, name: str, file: str | Path, want: str) -> InputError:
-    return InputError(f"column has type {col.type}, expected {want}", file=file, column=name)
-
-
-def dictionary_codes(col: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
-    """int32 codes (-1 for null) and the string dictionary of a column (encoded if it is not one)."""
-    if not pa.types.is_dictionary(col.type):
-        col = col.dictionary_encode()
-    col = col.unify_dictionaries() if col.num_chunks > 1 else col
-    if col.num_chunks == 0:
-        return np.zeros(0, np.int32), pa.array([], pa.string())
-    values = col.chunk(0).dictionary
-    parts = []
-    for chunk in col.chunks:
-        idx = chunk.indices
-        codes = idx.to_numpy(zero_copy_only=False) if idx.null_count == 0 \
-            else pc.fill_null(idx, -1).to_numpy(zero_copy_only=False)
-        parts.append(codes.astype(np.int32, copy=False))
-    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
-        values = pc.cast(values, pa.string())
-    return (np.concatenate(parts) if parts else np.zeros(0, np.int32)), values.cast(pa.string())
-
-
-def _blank(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """True where a string is null, empty or only whitespace."""
-    empty = pc.or_kleene(pc.equal(pc.binary_length(values), 0), pc.utf8_is_space(values))
-    return pc.fill_null(empty, True).to_numpy(zero_copy_only=False)
-
-
-def _string_column(col: pa.ChunkedArray, name: str, file: str | Path) -> tuple[pa.ChunkedArray, np.ndarray]:
-    """Plain string column and its missing mask (integer ids are read as their decimal text)."""
-    if pa.types.is_dictionary(col.type):
-        col = pc.cast(col, col.type.value_type)
-    t = col.type
-    if pa.types.is_large_string(t) or pa.types.is_integer(t):
-        col = pc.cast(col, pa.string())
-    elif not pa.types.is_string(t):
-        raise _unsupported(col, name, file, "text")
-    return col, _blank(col)
-
-
-def _key_column(col: pa.ChunkedArray, name: str, file: str | Path) -> tuple[np.ndarray, pa.Array, np.ndarray]:
-    """Dictionary codes, dictionary values and missing mask of a key column."""
-    t = col.type.value_type if pa.types.is_dictionary(col.type) else col.type
-    if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_integer(t)):
-        raise _unsupported(col, name, file, "text")
-    codes, values = dictionary_codes(col)
-    blank_value = _blank(values) if len(values) else np.zeros(0, bool)
-    missing = codes < 0
-    if blank_value.any():
-        missing |= blank_value[np.where(missing, 0, codes)] & ~missing
-    return codes, values, missing
-
-
-def _number_column(col: pa.ChunkedArray, name: str, file: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """float64 values, missing mask and unparsable mask of a numeric column.
-
-    Text is parsed with Arrow's cast in one pass; only if that fails are the rows told
-    apart (trimmed, matched against a plain decimal pattern — digits, an optional ``.``
-    fraction and exponent; ``1,5`` is not a number here — and cast again).
-    """
-    t = col.type
-    if pa.types.is_dictionary(t):
-        col, t = pc.cast(col, t.value_type), t.value_type
-    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
-        missing = col.is_null().to_numpy(zero_copy_only=False)
-        values = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
-    elif pa.types.is_string(t) or pa.types.is_large_string(t):
-        missing = _blank(col)
-        try:
-            parsed = pc.cast(col, pa.float64())
-        except pa.ArrowInvalid:
-            trimmed = pc.utf8_trim_whitespace(col)
-            ok = pc.match_substring_regex(trimmed, _NUMBER_RE)
-            parsed = pc.cast(pc.if_else(ok, trimmed, pa.scalar(None, trimmed.type)), pa.float64())
-        values = parsed.to_numpy(zero_copy_only=False)
-    else:
-        raise _unsupported(col, name, file, "numbers")
-    values = np.asarray(values, dtype=np.float64)
-    bad = ~missing & ~np.isfinite(values)
-    return values, missing, bad
-
-
-def _date_column(col: pa.ChunkedArray, name: str, file: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """int64 days since 1970-01-01, missing mask and unparsable mask of a date column.
-
-    Text must be an ISO calendar date ``YYYY-MM-DD``; impossible dates (2024-02-30) are
-    unparsable, never rolled over.
-    """
-    t = col.type
-    if pa.types.is_dictionary(t):
-        col, t = pc.cast(col, t.value_type), t.value_type
-    if pa.types.is_date(t) or pa.types.is_timestamp(t):
-        missing = col.is_null().to_numpy(zero_copy_only=False)
-        days = pc.cast(col, pa.date32())
-    elif pa.types.is_string(t) or pa.types.is_large_string(t):
-        missing = _blank(col)
-        try:
-            days = pc.cast(col, pa.date32())
-        except pa.ArrowInvalid:
-            trimmed = pc.utf8_trim_whitespace(col)
-            stamp = pc.strptime(trimmed, format="%Y-%m-%d", unit="s", error_is_null=True)
-            same = pc.equal(pc.strftime(stamp, format="%Y-%m-%d"), trimmed)
-            days = pc.cast(pc.if_else(pc.fill_null(same, False), stamp, pa.scalar(None, stamp.type)), pa.date32())
-    else:
-        raise _unsupported(col, name, file, "ISO dates")
-    null = days.is_null().to_numpy(zero_copy_only=False)
-    out = pc.fill_null(pc.cast(days, pa.int32()), 0).to_numpy(zero_copy_only=False).astype(np.int64)
-    return out, missing, ~missing & null
-
-
-def string_buffers(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """int64 offsets and uint8 bytes of a (large) string array, for numba kernels.
-
-    Nulls read as empty strings. Offsets are absolute positions in the returned bytes.
-    """
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
-    if pa.types.is_string(arr.type):
-        width = np.int32
-    elif pa.types.is_large_string(arr.type):
-        width = np.int64
-    else:
-        raise TypeError(f"string_buffers: expected a string array, got {arr.type}")
-    n = len(arr)
-    buffers = arr.buffers()
-    if n == 0 or buffers[1] is None:
-        return np.zeros(n + 1, np.int64), np.zeros(0, np.uint8)
-    offsets = np.frombuffer(buffers[1], dtype=width)[arr.offset: arr.offset + n + 1].astype(np.int64, copy=False)
-    data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else np.zeros(0, np.uint8)
-    return offsets, data
 
 
 @njit(nogil=True, cache=True)
@@ -473,11 +273,11 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str],
         reason[sel] = _REASON_CODES[why]
         column[sel] = col_index[col]
 
-    policy_id, policy_missing = _string_column(t["policy_id"], "policy_id", file)
-    farmer_id, farmer_missing = _string_column(t["farmer_id"], "farmer_id", file)
-    d_codes, d_values, d_missing = _key_column(t["district_id"], "district_id", file)
-    p_codes, p_values, p_missing = _key_column(t["product_id"], "product_id", file)
-    area, area_missing, area_bad = _number_column(t["area_ha"], "area_ha", file)
+    policy_id, policy_missing = string_column(t["policy_id"], "policy_id", file)
+    farmer_id, farmer_missing = string_column(t["farmer_id"], "farmer_id", file)
+    d_codes, d_values, d_missing = key_column(t["district_id"], "district_id", file)
+    p_codes, p_values, p_missing = key_column(t["product_id"], "product_id", file)
+    area, area_missing, area_bad = number_column(t["area_ha"], "area_ha", file)
 
     for col, missing in (("policy_id", policy_missing), ("farmer_id", farmer_missing),
                          ("district_id", d_missing), ("product_id", p_missing), ("area_ha", area_missing)):
@@ -500,10 +300,10 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str],
     flag(area_bad, "bad_number", "area_ha")
     sum_insured = actual_value = sowing = None
     if "sum_insured" in names:
-        sum_insured, si_missing, si_bad = _number_column(t["sum_insured"], "sum_insured", file)
+        sum_insured, si_missing, si_bad = number_column(t["sum_insured"], "sum_insured", file)
         flag(si_bad, "bad_number", "sum_insured")
     if "actual_value" in names:
-        actual_value, av_missing, av_bad = _number_column(t["actual_value"], "actual_value", file)
+        actual_value, av_missing, av_bad = number_column(t["actual_value"], "actual_value", file)
         flag(av_bad, "bad_number", "actual_value")
     flag(~area_missing & ~area_bad & ~(area > 0), "non_positive_area", "area_ha")
     if sum_insured is not None:
@@ -515,7 +315,7 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str],
     counts_columns: dict[str, np.ndarray] = {}
     for name, minimum in _COUNT_COLUMNS.items():
         if name in names:
-            values, c_missing, c_bad = _number_column(t[name], name, file)
+            values, c_missing, c_bad = number_column(t[name], name, file)
             flag(c_bad, "bad_number", name)
             ok = (values >= minimum) & (values == np.floor(values)) & (values < _MAX_RUPIAH)
             flag(~c_missing & ~c_bad & ~ok, f"bad_{name}", name)
@@ -525,7 +325,7 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str],
     rules = [products.get(v) for v in p_names] + [None]
     by_sowing = np.array([r is not None and r.anchor == "sowing_date" for r in rules], bool)[p_codes]
     if "sowing_date" in names:
-        sowing, sd_missing, sd_bad = _date_column(t["sowing_date"], "sowing_date", file)
+        sowing, sd_missing, sd_bad = date_column(t["sowing_date"], "sowing_date", file)
         flag(sd_bad, "bad_date", "sowing_date")
     else:
         sd_missing = np.ones(n, bool)
@@ -545,7 +345,7 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str],
         ~rejected, policy_id=policy_id, farmer_id=farmer_id, district=(d_codes, d_values),
         product=(p_codes, p_values), area=area, sum_insured=sum_insured,
         sowing=None if sowing is None else (sowing, sd_missing | sd_bad),
-        group=_string_column(t["group_id"], "group_id", file) if "group_id" in names else None,
+        group=string_column(t["group_id"], "group_id", file) if "group_id" in names else None,
         actual_value=actual_value, counts=counts_columns,
     )
     if len(valid) + len(rejects) != n:  # the one rule of this module; cannot happen
@@ -609,7 +409,7 @@ def _rejects_frame(register: PolicyRegister, rejected: np.ndarray, reason: np.nd
                    product: tuple[np.ndarray, pa.Array], products: Mapping[str, ProductRules]) -> pd.DataFrame:
     idx = np.flatnonzero(rejected)
     raw = register.table.filter(pa.array(rejected))  # chunk-wise; take would concatenate every column
-    text = {name: _as_text(raw[name]) for name in raw.column_names}
+    text = {name: as_text(raw[name]) for name in raw.column_names}
     reasons = pa.DictionaryArray.from_arrays(pa.array(reason[idx].astype(np.int32) - 1),
                                              pa.array(list(REASONS))).cast(pa.string())
     columns = pa.DictionaryArray.from_arrays(pa.array(column[idx].astype(np.int32)),
@@ -639,16 +439,6 @@ def _window_text(rules: ProductRules | None) -> str | None:
     if rules is None or rules.sowing_window is None:
         return None
     return f"{rules.sowing_window[0]}..{rules.sowing_window[1]}"
-
-
-def _as_text(col: pa.ChunkedArray) -> pa.Array:
-    """Raw values as a string array, for the rejects table."""
-    t = col.type
-    if pa.types.is_dictionary(t):
-        col = pc.cast(col, t.value_type)
-    if not pa.types.is_string(col.type):
-        col = pc.cast(col, pa.string())
-    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
 
 
 def _messages(reasons: pa.Array, columns: pa.Array, text: dict[str, pa.Array], counts: np.ndarray,
