@@ -22,7 +22,9 @@ not a reject.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from os import PathLike
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +32,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from panen.engine.perils.adjuster import ASSESSMENT_COLUMNS, Wording, normalise_label
+from panen.engine.api import ASSESSMENT_COLUMNS
+from panen.engine.infra.text import normalise_label
 from panen.engine.infra.arrowcols import as_text, date_column, number_column, string_column
 
-from .tables import check_header, read_table
+from panen.engine.infra.arrowcols import check_header
+
+from .tables import read_table
 
 __all__ = ["REASONS", "REJECT_COLUMNS", "read_assessments"]
 
@@ -60,8 +65,8 @@ _DATES = ("event_date", "notice_date")
 _KEY = ("policy_id", "plot_id", "peril", "event_date")
 
 
-def read_assessments(path: str | PathLike[str], *, wording: Wording | None = None
-                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def read_assessments(path: str | PathLike[str], *, peril_key: Callable[[str], str | None] | None = None,
+                     wording: Any = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read loss assessments and split them into valid rows and rejects.
 
     Parameters
@@ -69,10 +74,15 @@ def read_assessments(path: str | PathLike[str], *, wording: Wording | None = Non
     path
         ``*.csv`` (also ``.csv.gz``, ``.csv.bz2``, ``.csv.zst``; comma-separated, UTF-8)
         or ``*.parquet`` / ``*.pq``.
+    peril_key
+        Optional resolver of a peril label to its code (a policy wording's
+        ``Wording.peril_code``): duplicates are then found on the code, so ``tikus`` and
+        ``rats`` on the same plot and day are one event. Labels it does not resolve, and
+        every label without it, compare by their normalised text (case, spaces, ``_`` and
+        ``-`` ignored).
     wording
-        Optional policy wording: duplicates are then found on the peril *code*, so
-        ``tikus`` and ``rats`` on the same plot and day are one event. Without it, perils
-        compare by their normalised text (case, spaces, ``_`` and ``-`` ignored).
+        A policy wording (anything with a ``peril_code(label)`` method): the same as
+        ``peril_key=wording.peril_code``.
 
     Returns
     -------
@@ -98,11 +108,13 @@ def read_assessments(path: str | PathLike[str], *, wording: Wording | None = Non
         (each named, with the file).
     """
     table = read_table(path, ASSESSMENT_COLUMNS, what="loss assessments file")
-    return split_assessments(table, str(Path(path)), wording=wording)
+    if peril_key is None and wording is not None:
+        peril_key = wording.peril_code
+    return split_assessments(table, str(Path(path)), peril_key=peril_key)
 
 
 def split_assessments(table: pa.Table | pd.DataFrame, file: str = "<memory>", *,
-                      wording: Wording | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                      peril_key: Callable[[str], str | None] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Check every row of an in-memory assessments table; see :func:`read_assessments`."""
     if isinstance(table, pd.DataFrame):
         table = pa.Table.from_pandas(table, preserve_index=False)
@@ -144,7 +156,7 @@ def split_assessments(table: pa.Table | pd.DataFrame, file: str = "<memory>", *,
     # duplicates among rows whose key is readable, whatever else is wrong with them
     key_ok = ~missing["policy_id"] & ~missing["plot_id"] & ~missing["peril"] & ~missing["event_date"] \
         & ~dates["event_date"][2]
-    counts, first = _duplicates(text, event, key_ok, wording)
+    counts, first = _duplicates(text, event, key_ok, peril_key)
     flag(counts > 1, "duplicate_assessment", "peril")
 
     rejected = reason != 0
@@ -177,7 +189,7 @@ def _strings(col: pa.ChunkedArray, keep: np.ndarray) -> pd.Series:
     return pd.Series(trimmed.to_pandas(), dtype="str").array
 
 
-def _duplicates(text: dict, event: np.ndarray, use: np.ndarray, wording: Wording | None
+def _duplicates(text: dict, event: np.ndarray, use: np.ndarray, peril_key: Callable[[str], str | None] | None
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Per row: how many readable rows share its key, and the first such row (-1 if unused)."""
     n = len(use)
@@ -190,8 +202,8 @@ def _duplicates(text: dict, event: np.ndarray, use: np.ndarray, wording: Wording
     peril = pd.Series(pc.utf8_trim_whitespace(text["peril"][0].take(take)).to_pandas(), dtype="str")
     labels, uniques = pd.factorize(peril)
     canon = [normalise_label(u) for u in uniques]
-    if wording is not None:
-        canon = [wording.peril_code(u) or c for u, c in zip(uniques, canon)]
+    if peril_key is not None:
+        canon = [peril_key(u) or c for u, c in zip(uniques, canon)]
     peril_key = pd.factorize(np.asarray(canon, dtype=object))[0][labels]
     keys = pd.DataFrame({
         "policy_id": pd.factorize(pc.utf8_trim_whitespace(text["policy_id"][0].take(take)).to_pandas())[0],

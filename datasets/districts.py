@@ -16,8 +16,6 @@ a warning names the repaired rows. They are not an error.
 
 from __future__ import annotations
 
-import contextlib
-
 import warnings
 from os import PathLike
 from pathlib import Path
@@ -185,21 +183,3 @@ def _polygonal_part(geom: shapely.Geometry) -> shapely.Geometry | None:
     if not polys:
         return None
     return polys[0] if len(polys) == 1 else shapely.MultiPolygon(polys)
-
-
-#: ``gpkg_contents.last_change`` written into GeoPackages: a fixed date, not the wall
-#: clock, so the same data gives a byte-identical file (reruns are compared by hash).
-FIXED_GPKG_DATE = "2000-01-01T00:00:00.000Z"
-
-
-@contextlib.contextmanager
-def fixed_gpkg_date():
-    """Within this block GDAL stamps GeoPackages with :data:`FIXED_GPKG_DATE`."""
-    import pyogrio
-
-    previous = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
-    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": FIXED_GPKG_DATE})
-    try:
-        yield
-    finally:
-        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": previous})

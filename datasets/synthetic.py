@@ -121,7 +121,7 @@ import pandas as pd
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import shapely
 
-from panen.datasets.districts import fixed_gpkg_date
+from panen.engine.infra.atomic import fixed_gpkg_date
 import xarray as xr
 from scipy.ndimage import gaussian_filter
 from scipy.special import expit, gammaincinv, ndtr

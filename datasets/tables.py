@@ -21,13 +21,13 @@ import pyarrow.parquet as pq
 from panen.engine.errors import InputError
 from panen.engine.infra.arrowcols import check_header
 
-__all__ = ["check_header", "read_csv_table", "read_parquet_table", "read_table"]
+__all__ = ["read_csv_table", "read_header", "read_parquet_table", "read_table"]
 
 _DICT_TYPE = pa.dictionary(pa.int32(), pa.string())
 
 
-def read_csv_table(p: Path, required: Iterable[str], *, dictionary_columns: Iterable[str] = ()) -> pa.Table:
-    """A CSV (optionally compressed) as an Arrow table of text columns (keys dictionary-encoded)."""
+def _csv_header(p: Path) -> list[str]:
+    """Column names of a CSV (optionally compressed), from its first line."""
     try:
         with pa.input_stream(str(p), compression="detect") as stream:
             head = stream.read(1 << 20)
@@ -41,7 +41,12 @@ def read_csv_table(p: Path, required: Iterable[str], *, dictionary_columns: Iter
     header = next(csv.reader(io.StringIO(text)), None)
     if not header or all(not h.strip() for h in header):
         raise InputError("the file is empty: no header row", file=p)
-    names = [h.strip() for h in header]
+    return [h.strip() for h in header]
+
+
+def read_csv_table(p: Path, required: Iterable[str], *, dictionary_columns: Iterable[str] = ()) -> pa.Table:
+    """A CSV (optionally compressed) as an Arrow table of text columns (keys dictionary-encoded)."""
+    names = _csv_header(p)
     check_header(names, required, p)
     keys = set(dictionary_columns)
     types = {n: (_DICT_TYPE if n in keys else pa.string()) for n in names}
@@ -72,13 +77,7 @@ def read_parquet_table(p: Path, required: Iterable[str], *, dictionary_columns: 
     return table.replace_schema_metadata(None)
 
 
-def read_table(path: str | Path, required: Iterable[str], *, what: str,
-               dictionary_columns: Iterable[str] = ()) -> pa.Table:
-    """A CSV (``.csv``, ``.csv.gz|.bz2|.zst``) or Parquet (``.parquet``, ``.pq``) file as one Arrow table.
-
-    ``what`` names the input in errors ("policy register", "loss assessments"). The table
-    has one contiguous chunk per column.
-    """
+def _table_format(path: str | Path, what: str) -> tuple[Path, str]:
     p = Path(path)
     if not p.exists():
         raise InputError(f"{what} not found", file=p)
@@ -86,9 +85,36 @@ def read_table(path: str | Path, required: Iterable[str], *, what: str,
         raise InputError(f"{what} is not a file", file=p)
     name = p.name.lower()
     if name.endswith((".parquet", ".pq")):
-        table = read_parquet_table(p, required, dictionary_columns=dictionary_columns)
-    elif any(name.endswith(".csv" + ext) for ext in ("", ".gz", ".bz2", ".zst")):
-        table = read_csv_table(p, required, dictionary_columns=dictionary_columns)
+        return p, "parquet"
+    if any(name.endswith(".csv" + ext) for ext in ("", ".gz", ".bz2", ".zst")):
+        return p, "csv"
+    raise InputError(f"unsupported {what} format: expected .csv or .parquet", file=p)
+
+
+def read_header(path: str | Path, required: Iterable[str], *, what: str) -> list[str]:
+    """The column names of a CSV or Parquet table, checked like :func:`read_table` (no rows read)."""
+    p, fmt = _table_format(path, what)
+    if fmt == "parquet":
+        try:
+            names = pq.read_schema(str(p)).names
+        except (pa.ArrowException, OSError) as e:
+            raise InputError(f"not a readable Parquet file: {e}", file=p) from e
     else:
-        raise InputError(f"unsupported {what} format: expected .csv or .parquet", file=p)
+        names = _csv_header(p)
+    check_header(names, required, p)
+    return names
+
+
+def read_table(path: str | Path, required: Iterable[str], *, what: str,
+               dictionary_columns: Iterable[str] = ()) -> pa.Table:
+    """A CSV (``.csv``, ``.csv.gz|.bz2|.zst``) or Parquet (``.parquet``, ``.pq``) file as one Arrow table.
+
+    ``what`` names the input in errors ("policy register", "loss assessments"). The table
+    has one contiguous chunk per column.
+    """
+    p, fmt = _table_format(path, what)
+    if fmt == "parquet":
+        table = read_parquet_table(p, required, dictionary_columns=dictionary_columns)
+    else:
+        table = read_csv_table(p, required, dictionary_columns=dictionary_columns)
     return table.combine_chunks()

@@ -203,6 +203,12 @@ class Reader:
         those it does not know), e.g. ``peril_key`` for assessments."""
         raise NotImplementedError
 
+    def kind_of(self, spec: InputSpec) -> InputKind | None:
+        """What :meth:`open` will return for ``spec``, decided without reading it (from the
+        path's form), or ``None`` when only opening tells. The config uses it to require the
+        district polygons exactly when a grid must be reduced to districts."""
+        return None
+
     def inspect(self, spec: InputSpec) -> InputInfo:
         """The input's header (columns, units, time step) for ``panen validate``.
 

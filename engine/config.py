@@ -16,17 +16,18 @@ import datetime as dt
 import glob
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
-from panen.engine.api import ProductParams
+from panen.engine.api import InputSpec, ProductParams
 from panen.engine.errors import ConfigError, PluginError, Problem
 from panen.engine.infra.yamlio import dotted as _dotted
 from panen.engine.infra.yamlio import load_located_yaml
 from panen.engine.infra.yamlio import nearest_line as _nearest_line
 from panen.engine.infra.yamlio import pydantic_message as _msg
-from panen.engine.registry import get_trigger
+from panen.engine.registry import get_reader, get_trigger
 from panen.engine.maths.terms import Terms
 from panen.engine.maths.yieldhistory import BestOfNormal, MeanNormal
 
@@ -56,69 +57,39 @@ class SeasonConfig(_Strict):
         return self.year if self.year is not None else self.end.year
 
 
-class DistrictsInput(_Strict):
-    """District polygons (GeoJSON, GeoPackage, Shapefile)."""
+class Inputs(Mapping[str, InputSpec]):
+    """``inputs:`` — one section per input name, each validated by the reader registered for it.
 
-    path: Path
-    id_column: str = Field("district_id", description="column holding the district key, e.g. kode_bps_style")
-    layer: str | None = Field(None, description="layer name in a multi-layer GeoPackage")
+    A mapping of input name → the reader's ``Spec`` (paths made absolute). Attribute access
+    gives ``None`` for an input that is not configured (``config.inputs.rainfall``).
+    """
 
+    def __init__(self, specs: Mapping[str, InputSpec] | None = None) -> None:
+        self._specs: dict[str, InputSpec] = dict(specs or {})
 
-class GridInput(_Strict):
-    """A gridded variable: CF NetCDF, Zarr, or a GeoTIFF stack (glob or folder)."""
+    def __getitem__(self, name: str) -> InputSpec:
+        return self._specs[name]
 
-    path: str = Field(description="file, .zarr folder, folder of GeoTIFFs, or a glob like data/*.tif")
-    variable: str = Field("precip", description="variable name in NetCDF/Zarr")
-    units: Literal["mm/day", "mm/month"] | None = Field(None, description="units, if the file does not say")
-    date_pattern: str | None = Field(
-        None, description="regex with named groups year, month[, day] for GeoTIFF file names"
-    )
-    min_valid_fraction: float = Field(
-        0.5, ge=0, le=1, description="share of a district's area that must have data for a time step to count"
-    )
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._specs)
 
+    def __len__(self) -> int:
+        return len(self._specs)
 
-class NdviInput(_Strict):
-    """NDVI composites: a folder/glob of MOD13Q1 GeoTIFFs, a NetCDF/Zarr cube, or an AppEEARS point CSV."""
+    def __getattr__(self, name: str) -> InputSpec | None:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self._specs.get(name)
 
-    path: str = Field(description="folder or glob of *_NDVI.tif (+ *_VI_Quality.tif), .nc, .zarr, or AppEEARS .csv")
-    qa: Literal["good_only", "good_or_check", "none"] = Field(
-        "good_only", description="VI_Quality policy: keep only 'VI produced with good quality', also 'check other QA', or no QA"
-    )
-    cropland_mask: Path | None = Field(None, description="raster, nonzero = cropland; other pixels are masked")
-    variable: str = Field("NDVI", description="NDVI variable of a cube")
-    qa_variable: str = Field("VI_Quality", description="QA variable of a cube")
-    scale: float | None = Field(None, description="divide stored integers by this (default 10000 for integer cubes)")
+    def __repr__(self) -> str:
+        return f"Inputs({self._specs!r})"
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Inputs) and self._specs == other._specs
 
-class YieldsInput(_Strict):
-    """District yields history (CSV/Parquet)."""
-
-    path: Path
-    district_column: str = Field("district_id", description="district key column, e.g. kode_bps")
-    year_column: str = "year"
-    yield_column: str = Field("yield", description="yield column, e.g. produktivitas_ku_ha")
-    season_column: str | None = None
-    units: Literal["t/ha", "ku/ha", "q/ha", "kg/ha"] = Field("t/ha", description="units of the yield column")
-    missing_values: list[float | str] = Field(default_factory=list, description="codes meaning missing, e.g. [-1]")
-    extra_columns: list[str] = Field(default_factory=list, description="more columns to carry (e.g. expected)")
-
-
-class TableInput(_Strict):
-    """A table (CSV or Parquet)."""
-
-    path: Path
-
-
-class Inputs(_Strict):
-    """``inputs:`` — only what the configured products need is required."""
-
-    districts: DistrictsInput | None = None
-    rainfall: GridInput | None = None
-    ndvi: NdviInput | None = None
-    yields: YieldsInput | None = None
-    policies: TableInput | None = None
-    assessments: TableInput | None = None
+    def without(self, *names: str) -> Inputs:
+        """A copy without the named inputs."""
+        return Inputs({k: v for k, v in self._specs.items() if k not in names})
 
 
 class OutputConfig(_Strict):
@@ -266,7 +237,7 @@ class DesignConfig(_Strict):
 
 class _RunModel(_Strict):
     season: SeasonConfig
-    inputs: Inputs
+    inputs: dict[str, Any]
     products: list[dict[str, Any]] = Field(default_factory=list)
     adjuster: AdjusterConfig | None = None
     output: OutputConfig = OutputConfig()
@@ -308,11 +279,16 @@ class RunConfig:
     pricing: PricingConfig | None = None
     loss_reference: YieldsLossReference | FileLossReference | None = None
     design: DesignConfig | None = None
+    purpose: Literal["run", "backtest"] = "run"
 
 
 # --------------------------------------------------------------------------- loading
-def load_config(path: str | Path) -> RunConfig:
+def load_config(path: str | Path, *, purpose: Literal["run", "backtest"] = "run") -> RunConfig:
     """Load and validate a run config file.
+
+    ``purpose="backtest"`` does not require a policy register (a backtest weighs its
+    portfolio by the register's exposure when there is one, else by district); every other
+    rule holds.
 
     Raises
     ------
@@ -321,11 +297,13 @@ def load_config(path: str | Path) -> RunConfig:
         out-of-range parameters, unknown triggers, missing inputs or input files.
     """
     doc = load_located_yaml(path, what="config")
-    return parse_config(doc.data, base_dir=doc.path.parent, source=doc.path, lines=doc.lines, sha256=doc.sha256)
+    return parse_config(doc.data, base_dir=doc.path.parent, source=doc.path, lines=doc.lines, sha256=doc.sha256,
+                        purpose=purpose)
 
 
 def parse_config(data: Any, *, base_dir: Path | str = ".", source: Path | None = None,
-                 lines: dict[tuple, int] | None = None, sha256: str = "") -> RunConfig:
+                 lines: dict[tuple, int] | None = None, sha256: str = "",
+                 purpose: Literal["run", "backtest"] = "run") -> RunConfig:
     """Validate a config mapping (already parsed from YAML); see :func:`load_config`."""
     lines = lines or {}
     base_dir = Path(base_dir)
@@ -384,24 +362,19 @@ def parse_config(data: Any, *, base_dir: Path | str = ".", source: Path | None =
                 add(loc + ("terms",) + tuple(err["loc"]), f"{label}: {_msg(err)}")
             continue
         products.append(params)
-        if model is not None:
-            for need in plugin.inputs:
-                if getattr(model.inputs, need, None) is None:
-                    add(("inputs",), f"{label} (trigger {name}) needs inputs.{need}")
 
-    if model is None and isinstance(data.get("inputs"), dict):
-        # another section is broken: still check the inputs, so every problem is listed at once
-        try:
-            _resolve_inputs(Inputs.model_validate(data["inputs"]), base_dir, add)
-        except ValidationError:
-            pass  # already reported above
+    # every input section is checked (by the reader registered for its name), even when
+    # another section is broken, so that every problem is listed at once
+    inputs = _parse_inputs(data.get("inputs"), base_dir, add)
     if model is not None:
-        inputs = _resolve_inputs(model.inputs, base_dir, add)
-        if products and inputs.policies is None:
+        for i, params in enumerate(products):
+            label = f"product {params.id!r} (trigger {params.trigger})"
+            for need in get_trigger(params.trigger).required_inputs(params):
+                if need not in inputs:
+                    add(("inputs",), f"{label} needs inputs.{need}")
+        if purpose == "run" and products and inputs.policies is None:
             add(("inputs",), "inputs.policies is required to settle products")
-        gridded = {"rainfall", "ndvi"}
-        if any(gridded & set(get_trigger(p.trigger).inputs) for p in products) and inputs.districts is None:
-            add(("inputs",), "inputs.districts is required for gridded inputs")
+        _require_polygons(products, inputs, add)
         wording = None
         if model.adjuster is not None:
             wpath = model.adjuster.wording
@@ -414,7 +387,7 @@ def parse_config(data: Any, *, base_dir: Path | str = ".", source: Path | None =
                 problems.extend(exc.problems)
             if inputs.assessments is None:
                 add(("inputs",), "inputs.assessments (field loss assessments) is required by the adjuster")
-            if inputs.policies is None:
+            if purpose == "run" and inputs.policies is None:
                 add(("inputs",), "inputs.policies is required by the adjuster")
             if wording is not None and wording.id in seen:
                 add(("adjuster",), f"the adjuster's wording id {wording.id!r} is also a product id")
@@ -430,7 +403,7 @@ def parse_config(data: Any, *, base_dir: Path | str = ".", source: Path | None =
     return RunConfig(path=source, season=model.season, inputs=inputs, output=output,
                      products=tuple(products), terms=terms, sha256=sha256, adjuster=wording,
                      adjuster_path=(base_dir / model.adjuster.wording) if model.adjuster else None,
-                     pricing=model.pricing, loss_reference=loss_reference, design=design)
+                     pricing=model.pricing, loss_reference=loss_reference, design=design, purpose=purpose)
 
 
 def _resolve_analysis(model: _RunModel, inputs: Inputs, base_dir: Path, add):
@@ -452,29 +425,68 @@ def _resolve_analysis(model: _RunModel, inputs: Inputs, base_dir: Path, add):
     return ref, design
 
 
-def _resolve_inputs(inputs: Inputs, base_dir: Path, add) -> Inputs:
-    """Make input paths absolute (relative to the config file) and check that they exist."""
-    update: dict[str, Any] = {}
-    for name in type(inputs).model_fields:
-        section = getattr(inputs, name)
+def _parse_inputs(raw: Any, base_dir: Path, add) -> Inputs:
+    """Validate each ``inputs.<name>`` section with its reader's ``Spec``; resolve and check paths."""
+    if raw is None:
+        return Inputs()
+    if not isinstance(raw, dict):
+        return Inputs()  # reported by the section model
+    specs: dict[str, InputSpec] = {}
+    for name, section in raw.items():
+        loc = ("inputs", str(name))
         if section is None:
             continue
-        p = Path(section.path)
+        try:
+            reader = get_reader(str(name))
+        except PluginError as exc:
+            add(loc, f"unknown input {name!r}: {exc}")
+            continue
+        if not isinstance(section, dict):
+            add(loc, f"inputs.{name} must be a mapping (path: ..., and the reader's options)")
+            continue
+        try:
+            spec = reader.Spec.model_validate(section)
+        except ValidationError as exc:
+            for err in exc.errors():
+                add(loc + tuple(err["loc"]), _msg(err))
+            continue
+        specs[str(name)] = _resolve_paths(spec, loc, base_dir, add)
+    return Inputs(specs)
+
+
+def _resolve_paths(spec: InputSpec, loc: tuple, base_dir: Path, add) -> InputSpec:
+    """Make a spec's path fields absolute (relative to the config file) and check they exist."""
+    update: dict[str, Any] = {}
+    for fname in type(spec).path_fields:
+        value = getattr(spec, fname, None)
+        if value is None:
+            continue
+        p = Path(value)
         full = p if p.is_absolute() else (base_dir / p)
-        if any(ch in str(section.path) for ch in "*?["):
+        if any(ch in str(value) for ch in "*?["):
             if not glob.glob(str(full)):
-                add(("inputs", name, "path"), f"no file matches {full}")
+                add(loc + (fname,), f"no file matches {full}")
         elif not full.exists():
-            add(("inputs", name, "path"), f"file not found: {full}")
-        value = str(full) if isinstance(section.path, str) else full
-        extra = {}
-        mask = getattr(section, "cropland_mask", None)
-        if mask is not None:
-            extra["cropland_mask"] = mask if mask.is_absolute() else base_dir / mask
-            if not extra["cropland_mask"].exists():
-                add(("inputs", name, "cropland_mask"), f"file not found: {extra['cropland_mask']}")
-        update[name] = section.model_copy(update={"path": value, **extra})
-    return inputs.model_copy(update=update)
+            add(loc + (fname,), f"file not found: {full}")
+        update[fname] = str(full) if isinstance(value, str) else full
+    return spec.model_copy(update=update)
+
+
+def _require_polygons(products: list[ProductParams], inputs: Inputs, add) -> None:
+    """The district polygons are required exactly when some product needs a grid reduced to districts."""
+    districts = inputs.districts
+    have_polygons = districts is not None and get_reader("districts")().kind_of(districts) == "polygons"
+    if have_polygons:
+        return
+    for params in products:
+        for need in get_trigger(params.trigger).required_inputs(params):
+            spec = inputs.get(need)
+            if spec is not None and get_reader(need)().kind_of(spec) == "grid":
+                what = "a list of ids without geometry" if districts is not None else "not configured"
+                add(("inputs", "districts") if districts is not None else ("inputs",),
+                    f"inputs.districts (district polygons) is required to reduce the gridded input {need!r} of "
+                    f"product {params.id!r} to districts; it is {what}")
+                return
 
 
 # --------------------------------------------------------------------------- helpers

@@ -15,7 +15,8 @@ import shapely
 import xarray as xr
 import yaml
 
-from panen.engine.pipeline.backtest import backtest, load_backtest_config, monthly_to_daily_equivalent, parse_years
+from panen.engine.maths.series import monthly_to_daily_equivalent
+from panen.engine.pipeline.backtest import backtest, load_backtest_config, parse_years
 from panen.engine.research.simulation import exposure_table, simulation_table
 from panen.engine.cli import main
 from panen.engine.errors import ConfigError, DataQualityError, InputError

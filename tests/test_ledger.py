@@ -441,8 +441,8 @@ def test_csv_writes_integers_without_a_decimal_point_and_nulls_empty(tmp_path):
     table = build_ledger(pol, {"rain": rate_table([[0.25], [np.nan]], flagged=[[0], [1]])}, RULES)
     lines = write_table_atomic(table, tmp_path / "payouts.csv").read_text().splitlines()
     assert lines[0].startswith('"policy_id","farmer_id","district_id","product_id","sum_insured","payout_rate"')
-    assert lines[1] == '"A","F1","D1","rain",6000000,0.25,1500000,0,1500000,1,2023-11-01,"paid"'
-    assert lines[2] == '"B","F1","D2","rain",6000000,,0,0,0,1,2023-11-01,"withheld_missing_data"'
+    assert lines[1] == '"A","F1","D1","rain",6000000,0.25,1500000,0,1500000,1,2023-11-01,"paid",'  # reason: empty
+    assert lines[2] == '"B","F1","D2","rain",6000000,,0,0,0,1,2023-11-01,"withheld_missing_data","missing data"'
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch):

@@ -12,6 +12,12 @@ Windows are half-open day ranges ``[start_day, end_day)`` after the anchor (the 
 start, or a policy's sowing date). With ``anchor: sowing_date`` the windows of every sowing
 cohort are cut from the one district series — nothing is recomputed per farmer.
 
+Monthly rainfall (CHIRPS monthly) reaches the trigger as a daily *equivalent* — each
+month's total spread evenly over its days (``valid_for: "total"``): only ``total`` phases
+may use it (exact over whole months; a window that cuts a month counts it pro rata, with
+a warning); every other index needs true daily rain and is refused, at validation
+(:meth:`WeatherIndexTrigger.check_inputs`) and again here.
+
 Missing data is never read as zero rain: a day counts only when at least
 ``min_valid_fraction`` of the district's (area-weighted) cells had data that day, and a
 phase window with any day short of that has no index (NaN): the district is flagged for
@@ -20,13 +26,14 @@ that cohort and its policies are withheld, not paid.
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import numpy as np
 import xarray as xr
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from panen.engine.api import ProductParams, Trigger, TriggerInputs, TriggerResult
+from panen.engine.api import InputInfo, ProductParams, Trigger, TriggerInputs, TriggerResult
 from panen.engine.maths.curves import binary_rate, linear_rate, step_rate
 from panen.engine.errors import DataQualityError
 
@@ -247,9 +254,21 @@ class WeatherIndexTrigger(Trigger):
     inputs = ("rainfall",)
     description = "phased rainfall index (total, max n-day, dry spell, rainy days) on daily district rainfall"
 
+    @classmethod
+    def check_inputs(cls, params: WeatherIndexParams, info: dict[str, InputInfo]) -> list[str]:
+        """Monthly rainfall feeds only ``total`` phases (daily rain is never invented)."""
+        rain = info.get("rainfall")
+        if rain is None or rain.frequency != "month":
+            return []
+        return [f"phase {ph.name!r}: index {ph.index!r} needs true daily rainfall; the rainfall input is monthly "
+                f"[mm/month] ({rain.path}), from which only 'total' phases can be computed (panen never invents "
+                f"daily rain)" for ph in params.phases if ph.index != "total"]
+
     def evaluate(self, params: WeatherIndexParams, inputs: TriggerInputs) -> TriggerResult:
         ds = inputs.series["rainfall"]
         mean, valid = ds["mean"], ds["valid_fraction"]
+        if mean.attrs.get("valid_for") == "total":  # daily equivalents of monthly totals
+            _check_monthly(params, np.asarray(inputs.cohorts, dtype="datetime64[D]"))
         units = mean.attrs.get("units")
         if units != "mm/day":
             raise DataQualityError(
@@ -292,6 +311,23 @@ class WeatherIndexTrigger(Trigger):
             }
         ).assign_coords(cohort=cohort.values)
         return TriggerResult(out)
+
+
+def _check_monthly(params: WeatherIndexParams, anchors: np.ndarray) -> None:
+    """Refuse non-total phases on monthly equivalents; warn when a window cuts a month (pro rata)."""
+    daily = [ph.name for ph in params.phases if ph.index != "total"]
+    if daily:
+        raise DataQualityError(f"product {params.id!r}: phase(s) {', '.join(map(repr, daily))} need true daily "
+                               f"rainfall; the rainfall series is monthly totals spread over each month's days, "
+                               f"valid for 'total' phases only")
+    for ph in params.phases:
+        for edge in (ph.start_day, ph.end_day):
+            d = anchors + np.timedelta64(edge, "D")
+            if (d != d.astype("datetime64[M]").astype("datetime64[D]")).any():
+                warnings.warn(f"rainfall is monthly: phase windows of product {params.id!r} cut calendar months in "
+                              f"some seasons; those months count pro rata (days in the window × the month's mean "
+                              f"daily rain)", UserWarning, stacklevel=3)
+                return
 
 
 def _mean_last(w: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ with the same pyarrow version gives the same bytes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import tempfile
@@ -22,7 +23,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-__all__ = ["PARQUET_OPTIONS", "BackgroundParquet", "ParquetFile", "write_table_atomic"]
+__all__ = ["FIXED_GPKG_DATE", "PARQUET_OPTIONS", "BackgroundParquet", "ParquetFile", "fixed_gpkg_date",
+           "write_table_atomic"]
 
 #: Parquet settings fixed for byte-identical output (with the same pyarrow version).
 # lz4, not zstd: on the 10M-policy benchmark (benchmarks/ledger.py) the write takes 4.8 s
@@ -220,3 +222,21 @@ def write_table_atomic(table: pa.Table | pd.DataFrame, path: str | Path,
             pass
         raise
     return path
+
+
+#: ``gpkg_contents.last_change`` written into GeoPackages: a fixed date, not the wall
+#: clock, so the same data gives a byte-identical file (reruns are compared by hash).
+FIXED_GPKG_DATE = "2000-01-01T00:00:00.000Z"
+
+
+@contextlib.contextmanager
+def fixed_gpkg_date():
+    """Within this block GDAL stamps GeoPackages with :data:`FIXED_GPKG_DATE`."""
+    import pyogrio
+
+    previous = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
+    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": FIXED_GPKG_DATE})
+    try:
+        yield
+    finally:
+        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": previous})

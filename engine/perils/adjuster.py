@@ -68,7 +68,6 @@ at most 2 ha per farmer).
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -94,9 +93,12 @@ from panen.engine.infra.yamlio import dotted as _dotted
 from panen.engine.infra.yamlio import load_located_yaml
 from panen.engine.infra.yamlio import nearest_line as _nearest_line
 from panen.engine.infra.yamlio import pydantic_message as _msg
+from panen.engine.api import ASSESSMENT_COLUMNS
 from panen.engine.errors import ConfigError, InputError, Problem
 from panen.engine.infra.atomic import write_table_atomic
+from panen.engine.infra.text import normalise_label
 from panen.engine.maths.terms import round_rupiah
+from panen.engine.settlement.rates import PolicyAmounts
 
 __all__ = [
     "ASSESSMENT_COLUMNS",
@@ -108,15 +110,11 @@ __all__ = [
     "load_wording",
     "normalise_label",
     "parse_wording",
+    "policy_amounts",
     "premium",
     "write_claims",
 ]
 
-#: Columns of a loss assessments table (DESIGN.md, "Contract").
-ASSESSMENT_COLUMNS: tuple[str, ...] = (
-    "policy_id", "plot_id", "peril", "plot_area_ha", "damage_intensity_pct", "damaged_area_pct",
-    "crop_age_days", "planting_method", "event_date", "notice_date",
-)
 
 #: Decline reasons in precedence order: a plot's ``reason`` is the first that applies.
 REASONS: dict[str, str] = {
@@ -148,22 +146,9 @@ CLAIM_COLUMNS: tuple[str, ...] = (
 _MICRO_HA = 1_000_000  # area arithmetic for the caps in whole micro-hectares (0.01 m²)
 _NO_CAP = np.iinfo(np.int64).max // 4  # micro-hectares: no cap at this level
 _NAT = np.iinfo(np.int64).min  # day number standing for a missing date
-_SEPARATORS = re.compile(r"[\s_\-]+")
 _LISTS = ("covered", "general_exclusions", "special_exclusions")
 # peril classes, after overlaps and endorsements
 _COVERED, _GENERAL, _SPECIAL, _NOT_COVERED, _UNKNOWN = 0, 1, 2, 3, 4
-
-
-def normalise_label(text: object) -> str:
-    """Normalise a peril or planting-method label for matching.
-
-    Case-folded, surrounding space removed, and every run of spaces, ``_`` and ``-``
-    made one space, so ``"Wereng_Batang  Coklat"`` matches ``"wereng batang coklat"``.
-
-    >>> normalise_label("  Brown_Planthopper ")
-    'brown planthopper'
-    """
-    return _SEPARATORS.sub(" ", str(text)).strip().casefold()
 
 
 # --------------------------------------------------------------------------- the wording model
@@ -498,6 +483,67 @@ def premium(area_ha: float | Sequence[float] | np.ndarray | pd.Series, wording: 
     subsidy = round_rupiah(money * wording.premium.subsidy_share)
     return pd.DataFrame({"area_ha": area, "insured_area_ha": insured, "premium": money, "subsidy": subsidy,
                          "farmer_share": money - subsidy}, index=index)
+
+
+def policy_amounts(claims: pd.DataFrame, policies: pd.DataFrame, wording: Wording, *,
+                   season_start: dt.date | str | np.datetime64) -> PolicyAmounts:
+    """Roll the plot decisions of :func:`adjust` up to one outcome per policy, for the ledger.
+
+    Parameters
+    ----------
+    claims
+        :func:`adjust`'s decisions (``policy_id, decision, reason, indemnity``).
+    policies
+        The cover's valid policies (``policy_id, farmer_id, area_ha`` [ha]); every one gets
+        an outcome, assessed or not.
+    wording
+        The policy wording (sum insured per ha, the per-farmer area cap).
+    season_start
+        The cover's window anchor (its one cohort).
+
+    Returns
+    -------
+    PolicyAmounts
+        Per policy: ``gross`` = Σ indemnity of its paid plots [Rp]; outcome ``paid`` (gross
+        > 0), ``declined`` (claims assessed, none paid; ``reason`` = the distinct primary
+        reasons of its plots, ``;``-separated in precedence order) or ``not_assessed`` (no
+        claim: reason ``no_assessment``); ``sum_insured`` = round_half_up(insured area ×
+        Rp/ha) with the wording's per-farmer area cap (:func:`premium`) — the most the
+        policy can be paid in the season.
+
+    References
+    ----------
+    Kementerian Pertanian, Pedoman Teknis AUTP (Rp 6,000,000 per ha per season, at most
+    2 ha per farmer; a plot pays its whole insured area on puso).
+    """
+    ids = policies["policy_id"].astype(str).to_numpy(dtype=object)
+    insured = premium(policies["area_ha"].to_numpy(np.float64), wording,
+                      farmer_id=policies["farmer_id"].astype(str).to_numpy(dtype=object))["insured_area_ha"]
+    si = round_rupiah(insured.to_numpy(np.float64) * wording.sum_insured_per_ha).astype(np.int64)
+    gross = np.zeros(len(ids), np.int64)
+    outcome = np.full(len(ids), "not_assessed", dtype=object)
+    reason = np.full(len(ids), "no_assessment", dtype=object)
+    if len(claims):
+        position = pd.Index(ids).get_indexer(claims["policy_id"].astype(str).to_numpy(dtype=object))
+        known = position >= 0
+        at = position[known]
+        np.add.at(gross, at, claims["indemnity"].to_numpy(np.int64)[known])
+        outcome[np.unique(at)] = "declined"
+        # the distinct primary reasons of a policy's declined plots, as a bit mask per policy
+        # (a handful of reason codes; a Python loop over a million plots would not do)
+        primary = pd.Categorical(claims["reason"].astype(str).to_numpy(dtype=object)[known],
+                                 categories=list(REASON_CODES)).codes.astype(np.int64)
+        masks = np.zeros(len(ids), np.int64)
+        declined_plot = primary > 0  # code 0 is "paid"
+        np.bitwise_or.at(masks, at[declined_plot], np.left_shift(1, primary[declined_plot]))
+        for m in np.unique(masks[np.unique(at)]).tolist():
+            text = ";".join(code for i, code in enumerate(REASON_CODES) if m >> i & 1)
+            reason[(masks == m) & (outcome == "declined")] = text
+    paid = gross > 0
+    outcome[paid] = "paid"
+    reason[paid] = ""
+    return PolicyAmounts(product_id=wording.id, policy_ids=ids, gross=gross, outcome=outcome, reason=reason,
+                         cohort=np.datetime64(season_start, "D"), sum_insured=si)
 
 
 def _micro(area: np.ndarray) -> np.ndarray:

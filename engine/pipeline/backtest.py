@@ -117,14 +117,12 @@ exposure_basis``) that burn-cost, credibility and basis-risk code consumes.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hashlib
 import json
 import platform
 import re
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,10 +132,12 @@ import pandas as pd
 import xarray as xr
 
 from panen.engine import __version__
-from panen.engine.api import Season, TriggerInputs
-from panen.engine.config import RunConfig, load_config, parse_config
+from panen.engine.api import Season
+from panen.engine.config import RunConfig, load_config
 from panen.engine.errors import ConfigError, DataQualityError, InputError, Problem
-from panen.engine.registry import get_trigger
+from panen.engine.pipeline import steps
+from panen.engine.pipeline.covers import covers_of
+from panen.engine.registry import get_reader
 from panen.engine.infra.staging import discard, new_stage, publish
 from panen.engine.research.simulation import (BASIS_BOOTSTRAP, TABLE_COLUMNS, _safe_name, _term_sheet_yaml, basis_risk,
                                              design_products, design_search, portfolio_table, pricing_summary,
@@ -148,7 +148,6 @@ __all__ = [
     "BacktestResult",
     "backtest",
     "load_backtest_config",
-    "monthly_to_daily_equivalent",
     "parse_years",
     "season_anchors",
 ]
@@ -195,6 +194,10 @@ class BacktestResult:
         With ``design:`` or ``optimise``: the :class:`DesignOutcome`; else ``None``.
     summary
         :func:`pricing_summary` when pricing or a loss reference was configured.
+    series, results
+        The district series per gridded input (``mean``, ``valid_fraction`` on ``(time,
+        district)``) and each product's checked trigger result with every season as a
+        cohort (as in :class:`~panen.engine.pipeline.run.RunResult`).
     """
 
     table: pd.DataFrame
@@ -216,6 +219,8 @@ class BacktestResult:
     basis_risk: pd.DataFrame | None = None
     design: Any = None
     summary: pd.DataFrame | None = None
+    series: dict[str, xr.Dataset] = field(default_factory=dict)
+    results: dict[str, xr.Dataset] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- small public helpers
@@ -288,81 +293,11 @@ def season_anchors(season, years: tuple[int, int]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def monthly_to_daily_equivalent(series: xr.Dataset) -> xr.Dataset:
-    """Spread monthly district totals evenly over the days of each month (for ``total`` phases only).
-
-    Parameters
-    ----------
-    series
-        District series from :func:`panen.engine.maths.zonal.zonal_mean` of monthly rainfall:
-        ``mean`` [mm/month] and ``valid_fraction`` [1] on ``(time, district)``, one step per
-        calendar month (any day of the month as its stamp), gap-free (the reader inserts
-        missing months as NaN).
-
-    Returns
-    -------
-    xarray.Dataset
-        Daily steps from the first day of the first month to the last day of the last:
-        ``mean`` = the month's total / its number of days, with ``units: "mm/day"``,
-        ``derived_from`` and ``valid_for: "total"`` attributes; ``valid_fraction`` = the
-        month's. The sum over whole months equals the monthly totals (exact up to
-        float rounding); any other daily statistic of this series is meaningless, which is
-        why only ``total`` phases may use it.
-
-    Examples
-    --------
-    >>> t = pd.to_datetime(["2021-01-01", "2021-02-01"])
-    >>> s = xr.Dataset({"mean": (("time", "district"), [[31.0], [56.0]], {"units": "mm/month"}),
-    ...                 "valid_fraction": (("time", "district"), [[1.0], [1.0]])},
-    ...                coords={"time": t, "district": ["a"]})
-    >>> d = monthly_to_daily_equivalent(s)
-    >>> d.sizes["time"], float(d["mean"][0, 0]), float(d["mean"][-1, 0]), float(d["mean"].sum())
-    (59, 1.0, 2.0, 87.0)
-    """
-    mean = series["mean"].transpose("time", "district")
-    units = mean.attrs.get("units")
-    if units not in (None, "mm/month"):
-        raise DataQualityError(f"monthly_to_daily_equivalent needs monthly totals [mm/month]; got {units!r}")
-    months = pd.DatetimeIndex(mean["time"].values).to_period("M")
-    if months.has_duplicates or (len(months) > 1 and not (np.diff(months.asi8) == 1).all()):
-        raise DataQualityError("monthly rainfall must have exactly one step per calendar month, without gaps")
-    days = months.days_in_month.to_numpy()
-    first = months[0].start_time.to_datetime64().astype("datetime64[D]")
-    time_d = first + np.arange(int(days.sum())).astype("timedelta64[D]")
-    m = np.asarray(mean.values, dtype=np.float64) / days[:, None]
-    v = np.asarray(series["valid_fraction"].transpose("time", "district").values, dtype=np.float64)
-    attrs = {"units": "mm/day", "frequency": "day",
-             "derived_from": "monthly totals [mm/month], evenly distributed over the days of each month",
-             "valid_for": "total"}
-    coords = {"time": time_d.astype("datetime64[ns]"), "district": mean["district"].values}
-    return xr.Dataset({"mean": (("time", "district"), np.repeat(m, days, axis=0), attrs),
-                       "valid_fraction": (("time", "district"), np.repeat(v, days, axis=0),
-                                          dict(series["valid_fraction"].attrs))}, coords=coords)
-
-
 def load_backtest_config(path: str | Path) -> RunConfig:
     """Load a run config for a backtest: as :func:`~panen.engine.config.load_config`, but a
     policy register is optional (it only weighs the portfolio; without one every district
     has exposure 1). Every other rule of the run config holds."""
-    path = Path(path)
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        from panen.engine.infra.yamlio import load_located_yaml
-
-        try:
-            doc = load_located_yaml(path)
-        except ConfigError:
-            raise exc from None
-        data = doc.data
-        inputs = data.get("inputs") if isinstance(data, dict) else None
-        if not isinstance(inputs, dict) or inputs.get("policies") is not None:
-            raise
-        # a placeholder that exists (the config's own folder) satisfies the settlement
-        # rule "products need inputs.policies"; it is removed again right away
-        data = {**data, "inputs": {**inputs, "policies": {"path": "."}}}
-        cfg = parse_config(data, base_dir=path.parent, source=path, lines=doc.lines, sha256=doc.sha256)
-        return dataclasses.replace(cfg, inputs=cfg.inputs.model_copy(update={"policies": None}))
+    return load_config(path, purpose="backtest")
 
 
 # --------------------------------------------------------------------------- the orchestrator
@@ -408,9 +343,6 @@ def backtest(config: RunConfig | str | Path, years: tuple[int, int] | str = (198
         ``optimise`` (or ``design:``) without a ``loss_reference:`` section or without a
         weather-index product — checked before anything is read.
     """
-    from panen.engine.pipeline.run import _compute, _Timer, _check_overlap, _client, _open_input
-    from panen.engine.maths.zonal import build_weights, zonal_mean
-
     if not isinstance(config, RunConfig):
         config = load_backtest_config(config)
     years = parse_years(years)
@@ -425,113 +357,52 @@ def backtest(config: RunConfig | str | Path, years: tuple[int, int] | str = (198
                                       f"table of district_id, season, loss) to design triggers against",
                                       key="loss_reference"))
         if not design_products(config):
-            raise ConfigError(Problem(f"{why}: the trigger design tunes weather_index products, and the config has "
-                                      f"none", key="design" if config.design is not None else None))
+            raise ConfigError(Problem(f"{why}: no product of the config can be redesigned from its index values "
+                                      f"(its trigger plugin does not support it)",
+                                      key="design" if config.design is not None else None))
     if not -366 <= int(sowing_offset) <= 366:
         raise ConfigError(Problem(f"sowing offset must be within ±366 days; got {sowing_offset}", key="--sowing-offset"))
-    t = _Timer()
+    t = steps.Timer()
     t_start = time.perf_counter()
     notes: list[str] = []
     seasons = season_anchors(config.season, years)
     season_years = seasons["season"].to_numpy(np.int64)
-    plugins = {p.id: get_trigger(p.trigger) for p in config.products}
-    anchors = {p.id: _anchors(p, seasons, int(sowing_offset)) for p in config.products}
-    if sowing_offset and not any(p.anchor == "sowing_date" for p in config.products):
+    base = steps.season_of(config)
+    # the named-peril cover settles one season's field assessments: it is not backtested
+    covers = [c for c in covers_of(config) if not c.per_policy]
+    anchors = {c.id: _anchors(c, seasons, int(sowing_offset)) for c in covers}
+    history = [Season(str(int(y)), np.datetime64(s, "D"), np.datetime64(e, "D"), int(y))
+               for y, s, e in zip(season_years, seasons["start"], seasons["end"])]
+    if sowing_offset and not any(c.anchor == "sowing_date" for c in covers):
         notes.append("--sowing-offset given but no product is anchored on the sowing date; ignored")
-    for p in config.products:
-        if p.anchor == "sowing_date":
-            notes.append(f"product {p.id!r} (anchor: sowing_date) is evaluated at one representative anchor per "
+    for c in covers:
+        if c.anchor == "sowing_date":
+            notes.append(f"product {c.id!r} (anchor: sowing_date) is evaluated at one representative anchor per "
                          f"season: the season start + {int(sowing_offset)} days")
 
     with t("read_inputs"):
-        from panen.datasets.districts import read_districts
-
-        districts = None
-        if config.inputs.districts is not None:
-            districts = read_districts(config.inputs.districts.path, id_column=config.inputs.districts.id_column,
-                                       layer=config.inputs.districts.layer)
-        grids: dict[str, xr.DataArray] = {}
-        ready: dict[str, xr.Dataset] = {}
-        tables: dict[str, pd.DataFrame] = {}
-        for name in sorted({n for pl in plugins.values() for n in pl.inputs}):
-            kind, obj = _open_input(name, getattr(config.inputs, name))
-            {"grid": grids, "series": ready, "table": tables}[kind][name] = obj
-    if districts is not None:
-        district_ids = np.asarray(districts["district_id"].astype(str))
-    else:  # a table-only backtest (area yield): the districts are those of the tables
-        ids = set()
-        for tab in tables.values():
-            if "district_id" in tab.columns:
-                ids |= set(tab["district_id"].astype(str))
-        district_ids = np.array(sorted(ids), dtype=object)
-
-    monthly = {name for name, g in grids.items() if g.attrs.get("frequency") == "month"}
-    for name in monthly:
-        users = [p for p in config.products if name in plugins[p.id].inputs]
-        _check_monthly_products(users, name, getattr(config.inputs, name).path)
-        prorated = [p.id for p in users if _cuts_months(p, anchors[p.id])]
-        notes.append(f"{name}: monthly totals spread evenly over each month's days (mm/day equivalent, "
-                     f"valid for 'total' phases only)")
-        if prorated:
-            msg = (f"{name} is monthly: phase windows of product(s) {', '.join(map(repr, prorated))} cut calendar "
-                   f"months in some seasons; those months count pro rata (days in the window × the month's "
-                   f"mean daily rain)")
-            warnings.warn(msg, UserWarning, stacklevel=2)
-            notes.append(msg)
-
-    client = _client(scheduler)
+        opened = steps.open_inputs(config, covers, register=False)
+        zoned = steps.zones(covers, opened)
+    client = steps.connect(scheduler)
     try:
-        with t("zonal_weights"):
-            lazy: dict[str, xr.Dataset] = {}
-            for name, grid in grids.items():
-                window = _needed_time(config.products, plugins, anchors, name, monthly=name in monthly)
-                if window is not None:
-                    grid = grid.sel(time=slice(*window))
-                if grid.sizes["time"] == 0:
-                    raise DataQualityError(Problem(
-                        f"the {name} data has no time step in the seasons {years[0]}-{years[1]} need "
-                        f"({window[0]} .. {window[1]})", file=getattr(config.inputs, name).path))
-                weights = build_weights(districts, grid.isel(time=0), id_column="district_id")
-                _check_overlap(weights, districts, grid, name, getattr(config.inputs, name).path)
-                lazy[name] = zonal_mean(grid, weights)
         with t("zonal_compute"):
-            series = _compute(lazy, client=client, progress=progress, optimize_graph=True)  # plain zonal series: fusion is safe
+            series = steps.district_series(opened, covers, anchors, client=client, progress=progress, notes=notes,
+                                           what=f"the seasons {years[0]}-{years[1]} need")
     finally:
         if client is not None:
             client.close()
-    for name in monthly:
-        series[name] = monthly_to_daily_equivalent(series[name])
-    series.update(ready)
-
     with t("evaluate"):
-        frames = []
-        base = Season(config.season.id, np.datetime64(config.season.start, "D"),
-                      np.datetime64(config.season.end, "D"), config.season.harvest_year)
-        for p in config.products:
-            plugin = plugins[p.id]
-            feeds = {n: series[n] for n in plugin.inputs if n in series}
-            tabs = {n: tables[n] for n in plugin.inputs if n in tables}
-            by = getattr(plugin, "backtest_by", None) or ("cohort" if feeds else "season")
-            a = anchors[p.id]
-            if by == "cohort":
-                ds = plugin().evaluate(p, TriggerInputs(season=base, cohorts=a, district_ids=district_ids,
-                                                        series=feeds, tables=tabs)).data
-                ds = _standard(ds, district_ids)
-            else:
-                parts = []
-                for y, start, end, anchor in zip(season_years, seasons["start"], seasons["end"], a):
-                    s = Season(str(int(y)), np.datetime64(start, "D"), np.datetime64(end, "D"), int(y))
-                    res = plugin().evaluate(p, TriggerInputs(season=s, cohorts=np.array([anchor], "datetime64[D]"),
-                                                             district_ids=district_ids, series=feeds, tables=tabs))
-                    parts.append(_standard(res.data, district_ids))
-                ds = xr.concat(parts, dim="cohort", coords="minimal", compat="override", join="override")
-            ds = _compute_small(ds)
-            frames.append(_tidy(ds, p.id, season_years, a))
+        tables = {n: o.data for n, o in opened.items() if o.kind == "table"}
+        results = steps.evaluate(covers, base, anchors, zoned, series, tables, seasons=history, notes=notes)
+        frames = [_tidy(results[c.id], c.id, season_years, anchors[c.id]) for c in covers]
         table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(TABLE_COLUMNS))
         table = table.sort_values(["product_id", "district_id", "season", "phase"], kind="stable").reset_index(drop=True)
+    district_ids = zoned.layer if zoned.layer is not None else np.array(
+        sorted({d for c in covers for d in (zoned.by_cover[c.id] if zoned.by_cover[c.id] is not None else ())}),
+        dtype=object)
 
     with t("portfolio"):
-        exposure, policy_counts, rejects = _exposure(config, district_ids)
+        exposure, policy_counts, rejects = _exposure(config, covers_of(config), zoned, base)
         portfolio = portfolio_table(table, exposure)
 
     season_rows = table.drop_duplicates(["product_id", "district_id", "season"])
@@ -546,7 +417,7 @@ def backtest(config: RunConfig | str | Path, years: tuple[int, int] | str = (198
         **policy_counts,
     }
     result = BacktestResult(table=table, portfolio=portfolio, exposure=exposure, years=years, counts=counts,
-                            timings=t.timings, notes=notes)
+                            timings=t.timings, notes=notes, series=series, results=results)
     if config.pricing is not None or config.loss_reference is not None or optimise or config.design is not None:
         with t("analysis"):
             _analyse(config, result, tables, district_ids, optimise=optimise)
@@ -613,80 +484,6 @@ def _anchors(params, seasons: pd.DataFrame, sowing_offset: int) -> np.ndarray:
     return start
 
 
-def _check_monthly_products(products, name: str, path) -> None:
-    """Only products whose every phase is a ``total`` may use monthly totals; list the others."""
-    problems = []
-    for p in products:
-        phases = getattr(p, "phases", None)
-        if phases is None:
-            problems.append(Problem(f"product {p.id!r} (trigger {p.trigger}) cannot use monthly {name}: only "
-                                    f"phases with index 'total' can be computed from monthly totals", file=path))
-            continue
-        for ph in phases:
-            if ph.index not in _MONTHLY_OK:
-                problems.append(Problem(
-                    f"product {p.id!r}, phase {ph.name!r}: index {ph.index!r} needs true daily rainfall; the {name} "
-                    f"input is monthly [mm/month], from which only 'total' phases can be computed (panen never "
-                    f"invents daily rain)", file=path))
-    if problems:
-        raise DataQualityError(problems)
-
-
-def _cuts_months(params, anchors: np.ndarray) -> bool:
-    """True when some phase window of some season starts or ends inside a calendar month."""
-    for ph in getattr(params, "phases", None) or ():
-        for edge in (ph.start_day, ph.end_day):
-            d = anchors + np.timedelta64(edge, "D")
-            if (d != d.astype("datetime64[M]").astype("datetime64[D]")).any():
-                return True
-    return False
-
-
-def _needed_time(products, plugins, anchors: dict, name: str, *, monthly: bool):
-    """Time slice of a grid every season's windows touch; ``None`` (everything) when a product
-    using it does not declare its reach (NDVI: its baseline years)."""
-    lo = hi = None
-    for p in products:
-        if name not in plugins[p.id].inputs:
-            continue
-        reach = getattr(p, "reach", None)
-        if reach is None:
-            return None
-        a = anchors[p.id]
-        s, e = a.min() + np.timedelta64(reach[0], "D"), a.max() + np.timedelta64(reach[1] - 1, "D")
-        lo, hi = (s, e) if lo is None else (min(lo, s), max(hi, e))
-    if lo is None:
-        return None
-    if monthly:  # month stamps may be on any day of the month: take whole months
-        lo = lo.astype("datetime64[M]").astype("datetime64[D]")
-        hi = (hi.astype("datetime64[M]") + 1).astype("datetime64[D]") - np.timedelta64(1, "D")
-    return str(lo), str(hi)
-
-
-def _compute_small(ds: xr.Dataset) -> xr.Dataset:
-    """A trigger result on computed series is small; compute any lazy rest (same workaround as run.py)."""
-    import dask
-
-    if any(v.chunks for v in ds.data_vars.values()):
-        (ds,) = dask.compute(ds, scheduler="threads", optimize_graph=False)
-    return ds
-
-
-def _standard(ds: xr.Dataset, district_ids: np.ndarray) -> xr.Dataset:
-    """The api.TriggerResult variables, districts in ``district_ids`` order (as strings)."""
-    missing = [v for v in _STANDARD if v not in ds]
-    if missing:
-        raise DataQualityError(f"trigger result lacks {', '.join(missing)} (api.TriggerResult)")
-    ds = ds[list(_STANDARD)]
-    if "district" in ds.coords:
-        ds = ds.assign_coords(district=ds["district"].values.astype(str))
-        if not np.array_equal(ds["district"].values, np.asarray(district_ids, dtype=str)):
-            ds = ds.reindex(district=np.asarray(district_ids, dtype=str))
-    else:
-        ds = ds.assign_coords(district=np.asarray(district_ids, dtype=str))
-    return ds
-
-
 def _tidy(ds: xr.Dataset, product_id: str, season_years: np.ndarray, anchors: np.ndarray) -> pd.DataFrame:
     """(phase, district, cohort) → rows; cohort i is season ``season_years[i]``."""
     ds = ds.transpose("phase", "district", "cohort")
@@ -711,34 +508,32 @@ def _tidy(ds: xr.Dataset, product_id: str, season_years: np.ndarray, anchors: np
     })
 
 
-def _exposure(config: RunConfig, district_ids: np.ndarray) -> tuple[pd.DataFrame, dict[str, int], pd.DataFrame | None]:
+def _exposure(config: RunConfig, covers, zoned: steps.Zones, season: Season
+              ) -> tuple[pd.DataFrame, dict[str, int], pd.DataFrame | None]:
     """Exposure per district and product: Σ sum insured of the register [Rp], else 1 per district."""
-    pids = [p.id for p in config.products]
-    grid = pd.MultiIndex.from_product([np.asarray(district_ids, dtype=str), pids], names=["district_id", "product_id"])
+    from panen.engine.maths.terms import round_rupiah
+
+    index = [c for c in covers if not c.per_policy]
+    pids = [c.id for c in index]
+    districts = zoned.layer if zoned.layer is not None else np.array(
+        sorted({str(d) for c in index for d in zoned.by_cover[c.id]}), dtype=object)
+    grid = pd.MultiIndex.from_product([np.asarray(districts, dtype=str), pids], names=["district_id", "product_id"])
     if config.inputs.policies is None:
         out = pd.DataFrame(index=grid).reset_index()
         out["exposure"] = 1.0
         out["exposure_basis"] = "unit"
         return out, {}, None
-    from panen.datasets.policies import read_policies
-    from panen.engine.settlement.policies import ProductRules, validate_policies
-    from panen.engine.maths.terms import round_rupiah
-
-    register = read_policies(config.inputs.policies.path)
+    opened = {steps.POLICIES: get_reader(steps.POLICIES)().open(config.inputs.policies)}
+    every = zoned
     # sowing dates do not enter the backtest (one representative anchor per season), so a
-    # policy without one still counts towards its district's exposure
-    rules = {p.id: ProductRules(sum_insured_per_ha=p.sum_insured_per_ha) for p in config.products}
-    adjuster = getattr(config, "adjuster", None)
-    if adjuster is not None and adjuster.id not in rules:
-        # the named-peril cover settles on one season's field assessments: its rows are
-        # valid policies (checked like any other), just not backtested
-        rules[adjuster.id] = ProductRules(sum_insured_per_ha=1)
-    valid, rejects = validate_policies(register, district_ids=set(np.asarray(district_ids, dtype=str)),
-                                       products=rules)
+    # policy without one still counts towards its district's exposure; the named-peril
+    # cover's rows are valid policies (checked like any other), just not backtested
+    rules = steps.policy_rules(covers, season, opened, every, sowing_windows=False)
+    valid, rejects = steps.check_policies(opened, rules, every)
     backtested = valid["product_id"].astype(str).isin(pids).to_numpy()
     skipped = int((~backtested).sum())
     valid = valid[backtested]
-    per_ha = valid["product_id"].astype(str).map({p.id: p.sum_insured_per_ha for p in config.products})
+    per_ha = valid["product_id"].astype(str).map({c.id: c.sum_insured_per_ha for c in index})
     si = round_rupiah(valid["area_ha"].to_numpy(np.float64) * per_ha.to_numpy(np.float64)).astype(np.int64)
     if "sum_insured" in valid.columns:
         given = valid["sum_insured"]
@@ -827,9 +622,7 @@ def _analyse(config: RunConfig, result: BacktestResult, tables: dict[str, pd.Dat
         if getattr(ref, "source", None) == "yields":
             y = tables.get("yields")
             if y is None:
-                from panen.engine.pipeline.run import _open_input
-
-                _, y = _open_input("yields", config.inputs.yields)
+                y = get_reader("yields")().open(config.inputs.yields).data
             result.losses = yield_losses(y, ref, district_ids, result.years)
         else:
             result.losses = read_losses(ref.path)

@@ -60,7 +60,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from panen.datasets.districts import fixed_gpkg_date
+from panen.engine.infra.atomic import fixed_gpkg_date
 
 from panen.engine.errors import InputError, Problem
 from panen.engine.infra.keys import as_text
@@ -1052,7 +1052,8 @@ def _headline(o: RunOutputs) -> _Section:
     rows = []
     for pid in o.product_ids:
         d = p[p["product_id"] == pid]
-        r = {"product_id": pid, "trigger": o.product(pid).get("trigger", ""), "policies": len(d),
+        trigger = o.product(pid).get("trigger", "") or ("named peril (policy wording)" if pid == o.adjuster_id else "")
+        r = {"product_id": pid, "trigger": trigger, "policies": len(d),
              "farmers": d["farmer_id"].nunique(), "area_ha": round(float(d["area_ha"].sum()), 2) if "area_ha" in d else None,
              **{c: int(d[c].sum()) for c in _MONEY},
              "policies_paid": int((d["net_payout"] > 0).sum()), "policies_withheld": int((d["status"] == WITHHELD).sum()),
@@ -1062,7 +1063,7 @@ def _headline(o: RunOutputs) -> _Section:
         r["payout_share"] = r["net_payout"] / r["sum_insured"] if r["sum_insured"] else None
         rows.append(r)
     table = pd.DataFrame(rows)
-    total = {"product_id": "all index products", "trigger": "", "policies": len(p), "farmers": p["farmer_id"].nunique(),
+    total = {"product_id": "all covers", "trigger": "", "policies": len(p), "farmers": p["farmer_id"].nunique(),
              "area_ha": round(float(p["area_ha"].sum()), 2) if "area_ha" in p else None,
              **{c: int(p[c].sum()) for c in _MONEY},
              "policies_paid": int((p["net_payout"] > 0).sum()), "policies_withheld": int((p["status"] == WITHHELD).sum()),
@@ -1074,23 +1075,18 @@ def _headline(o: RunOutputs) -> _Section:
     if adj:
         a = bym.get(adj, {})
         indemnity = a.get("net_payout")
-        plots_paid = None
         if o.claims is not None:
-            paid = o.claims[o.claims["decision"] == "paid"]
-            indemnity = int(paid["indemnity"].sum())
-            plots_paid = len(paid)
-        autp = {"product_id": adj, "trigger": "named peril (AUTP)", "policies": a.get("policies"),
-                "sum_insured": a.get("sum_insured"), "premium": a.get("premium"), "subsidy": a.get("subsidy"),
-                "farmer_share": a.get("farmer_share"), "net_payout": indemnity, "policies_paid": a.get("policies_paid"),
-                "plots_paid": plots_paid}
+            indemnity = int(o.claims.loc[o.claims["decision"] == "paid", "indemnity"].sum())
+        autp = {"net_payout": indemnity, "premium": a.get("premium"), "subsidy": a.get("subsidy"),
+                "farmer_share": a.get("farmer_share"), "sum_insured": a.get("sum_insured")}
         autp["payout_share"] = indemnity / autp["sum_insured"] if indemnity is not None and autp["sum_insured"] else None
 
     cards = [
-        _card("Farmers insured (index products)", total["farmers"], "int", "farmers"),
-        _card("Index policies settled", total["policies"], "int", "policies",
+        _card("Farmers insured", total["farmers"], "int", "farmers"),
+        _card("Policies settled, all covers", total["policies"], "int", "policies",
               f"{total['policies_paid']:,} paid · {total['policies_withheld']:,} withheld for missing data"),
-        _card("Sum insured, index policies", total["sum_insured"], "money", "sum_insured", unit="Rp"),
-        _card("Net payout, index products", total["net_payout"], "money", "net_payout",
+        _card("Sum insured, all covers", total["sum_insured"], "money", "sum_insured", unit="Rp"),
+        _card("Net payout, all covers", total["net_payout"], "money", "net_payout",
               f"{_fmt(total['payout_share'], 'pct')} of sum insured · gross Rp {total['gross_payout']:,}, "
               f"deductibles Rp {total['deductible']:,}", unit="Rp"),
     ]
@@ -1109,8 +1105,8 @@ def _headline(o: RunOutputs) -> _Section:
             Col("deductible", "deductible [Rp]", "money"), Col("net_payout", "net payout [Rp]", "money"),
             Col("payout_share", "net / sum insured", "pct"), Col("policies_paid", "policies paid", "int"),
             Col("policies_withheld", "withheld", "int"), Col("districts_triggered", "districts paid", "int")]
-    key = lambda r, c: f"{r['product_id'] if r['product_id'] != 'all index products' else 'total'}.{c.key}"  # noqa: E731
-    totals = [total] + ([autp] if autp is not None else [])
+    key = lambda r, c: f"{r['product_id'] if r['product_id'] != 'all covers' else 'total'}.{c.key}"  # noqa: E731
+    totals = [total]
     tab = ("<h3>Cover</h3>" + _table(
         table, cover, limit=None, data_key=key, totals=totals,
         caption="Per product, summed from the ledger (payouts.parquet). Premiums where the run prices them (the "
@@ -1118,9 +1114,11 @@ def _headline(o: RunOutputs) -> _Section:
            + "<h3>Payouts</h3>" + _table(
         table, paid, limit=None, data_key=key, totals=totals,
         caption="Gross = rate × sum insured, rounded to the rupiah; net = after the policy terms (deductible, "
-                "limit, share). AUTP: indemnity of the plots the adjuster paid (autp_claims.csv)."))
-    note = ("<p>Every figure is a sum of ledger rows, to the rupiah. The AUTP line is the conventional named-peril "
-            "cover the index products are compared with.</p>" if autp is not None else "")
+                "limit, share). A named-peril cover's gross is the indemnity of the plots the adjuster paid "
+                "(autp_claims.csv); every cover settles through the same ledger."))
+    note = (f"<p>Every figure is a sum of ledger rows, to the rupiah. {_esc(adj)} is the conventional named-peril "
+            "cover the index products are compared with.</p>" if autp is not None else
+            "<p>Every figure is a sum of ledger rows, to the rupiah.</p>")
     return _Section("headline", "Headline figures", f'<div class="cards">{"".join(cards)}</div>{tab}{note}')
 
 

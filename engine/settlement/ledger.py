@@ -47,7 +47,7 @@ from panen.engine.errors import DataQualityError, PanenError
 from panen.engine.infra.atomic import PARQUET_OPTIONS, BackgroundParquet
 from panen.engine.infra.arrowcols import dictionary_codes, string_buffers
 from panen.engine.settlement.policies import ProductRules
-from panen.engine.settlement.rates import RateTable
+from panen.engine.settlement.rates import PolicyAmounts, RateTable
 from panen.engine.maths.terms import Terms, apply_terms, round_rupiah
 
 __all__ = [
@@ -67,9 +67,14 @@ LEDGER_COLUMNS: tuple[str, ...] = ("policy_id", "farmer_id", "district_id", "pro
                                    "payout_rate", "gross_payout", "deductible", "net_payout")
 MONEY_COLUMNS: tuple[str, ...] = ("sum_insured", "gross_payout", "deductible", "net_payout")
 #: ``paid``: net payout > 0; ``no_payout``: assessed, nothing due; ``withheld_missing_data``:
-#: the district/cohort was flagged for too little valid data — rate null, no money, not a reject.
-STATUS_VALUES: tuple[str, ...] = ("paid", "no_payout", "withheld_missing_data")
-_PAID, _NO_PAYOUT, _WITHHELD = 0, 1, 2
+#: the district/cohort was flagged for too little valid data — rate null, no money, not a
+#: reject; ``declined``: a named-peril cover assessed the policy's claims and declined them
+#: all (``reason`` says why); ``not_assessed``: a named-peril policy with no loss assessment.
+STATUS_VALUES: tuple[str, ...] = ("paid", "no_payout", "withheld_missing_data", "declined", "not_assessed")
+_PAID, _NO_PAYOUT, _WITHHELD, _DECLINED, _NOT_ASSESSED = 0, 1, 2, 3, 4
+_OUTCOME_STATUS = {"paid": _PAID, "no_payout": _NO_PAYOUT, "declined": _DECLINED, "not_assessed": _NOT_ASSESSED}
+#: Reason of a named-peril policy without any assessment.
+NOT_ASSESSED_REASON = "no_assessment"
 
 
 
@@ -383,6 +388,7 @@ def _gather_rates(district, days, district_row, cohort_lookup, first_day, rate, 
     out_rate = np.empty(n, np.float64)
     withheld = np.empty(n, np.bool_)
     column = np.zeros(n, np.int32)
+    row = np.zeros(n, np.int32)
     by_date = days.shape[0] == n and n > 0 and cohort_lookup.shape[0] > 0
     for i in range(n):
         r = district_row[district[i]]
@@ -393,18 +399,21 @@ def _gather_rates(district, days, district_row, cohort_lookup, first_day, rate, 
         elif n_cohort != 1:
             c = -1
         if r < 0 or c < 0:
-            return out_rate, withheld, column, i
+            return out_rate, withheld, column, row, i
         x = rate[r, c]
         w = flagged[r, c] or not np.isfinite(x)
         out_rate[i] = 0.0 if w else x
         withheld[i] = w
         column[i] = c
-    return out_rate, withheld, column, -1
+        row[i] = r
+    return out_rate, withheld, column, row, -1
 
 
 def _rates_for(rt: RateTable, districts: pa.Array, district_codes: np.ndarray,
-               sowing: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rate [fraction], withheld flag and cohort date [days] for one product's policies.
+               sowing: tuple[np.ndarray, np.ndarray] | None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rate [fraction], withheld flag, cohort date [days] and the table's row and column for
+    one product's policies.
 
     Raises
     ------
@@ -428,7 +437,7 @@ def _rates_for(rt: RateTable, districts: pa.Array, district_codes: np.ndarray,
         lookup = np.full(int(cohorts.max()) - first + 1 if len(cohorts) else 0, -1, np.int32)
         lookup[cohorts - first] = np.arange(len(cohorts), dtype=np.int32)
     district_row = _district_rows(rt, districts)
-    rate, withheld, column, bad = _gather_rates(
+    rate, withheld, column, row, bad = _gather_rates(
         district_codes, days, district_row, lookup, first,
         np.ascontiguousarray(rt.rate, dtype=np.float64), np.ascontiguousarray(rt.flagged, dtype=np.bool_))
     if bad >= 0:
@@ -438,10 +447,10 @@ def _rates_for(rt: RateTable, districts: pa.Array, district_codes: np.ndarray,
         day = np.datetime64(int(days[bad]), "D")
         raise ValueError(f"RateTable {rt.product_id!r} has no cohort for sowing date {day}: the trigger must "
                          "assess every sowing date in the register")
-    return rate, withheld, cohorts[column] if len(cohorts) else np.zeros(0, np.int64)
+    return rate, withheld, cohorts[column] if len(cohorts) else np.zeros(0, np.int64), row, column
 
 
-def build_ledger(policies: pd.DataFrame | pa.Table, rate_tables: Mapping[str, RateTable],
+def build_ledger(policies: pd.DataFrame | pa.Table, rate_tables: Mapping[str, RateTable | PolicyAmounts],
                  products: Mapping[str, ProductRules],
                  terms: Mapping[str, Terms | None] | None = None, *,
                  parquet_path: str | Path | None = None) -> pa.Table:
@@ -456,7 +465,10 @@ def build_ledger(policies: pd.DataFrame | pa.Table, rate_tables: Mapping[str, Ra
         ``event_number``, ``interruption_days`` [days] (the last three: term context).
         Not modified.
     rate_tables
-        Payout rates per product (``product_id`` → :class:`~panen.engine.settlement.rates.RateTable`).
+        What each cover decided (``product_id`` →): the payout rates per district and cohort
+        of an index cover (:class:`~panen.engine.settlement.rates.RateTable`), or the gross
+        amount, outcome and reason per policy of a named-peril cover
+        (:class:`~panen.engine.settlement.rates.PolicyAmounts`).
     products
         ``product_id`` → :class:`~panen.engine.settlement.policies.ProductRules`.
     terms
@@ -471,7 +483,7 @@ def build_ledger(policies: pd.DataFrame | pa.Table, rate_tables: Mapping[str, Ra
     -------
     pyarrow.Table
         Sorted by ``(product_id, district_id, policy_id)``; columns :data:`LEDGER_COLUMNS`
-        then ``area_ha, cohort, status`` and ``group_id`` if given; one chunk per
+        then ``area_ha, cohort, status, reason`` and ``group_id`` if given; one chunk per
         ``PARQUET_OPTIONS["row_group_size"]`` rows. Per policy:
 
         * ``sum_insured`` = given ``sum_insured``, else ``round_rupiah(area_ha ×
@@ -479,7 +491,12 @@ def build_ledger(policies: pd.DataFrame | pa.Table, rate_tables: Mapping[str, Ra
         * ``gross_payout`` = ``round_rupiah(sum_insured × payout_rate)``;
         * ``deductible``, ``net_payout`` from :func:`~panen.engine.maths.terms.apply_terms`;
         * in a flagged district/cohort (or where the rate is NaN): ``payout_rate`` null,
-          all payouts 0, ``status = withheld_missing_data`` — never paid on garbage.
+          all payouts 0, ``status = withheld_missing_data`` and ``reason`` the cover's
+          reason (``missing data`` unless the trigger said more) — never paid on garbage;
+        * named-peril covers: ``sum_insured`` as the cover fixes it (else as above),
+          ``gross_payout`` = the cover's amount, ``payout_rate`` = gross / sum insured;
+          status ``paid`` / ``no_payout`` by the net amount after terms, else the cover's
+          ``declined`` (reason codes) or ``not_assessed`` (reason ``no_assessment``).
 
     Raises
     ------
@@ -502,6 +519,10 @@ def build_ledger(policies: pd.DataFrame | pa.Table, rate_tables: Mapping[str, Ra
     for pid in product_ids:
         if pid not in rate_tables or pid not in products:
             raise ValueError(f"build_ledger: product {pid!r} has no rate table or no product rules")
+        if isinstance(rate_tables[pid], PolicyAmounts):
+            if products[pid].anchor != "season_start":
+                raise ValueError(f"build_ledger: product {pid!r} settles per policy; its anchor must be season_start")
+            continue
         if products[pid].anchor != rate_tables[pid].anchor:
             raise ValueError(f"build_ledger: product {pid!r} is anchored on {products[pid].anchor!r} but its "
                              f"rate table on {rate_tables[pid].anchor!r}")
@@ -522,20 +543,33 @@ def build_ledger(policies: pd.DataFrame | pa.Table, rate_tables: Mapping[str, Ra
     bounds = np.concatenate([[0], np.cumsum(group_counts.reshape(-1, n_dist).sum(axis=1))]).astype(np.int64)
     sowing = _optional_column(t, "sowing_date", perm)
 
-    # 2. rates for every policy, one product (a contiguous block of rows) at a time, so that
-    # a district or cohort without a rate fails before any row is written
+    # 2. rates (index covers) or amounts (named-peril covers) for every policy, one product
+    # (a contiguous block of rows) at a time, so that a district or cohort without a rate
+    # fails before any row is written
     rate = np.zeros(n, np.float64)
     withheld = np.zeros(n, bool)
     cohort = np.empty(n, np.int32)
+    reasons = _Reasons()
+    reason = np.full(n, -1, np.int32)  # code into reasons.values; -1 = no reason
+    amounts: dict[str, _CoverAmounts] = {}
     for k, pid in enumerate(product_ids):
         rows = slice(int(bounds[k]), int(bounds[k + 1]))
-        rate[rows], withheld[rows], cohort[rows] = _rates_for(rate_tables[pid], d_values, d_s[rows],
-                                                               _part(sowing, rows))  # rate 0 where withheld
+        source = rate_tables[pid]
+        if isinstance(source, PolicyAmounts):
+            amounts[pid] = a = _cover_amounts(source, policy_id.take(pa.array(perm[rows])), reasons)
+            cohort[rows] = int(np.datetime64(source.cohort, "D").astype(np.int64))
+            reason[rows] = a.reason
+            continue
+        r, w, c, row, col = _rates_for(source, d_values, d_s[rows], _part(sowing, rows))  # rate 0 where withheld
+        rate[rows], withheld[rows], cohort[rows] = r, w, c
+        if w.any():
+            codes = reasons.codes_of_table(source)
+            reason[rows] = np.where(w, codes[row, col] if codes is not None else reasons.code("missing data"), -1)
     del sowing
 
     # 3. money and text, one row group at a time, handed to the writer as each is ready
     inputs = _LedgerInputs(t, policy_id, perm, d_s, p_s, d_values, p_values, bounds, product_ids,
-                           rate, withheld, cohort, products, terms)
+                           rate, withheld, cohort, products, terms, amounts, reason, reasons.values())
     step = int(PARQUET_OPTIONS["row_group_size"])
     starts = range(0, n, step) if n else [0]
     # Row groups are built in order by a thread pool (most of the time goes to Arrow's
@@ -559,14 +593,69 @@ def build_ledger(policies: pd.DataFrame | pa.Table, rate_tables: Mapping[str, Ra
         pool.shutdown(wait=True, cancel_futures=True)  # after an error, build no more
 
 
+class _Reasons:
+    """One dictionary of reason texts for the whole ledger (codes are int32, -1 = none)."""
+
+    def __init__(self) -> None:
+        self._index: dict[str, int] = {}
+
+    def code(self, text: str) -> int:
+        return self._index.setdefault(text, len(self._index))
+
+    def codes(self, texts: np.ndarray) -> np.ndarray:
+        """Codes of an array of texts ("" and None → -1)."""
+        flat = np.asarray(texts, dtype=object).ravel()
+        uniques, inverse = np.unique(np.array(["" if x is None else str(x) for x in flat], dtype=object),
+                                     return_inverse=True)
+        table = np.array([-1 if u == "" else self.code(u) for u in uniques.tolist()], np.int32)
+        return table[inverse].reshape(np.shape(texts)) if len(flat) else np.zeros(np.shape(texts), np.int32)
+
+    def codes_of_table(self, rt: RateTable) -> np.ndarray | None:
+        return None if rt.reason is None else self.codes(rt.reason)
+
+    def values(self) -> pa.Array:
+        return pa.array(list(self._index), pa.string())
+
+
+class _CoverAmounts:
+    """A named-peril cover's amounts, in ledger order for one product block."""
+
+    def __init__(self, gross: np.ndarray, status: np.ndarray, reason: np.ndarray,
+                 sum_insured: np.ndarray | None) -> None:
+        self.gross, self.status, self.reason, self.sum_insured = gross, status, reason, sum_insured
+
+
+def _cover_amounts(source: PolicyAmounts, policy_ids: pa.Array, reasons: _Reasons) -> _CoverAmounts:
+    """Look each policy of the block up in the cover's table (absent: not assessed)."""
+    ids = pa.array([str(x) for x in np.asarray(source.policy_ids, dtype=object).tolist()], pa.string())
+    pos = pc.fill_null(pc.index_in(policy_ids, value_set=ids), -1).to_numpy(zero_copy_only=False)
+    found = pos >= 0
+    at = np.where(found, pos, 0)
+    n = len(pos)
+    gross = np.where(found, np.asarray(source.gross, np.int64)[at] if len(ids) else 0, 0).astype(np.int64)
+    outcome = np.asarray([_OUTCOME_STATUS[o] for o in np.asarray(source.outcome, dtype=object).tolist()], np.int8)
+    status = np.where(found, outcome[at] if len(ids) else 0, _NOT_ASSESSED).astype(np.int8)
+    codes = reasons.codes(np.asarray(source.reason, dtype=object)) if len(ids) else np.zeros(0, np.int32)
+    reason = np.where(found, codes[at] if len(ids) else -1, reasons.code(NOT_ASSESSED_REASON)).astype(np.int32)
+    si = None
+    if source.sum_insured is not None:
+        si = np.where(found, np.asarray(source.sum_insured, np.int64)[at] if len(ids) else 0, -1).astype(np.int64)
+        if n and (si < 0).any():  # a policy the cover did not assess: the cover must still say its sum insured
+            raise ValueError(f"PolicyAmounts {source.product_id!r} gives sums insured but not for every policy "
+                             f"of the cover")
+    return _CoverAmounts(gross, status, reason, si)
+
+
 class _LedgerInputs:
     """Everything a ledger row group needs, in ledger (sorted) order or by ``perm``."""
 
     def __init__(self, t: pa.Table, policy_id: pa.Array, perm: np.ndarray, d_s: np.ndarray, p_s: np.ndarray,
                  d_values: pa.Array, p_values: pa.Array, bounds: np.ndarray, product_ids: list,
                  rate: np.ndarray, withheld: np.ndarray, cohort: np.ndarray,
-                 products: Mapping[str, ProductRules], terms: Mapping[str, Terms | None]) -> None:
+                 products: Mapping[str, ProductRules], terms: Mapping[str, Terms | None],
+                 amounts: Mapping[str, _CoverAmounts], reason: np.ndarray, reason_values: pa.Array) -> None:
         self.perm, self.d_s, self.p_s = perm, d_s, p_s
+        self.amounts, self.reason, self.reason_values = amounts, reason, reason_values
         self.d_values, self.p_values, self.bounds, self.product_ids = d_values, p_values, bounds, product_ids
         self.rate, self.withheld, self.cohort = rate, withheld, cohort
         self.products, self.terms = products, terms
@@ -585,7 +674,8 @@ class _LedgerInputs:
         perm = self.perm[a:b]
         perm_arrow = pa.array(perm)
         area = self.area[perm]
-        rate, withheld = self.rate[a:b], self.withheld[a:b]
+        rate, withheld = self.rate[a:b].copy(), self.withheld[a:b]
+        outcome = np.full(b - a, -1, np.int8)  # a named-peril cover's own status where it pays nothing
         sum_insured = np.empty(b - a, np.int64)
         gross = np.empty(b - a, np.int64)
         deductible = np.empty(b - a, np.int64)
@@ -599,7 +689,17 @@ class _LedgerInputs:
             if self.given_si is not None:
                 present = self.given_si[1][perm[rel]]
                 si = np.where(present, self.given_si[0][perm[rel]], si)
-            g = round_rupiah(si * self.rate[rows])
+            cover = self.amounts.get(pid)
+            if cover is None:
+                g = round_rupiah(si * self.rate[rows])
+            else:  # a named-peril cover decided each policy: its amount is the gross
+                block = slice(lo - int(self.bounds[k]), hi - int(self.bounds[k]))
+                if cover.sum_insured is not None:
+                    si = cover.sum_insured[block]
+                g = cover.gross[block]
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    rate[rel] = np.where(si > 0, g / np.maximum(si, 1), 0.0)
+                outcome[rel] = cover.status[block]
             term, context = self.terms.get(pid), {"sum_insured": si}
             for name, (values, present) in self.context.items():  # null -> masked: missing, never 0
                 context[name] = np.ma.MaskedArray(values[perm[rel]], mask=~present[perm[rel]])
@@ -608,6 +708,7 @@ class _LedgerInputs:
             ded, nt = apply_terms(g, term, context=context, product=pid, policy_ids=ids)
             sum_insured[rel], gross[rel], deductible[rel], net[rel] = si, g, ded, nt
         status = np.where(withheld, _WITHHELD, np.where(net > 0, _PAID, _NO_PAYOUT)).astype(np.int8)
+        status = np.where((outcome >= 0) & (gross == 0), outcome, status).astype(np.int8)
         text = {name: col.take(perm_arrow) for name, col in self.text.items()}
         # dictionary columns for the keys: small in memory, fast to write
         columns = {
@@ -623,6 +724,8 @@ class _LedgerInputs:
             "area_ha": pa.array(area),
             "cohort": pc.cast(pa.array(self.cohort[a:b]), pa.date32()),
             "status": pa.DictionaryArray.from_arrays(pa.array(status), self.status_values),
+            "reason": pa.DictionaryArray.from_arrays(pa.array(self.reason[a:b], mask=self.reason[a:b] < 0),
+                                                     self.reason_values),
         }
         if "group_id" in text:
             group_id = text["group_id"]  # an empty group id is a missing one
@@ -777,19 +880,24 @@ def payments(ledger: pa.Table | pd.DataFrame, *, by: Literal["farmer", "group"] 
     Parameters
     ----------
     ledger
-        As built by :func:`build_ledger`.
+        As built by :func:`build_ledger` (every cover, index and named-peril alike).
     by
-        ``"farmer"`` pays each ``farmer_id``; ``"group"`` pays each ``group_id`` (AUTP pays
-        into the kelompok tani's account).
+        ``"farmer"`` pays each ``farmer_id``; ``"group"`` pays each farmer group (AUTP pays
+        into the kelompok tani's account). A group is a ``group_id`` *within its district*:
+        group names such as "Tani Maju" repeat across Indonesia, and two districts' groups
+        of one name are two payees, never one.
     season_id
         The season, part of every payment id.
 
     Returns
     -------
     pandas.DataFrame
-        ``payment_id, season_id, product_id, payee_type, payee_id, policies, amount``
-        [Rp, int64]; one row per product and payee with a positive amount, sorted by
-        product and payee. A payment id identifies the payee's payment for the season and
+        ``payment_id, season_id, product_id, payee_type, payee_id, district_id, policies,
+        amount`` [Rp, int64]; one row per product and payee with a positive amount, sorted
+        by product, district (groups) and payee. ``district_id`` is the group's district
+        (empty for farmers). Per payee and product, ``amount`` is the sum of the payee's net
+        payouts to the rupiah. A payment id (:func:`payment_id`; for a group the payee key
+        is ``district_id/group_id``) identifies the payee's payment for the season and
         product, not the amount: if a corrected rerun changes an amount, the id stays the
         same and the batch must treat it as an adjustment, not a second payment.
 
@@ -810,22 +918,28 @@ def payments(ledger: pa.Table | pd.DataFrame, *, by: Literal["farmer", "group"] 
     if no_payee:
         raise DataQualityError(f"{no_payee} polic{'y' if no_payee == 1 else 'ies'} with a positive payout "
                                f"ha{'s' if no_payee == 1 else 've'} no {column}; cannot pay by {by}", column=column)
+    district = _as_strings(payable["district_id"]) if by == "group" else pa.array([""] * payable.num_rows, pa.string())
     grouped = pa.table({
         "product_id": _as_strings(payable["product_id"]),
+        "district_id": district,
         "payee_id": payee,
         "net_payout": payable["net_payout"],
-    }).group_by(["product_id", "payee_id"], use_threads=False).aggregate(
+    }).group_by(["product_id", "district_id", "payee_id"], use_threads=False).aggregate(
         [("net_payout", "count"), ("net_payout", "sum")])
-    grouped = grouped.sort_by([("product_id", "ascending"), ("payee_id", "ascending")])
+    grouped = grouped.sort_by([("product_id", "ascending"), ("district_id", "ascending"),
+                               ("payee_id", "ascending")])
     products = grouped["product_id"].to_pylist()
     payees = grouped["payee_id"].to_pylist()
-    ids = [payment_id(season_id, p, by, q) for p, q in zip(products, payees)]  # one per payment
+    districts = grouped["district_id"].to_pylist()
+    keys = payees if by == "farmer" else [f"{d}/{q}" for d, q in zip(districts, payees)]
+    ids = [payment_id(season_id, p, by, q) for p, q in zip(products, keys)]  # one per payment
     return pd.DataFrame({
         "payment_id": pd.Series(ids, dtype="str"),
         "season_id": pd.Series([season_id] * len(ids), dtype="str"),
         "product_id": pd.Series(products, dtype="str"),
         "payee_type": pd.Series([by] * len(ids), dtype="str"),
         "payee_id": pd.Series(payees, dtype="str"),
+        "district_id": pd.Series(districts, dtype="str"),
         "policies": grouped["net_payout_count"].to_numpy().astype(np.int64),
         "amount": grouped["net_payout_sum"].to_numpy().astype(np.int64),
     })

@@ -75,7 +75,7 @@ REASONS: dict[str, str] = {
     "missing_value": "a required value is empty",
     "duplicate_policy_id": "the policy id occurs more than once in the register",
     "unknown_product": "the product is not configured for this run",
-    "unknown_district": "the district is not in the district layer",
+    "unknown_district": "the district is not in the district layer, or not in the data of the product",
     "bad_number": "a number could not be parsed",
     "non_positive_area": "the area is zero or negative",
     "bad_sum_insured": "the sum insured is negative or not a whole number of rupiah",
@@ -106,11 +106,20 @@ class ProductRules:
     sowing_window
         ``(first, last)`` sowing dates, inclusive, that the product's data can assess;
         policies of a sowing-date product sown outside it are rejected. ``None``: no check.
+    districts
+        The districts the product's own data knows (e.g. those of the yields table an
+        area-yield product settles on); a policy in another district is rejected
+        ``unknown_district``. ``None``: only the run's district layer (if any) is checked.
+    districts_source
+        What ``districts`` come from, for the reject message (e.g. ``"the yields table
+        (inputs.yields)"``).
     """
 
     sum_insured_per_ha: int
     anchor: Literal["season_start", "sowing_date"] = "season_start"
     sowing_window: tuple[date, date] | None = None
+    districts: frozenset[str] | None = None
+    districts_source: str = "the product's data"
 
     def __post_init__(self) -> None:
         if isinstance(self.sum_insured_per_ha, bool) or not isinstance(self.sum_insured_per_ha, (int, np.integer)) \
@@ -210,7 +219,7 @@ def _occurrences(col: pa.ChunkedArray, use: np.ndarray) -> tuple[np.ndarray, np.
 # --------------------------------------------------------------------------- validation
 
 
-def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str],
+def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str] | None = None,
                       products: Mapping[str, ProductRules]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split a register into valid policies and rejects (no row is ever dropped).
 
@@ -234,7 +243,8 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str],
     register
         As returned by :func:`read_policies` or :meth:`PolicyRegister.from_frame`.
     district_ids
-        Every district id of the district layer.
+        Every district id of the district layer; ``None`` when the run has no district
+        layer (each product's ``districts`` are then its own data's).
     products
         Configured products by ``product_id``.
 
@@ -293,9 +303,20 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str],
     # lookups by dictionary code carry one sentinel entry at the end: code -1 (missing) hits it
     product_known = np.array([v in products for v in p_names] + [False], bool)
     flag(~product_known[p_codes], "unknown_product", "product_id")
-    district_set = pa.array(sorted({str(d) for d in district_ids}), pa.string())
-    district_known = np.append(pc.is_in(d_values, value_set=district_set).to_numpy(zero_copy_only=False), False)
-    flag(~district_known[d_codes], "unknown_district", "district_id")
+    in_layer = None
+    if district_ids is not None:
+        district_set = pa.array(sorted({str(d) for d in district_ids}), pa.string())
+        in_layer = pc.is_in(d_values, value_set=district_set).to_numpy(zero_copy_only=False)
+        district_known = np.append(in_layer, False)
+        flag(~district_known[d_codes], "unknown_district", "district_id")
+    # each product's own districts (its data's), by (product code, district code)
+    for code, name in enumerate(p_names):
+        rules_p = products.get(name)
+        if rules_p is None or rules_p.districts is None:
+            continue
+        own = pa.array(sorted(rules_p.districts), pa.string())
+        known = np.append(pc.is_in(d_values, value_set=own).to_numpy(zero_copy_only=False), False)
+        flag((p_codes == code) & ~known[d_codes], "unknown_district", "district_id")
 
     flag(area_bad, "bad_number", "area_ha")
     sum_insured = actual_value = sowing = None
@@ -416,9 +437,12 @@ def _rejects_frame(register: PolicyRegister, rejected: np.ndarray, reason: np.nd
                                              pa.array(col_names)).cast(pa.string())
     p_codes, p_values = product
     windows = pa.array([_window_text(products.get(v)) for v in p_values.to_pylist()] + [None], pa.string())
+    sources = pa.array([_district_source(products.get(v)) for v in p_values.to_pylist()] + ["the district layer"],
+                       pa.string())
     codes = p_codes[idx]
-    window = windows.take(pa.array(np.where(codes < 0, len(windows) - 1, codes)))
-    messages = _messages(reasons, columns, text, counts[idx], first_row[idx], window, products)
+    at = pa.array(np.where(codes < 0, len(windows) - 1, codes))
+    window, source = windows.take(at), sources.take(at)
+    messages = _messages(reasons, columns, text, counts[idx], first_row[idx], window, source, products)
     out = {
         "file": pd.Series(np.full(len(idx), register.path, dtype=object), dtype="str"),
         "row": pd.Series(idx + 1, dtype="int64"),
@@ -435,6 +459,13 @@ def _rejects_frame(register: PolicyRegister, rejected: np.ndarray, reason: np.nd
     return pd.DataFrame(out)
 
 
+def _district_source(rules: ProductRules | None) -> str:
+    """Where the districts a reject was checked against come from."""
+    if rules is None or rules.districts is None:
+        return "the district layer"
+    return rules.districts_source
+
+
 def _window_text(rules: ProductRules | None) -> str | None:
     if rules is None or rules.sowing_window is None:
         return None
@@ -442,7 +473,8 @@ def _window_text(rules: ProductRules | None) -> str | None:
 
 
 def _messages(reasons: pa.Array, columns: pa.Array, text: dict[str, pa.Array], counts: np.ndarray,
-              first_row: np.ndarray, window: pa.Array, products: Mapping[str, ProductRules]) -> pa.Array:
+              first_row: np.ndarray, window: pa.Array, source: pa.Array,
+              products: Mapping[str, ProductRules]) -> pa.Array:
     """One human message per reject, built with vectorised string kernels."""
     n = len(reasons)
     if n == 0:
@@ -464,7 +496,7 @@ def _messages(reasons: pa.Array, columns: pa.Array, text: dict[str, pa.Array], c
                                     " times (first at row ", pc.cast(pa.array(first_row + 1), pa.string()),
                                     "); every occurrence is rejected until the insurer resolves which is real"),
         "unknown_product": join("product_id ", quoted, f" is not a configured product ({configured})"),
-        "unknown_district": join("district_id ", quoted, " is not in the district layer"),
+        "unknown_district": join("district_id ", quoted, " is not in ", source),
         "bad_number": join(columns, " ", quoted, " is not a number (digits with '.' as the decimal "
                            "separator, no thousands separators)"),
         "non_positive_area": join("area_ha must be > 0 ha, got ", quoted),

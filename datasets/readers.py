@@ -1,0 +1,288 @@
+"""The built-in readers: one per kind of input a run config names under ``inputs:``.
+
+Each reader is a :class:`panen.engine.api.Reader` registered in the ``panen.readers``
+entry-point group (``pyproject.toml``), exactly as a third party registers its own: the
+engine finds them by the input's name and never imports this module. A reader declares
+its config section (``Spec``, unknown keys are errors), opens the data (lazily where it is
+gridded) and reports what it holds (:class:`~panen.engine.api.InputInfo`: columns, units,
+time step, the districts it knows), which ``panen validate`` reads from the headers alone.
+
+==============  ========  ==================================================================
+input           kind      reader
+==============  ========  ==================================================================
+``districts``   polygons  district polygons (GeoJSON, GeoPackage, Shapefile), or a plain
+                          list of district ids (CSV/Parquet with an id column): a table
+``rainfall``    grid      CF NetCDF, Zarr or a GeoTIFF stack, in mm/day or mm/month
+``ndvi``        grid      MOD13Q1 GeoTIFFs or an NDVI cube (QA-masked); an AppEEARS point
+                          CSV is a series (each point its own zone)
+``yields``      table     district yields history, normalised to t/ha
+``policies``    register  the policy register, as read (rows are checked by the engine)
+``assessments`` table     field loss assessments; bad rows go to the run's rejects
+==============  ========  ==================================================================
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from pydantic import Field
+
+from panen.engine.api import ASSESSMENT_COLUMNS, InputInfo, InputSpec, OpenedInput, Reader
+from panen.engine.errors import InputError
+
+__all__ = [
+    "AssessmentsReader",
+    "DistrictsReader",
+    "NdviReader",
+    "PoliciesReader",
+    "RainfallReader",
+    "YieldsReader",
+]
+
+_TABLE_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst", ".parquet", ".pq", ".parq")
+
+
+def _is_table(path: str | Path) -> bool:
+    return str(path).lower().endswith(_TABLE_SUFFIXES)
+
+
+def _grid_info(name: str, path: str, da: xr.DataArray) -> InputInfo:
+    times = np.asarray(da["time"].values).astype("datetime64[D]")
+    return InputInfo(name=name, kind="grid", path=str(path), units=da.attrs.get("units"),
+                     frequency=da.attrs.get("frequency"),
+                     time_range=(times[0], times[-1]) if times.size else None)
+
+
+def _series_info(name: str, path: str, ds: xr.Dataset) -> InputInfo:
+    times = np.asarray(ds["time"].values).astype("datetime64[D]")
+    return InputInfo(name=name, kind="series", path=str(path), units=ds["mean"].attrs.get("units"),
+                     frequency=ds.attrs.get("frequency"),
+                     time_range=(times[0], times[-1]) if times.size else None,
+                     zones=frozenset(str(d) for d in ds["district"].values.tolist()))
+
+
+# --------------------------------------------------------------------------- districts
+class DistrictsSpec(InputSpec):
+    """``inputs.districts`` — district polygons (needed to reduce grids), or a list of ids."""
+
+    path: Path = Field(description="GeoJSON, GeoPackage or Shapefile; or a CSV/Parquet list of district ids")
+    id_column: str = Field("district_id", description="column holding the district key, e.g. kode_bps_style")
+    layer: str | None = Field(None, description="layer name in a multi-layer GeoPackage")
+
+
+class DistrictsReader(Reader):
+    """District polygons (:func:`panen.datasets.districts.read_districts`), or a plain id list."""
+
+    name = "districts"
+    Spec = DistrictsSpec
+    description = "district polygons (any vector format GDAL reads) or a CSV/Parquet list of district ids"
+
+    def kind_of(self, spec: DistrictsSpec) -> str:
+        return "table" if _is_table(spec.path) else "polygons"
+
+    def open(self, spec: DistrictsSpec, **hints: Any) -> OpenedInput:
+        if _is_table(spec.path):
+            ids = _id_list(spec.path, spec.id_column)
+            frame = pd.DataFrame({"district_id": ids})
+            info = InputInfo(name=self.name, kind="table", path=str(spec.path), columns=("district_id",),
+                             zones=frozenset(ids))
+            return OpenedInput(info=info, data=frame)
+        from .districts import read_districts
+
+        gdf = read_districts(spec.path, id_column=spec.id_column, layer=spec.layer)
+        info = InputInfo(name=self.name, kind="polygons", path=str(spec.path), columns=tuple(map(str, gdf.columns)),
+                         zones=frozenset(gdf["district_id"].astype(str)))
+        return OpenedInput(info=info, data=gdf)
+
+
+def _id_list(path: Path, column: str) -> list[str]:
+    from panen.engine.infra.arrowcols import check_header
+
+    from .tables import read_table
+
+    table = read_table(path, [column], what="district list")
+    check_header(table.column_names, [column], path)
+    ids = pd.Series(table[column].to_pandas(), dtype="str").str.strip()
+    blank = ids.isna() | (ids == "")
+    if blank.any():
+        raise InputError(f"district id is empty (row {int(np.flatnonzero(blank.to_numpy())[0]) + 1})",
+                         file=path, column=column)
+    dup = ids[ids.duplicated()]
+    if len(dup):
+        raise InputError(f"district id {dup.iloc[0]!r} is listed more than once", file=path, column=column)
+    return ids.tolist()
+
+
+# --------------------------------------------------------------------------- rainfall
+class RainfallSpec(InputSpec):
+    """``inputs.rainfall`` — gridded rainfall: CF NetCDF, Zarr, or a GeoTIFF stack (glob or folder)."""
+
+    path: str = Field(description="file, .zarr folder, folder of GeoTIFFs, or a glob like data/*.tif")
+    variable: str = Field("precip", description="variable name in NetCDF/Zarr")
+    units: Literal["mm/day", "mm/month"] | None = Field(None, description="units, if the file does not say")
+    date_pattern: str | None = Field(
+        None, description="regex with named groups year, month[, day] for GeoTIFF file names")
+    min_valid_fraction: float | None = Field(
+        None, ge=0, le=1,
+        description="if set, a time step in which less than this share of a district's area has data is missing "
+                    "for every product (each product also applies its own min_valid_fraction)")
+
+
+class RainfallReader(Reader):
+    """Gridded rainfall (:func:`panen.datasets.gridded.open_rainfall`), lazily, in mm/day or mm/month."""
+
+    name = "rainfall"
+    Spec = RainfallSpec
+    description = "gridded rainfall (CHIRPS-style NetCDF, Zarr, GeoTIFF stack) in mm/day or mm/month"
+
+    def kind_of(self, spec: RainfallSpec) -> str:
+        return "grid"
+
+    def open(self, spec: RainfallSpec, **hints: Any) -> OpenedInput:
+        from .gridded import open_rainfall
+
+        da = open_rainfall(spec.path, variable=spec.variable, units=spec.units, date_pattern=spec.date_pattern)
+        if spec.min_valid_fraction is not None:
+            da.attrs["min_valid_fraction"] = float(spec.min_valid_fraction)
+        return OpenedInput(info=_grid_info(self.name, spec.path, da), data=da)
+
+
+# --------------------------------------------------------------------------- NDVI
+class NdviSpec(InputSpec):
+    """``inputs.ndvi`` — MOD13Q1 GeoTIFFs, a NetCDF/Zarr cube, or an AppEEARS point CSV."""
+
+    path_fields = ("path", "cropland_mask")
+
+    path: str = Field(description="folder or glob of *_NDVI.tif (+ *_VI_Quality.tif), .nc, .zarr, or AppEEARS .csv")
+    qa: Literal["good_only", "good_or_check", "none"] = Field(
+        "good_only", description="VI_Quality policy: keep only 'VI produced with good quality', also 'check other QA', "
+                                 "or no QA")
+    cropland_mask: Path | None = Field(None, description="raster, nonzero = cropland; other pixels are masked")
+    variable: str = Field("NDVI", description="NDVI variable of a cube")
+    qa_variable: str = Field("VI_Quality", description="QA variable of a cube")
+    scale: float | None = Field(None, description="divide stored integers by this (default 10000 for integer cubes)")
+
+
+class NdviReader(Reader):
+    """NDVI composites (:mod:`panen.datasets.ndvi`): a QA-masked grid, or AppEEARS points as series."""
+
+    name = "ndvi"
+    Spec = NdviSpec
+    description = "MODIS MOD13Q1 NDVI (GeoTIFFs or a cube, QA-masked), or AppEEARS point samples"
+
+    def kind_of(self, spec: NdviSpec) -> str:
+        return "series" if str(spec.path).lower().endswith(".csv") else "grid"
+
+    def open(self, spec: NdviSpec, **hints: Any) -> OpenedInput:
+        from . import ndvi
+
+        if str(spec.path).lower().endswith(".csv"):  # AppEEARS points: each point is its own zone
+            ds = ndvi.read_appeears_points(spec.path, qa=spec.qa)
+            return OpenedInput(info=_series_info(self.name, spec.path, ds), data=ds)
+        da = ndvi.open_ndvi(spec.path, qa=spec.qa, cropland_mask=spec.cropland_mask, variable=spec.variable,
+                            qa_variable=spec.qa_variable, scale=spec.scale)
+        return OpenedInput(info=_grid_info(self.name, spec.path, da), data=da)
+
+
+# --------------------------------------------------------------------------- yields
+class YieldsSpec(InputSpec):
+    """``inputs.yields`` — district yields history (CSV/Parquet)."""
+
+    path: Path
+    district_column: str = Field("district_id", description="district key column, e.g. kode_bps")
+    year_column: str = "year"
+    yield_column: str = Field("yield", description="yield column, e.g. produktivitas_ku_ha")
+    season_column: str | None = None
+    units: Literal["t/ha", "ku/ha", "q/ha", "kg/ha"] = Field("t/ha", description="units of the yield column")
+    missing_values: list[float | str] = Field(default_factory=list, description="codes meaning missing, e.g. [-1]")
+    extra_columns: list[str] = Field(default_factory=list, description="more columns to carry (e.g. expected)")
+
+
+class YieldsReader(Reader):
+    """District yields (:func:`panen.datasets.yields.read_yields`), normalised to t/ha."""
+
+    name = "yields"
+    Spec = YieldsSpec
+    description = "district yields history (CSV/Parquet), normalised to district_id, year, yield [t/ha]"
+
+    def kind_of(self, spec: YieldsSpec) -> str:
+        return "table"
+
+    def open(self, spec: YieldsSpec, **hints: Any) -> OpenedInput:
+        from .yields import read_yields
+
+        table = read_yields(spec.path, district_column=spec.district_column, year_column=spec.year_column,
+                            yield_column=spec.yield_column, season_column=spec.season_column, units=spec.units,
+                            missing_values=tuple(spec.missing_values), extra_columns=tuple(spec.extra_columns))
+        info = InputInfo(name=self.name, kind="table", path=str(spec.path), columns=tuple(map(str, table.columns)),
+                         units=table.attrs.get("units", "t/ha"),
+                         zones=frozenset(table["district_id"].astype(str)))
+        return OpenedInput(info=info, data=table)
+
+
+# --------------------------------------------------------------------------- policy register
+class TableSpec(InputSpec):
+    """A table (CSV or Parquet)."""
+
+    path: Path
+
+
+class PoliciesReader(Reader):
+    """The policy register (:func:`panen.datasets.policies.read_policies`), rows as read."""
+
+    name = "policies"
+    Spec = TableSpec
+    description = "policy register (CSV/Parquet): policy_id, farmer_id, district_id, product_id, area_ha, ..."
+
+    def kind_of(self, spec: TableSpec) -> str:
+        return "register"
+
+    def open(self, spec: TableSpec, **hints: Any) -> OpenedInput:
+        from .policies import read_policies
+
+        register = read_policies(spec.path)
+        info = InputInfo(name=self.name, kind="register", path=str(spec.path),
+                         columns=tuple(register.table.column_names))
+        return OpenedInput(info=info, data=register)
+
+    def inspect(self, spec: TableSpec) -> InputInfo:
+        from panen.engine.api import REGISTER_REQUIRED_COLUMNS
+
+        from .tables import read_header
+
+        names = read_header(spec.path, REGISTER_REQUIRED_COLUMNS, what="policy register")
+        return InputInfo(name=self.name, kind="register", path=str(spec.path), columns=tuple(names))
+
+
+# --------------------------------------------------------------------------- loss assessments
+class AssessmentsReader(Reader):
+    """Field loss assessments (:func:`panen.datasets.assessments.read_assessments`); bad rows are rejects.
+
+    Hint ``peril_key`` (a function from a peril label to a canonical code, e.g. a wording's
+    peril resolver): duplicates are then found on the code, so ``tikus`` and ``rats`` on
+    the same plot and day are one event.
+    """
+
+    name = "assessments"
+    Spec = TableSpec
+    description = "field loss assessments (CSV/Parquet): one row per plot, peril and event"
+
+    def kind_of(self, spec: TableSpec) -> str:
+        return "table"
+
+    def open(self, spec: TableSpec, **hints: Any) -> OpenedInput:
+        from .assessments import read_assessments
+
+        valid, rejects = read_assessments(spec.path, peril_key=hints.get("peril_key"))
+        info = InputInfo(name=self.name, kind="table", path=str(spec.path), columns=tuple(ASSESSMENT_COLUMNS))
+        return OpenedInput(info=info, data=valid, rejects=rejects)
+
+    def inspect(self, spec: TableSpec) -> InputInfo:
+        from .tables import read_header
+
+        names = read_header(spec.path, ASSESSMENT_COLUMNS, what="loss assessments file")
+        return InputInfo(name=self.name, kind="table", path=str(spec.path), columns=tuple(names))

@@ -1,0 +1,679 @@
+"""The named public steps of every run: the seasonal batch, the backtest and in-season runs.
+
+Each step is a function of data in → data out; the orchestrators
+(:func:`panen.engine.pipeline.run.run_batch`, :func:`panen.engine.pipeline.backtest.backtest`)
+only call them in order and time them. In order:
+
+1. :func:`open_inputs` — open every input a cover needs with the reader registered for
+   it (lazy where gridded), and check the inputs' headers against each product
+   (:func:`check_inputs` does the same from the headers alone, for ``panen validate``);
+2. :func:`zones` — which districts each cover settles on: the district layer's when there
+   is one, else those of the tables and series the product reads;
+3. :func:`policy_rules`, :func:`check_policies` — the register's rows, valid or rejected
+   with a reason;
+4. :func:`district_series` — every grid reduced to district series (zonal mean, one
+   streamed Dask pass, weights built once), monthly totals made daily equivalents;
+5. :func:`evaluate` — each index cover's trigger per district and cohort, its result
+   checked and completed (:func:`panen.engine.api.standardise_result`);
+   :func:`adjust_claims` — each named-peril cover's field assessments, plot by plot;
+6. :func:`settle` — every cover through one ledger → terms → rounding → district
+   totals (reconciled) → payments;
+7. :func:`compare` — index payouts against the named-peril cover's indemnities, per farmer;
+8. writing and the manifest (:mod:`panen.engine.pipeline.run`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import sys
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import xarray as xr
+
+from panen.engine.api import InputInfo, OpenedInput, Season, TriggerInputs, check_result_values, standardise_result
+from panen.engine.errors import DataQualityError, InputError, PluginError, Problem
+from panen.engine.maths.series import monthly_to_daily_equivalent
+from panen.engine.maths.zonal import build_weights, zonal_mean
+from panen.engine.pipeline.covers import Cover, IndexCover, NamedPerilCover
+from panen.engine.registry import get_reader
+from panen.engine.settlement.ledger import build_ledger, district_totals, payments, reconcile
+from panen.engine.settlement.policies import ProductRules, validate_policies
+from panen.engine.settlement.rates import PolicyAmounts, RateTable
+
+__all__ = [
+    "Settlement",
+    "Timer",
+    "Zones",
+    "adjust_claims",
+    "check_inputs",
+    "check_policies",
+    "cohorts_of",
+    "compare",
+    "connect",
+    "district_index",
+    "district_series",
+    "evaluate",
+    "open_inputs",
+    "policy_rules",
+    "product_summary",
+    "raise_if_strict",
+    "rate_tables",
+    "season_of",
+    "settle",
+    "with_basis_risk",
+    "zones",
+]
+
+#: The district layer's input name and the policy register's: the two inputs whose role
+#: the pipeline knows (every other input is whatever its reader opens).
+DISTRICTS, POLICIES = "districts", "policies"
+
+
+class Timer:
+    """Wall time per named step [s], summed over repeated steps."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - t0, 3)
+
+
+def season_of(config) -> Season:
+    """The config's season as the plugin API's :class:`~panen.engine.api.Season`."""
+    s = config.season
+    return Season(s.id, np.datetime64(s.start, "D"), np.datetime64(s.end, "D"), s.harvest_year)
+
+
+# --------------------------------------------------------------------------- 1. inputs
+def _needed(config, covers: list[Cover], *, register: bool) -> list[str]:
+    names = {n for c in covers for n in c.inputs()}
+    if config.inputs.get(DISTRICTS) is not None:
+        names.add(DISTRICTS)
+    if register and config.inputs.get(POLICIES) is not None:
+        names.add(POLICIES)
+    return sorted(names)
+
+
+def open_inputs(config, covers: list[Cover], *, register: bool = True) -> dict[str, OpenedInput]:
+    """Open every input the covers need (and the district layer and register when configured).
+
+    Each input is opened by the reader registered for its name, with the hints of the
+    covers that read it (e.g. the wording's peril codes for assessments). Grids stay lazy.
+
+    Raises
+    ------
+    InputError, DataQualityError
+        A file cannot be read; a product's check of its inputs fails (units, time step) —
+        every problem at once; a grid without district polygons to reduce it.
+    """
+    opened: dict[str, OpenedInput] = {}
+    for name in _needed(config, covers, register=register):
+        spec = config.inputs.get(name)
+        if spec is None:
+            raise InputError(Problem(f"inputs.{name} is needed by "
+                                     f"{', '.join(c.label for c in covers if name in c.inputs())} but not configured"))
+        hints: dict[str, Any] = {}
+        for c in covers:
+            if name in c.inputs():
+                hints.update(c.hints(name))
+        opened[name] = get_reader(name)().open(spec, **hints)
+    _check_products(config, covers, {n: o.info for n, o in opened.items()})
+    polygons = opened.get(DISTRICTS)
+    for c in covers:
+        for name in c.inputs():
+            if opened[name].kind == "grid" and (polygons is None or polygons.kind != "polygons"):
+                raise DataQualityError(Problem(
+                    f"{c.label}: the gridded input {name!r} must be reduced to districts, which needs the district "
+                    f"polygons (inputs.districts)", file=opened[name].info.path))
+    return opened
+
+
+def check_inputs(config, covers: list[Cover] | None = None) -> dict[str, InputInfo]:
+    """Read every configured input's header and check it against the products (for ``panen validate``).
+
+    Returns
+    -------
+    dict
+        Input name → :class:`~panen.engine.api.InputInfo`.
+
+    Raises
+    ------
+    InputError, DataQualityError
+        Every problem at once: unreadable files or missing columns (file and column
+        named), and each product's objections to its inputs (units, time step).
+    """
+    from panen.engine.pipeline.covers import covers_of
+
+    covers = covers_of(config) if covers is None else covers
+    infos: dict[str, InputInfo] = {}
+    problems: list[Problem] = []
+    for name in sorted(config.inputs):
+        try:
+            infos[name] = get_reader(name)().inspect(config.inputs[name])
+        except (InputError, DataQualityError) as exc:
+            problems.extend(exc.problems)
+        except PluginError as exc:
+            problems.append(Problem(str(exc), key=f"inputs.{name}"))
+    if problems:
+        raise InputError(problems)
+    _check_products(config, covers, infos)
+    return infos
+
+
+def _check_products(config, covers: list[Cover], infos: Mapping[str, InputInfo]) -> None:
+    problems = []
+    for i, c in enumerate(covers):
+        if isinstance(c, IndexCover):
+            mine = {n: infos[n] for n in c.inputs() if n in infos}
+            for msg in c.plugin.check_inputs(c.params, mine):
+                problems.append(Problem(f"{c.label}: {msg}", file=config.path, key=f"products[{i}]"))
+    if problems:
+        raise DataQualityError(problems)
+
+
+# --------------------------------------------------------------------------- 2. zones
+@dataclass(frozen=True)
+class Zones:
+    """Which districts each cover settles on.
+
+    Attributes
+    ----------
+    layer
+        District ids of the run's district layer (polygons or a plain list), in the layer's
+        order; ``None`` when the run has none.
+    by_cover
+        Cover id → district ids (text) its trigger is evaluated on; for a named-peril cover,
+        the layer's ids or ``None`` (any district: it settles per policy).
+    source
+        Cover id → what its districts come from, for reject messages.
+    """
+
+    layer: np.ndarray | None
+    by_cover: dict[str, np.ndarray | None]
+    source: dict[str, str]
+
+
+def zones(covers: list[Cover], opened: Mapping[str, OpenedInput]) -> Zones:
+    """The districts of each cover: the district layer's if configured, else its own data's.
+
+    Without a district layer, an index cover settles on the union of the districts of the
+    tables and series it reads (sorted); a policy in another district is rejected as
+    unknown *to that data*. A named-peril cover then checks no district.
+    """
+    layer_input = opened.get(DISTRICTS)
+    layer = None
+    if layer_input is not None:
+        data = layer_input.data
+        layer = np.asarray(data["district_id"].astype(str), dtype=object)
+    by_cover: dict[str, np.ndarray | None] = {}
+    source: dict[str, str] = {}
+    for c in covers:
+        if layer is not None:
+            by_cover[c.id], source[c.id] = layer, "the district layer"
+            continue
+        if c.per_policy:
+            by_cover[c.id], source[c.id] = None, "the district layer"
+            continue
+        ids: set[str] = set()
+        names = []
+        for name in c.inputs():
+            info = opened[name].info
+            if info.zones is not None:
+                ids |= set(info.zones)
+                names.append(f"the {name} {'table' if info.kind == 'table' else 'data'} (inputs.{name})")
+        by_cover[c.id] = np.array(sorted(ids), dtype=object)
+        source[c.id] = " or ".join(names) or "the product's data"
+    return Zones(layer=layer, by_cover=by_cover, source=source)
+
+
+# --------------------------------------------------------------------------- 3. policies
+def _sowing_window(cover: Cover, season: Season, opened: Mapping[str, OpenedInput]) -> tuple[dt.date, dt.date] | None:
+    """Sowing dates a sowing-anchored cover can assess: inside the season, windows inside the data."""
+    if cover.anchor != "sowing_date":
+        return None
+    lo, hi = season.start, season.end
+    reach = cover.reach
+    for name in cover.inputs():
+        info = opened[name].info if name in opened else None
+        if info is not None and info.kind in ("grid", "series") and info.time_range is not None and reach is not None:
+            t0, t1 = info.time_range
+            lo = max(lo, t0 - np.timedelta64(reach[0], "D"))
+            hi = min(hi, t1 + np.timedelta64(1, "D") - np.timedelta64(reach[1], "D"))
+    return (lo.astype(dt.date), hi.astype(dt.date))
+
+
+def policy_rules(covers: list[Cover], season: Season, opened: Mapping[str, OpenedInput], zoned: Zones, *,
+                 sowing_windows: bool = True) -> dict[str, ProductRules]:
+    """What the register check needs to know about each cover (:class:`ProductRules`)."""
+    rules = {}
+    for c in covers:
+        own = zoned.by_cover.get(c.id)
+        rules[c.id] = ProductRules(
+            sum_insured_per_ha=c.sum_insured_per_ha, anchor=c.anchor if sowing_windows else "season_start",
+            sowing_window=_sowing_window(c, season, opened) if sowing_windows else None,
+            districts=None if (zoned.layer is not None or own is None) else frozenset(own),
+            districts_source=zoned.source.get(c.id, "the product's data"))
+    return rules
+
+
+def check_policies(opened: Mapping[str, OpenedInput], rules: Mapping[str, ProductRules],
+                   zoned: Zones) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split the register into valid policies and rejects (:func:`validate_policies`)."""
+    register = opened[POLICIES].data
+    return validate_policies(register, district_ids=zoned.layer, products=rules)
+
+
+def cohorts_of(cover: Cover, valid: pd.DataFrame, season: Season) -> np.ndarray:
+    """Window anchors [datetime64[D]]: every distinct sowing date of the cover's policies, or the season start."""
+    if cover.anchor == "sowing_date" and "sowing_date" in valid.columns:
+        sow = valid.loc[(valid["product_id"] == cover.id).to_numpy(), "sowing_date"]
+        cohorts = np.unique(pd.to_datetime(sow).to_numpy().astype("datetime64[D]"))
+        cohorts = cohorts[~np.isnat(cohorts)]
+        if cohorts.size:
+            return cohorts
+    return np.array([season.start], dtype="datetime64[D]")
+
+
+# --------------------------------------------------------------------------- 4. district series
+def needed_time(covers: list[Cover], anchors: Mapping[str, np.ndarray], name: str, *,
+                monthly: bool = False) -> tuple[str, str] | None:
+    """The time slice of input ``name`` the covers' windows touch; ``None``: all of it.
+
+    ``None`` when a cover reading it declares no reach (an NDVI climatology reads its
+    baseline years). For monthly data whole months are taken.
+    """
+    lo = hi = None
+    for c in covers:
+        if name not in c.inputs():
+            continue
+        reach = c.reach
+        if reach is None:
+            return None
+        a = np.asarray(anchors[c.id]).astype("datetime64[D]")
+        s, e = a.min() + np.timedelta64(reach[0], "D"), a.max() + np.timedelta64(reach[1] - 1, "D")
+        lo, hi = (s, e) if lo is None else (min(lo, s), max(hi, e))
+    if lo is None:
+        return None
+    if monthly:  # month stamps may be on any day of the month: take whole months
+        lo = lo.astype("datetime64[M]").astype("datetime64[D]")
+        hi = (hi.astype("datetime64[M]") + 1).astype("datetime64[D]") - np.timedelta64(1, "D")
+    return str(lo), str(hi)
+
+
+def _check_overlap(weights, districts, grid: xr.DataArray, name: str, path) -> None:
+    """A district set that misses the grid entirely is almost always a CRS mix-up: say so."""
+    ncells = np.diff(weights.indptr)
+    if len(ncells) and not ncells.any():
+        bounds = ", ".join(f"{v:.4g}" for v in districts.total_bounds)
+        gb = [float(grid["x"].min()), float(grid["y"].min()), float(grid["x"].max()), float(grid["y"].max())]
+        raise DataQualityError(Problem(
+            f"no district overlaps the {name} grid: districts span [{bounds}] in CRS {districts.crs}, the grid "
+            f"spans [{', '.join(f'{v:.4g}' for v in gb)}] in CRS {grid.rio.crs}. Check the CRS of both files.",
+            file=path))
+
+
+def connect(scheduler: str | None):
+    """A Dask distributed client for ``scheduler`` (``tcp://host:port``), or ``None`` for local threads."""
+    if not scheduler:
+        return None
+    from distributed import Client
+
+    try:
+        return Client(scheduler, timeout="20s")
+    except OSError as exc:
+        raise InputError(Problem(f"cannot reach the Dask scheduler at {scheduler}: {exc}")) from None
+
+
+def compute(lazy: Mapping[str, Any], *, client=None, progress: bool = False,
+            optimize_graph: bool = True) -> dict[str, Any]:
+    """Compute named lazy objects in one pass (distributed client or local threads), with a progress bar."""
+    import dask
+
+    if not lazy:
+        return {}
+    keys = list(lazy)
+    if client is not None:
+        futures = client.compute([lazy[k] for k in keys], optimize_graph=optimize_graph)
+        if progress:
+            from distributed import progress as dprogress
+
+            dprogress(futures)
+            print(file=sys.stderr)
+        done = client.gather(futures)
+    else:
+        ctx = contextlib.nullcontext()
+        if progress:
+            from dask.diagnostics import ProgressBar
+
+            ctx = ProgressBar(out=sys.stderr)
+        with ctx:
+            done = dask.compute(*[lazy[k] for k in keys], scheduler="threads", optimize_graph=optimize_graph)
+    return dict(zip(keys, done))
+
+
+def district_series(opened: Mapping[str, OpenedInput], covers: list[Cover], anchors: Mapping[str, np.ndarray], *,
+                    client=None, progress: bool = False, notes: list[str] | None = None,
+                    what: str = "the season") -> dict[str, xr.Dataset]:
+    """Every grid the covers read, reduced to district series; series inputs as they are.
+
+    The zonal weights are built once per grid (only the time steps the covers' windows
+    touch are read, :func:`needed_time`), and every grid is reduced in one streamed Dask
+    pass (one task per time chunk: a 40-year daily archive never has to fit in memory);
+    the small ``time × district`` series are returned computed. Monthly totals become
+    daily equivalents (:func:`panen.engine.maths.series.monthly_to_daily_equivalent`) —
+    whether a product may use them is the product's call (:meth:`Trigger.check_inputs`).
+    An input-level ``min_valid_fraction`` (reader attribute) masks steps with too little
+    data for every product.
+
+    Returns
+    -------
+    dict
+        Input name → ``xr.Dataset`` with ``mean`` [the input's units] and
+        ``valid_fraction`` [0..1] on ``(time, district)``.
+    """
+    notes = notes if notes is not None else []
+    polygons = opened.get(DISTRICTS)
+    used = sorted({n for c in covers for n in c.inputs() if n in opened})
+    lazy: dict[str, xr.Dataset] = {}
+    ready: dict[str, xr.Dataset] = {}
+    masks: dict[str, float] = {}
+    monthly: set[str] = set()
+    for name in used:
+        o = opened[name]
+        if o.kind == "series":
+            ready[name] = o.data
+        if o.kind != "grid":
+            continue
+        grid = o.data
+        if grid.attrs.get("frequency") == "month":
+            monthly.add(name)
+        if grid.attrs.get("min_valid_fraction") is not None:
+            masks[name] = float(grid.attrs["min_valid_fraction"])
+        window = needed_time(covers, anchors, name, monthly=name in monthly)
+        if window is not None:
+            grid = grid.sel(time=slice(*window))
+        if grid.sizes["time"] == 0:
+            raise DataQualityError(Problem(f"the {name} data has no time step in {what} "
+                                           f"({window[0]} .. {window[1]})", file=o.info.path))
+        gdf = polygons.data
+        weights = build_weights(gdf, grid.isel(time=0), id_column="district_id")
+        _check_overlap(weights, gdf, grid, name, o.info.path)
+        lazy[name] = zonal_mean(grid, weights)
+    series = compute(lazy, client=client, progress=progress, optimize_graph=True)  # plain zonal series: fusion is safe
+    for name, limit in masks.items():
+        s = series[name]
+        series[name] = s.assign(mean=s["mean"].where(s["valid_fraction"] >= limit))
+    for name in sorted(monthly):
+        series[name] = monthly_to_daily_equivalent(series[name])
+        notes.append(f"{name}: monthly totals spread evenly over each month's days (mm/day equivalent, "
+                     f"valid for 'total' phases only)")
+    series.update(ready)
+    return series
+
+
+# --------------------------------------------------------------------------- 5. evaluate covers
+def _evaluate_one(cover: IndexCover, season: Season, cohorts: np.ndarray, district_ids: np.ndarray,
+                  series: Mapping[str, xr.Dataset], tables: Mapping[str, pd.DataFrame]) -> xr.Dataset:
+    feeds = {n: series[n] for n in cover.inputs() if n in series}
+    tabs = {n: tables[n] for n in cover.inputs() if n in tables}
+    result = cover.plugin().evaluate(cover.params, TriggerInputs(season=season, cohorts=cohorts,
+                                                                 district_ids=district_ids, series=feeds, tables=tabs))
+    ds = standardise_result(result, trigger=cover.plugin.name, product_id=cover.id, district_ids=district_ids,
+                            cohorts=cohorts)
+    if any(v.chunks for v in ds.data_vars.values()):
+        import dask
+
+        # optimize_graph=False: with dask 2026.8, computing a Dataset holding both a variable
+        # and a lazy derivative of it (payout_rate and flagged = payout_rate.isnull()) in one
+        # call fails after blockwise fusion ("Missing dependency ('clip-…', 0, 0)")
+        (ds,) = dask.compute(ds, scheduler="threads", optimize_graph=False)
+    return check_result_values(ds, trigger=cover.plugin.name, product_id=cover.id)
+
+
+def evaluate(covers: list[Cover], season: Season, cohorts: Mapping[str, np.ndarray], zoned: Zones,
+             series: Mapping[str, xr.Dataset], tables: Mapping[str, pd.DataFrame], *,
+             seasons: list[Season] | None = None, notes: list[str] | None = None) -> dict[str, xr.Dataset]:
+    """Each index cover's trigger per district and cohort, checked and completed.
+
+    Parameters
+    ----------
+    covers
+        The run's covers (named-peril covers are skipped here).
+    season
+        The season settled (a backtest: the config's template season).
+    cohorts
+        Cover id → window anchors [datetime64[D]].
+    zoned
+        The districts each cover is evaluated on.
+    series, tables
+        District series and tables by input name.
+    seasons
+        Backtest only: one :class:`Season` per cohort (same order). A trigger that reads
+        the season itself (``backtest_by = "season"``, e.g. area yield reads the harvest
+        year) is then evaluated once per season; one reading only series gets every
+        season as a cohort of one evaluation.
+
+    Returns
+    -------
+    dict
+        Cover id → computed ``xr.Dataset`` (:func:`panen.engine.api.standardise_result`
+        variables, ``reason`` filled by :func:`panen.engine.api.check_result_values`).
+    """
+    out: dict[str, xr.Dataset] = {}
+    for c in covers:
+        if not isinstance(c, IndexCover):
+            continue
+        district_ids = zoned.by_cover[c.id]
+        a = np.asarray(cohorts[c.id]).astype("datetime64[D]")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            by = c.plugin.backtest_by or ("cohort" if any(n in series for n in c.inputs()) else "season")
+            if seasons is None or by == "cohort":
+                out[c.id] = _evaluate_one(c, season, a, district_ids, series, tables)
+            else:
+                parts = [_evaluate_one(c, s, a[i:i + 1], district_ids, series, tables) for i, s in enumerate(seasons)]
+                out[c.id] = xr.concat(parts, dim="cohort", coords="minimal", compat="override", join="override",
+                                      data_vars="all")
+        for w in caught:  # the plugin's warnings reach the user, and the manifest's notes
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            if notes is not None and issubclass(w.category, UserWarning):
+                notes.append(str(w.message))
+    return out
+
+
+def rate_tables(results: Mapping[str, xr.Dataset], covers: list[Cover], zoned: Zones) -> dict[str, RateTable]:
+    """Each index cover's computed result as the ledger's :class:`RateTable` (districts in zone order)."""
+    out = {}
+    for c in covers:
+        if c.id not in results:
+            continue
+        ds = results[c.id].transpose("district", "cohort", ...)
+        out[c.id] = RateTable(product_id=c.id, district_ids=np.asarray(zoned.by_cover[c.id]),
+                              cohorts=ds["cohort"].values.astype("datetime64[D]"),
+                              rate=np.asarray(ds["payout_rate"].values, dtype=float),
+                              flagged=np.asarray(ds["flagged"].values, dtype=bool), anchor=c.anchor,
+                              reason=np.asarray(ds["reason"].values, dtype=object))
+    return out
+
+
+def adjust_claims(cover: NamedPerilCover, opened: Mapping[str, OpenedInput], valid: pd.DataFrame,
+                  season: Season) -> tuple[pd.DataFrame, PolicyAmounts, pd.DataFrame]:
+    """A named-peril cover's field assessments decided plot by plot, and rolled up per policy.
+
+    Returns
+    -------
+    claims
+        :func:`panen.engine.perils.adjuster.adjust`'s per-plot decisions.
+    amounts
+        Per policy of the cover: gross [Rp], outcome, reason
+        (:func:`panen.engine.perils.adjuster.policy_amounts`).
+    policies
+        The cover's valid policies.
+    """
+    from panen.engine.perils.adjuster import adjust, policy_amounts
+
+    mine = valid[(valid["product_id"].astype(str) == cover.id).to_numpy()]
+    assessments = opened[cover.inputs()[0]].data
+    start, end = season.start.astype(dt.date), season.end.astype(dt.date)
+    claims = adjust(assessments, cover.wording, season_start=start, season_end=end, policies=mine)
+    return claims, policy_amounts(claims, mine, cover.wording, season_start=season.start), mine
+
+
+# --------------------------------------------------------------------------- 6. settle
+@dataclass
+class Settlement:
+    """The money of a run: ledger, reconciled district totals, payments.
+
+    Attributes
+    ----------
+    ledger
+        One row per policy and cover (:func:`panen.engine.settlement.ledger.build_ledger`),
+        money in integer rupiah.
+    totals
+        Per cover and district, plus a grand total [Rp] (reconciled with the ledger).
+    payments
+        Payable amount per payee and cover [Rp].
+    """
+
+    ledger: pa.Table
+    totals: pd.DataFrame
+    payments: pd.DataFrame
+
+
+def settle(valid: pd.DataFrame, sources: Mapping[str, RateTable | PolicyAmounts], rules: Mapping[str, ProductRules],
+           terms: Mapping[str, Any], *, payments_by: str, season_id: str,
+           parquet_path: Path | None = None) -> Settlement:
+    """Every cover through one path: ledger → terms → rounding → totals (reconciled) → payments."""
+    ledger = build_ledger(valid, sources, rules, terms, parquet_path=parquet_path)
+    totals = district_totals(ledger)
+    reconcile(ledger, totals)
+    return Settlement(ledger=ledger, totals=totals, payments=payments(ledger, by=payments_by, season_id=season_id))
+
+
+def district_index(results: Mapping[str, xr.Dataset]) -> pd.DataFrame:
+    """``district_index.csv``: the audit trail of every index, per district, cohort and phase.
+
+    Columns ``district_id, product_id, cohort, phase, index_value, payout_rate`` (the
+    phase's weighted rate), ``valid_fraction, flagged, reason``. A row is flagged when its
+    phase has no index or when its district and cohort could not be assessed (then
+    ``reason`` says why), so a withheld district never shows an unflagged row.
+    """
+    frames = []
+    for pid, ds in results.items():
+        df = ds[["index_value", "phase_rate", "valid_fraction"]].to_dataframe().reset_index()
+        df = df.rename(columns={"district": "district_id", "phase_rate": "payout_rate"})
+        df.insert(1, "product_id", pid)
+        level = ds[["flagged", "reason"]].to_dataframe().reset_index().rename(columns={"district": "district_id"})
+        df = df.merge(level, on=["district_id", "cohort"], how="left", validate="many_to_one")
+        df["flagged"] = df["index_value"].isna() | df["flagged"].fillna(False).astype(bool)
+        df["reason"] = np.where(df["flagged"], df["reason"].fillna("").replace("", "missing data"), "")
+        df["cohort"] = pd.to_datetime(df["cohort"]).dt.strftime("%Y-%m-%d")
+        frames.append(df[["district_id", "product_id", "cohort", "phase", "index_value", "payout_rate",
+                          "valid_fraction", "flagged", "reason"]])
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["district_id", "product_id", "cohort", "phase", "index_value", "payout_rate", "valid_fraction",
+                 "flagged", "reason"])
+    return out.sort_values(["product_id", "district_id", "cohort", "phase"], kind="stable").reset_index(drop=True)
+
+
+def product_summary(ledger: pa.Table, covers: list[Cover], valid: pd.DataFrame) -> pd.DataFrame:
+    """Per cover: policies, districts, districts triggered, policies paid/withheld, money [Rp].
+
+    A named-peril cover also gets its premium, government subsidy and farmers' share [Rp]
+    (the wording's premium rate on the insured area, capped per farmer).
+    """
+    t = ledger
+    frame = pd.DataFrame({
+        "product_id": pd.Series(t["product_id"].to_pandas(), dtype="str"),
+        "district_id": pd.Series(t["district_id"].to_pandas(), dtype="str"),
+        "payout_rate": t["payout_rate"].to_numpy(zero_copy_only=False),
+        "net_payout": t["net_payout"].to_numpy(),
+        "sum_insured": t["sum_insured"].to_numpy(),
+        "status": pd.Series(t["status"].to_pandas(), dtype="str"),
+    })
+    rows = []
+    for pid, d in frame.groupby("product_id", sort=True):
+        rows.append({
+            "product_id": pid,
+            "policies": int(len(d)),
+            "districts": int(d["district_id"].nunique()),
+            "districts_triggered": int(d.loc[d["payout_rate"] > 0, "district_id"].nunique()),
+            "policies_paid": int((d["net_payout"] > 0).sum()),
+            "policies_withheld": int((d["status"] == "withheld_missing_data").sum()),
+            "sum_insured": int(d["sum_insured"].sum()),
+            "net_payout": int(d["net_payout"].sum()),
+        })
+    out = pd.DataFrame(rows, columns=["product_id", "policies", "districts", "districts_triggered", "policies_paid",
+                                      "policies_withheld", "sum_insured", "net_payout"])
+    for c in covers:
+        if isinstance(c, NamedPerilCover):
+            from panen.engine.perils.adjuster import premium
+
+            mine = valid[(valid["product_id"].astype(str) == c.id).to_numpy()]
+            prem = premium(mine["area_ha"].to_numpy(float), c.wording,
+                           farmer_id=mine["farmer_id"].astype(str).to_numpy())
+            at = out["product_id"] == c.id
+            for col in ("premium", "subsidy", "farmer_share"):
+                if col not in out.columns:
+                    out[col] = np.nan
+                out.loc[at, col] = int(prem[col].sum())
+    return out
+
+
+# --------------------------------------------------------------------------- 7. compare
+def compare(ledger: pa.Table, claims: pd.DataFrame, valid: pd.DataFrame,
+            cover: NamedPerilCover) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """Index payouts beside the named-peril cover's indemnities, per farmer; basis-risk summary.
+
+    ``None`` when there is no index cover to compare (a named-peril-only run).
+    """
+    from panen.engine.research.compare import basis_risk_summary, compare_farmers
+
+    products = set(pd.Series(ledger["product_id"].to_pandas(), dtype="str").unique())
+    if not (products - {cover.id}):
+        return None
+    comparison = compare_farmers(ledger, claims, register=valid, autp_product_id=cover.id)
+    return comparison, basis_risk_summary(comparison)
+
+
+def with_basis_risk(totals: pd.DataFrame, basis: pd.DataFrame) -> pd.DataFrame:
+    """``summary.csv``: money totals per product and district, beside the basis-risk metrics.
+
+    District rows get their district's metrics; one ``product`` row per product carries the
+    product-wide metrics (and its money totals); the ``total`` row stays last.
+    """
+    metrics = [c for c in basis.columns if c not in totals.columns and c != "index_payout"]
+    key = ["product_id", "district_id"]
+    b = basis.assign(product_id=basis["product_id"].astype(str), district_id=basis["district_id"].astype(str))
+    t = totals.assign(product_id=totals["product_id"].astype(str), district_id=totals["district_id"].astype(str))
+    district = t[t["level"] == "district"].merge(b.loc[b["level"] == "district", key + metrics], on=key, how="left")
+    money = [c for c in ("policies", "withheld", "area_ha", "sum_insured", "gross_payout", "deductible", "net_payout")
+             if c in district.columns]
+    product = district.groupby("product_id", sort=True)[money].sum().reset_index()
+    product = product.assign(level="product", district_id="").merge(
+        b.loc[b["level"] == "product", ["product_id"] + metrics], on="product_id", how="left")
+    return pd.concat([district, product[district.columns], t[t["level"] == "total"]], ignore_index=True)
+
+
+def raise_if_strict(rejects: pd.DataFrame) -> None:
+    """``--strict``: any rejected row fails the run (exit 2), listing the first 50."""
+    if len(rejects):
+        raise InputError([Problem(f"{r.reason}: {r.message}", file=r.file, row=int(r.row),
+                                  column=None if pd.isna(r.column) else r.column)
+                          for r in rejects.head(50).itertuples()]
+                         + ([Problem(f"... and {len(rejects) - 50} more rejected rows")] if len(rejects) > 50 else []))
