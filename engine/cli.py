@@ -97,7 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="output folder of `panen run` or `panen backtest`")
     rp.set_defaults(func=_cmd_report)
 
-    v = sub.add_parser("validate", help="check a config (and that its input files exist); exit 2 listing every problem")
+    v = sub.add_parser("validate", help="check a config and its inputs' headers (files, columns, units, time "
+                                         "step); exit 2 listing every problem")
     v.add_argument("config", type=Path)
     v.set_defaults(func=_cmd_validate)
 
@@ -117,9 +118,25 @@ def _cmd_report(args) -> int:
 def _cmd_validate(args) -> int:
     from panen.engine.config import load_config
 
+    from panen.engine.pipeline.steps import check_inputs
+
     cfg = load_config(args.config)
-    print(f"{args.config}: OK — season {cfg.season.id}, {len(cfg.products)} product(s): "
-          + ", ".join(f"{p.id} ({p.trigger})" for p in cfg.products))
+    infos = check_inputs(cfg)  # every input's header, and each product's check of its inputs
+    covers = [f"{p.id} ({p.trigger})" for p in cfg.products]
+    if cfg.adjuster is not None:
+        covers.append(f"{cfg.adjuster.id} (named-peril wording)")
+    print(f"{args.config}: OK — season {cfg.season.id}, {len(covers)} cover(s): " + ", ".join(covers))
+    for name, info in sorted(infos.items()):
+        what = [info.kind]
+        if info.units:
+            what.append(info.units)
+        if info.frequency:
+            what.append({"day": "daily", "month": "monthly"}.get(info.frequency, info.frequency))
+        if info.time_range is not None:
+            what.append(f"{info.time_range[0]}..{info.time_range[1]}")
+        if info.zones is not None:
+            what.append(f"{len(info.zones)} districts")
+        print(f"  inputs.{name}: " + ", ".join(what))
     return EXIT_OK
 
 

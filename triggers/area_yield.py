@@ -218,9 +218,11 @@ class AreaYieldTrigger(Trigger):
         cohorts = np.asarray(inputs.cohorts, dtype="datetime64[ns]")
         every_cohort = xr.DataArray(np.ones(len(cohorts)), dims="cohort")  # same value for every cohort
         payout_rate = _per_district(rate) * every_cohort
+        reason = _reasons(rate, actual, normal, available, params, year, units)
         data = {
             "payout_rate": payout_rate,
             "flagged": payout_rate.isnull(),
+            "reason": xr.DataArray(np.repeat(reason[:, None], len(cohorts), axis=1), dims=("district", "cohort")),
             "index_value": _one_phase(_per_district(actual) * every_cohort).assign_attrs(units=units),
             "phase_rate": _one_phase(payout_rate),
             "valid_fraction": _one_phase(_per_district(valid_fraction) * every_cohort),
@@ -233,6 +235,27 @@ class AreaYieldTrigger(Trigger):
         out = xr.Dataset(data, coords={"district": keys, "cohort": cohorts},
                          attrs={"season_year": year, "normal_yield_method": spec.method, "formula": params.formula})
         return TriggerResult(out)
+
+
+def _reasons(rate: np.ndarray, actual: np.ndarray, normal: np.ndarray, available: np.ndarray,
+             params: AreaYieldParams, year: int, units: str) -> np.ndarray:
+    """Why a district could not be assessed, for the audit trail ("" where it was)."""
+    out = np.full(len(rate), "", dtype=object)
+    missing = ~np.isfinite(rate)
+    need = params.required_years
+    for i in np.flatnonzero(missing):
+        if not np.isfinite(actual[i]):
+            out[i] = f"no {year} yield in the yields table"
+        elif params.normal_yield.method == "given":
+            out[i] = f"no expected yield ({params.normal_yield.column}) for {year}"
+        elif available[i] < need:
+            out[i] = (f"yield history of {int(available[i])} year(s) in the {params.normal_yield.window} before "
+                      f"{year}; the normal yield needs {need}")
+        elif not np.isfinite(normal[i]) or normal[i] <= 0:
+            out[i] = f"no usable normal yield [{units}]"
+        else:
+            out[i] = "not assessable"
+    return out
 
 
 def _per_district(values, **attrs) -> xr.DataArray:
