@@ -254,8 +254,9 @@ def _sha256_input(path: Path) -> str:
 
 def _read_district_layer(manifest: dict[str, Any], notes: list[str]):
     """The run's district polygons, or ``None`` (with a note) when they cannot be read."""
-    from panen.datasets.districts import read_districts
+    from panen.engine.registry import get_reader
 
+    reader = get_reader("districts")()
     path, id_column, layer = _district_source(manifest)
     if not path:
         notes.append("The run has no district layer: maps and the GIS layer are left out.")
@@ -266,7 +267,12 @@ def _read_district_layer(manifest: dict[str, Any], notes: list[str]):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            gdf = read_districts(path, id_column=id_column, layer=layer)
+            opened = reader.open(reader.Spec(path=path, id_column=id_column, layer=layer))
+            if opened.kind != "polygons":
+                notes.append("The run's district layer is a list of ids without geometry: maps and the GIS layer "
+                             "are left out.")
+                return None
+            gdf = opened.data
         except InputError as exc:
             notes.append(f"The district layer could not be read ({exc}): maps and the GIS layer are left out.")
             return None
