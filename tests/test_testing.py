@@ -375,6 +375,18 @@ def test_authors_dask_inputs_are_accepted_and_left_untouched():
     assert lazy.series["rainfall"]["mean"].chunks is not None
 
 
+def test_authors_in_memory_inputs_are_not_modified_by_the_checks():
+    rain = synthetic_inputs(("rainfall",))
+    before = rain.series["rainfall"].copy(deep=True)
+    check_trigger(DryTrigger, DRY, inputs=rain)
+    xr.testing.assert_identical(rain.series["rainfall"], before)
+
+
+def test_example_may_be_a_validated_params_instance():
+    outcomes = check_trigger(HailTrigger, HailParams(id="hail", sum_insured_per_ha=1_000_000, strike=2.0))
+    assert set(outcomes.values()) == {"passed"}
+
+
 def test_table_only_trigger_skips_the_dask_checks_with_a_reason():
     class FromYields(Trigger):
         name = "flat_yield"

@@ -318,13 +318,21 @@ def check_example_params(s: _Subject) -> None:
     else:
         if again != params:
             problems.append("its JSON dump (the keys it sets) validates to a different term sheet")
-    needed = cls.required_inputs(params)
+    try:
+        needed = cls.required_inputs(params)
+    except Exception as exc:  # noqa: BLE001
+        needed = ()
+        problems.append(f"required_inputs raised {type(exc).__name__}: {exc}")
     if not isinstance(needed, tuple | list) or not all(isinstance(n, str) for n in needed):
         problems.append(f"required_inputs must return input names; got {needed!r}")
     elif set(needed) - set(cls.inputs):
         problems.append(f"required_inputs names {sorted(set(needed) - set(cls.inputs))} that inputs "
                         f"{tuple(cls.inputs)!r} does not declare (the engine hands a trigger only its inputs)")
-    reach = params.reach
+    try:
+        reach = params.reach
+    except Exception as exc:  # noqa: BLE001
+        reach = None
+        problems.append(f"reach raised {type(exc).__name__}: {exc}")
     if reach is not None and not (isinstance(reach, tuple) and len(reach) == 2
                                   and all(isinstance(r, int | np.integer) for r in reach) and reach[0] < reach[1]):
         problems.append(f"reach must be None or (start, end) days with start < end; got {reach!r}")
@@ -336,8 +344,7 @@ def check_invalid_params_rejected(s: _Subject) -> None:
     """Term sheets breaking a declared constraint (bounds, lengths, choices, types, required
     keys, unknown keys — nested models included) and the caller's own invalid examples are
     rejected at load time with a pydantic ``ValidationError``."""
-    model = s.trigger.Params
-    s.params  # noqa: B018 - the example must validate first
+    model = type(s.params)  # the example must validate first
     cases = derive_invalid_params(model, s.example)
     cases += [InvalidParams(f"invalid_params[{i}]", "given by the caller", p) for i, p in enumerate(s.extra_invalid)]
     problems = []
