@@ -112,7 +112,14 @@ def test_validate_command_exits_2_and_lists_problems(cfg_dir, capsys):
     assert main(["validate", str(p)]) == 2
     err = capsys.readouterr().err
     assert "2 problems" in err and "id_colum" in err and "exit must be < strike" in err
-    assert main(["validate", str(write(cfg_dir, GOOD))]) == 0
+    # a valid config passes the config checks; validate then opens every input's header, and
+    # this fixture's inputs are empty placeholder files: each is named, with what is wrong
+    good = write(cfg_dir, GOOD)
+    load_config(good)
+    assert main(["validate", str(good)]) == 2
+    err = capsys.readouterr().err
+    assert "policies.csv, column 'policy_id': required column 'policy_id' is missing" in err
+    assert "rain.nc: cannot read NetCDF file" in err and "districts.geojson: cannot read district file" in err
 
 
 def test_missing_config_file_exits_2(tmp_path, capsys):
