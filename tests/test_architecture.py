@@ -16,7 +16,7 @@ import grimp
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("panen.engine", "panen.triggers", "panen.datasets")
+PACKAGES = ("panen.engine", "panen.triggers", "panen.datasets", "panen.testing")
 
 
 def test_the_import_contracts_hold(monkeypatch, capsys):
