@@ -1,7 +1,7 @@
 """Read AUTP loss assessments (CSV or Parquet) and sort their rows into assessments and rejects.
 
 A loss assessment is what the POPT pest observer (with the PPL extension officer) records
-for one natural plot (petak alami), one peril and one event (DESIGN.md, "Contract")::
+for one natural plot (petak alami), one peril and one event (README, "The AUTP adjuster")::
 
     policy_id, plot_id, peril, plot_area_ha [ha], damage_intensity_pct [%],
     damaged_area_pct [%], crop_age_days [days after planting, HST], planting_method,

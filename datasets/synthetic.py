@@ -54,7 +54,7 @@ seconds, byte-identical for the same arguments:
     ``hazard_loss`` and ``pest_loss`` parts, ``buffered`` (a hazard district that lost
     little) and ``pest_visible_in_ndvi`` (0–1) — never an engine input.
 
-Realism (magnitudes from DOMAIN.md, after CHIRPS over Java)
+Realism (magnitudes after CHIRPS over Java and BPS yields)
 ------------------------------------------------------------
 * Monsoon cycle: wet season Nov–Mar 200–450 mm/month, dry season Jun–Sep < 50 mm/month,
   annual ~1,700–2,800 mm; the climatological onset is up to two weeks later in the east.
@@ -98,7 +98,7 @@ Realism (magnitudes from DOMAIN.md, after CHIRPS over Java)
   districts; the two pest districts claim brown planthopper, rats, blast or tungro
   outbreaks the rain never shows; every district has background claims (pests, diseases,
   local floods) reaching puso on ~1.5–3 % of its area, as AUTP's national 1.5–2.6 %
-  (DOMAIN.md). Some claims fail the wording's gates: excluded perils (keong mas, fire,
+  (BPS, Statistik Indonesia). Some claims fail the wording's gates: excluded perils (keong mas, fire,
   grassy stunt, bacterial leaf blight; ~3 %), late notices (> 7 days; ~3.5 %) and crops
   too young (< 10 days transplanted, < 30 days tabela/salibu; ~5–8 %). Methods: 85 %
   transplanting, 11 % tabela, 4 % salibu. For the default seed the district share of
@@ -158,7 +158,7 @@ LA_NINA_YEARS = (2010,)
 #: VI_Quality values written: MODLAND QA 00 (good), 11 (cloudy, not produced), fill (sea).
 QA_GOOD, QA_CLOUD, QA_FILL = 0, 0b11, 65535
 
-#: Climatological monthly rain Jan..Dec [mm/month] at spatial factor 1 (DOMAIN.md, CHIRPS
+#: Climatological monthly rain Jan..Dec [mm/month] at spatial factor 1 (CHIRPS
 #: over Java: wet Nov–Mar 200–450, dry Jun–Sep < 50; annual ~2,200).
 MONTHLY_CLIMATOLOGY_MM = (390, 350, 310, 190, 95, 40, 25, 20, 30, 95, 280, 360)
 
@@ -736,7 +736,7 @@ def _plot_areas(n: int, rng: np.random.Generator) -> np.ndarray:
 # ---------------------------------------------------------------------------------------
 
 #: Peril names as POPT field reports write them (Indonesian mostly, English in some
-#: districts' forms) → the English peril of the AUTP wording (DESIGN.md: covered flood,
+#: districts' forms) → the English peril of the AUTP wording (the AUTP wording: covered flood,
 #: drought, brown planthopper, stem borer, rice bug, rats, armyworm, blast, brown spot,
 #: tungro, stem rot, ragged stunt; excluded fire, grassy stunt, bacterial leaf blight,
 #: golden apple snail, ...).
@@ -797,7 +797,7 @@ def make_assessments(policies: pd.DataFrame, districts: gpd.GeoDataFrame, truth:
       (moderate + 0.03); one outbreak pest (brown planthopper, rats, blast or tungro) for
       85 % of the claims, the background mix for the rest.
     * background in every district: T ~ U(1.5, 3.2) % (AUTP nationally pays on 1.5–2.6 %
-      of insured area in normal years, DOMAIN.md; the adjuster's gates decline some),
+      of insured area in normal years, as reported for AUTP; the adjuster's gates decline some),
       moderate 2 × severe; perils :data:`_BACKGROUND_PERILS` (pests and diseases, local
       flood and drought, ~10 % excluded: keong mas, fire, grassy stunt, bacterial leaf
       blight).

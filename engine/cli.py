@@ -1,6 +1,6 @@
 """Command line: ``panen demo | run | backtest | report | validate | triggers``.
 
-Exit codes (DESIGN.md contract): 0 success; 2 invalid config or input, with every problem
+Exit codes (README, "Using it"): 0 success; 2 invalid config or input, with every problem
 listed; 1 internal failure.
 """
 

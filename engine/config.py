@@ -1,6 +1,6 @@
 """Run configuration: YAML loaded safely, validated by pydantic, every problem listed at once.
 
-The shape follows DESIGN.md ("Config shape"): ``season``, ``inputs``, ``products``,
+The shape is documented in the README ("Config reference"): ``season``, ``inputs``, ``products``,
 ``output``, ``adjuster``, and the backtest's analysis sections ``pricing``,
 ``loss_reference`` and ``design`` (read by ``panen backtest`` only; the seasonal
 ``panen run`` validates and then ignores them). Unknown keys are errors everywhere
@@ -128,7 +128,7 @@ RiskLoad = Annotated[StdRiskLoad | TailRiskLoad, Field(discriminator="kind")]
 
 
 class PricingConfig(_Strict):
-    """``pricing:`` — burn cost, loadings, subsidy split and tail of ``panen backtest`` (DOMAIN.md "Pricing")."""
+    """``pricing:`` — burn cost, loadings, subsidy split and tail of ``panen backtest`` (burn cost and loadings as in the World Bank's index insurance pricing guidance)."""
 
     expense_loading: float = Field(0.25, ge=0, description="expense loading [fraction of the pure rate], 25 % → 0.25")
     profit_loading: float = Field(0.10, ge=0, description="profit loading [fraction of the pure rate]")

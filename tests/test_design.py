@@ -1,7 +1,7 @@
 """Trigger design search against brute-force loops written plainly here.
 
 The expectations never go through panen's curve, pricing or basis code: the payout, the
-premium, HE and b/(a+b) are recomputed below from their textbook formulas (DOMAIN.md).
+premium, HE and b/(a+b) are recomputed below from their textbook formulas (Vedenov & Barnett 2004; WMO forecast verification).
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ def ledger_frame(table: pa.Table) -> pd.DataFrame:
 
 
 def tick_rate(realized_mm: float, strike: float = 100.0, exit_: float = 50.0) -> float:
-    """Linear deficit cover (DOMAIN.md): clip((strike - I) / (strike - exit), 0, 1)."""
+    """Linear deficit cover (World Bank 2011): clip((strike - I) / (strike - exit), 0, 1)."""
     return float(np.clip((strike - realized_mm) / (strike - exit_), 0.0, 1.0))
 
 

@@ -126,7 +126,7 @@ def test_burn_cost_does_not_mutate_its_input():
 
 
 def test_gross_rate_of_the_seed_example():
-    # 0.4 % × (1 + 0.25 + 0.10) = 0.4 % + 0.1 % + 0.04 % = 0.54 % (DOMAIN.md; the seed's 0.52 % is a slip)
+    # 0.4 % × (1 + 0.25 + 0.10) = 0.4 % + 0.1 % + 0.04 % = 0.54 % (the seed's own text prints 0.52 %, an arithmetic slip)
     assert gross_premium_rate(0.004, expense_loading=0.25, profit_loading=0.10) == pytest.approx(0.0054)
 
 

@@ -140,7 +140,7 @@ def test_sea_is_nan_and_land_is_mostly_valid(rain, land):
 
 
 def test_monsoon_magnitudes_match_java_chirps(rain, land):
-    """DOMAIN.md: wet Nov–Mar 200–450 mm/month, dry Jun–Sep often < 50 mm/month."""
+    """CHIRPS over Java: wet Nov–Mar 200–450 mm/month, dry Jun–Sep often < 50 mm/month."""
     monthly = rain.where(land).resample(time="MS").sum(min_count=1).mean(["y", "x"]).to_series()
     wet = monthly["2023-11":"2024-03"]
     assert 200 <= wet.mean() <= 450
@@ -308,7 +308,7 @@ def test_yields_read_as_bps_ku_per_ha(demo, districts):
 
 
 def test_yield_levels_trend_and_bad_years(yields, losses):
-    """DOMAIN.md: irrigated 5–6.5 t/ha, rainfed 3.5–5 t/ha; El Niño 2015 and 2019 hit many districts."""
+    """BPS yields: irrigated 5–6.5 t/ha, rainfed 3.5–5 t/ha; El Niño 2015 and 2019 hit many districts."""
     regime = losses.set_index("district_id").water_regime
     normal = yields.drop(columns=[2010, 2015, 2019, 2024])
     median = normal.median(axis=1)
@@ -409,7 +409,7 @@ def test_ndvi_clouds_cluster_in_the_wet_season(ndvi, land):
 
 
 def test_ndvi_rice_phenology(ndvi, land):
-    """DOMAIN.md: ~0.2 at flooding/transplanting, 0.6–0.85 at the peak ~60–80 days later."""
+    """MOD13Q1 over rice: ~0.2 at flooding/transplanting, 0.6–0.85 at the peak ~60–80 days later."""
     cells = land.values
     times = pd.DatetimeIndex(ndvi.time.values)
     values = ndvi.values[:, cells]
@@ -448,7 +448,7 @@ def _district_ndvi(ndvi, districts) -> pd.DataFrame:
 
 
 def test_ndvi_shows_the_season_related_to_but_not_equal_to_yields(ndvi, districts, season):
-    """Cumulative z (DOMAIN.md, baseline 2013–2022) over Nov–Feb: drought and flood districts
+    """Cumulative z (Chantarat et al. 2013, baseline 2013–2022) over Nov–Feb: drought and flood districts
     fall, the pest the canopy shows too; the correlation with the yield loss is imperfect."""
     series = _district_ndvi(ndvi, districts)
     period = series.index.day_of_year

@@ -53,7 +53,7 @@ def evaluate(params, ds, cohorts=("2024-01-01",)) -> xr.Dataset:
 TICK = dict(name="p", start_day=0, end_day=10, index="total", direction="below", strike=100, exit=50, weight=1.0)
 
 
-# ---- the DESIGN.md / issue worked example: strike 100, exit 50, liability 50,000
+# ---- the worked example of the product specification: strike 100, exit 50, liability 50,000
 @pytest.mark.parametrize("realized, payout", [(90, 10_000), (50, 50_000), (20, 50_000), (100, 0), (130, 0), (75, 25_000)])
 def test_tick_contract_worked_example(realized, payout):
     ds = rain_series(np.full(10, realized / 10))

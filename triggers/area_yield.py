@@ -1,6 +1,6 @@
 """Area-yield index trigger: pay when a district's realised yield falls short of a threshold.
 
-Three layers, as in :mod:`panen.triggers.weather` and STYLE.md:
+Three layers, as in :mod:`panen.triggers.weather`:
 
 1. *Normal yield* — pure functions reducing a district's yield history to one expected
    yield: the mean of the best ``n`` of the last ``m`` years (:func:`normal_yield_best_of`,

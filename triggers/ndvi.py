@@ -1,6 +1,6 @@
 """NDVI satellite-index trigger: cumulative standardised NDVI per district, linear or percentile payout.
 
-Three layers, as in xclim (indices / indicators) and STYLE.md:
+Three layers, as in xclim (indices / indicators):
 
 1. *Index* — pure numpy functions on a district's composite series: the composite period
    (:func:`composite_period`, day of year), the baseline climatology and z-scores
@@ -15,7 +15,7 @@ Definitions
 -----------
 * **Composite period** p: the day of year of the composite's date (the first day of its
   16-day compositing period; MOD13Q1: 1, 17, 33, …, 353 in every year, leap or not).
-* **z-score** (DOMAIN.md): z(d, p, y) = (NDVI(d, p, y) − mean_b(d, p)) / sd_b(d, p), mean and
+* **z-score** (Chantarat et al. 2013, IBLI): z(d, p, y) = (NDVI(d, p, y) − mean_b(d, p)) / sd_b(d, p), mean and
   sample standard deviation (ddof = 1) over the composites of period p whose calendar year
   is in ``baseline_years`` (inclusive), skipping missing ones. A (district, period) with
   fewer than ``min_baseline_years`` valid baseline values, or a zero sd, has no

@@ -1,6 +1,6 @@
 """Weather-index (rainfall) trigger: phased deficit/excess covers on district daily rainfall.
 
-Three layers, as in xclim (indices / indicators) and STYLE.md:
+Three layers, as in xclim (indices / indicators):
 
 1. *Indices* — pure numpy functions reducing a daily series to one value per window:
    cumulative total, maximum n-day total, longest dry spell, count of rainy days.

@@ -1,6 +1,7 @@
 """Payout curves: map an index value to a payout rate in [0, 1].
 
-These are the shared curves of index products (DOMAIN.md, "Payout curves"): a linear
+These are the shared curves of index products (World Bank 2011, *Weather Index Insurance
+for Agriculture*; Saskatchewan Crop Insurance rainfall schedule): a linear
 tick contract between strike and exit, a stepped schedule of index bands, and a binary
 (all-or-nothing) trigger, each for a deficit (``below``) or excess (``above``) cover.
 They are pure ufunc-style functions: they work elementwise on numpy or dask arrays (and
@@ -89,7 +90,8 @@ def step_rate(index, lower: Sequence[float], upper: Sequence[float], rates: Sequ
     References
     ----------
     Saskatchewan forage rainfall insurance schedule: ≥ 80 % of normal pays 0; 70–72 % pays
-    17.5 %; 50–52 % pays 55 %; < 32 % pays 100 % (DOMAIN.md).
+    17.5 %; 50–52 % pays 55 %; < 32 % pays 100 % (Saskatchewan Crop Insurance Corporation,
+    rainfall insurance schedule).
 
     >>> float(step_rate(71.0, [-np.inf, 70, 80], [32, 72, np.inf], [1.0, 0.175, 0.0]))
     0.175

@@ -1,7 +1,8 @@
 """Policy terms: a small closed set of named rules between gross payout and net payout.
 
 The money path of every product is fixed; **this is the one place the order of the terms
-is stated** (DESIGN.md "Policy terms", STYLE.md "Fixed order for money")::
+is stated** (after OasisLMF's financial module: rules chosen by name, % terms
+converted to amounts first, then small vectorised kernels in a fixed order)::
 
     gross [Rp] -> average clause -> deductible -> limit -> share -> round to rupiah -> net [Rp]
 
@@ -29,7 +30,7 @@ number), percentage terms are converted to rupiah amounts in a separate *prepare
 :func:`apply_franchise_deductible`, :func:`apply_limit`, :func:`apply_share`, in the spirit
 of CLIMADA's ``apply_deductible_to_mat``) do the arithmetic on int64 rupiah arrays.
 
-Config shape (``products[].terms`` in the run YAML; DESIGN.md "Terms keys")::
+Config shape (``products[].terms`` in the run YAML; README "Config reference")::
 
     terms:
       deductible:                       # one of (discriminated on ``kind``):

@@ -3,7 +3,7 @@
 The area-yield trigger (:mod:`panen.triggers.area_yield`) settles a season on these
 functions, and the backtest's loss reference (:func:`panen.engine.research.simulation.yield_losses`)
 measures the realised loss of every past season with the same ones, so the two can never
-disagree on what a district's normal yield or shortfall was. Layers, as in STYLE.md:
+disagree on what a district's normal yield or shortfall was. Layers, as in xclim's indices and indicators:
 
 1. *Tables* — :func:`select_season` (the crop season a product or loss reference reads),
    :func:`wide_table` and :func:`year_columns` (district × year matrices of the yields

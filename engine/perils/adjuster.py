@@ -98,7 +98,7 @@ from panen.engine.errors import ConfigError, InputError, Problem
 from panen.engine.infra.atomic import write_table_atomic
 from panen.engine.infra.text import normalise_label
 from panen.engine.maths.terms import round_rupiah
-from panen.engine.settlement.rates import PolicyAmounts
+from panen.engine.settlement.rates import POLICY_OUTCOMES, PolicyAmounts
 
 __all__ = [
     "ASSESSMENT_COLUMNS",
@@ -475,7 +475,8 @@ def premium(area_ha: float | Sequence[float] | np.ndarray | pd.Series, wording: 
     elif farmer_id is None:
         insured = np.minimum(area, cap)
     else:
-        farmers = pd.factorize(pd.Series(np.asarray(farmer_id, dtype=object)).astype("str"))[0]
+        farmers = pd.factorize(farmer_id if isinstance(farmer_id, pd.Series) else
+                               pd.Series(np.asarray(farmer_id, dtype=object)).astype("str"))[0]
         if len(farmers) != len(area):
             raise ValueError("premium: farmer_id must have one entry per area")
         insured = _fill_caps(area, _micro(area), [(farmers, np.full(len(area), _micro(np.float64(cap))))])
@@ -516,34 +517,45 @@ def policy_amounts(claims: pd.DataFrame, policies: pd.DataFrame, wording: Wordin
     Kementerian Pertanian, Pedoman Teknis AUTP (Rp 6,000,000 per ha per season, at most
     2 ha per farmer; a plot pays its whole insured area on puso).
     """
-    ids = policies["policy_id"].astype(str).to_numpy(dtype=object)
+    ids = _arrow_text(policies["policy_id"])
     insured = premium(policies["area_ha"].to_numpy(np.float64), wording,
-                      farmer_id=policies["farmer_id"].astype(str).to_numpy(dtype=object))["insured_area_ha"]
+                      farmer_id=policies["farmer_id"])["insured_area_ha"]
     si = round_rupiah(insured.to_numpy(np.float64) * wording.sum_insured_per_ha).astype(np.int64)
-    gross = np.zeros(len(ids), np.int64)
-    outcome = np.full(len(ids), "not_assessed", dtype=object)
-    reason = np.full(len(ids), "no_assessment", dtype=object)
+    n = len(ids)
+    gross = np.zeros(n, np.int64)
+    assessed = np.zeros(n, bool)
+    masks = np.zeros(n, np.int64)  # bit i: the policy has a plot declined for REASON_CODES[i]
     if len(claims):
-        position = pd.Index(ids).get_indexer(claims["policy_id"].astype(str).to_numpy(dtype=object))
+        position = pc.fill_null(pc.index_in(_arrow_text(claims["policy_id"]), value_set=ids), -1).to_numpy(
+            zero_copy_only=False)
         known = position >= 0
         at = position[known]
         np.add.at(gross, at, claims["indemnity"].to_numpy(np.int64)[known])
-        outcome[np.unique(at)] = "declined"
-        # the distinct primary reasons of a policy's declined plots, as a bit mask per policy
-        # (a handful of reason codes; a Python loop over a million plots would not do)
-        primary = pd.Categorical(claims["reason"].astype(str).to_numpy(dtype=object)[known],
-                                 categories=list(REASON_CODES)).codes.astype(np.int64)
-        masks = np.zeros(len(ids), np.int64)
+        assessed[at] = True
+        primary = pd.Categorical(claims["reason"], categories=list(REASON_CODES)).codes.astype(np.int64)[known]
         declined_plot = primary > 0  # code 0 is "paid"
         np.bitwise_or.at(masks, at[declined_plot], np.left_shift(1, primary[declined_plot]))
-        for m in np.unique(masks[np.unique(at)]).tolist():
-            text = ";".join(code for i, code in enumerate(REASON_CODES) if m >> i & 1)
-            reason[(masks == m) & (outcome == "declined")] = text
     paid = gross > 0
-    outcome[paid] = "paid"
-    reason[paid] = ""
+    outcome = np.where(paid, POLICY_OUTCOMES.index("paid"),
+                       np.where(assessed, POLICY_OUTCOMES.index("declined"),
+                                POLICY_OUTCOMES.index("not_assessed"))).astype(np.int8)
+    # the distinct primary reasons of a policy's declined plots, ";"-joined in precedence
+    # order: one text per distinct mask (a handful), gathered as a dictionary array
+    masks = np.where(paid, 0, np.where(assessed, masks, -1))
+    codes, uniques = pd.factorize(masks)  # hashing: a handful of distinct masks
+    texts = ["no_assessment" if m < 0 else ";".join(c for i, c in enumerate(REASON_CODES) if m >> i & 1) or None
+             for m in uniques.tolist()]
+    reason = pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), pa.array(texts, pa.string()))
     return PolicyAmounts(product_id=wording.id, policy_ids=ids, gross=gross, outcome=outcome, reason=reason,
                          cohort=np.datetime64(season_start, "D"), sum_insured=si)
+
+
+def _arrow_text(column: pd.Series) -> pa.Array:
+    """A text column as one Arrow string array (no Python objects for arrow-backed columns)."""
+    arr = pa.array(column) if not isinstance(column.dtype, pd.CategoricalDtype) else pa.array(column.astype("str"))
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.cast(arr.type.value_type)
+    return arr.cast(pa.string()) if not pa.types.is_string(arr.type) else arr
 
 
 def _micro(area: np.ndarray) -> np.ndarray:

@@ -186,7 +186,7 @@ def run_batch(config: RunConfig, out_dir: str | Path | None, *, force: bool = Fa
             index_table = steps.district_index(results)
         ledger = money.ledger
         by_product = steps.product_summary(ledger, covers, valid)
-        counts = _counts(opened, valid, rejects, ledger, zoned, covers, claims)
+        counts = _counts(opened, valid, rejects, by_product, zoned, covers, claims, ledger)
         totals, comparison = money.totals, None
         for c in covers:
             if isinstance(c, NamedPerilCover) and ledger.num_rows:
@@ -229,24 +229,26 @@ def _basis_rows(totals: pd.DataFrame) -> pd.DataFrame | None:
     return rows if len(rows) else None
 
 
-def _counts(opened, valid: pd.DataFrame, rejects: pd.DataFrame, ledger: pa.Table, zoned: steps.Zones,
-            covers: list[Cover], claims: dict[str, pd.DataFrame]) -> dict[str, int]:
-    status = pd.Series(ledger["status"].to_pandas(), dtype="str")
-    rate = ledger["payout_rate"].to_numpy(zero_copy_only=False)
-    district = pd.Series(ledger["district_id"].to_pandas(), dtype="str")
-    per_policy = {c.id for c in covers if c.per_policy}
+def _counts(opened, valid: pd.DataFrame, rejects: pd.DataFrame, products: pd.DataFrame, zoned: steps.Zones,
+            covers: list[Cover], claims: dict[str, pd.DataFrame], ledger: pa.Table) -> dict[str, int]:
+    import pyarrow.compute as pc
+
+    per_policy = [c.id for c in covers if c.per_policy]
     districts = zoned.layer if zoned.layer is not None else np.unique(np.concatenate(
         [np.asarray(v, dtype=object) for v in zoned.by_cover.values() if v is not None] or [np.array([], object)]))
+    triggered = ledger.filter(pc.fill_null(pc.greater(ledger["payout_rate"], 0), False))["district_id"]
+    if pa.types.is_dictionary(triggered.type):
+        triggered = pc.cast(triggered, pa.string())
     counts = {
         "policies_read": int(opened[steps.POLICIES].data.n_rows),
         "policies_valid": int(len(valid)),
-        "cover_policies": int(valid["product_id"].astype(str).isin(per_policy).sum()),
+        "cover_policies": int(valid["product_id"].isin(per_policy).sum()),
         "policies_rejected": int((rejects["source"] == "policies").sum() if "source" in rejects else len(rejects)),
         "ledger_rows": int(ledger.num_rows),
         "districts": int(len(districts)),
-        "policies_paid": int((ledger["net_payout"].to_numpy() > 0).sum()),
-        "policies_withheld": int((status == "withheld_missing_data").sum()),
-        "districts_triggered": int(district[np.nan_to_num(rate, nan=0.0) > 0].nunique()),
+        "policies_paid": int(products["policies_paid"].sum()),
+        "policies_withheld": int(products["policies_withheld"].sum()),
+        "districts_triggered": int(pc.count_distinct(triggered).as_py()),
     }
     if claims:
         every = pd.concat(list(claims.values()), ignore_index=True)

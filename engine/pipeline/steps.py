@@ -527,7 +527,7 @@ def adjust_claims(cover: NamedPerilCover, opened: Mapping[str, OpenedInput], val
     """
     from panen.engine.perils.adjuster import adjust, policy_amounts
 
-    mine = valid[(valid["product_id"].astype(str) == cover.id).to_numpy()]
+    mine = valid[(valid["product_id"] == cover.id).to_numpy()]
     assessments = opened[cover.inputs()[0]].data
     start, end = season.start.astype(dt.date), season.end.astype(dt.date)
     claims = adjust(assessments, cover.wording, season_start=start, season_end=end, policies=mine)
@@ -595,38 +595,46 @@ def product_summary(ledger: pa.Table, covers: list[Cover], valid: pd.DataFrame) 
     """Per cover: policies, districts, districts triggered, policies paid/withheld, money [Rp].
 
     A named-peril cover also gets its premium, government subsidy and farmers' share [Rp]
-    (the wording's premium rate on the insured area, capped per farmer).
+    (the wording's premium rate on the insured area, capped per farmer). Computed with
+    Arrow group-bys on the ledger (no per-policy Python objects).
     """
+    import pyarrow.compute as pc
+
     t = ledger
-    frame = pd.DataFrame({
-        "product_id": pd.Series(t["product_id"].to_pandas(), dtype="str"),
-        "district_id": pd.Series(t["district_id"].to_pandas(), dtype="str"),
-        "payout_rate": t["payout_rate"].to_numpy(zero_copy_only=False),
-        "net_payout": t["net_payout"].to_numpy(),
-        "sum_insured": t["sum_insured"].to_numpy(),
-        "status": pd.Series(t["status"].to_pandas(), dtype="str"),
+    product = pc.cast(t["product_id"], pa.string()) if pa.types.is_dictionary(t["product_id"].type) \
+        else t["product_id"]
+    district = pc.cast(t["district_id"], pa.string()) if pa.types.is_dictionary(t["district_id"].type) \
+        else t["district_id"]
+    status = pc.cast(t["status"], pa.string()) if pa.types.is_dictionary(t["status"].type) else t["status"]
+    keys = pa.table({
+        "product_id": product, "district_id": district,
+        "paid": pc.cast(pc.greater(t["net_payout"], 0), pa.int64()),
+        "withheld": pc.cast(pc.equal(status, "withheld_missing_data"), pa.int64()),
+        "triggered": pc.fill_null(pc.greater(t["payout_rate"], 0), False),
+        "sum_insured": t["sum_insured"], "net_payout": t["net_payout"],
     })
-    rows = []
-    for pid, d in frame.groupby("product_id", sort=True):
-        rows.append({
-            "product_id": pid,
-            "policies": int(len(d)),
-            "districts": int(d["district_id"].nunique()),
-            "districts_triggered": int(d.loc[d["payout_rate"] > 0, "district_id"].nunique()),
-            "policies_paid": int((d["net_payout"] > 0).sum()),
-            "policies_withheld": int((d["status"] == "withheld_missing_data").sum()),
-            "sum_insured": int(d["sum_insured"].sum()),
-            "net_payout": int(d["net_payout"].sum()),
-        })
-    out = pd.DataFrame(rows, columns=["product_id", "policies", "districts", "districts_triggered", "policies_paid",
-                                      "policies_withheld", "sum_insured", "net_payout"])
+    per = keys.group_by("product_id", use_threads=False).aggregate(
+        [("district_id", "count"), ("district_id", "count_distinct"), ("paid", "sum"), ("withheld", "sum"),
+         ("sum_insured", "sum"), ("net_payout", "sum")])
+    trig = keys.filter(keys["triggered"]).group_by("product_id", use_threads=False).aggregate(
+        [("district_id", "count_distinct")])
+    triggered = dict(zip(trig["product_id"].to_pylist(), trig["district_id_count_distinct"].to_pylist()))
+    out = pd.DataFrame({
+        "product_id": per["product_id"].to_pylist(),
+        "policies": per["district_id_count"].to_numpy().astype(np.int64),
+        "districts": per["district_id_count_distinct"].to_numpy().astype(np.int64),
+        "districts_triggered": [int(triggered.get(p, 0)) for p in per["product_id"].to_pylist()],
+        "policies_paid": per["paid_sum"].to_numpy().astype(np.int64),
+        "policies_withheld": per["withheld_sum"].to_numpy().astype(np.int64),
+        "sum_insured": per["sum_insured_sum"].to_numpy().astype(np.int64),
+        "net_payout": per["net_payout_sum"].to_numpy().astype(np.int64),
+    }).sort_values("product_id", kind="stable").reset_index(drop=True)
     for c in covers:
         if isinstance(c, NamedPerilCover):
             from panen.engine.perils.adjuster import premium
 
-            mine = valid[(valid["product_id"].astype(str) == c.id).to_numpy()]
-            prem = premium(mine["area_ha"].to_numpy(float), c.wording,
-                           farmer_id=mine["farmer_id"].astype(str).to_numpy())
+            mine = valid[(valid["product_id"] == c.id).to_numpy()]
+            prem = premium(mine["area_ha"].to_numpy(float), c.wording, farmer_id=mine["farmer_id"])
             at = out["product_id"] == c.id
             for col in ("premium", "subsidy", "farmer_share"):
                 if col not in out.columns:

@@ -39,7 +39,7 @@ province
 
 References
 ----------
-Layout follows the outputs listed in README.md ("Outputs") and DESIGN.md ("Outputs").
+Layout follows the outputs listed in README.md ("Outputs").
 """
 
 from __future__ import annotations

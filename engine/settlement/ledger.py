@@ -1,7 +1,7 @@
-"""The payout ledger: one row per valid policy, money in integer rupiah.
+"""The payout ledger: one row per valid policy of every cover, money in integer rupiah.
 
-The money path is fixed (DESIGN.md "Rules that hold everywhere", STYLE.md "Fixed order
-for money")::
+The money path is fixed (README "Rules that always hold"; the order of OasisLMF's financial
+module)::
 
     payout rate [0..1] (RateTable, per district and cohort)
       -> × sum insured [Rp] -> round to rupiah = gross payout
@@ -18,7 +18,7 @@ same bytes for the same inputs. After the sort, rows are built one Parquet row g
 ready (``parquet_path=``), so building and encoding overlap and the file equals, byte for
 byte, the one written from the whole table afterwards.
 
-Ledger columns (the contract, DESIGN.md "Outputs")::
+Ledger columns (the contract, README "Outputs")::
 
     policy_id, farmer_id, district_id, product_id, sum_insured [Rp], payout_rate [fraction],
     gross_payout [Rp], deductible [Rp], net_payout [Rp]
@@ -47,7 +47,7 @@ from panen.engine.errors import DataQualityError, PanenError
 from panen.engine.infra.atomic import PARQUET_OPTIONS, BackgroundParquet
 from panen.engine.infra.arrowcols import dictionary_codes, string_buffers
 from panen.engine.settlement.policies import ProductRules
-from panen.engine.settlement.rates import PolicyAmounts, RateTable
+from panen.engine.settlement.rates import POLICY_OUTCOMES, PolicyAmounts, RateTable
 from panen.engine.maths.terms import Terms, apply_terms, round_rupiah
 
 __all__ = [
@@ -627,23 +627,36 @@ class _CoverAmounts:
 
 def _cover_amounts(source: PolicyAmounts, policy_ids: pa.Array, reasons: _Reasons) -> _CoverAmounts:
     """Look each policy of the block up in the cover's table (absent: not assessed)."""
-    ids = pa.array([str(x) for x in np.asarray(source.policy_ids, dtype=object).tolist()], pa.string())
+    ids = source.policy_ids
+    ids = _one_chunk(ids) if isinstance(ids, pa.ChunkedArray) else ids
     pos = pc.fill_null(pc.index_in(policy_ids, value_set=ids), -1).to_numpy(zero_copy_only=False)
     found = pos >= 0
     at = np.where(found, pos, 0)
-    n = len(pos)
-    gross = np.where(found, np.asarray(source.gross, np.int64)[at] if len(ids) else 0, 0).astype(np.int64)
-    outcome = np.asarray([_OUTCOME_STATUS[o] for o in np.asarray(source.outcome, dtype=object).tolist()], np.int8)
-    status = np.where(found, outcome[at] if len(ids) else 0, _NOT_ASSESSED).astype(np.int8)
-    codes = reasons.codes(np.asarray(source.reason, dtype=object)) if len(ids) else np.zeros(0, np.int32)
-    reason = np.where(found, codes[at] if len(ids) else -1, reasons.code(NOT_ASSESSED_REASON)).astype(np.int32)
+    n_src = len(source.gross)
+    gross = np.where(found, source.gross.astype(np.int64)[at], 0) if n_src else np.zeros(len(pos), np.int64)
+    outcome = np.asarray([_OUTCOME_STATUS[o] for o in POLICY_OUTCOMES], np.int8)[source.outcome]
+    status = np.where(found, outcome[at], _NOT_ASSESSED).astype(np.int8) if n_src else \
+        np.full(len(pos), _NOT_ASSESSED, np.int8)
+    codes = _text_codes(source.reason, reasons)
+    reason = np.where(found, codes[at] if n_src else -1, reasons.code(NOT_ASSESSED_REASON)).astype(np.int32)
     si = None
     if source.sum_insured is not None:
-        si = np.where(found, np.asarray(source.sum_insured, np.int64)[at] if len(ids) else 0, -1).astype(np.int64)
-        if n and (si < 0).any():  # a policy the cover did not assess: the cover must still say its sum insured
+        si = np.where(found, np.asarray(source.sum_insured, np.int64)[at], -1) if n_src else np.full(len(pos), -1)
+        if len(pos) and (si < 0).any():  # a policy the cover did not list: it must still say its sum insured
             raise ValueError(f"PolicyAmounts {source.product_id!r} gives sums insured but not for every policy "
                              f"of the cover")
-    return _CoverAmounts(gross, status, reason, si)
+    return _CoverAmounts(gross.astype(np.int64), status, reason, si)
+
+
+def _text_codes(values: pa.Array | pa.ChunkedArray, reasons: _Reasons) -> np.ndarray:
+    """Reason codes (-1 for null or empty) of a string or dictionary array, through its dictionary."""
+    if isinstance(values, pa.ChunkedArray):
+        values = _one_chunk(values)
+    if not pa.types.is_dictionary(values.type):
+        values = pc.dictionary_encode(values)
+    table = np.array([-1 if not v else reasons.code(v) for v in values.dictionary.to_pylist()] + [-1], np.int32)
+    idx = pc.fill_null(values.indices, len(values.dictionary)).to_numpy(zero_copy_only=False)
+    return table[idx]
 
 
 class _LedgerInputs:

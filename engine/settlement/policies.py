@@ -14,7 +14,7 @@ Two stages, kept apart on purpose:
 Everything is vectorised over Arrow/numpy arrays (a numba kernel finds duplicate policy
 ids by hashing), so a national register of ten million rows validates in seconds.
 
-Register columns (DESIGN.md, "Contract")::
+Register columns (README, "Config reference")::
 
     policy_id, farmer_id, district_id, product_id, area_ha            required
     sum_insured [Rp], sowing_date (ISO), group_id, actual_value [Rp]   optional

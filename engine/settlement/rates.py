@@ -14,6 +14,7 @@ Every cover settles through the one ledger (:func:`panen.engine.settlement.ledge
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -68,8 +69,8 @@ class RateTable:
                              f"n_cohort) = ({nd}, {nc})")
 
 
-#: Outcome of a policy under a named-peril cover (before the ledger applies terms).
-POLICY_OUTCOMES: tuple[str, ...] = ("paid", "declined", "not_assessed", "no_payout")
+#: Outcome of a policy under a named-peril cover (before the ledger applies terms), by code.
+POLICY_OUTCOMES: tuple[str, ...] = ("paid", "no_payout", "declined", "not_assessed")
 
 
 @dataclass(frozen=True)
@@ -81,47 +82,63 @@ class PolicyAmounts:
     product_id
         The cover's id (the register's ``product_id`` of its policies).
     policy_ids
-        ``(n,)`` policy ids [text], each at most once.
+        ``(n,)`` policy ids (an Arrow string array, or anything ``pyarrow.array`` takes),
+        each at most once.
     gross
         ``(n,)`` gross amount per policy [Rp, int64, >= 0] (e.g. the sum of its paid plots'
         indemnities).
     outcome
-        ``(n,)`` one of :data:`POLICY_OUTCOMES` per policy: ``paid`` (gross > 0),
-        ``declined`` (assessed, every claim declined), ``no_payout``.
+        ``(n,)`` int8 codes into :data:`POLICY_OUTCOMES`: ``paid`` (gross > 0),
+        ``no_payout``, ``declined`` (assessed, every claim declined), ``not_assessed``.
     reason
-        ``(n,)`` text: why a policy was declined (reason codes, ``;``-separated), ``""``
-        otherwise.
-    sum_insured
-        Optional ``(n,)`` sum insured per policy [Rp, int64] as the cover fixes it (AUTP:
-        the insured area, capped per farmer, × Rp/ha); ``None``: the register's
-        ``sum_insured``, else area × the product's Rp/ha.
+        ``(n,)`` text (an Arrow string or dictionary array): why a policy was declined or
+        not assessed (reason codes, ``;``-separated), empty or null otherwise.
     cohort
         The cover's single window anchor [datetime64[D]] (the season start).
+    sum_insured
+        Optional ``(n,)`` sum insured per policy [Rp, int64] as the cover fixes it (AUTP:
+        the insured area, capped per farmer, × Rp/ha) — then every policy of the cover must
+        be listed; ``None``: the register's ``sum_insured``, else area × the product's Rp/ha.
 
-    Policies of the cover that are not in ``policy_ids`` were not assessed: the ledger
-    gives them gross 0, status ``not_assessed`` and reason ``no_assessment``.
+    Policies of the cover absent from ``policy_ids`` were not assessed: the ledger gives
+    them gross 0, status ``not_assessed`` and reason ``no_assessment``.
     """
 
     product_id: str
-    policy_ids: np.ndarray
+    policy_ids: Any
     gross: np.ndarray
     outcome: np.ndarray
-    reason: np.ndarray
+    reason: Any
     cohort: np.datetime64
     sum_insured: np.ndarray | None = None
     anchor: str = "season_start"
 
     def __post_init__(self) -> None:
-        n = len(self.policy_ids)
+        import pyarrow as pa
+
+        ids = self.policy_ids if isinstance(self.policy_ids, (pa.Array, pa.ChunkedArray)) else pa.array(
+            [str(x) for x in np.asarray(self.policy_ids, dtype=object).tolist()], pa.string())
+        reason = self.reason if isinstance(self.reason, (pa.Array, pa.ChunkedArray)) else pa.array(
+            [None if x is None else str(x) for x in np.asarray(self.reason, dtype=object).tolist()], pa.string())
+        object.__setattr__(self, "policy_ids", ids)
+        object.__setattr__(self, "reason", reason)
+        object.__setattr__(self, "gross", np.asarray(self.gross))
+        object.__setattr__(self, "outcome", np.asarray(self.outcome, dtype=np.int8))
+        n = len(ids)
         for name in ("gross", "outcome", "reason") + (("sum_insured",) if self.sum_insured is not None else ()):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"PolicyAmounts {self.product_id!r}: {name} has {len(getattr(self, name))} "
                                  f"entries for {n} policies")
-        gross = np.asarray(self.gross)
-        if n and (gross.dtype.kind not in "iu" or gross.min() < 0):
+        if n and (self.gross.dtype.kind not in "iu" or self.gross.min() < 0):
             raise ValueError(f"PolicyAmounts {self.product_id!r}: gross amounts must be whole rupiah >= 0")
-        bad = set(np.unique(np.asarray(self.outcome, dtype=object)).tolist()) - set(POLICY_OUTCOMES)
-        if bad:
-            raise ValueError(f"PolicyAmounts {self.product_id!r}: unknown outcome(s) {sorted(bad)}")
-        if len(set(np.asarray(self.policy_ids, dtype=object).tolist())) != n:
-            raise ValueError(f"PolicyAmounts {self.product_id!r}: a policy id appears more than once")
+        if n and (self.outcome.min() < 0 or self.outcome.max() >= len(POLICY_OUTCOMES)):
+            raise ValueError(f"PolicyAmounts {self.product_id!r}: outcome codes must index POLICY_OUTCOMES")
+        if n and ids.null_count:
+            raise ValueError(f"PolicyAmounts {self.product_id!r}: a policy id is missing")
+        if n:
+            from panen.engine.settlement.policies import _occurrences  # the register's hash kernel (numba)
+
+            counts, _ = _occurrences(ids, np.ones(n, bool))
+            if (counts > 1).any():
+                raise ValueError(f"PolicyAmounts {self.product_id!r}: policy id "
+                                 f"{ids[int(np.argmax(counts > 1))].as_py()!r} appears more than once")
