@@ -40,9 +40,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
 
 from panen.engine.errors import ConfigError, InputError
+from panen.engine.research.scores import contingency, ratio, spearman
 
 __all__ = [
     "BASIS_RISK_COLUMNS",
@@ -103,7 +103,8 @@ def event_metrics(payout: Sequence[float] | np.ndarray, loss: Sequence[float] | 
         * ``loss_years_unpaid_share`` = b / (a + b) (= 1 − POD);
         * ``payout_balance`` = Σ payout / Σ loss;
         * ``spearman``: Spearman rank correlation of payout and loss (average ranks for
-          ties; :func:`scipy.stats.spearmanr`); NaN when either is constant or n < 2.
+          ties; :func:`panen.engine.research.scores.spearman`); NaN when either is
+          constant or n < 2.
 
         Ratios with a zero denominator are NaN.
 
@@ -119,19 +120,16 @@ def event_metrics(payout: Sequence[float] | np.ndarray, loss: Sequence[float] | 
     (2, 1, 1, 0.6666666666666666)
     """
     p, x = _paired(payout, loss)
-    paid, lost = p > payout_threshold, x > loss_threshold
-    a = int(np.sum(paid & lost))
-    b = int(np.sum(~paid & lost))
-    c = int(np.sum(paid & ~lost))
-    d = int(np.sum(~paid & ~lost))
+    paid = p > payout_threshold
+    t = contingency(paid, x > loss_threshold)
     total_loss = float(x.sum())
     return {
-        "seasons": int(p.size), "hits": a, "misses": b, "false_alarms": c, "correct_negatives": d,
-        "pod": _ratio(a, a + b), "far": _ratio(c, a + c), "threat_score": _ratio(a, a + b + c),
-        "unpaid_loss_share": _ratio(float(x[~paid].sum()), total_loss),
-        "loss_years_unpaid_share": _ratio(b, a + b),
-        "payout_balance": _ratio(float(p.sum()), total_loss),
-        "spearman": _spearman(p, x),
+        "seasons": int(p.size), "hits": int(t.hits), "misses": int(t.misses), "false_alarms": int(t.false_alarms),
+        "correct_negatives": int(t.correct_negatives), "pod": t.pod, "far": t.far, "threat_score": t.threat_score,
+        "unpaid_loss_share": ratio(float(x[~paid].sum()), total_loss),
+        "loss_years_unpaid_share": t.loss_years_unpaid_share,
+        "payout_balance": ratio(float(p.sum()), total_loss),
+        "spearman": spearman(p, x),
     }
 
 
@@ -182,7 +180,7 @@ def hedging_effectiveness(revenue: Sequence[float] | np.ndarray, premium: float 
     mu0 = y0.mean(axis=-1, keepdims=True)
     sv0 = np.mean(np.minimum(y0 - mu0, 0.0) ** 2, axis=-1)
     sv = np.mean(np.minimum(y - mu0, 0.0) ** 2, axis=-1)
-    he = 1.0 - _ratio(sv, sv0)
+    he = 1.0 - ratio(sv, sv0)
     return float(he) if np.ndim(he) == 0 else he
 
 
@@ -397,7 +395,7 @@ def basis_risk_table(sim: pd.DataFrame, losses: pd.DataFrame, *, by: Iterable[st
         he = hedging_effectiveness(rev, prem, p)
 
         def stats(p_, x_, rev_, prem_):
-            return np.stack([_pod(p_ > payout_threshold, x_ > loss_threshold), _spearman_rows(p_, x_),
+            return np.stack([contingency(p_ > payout_threshold, x_ > loss_threshold).pod, spearman(p_, x_),
                              hedging_effectiveness(rev_, prem_, p_)], axis=-1)
 
         ci = bootstrap_ci(stats, p, x, rev, prem, n_boot=n_boot, alpha=alpha, seed=seed, vectorized=True)
@@ -410,7 +408,7 @@ def basis_risk_table(sim: pd.DataFrame, losses: pd.DataFrame, *, by: Iterable[st
 
 
 # ---------------------------------------------------------------------------------------
-# helpers (vectorised over leading axes; seasons on the last axis)
+# helpers
 # ---------------------------------------------------------------------------------------
 
 
@@ -421,60 +419,6 @@ def _paired(payout: Any, loss: Any) -> tuple[np.ndarray, np.ndarray]:
         raise InputError(f"payout {p.shape} and loss {x.shape} must be 1-D of equal length")
     ok = np.isfinite(p) & np.isfinite(x)
     return p[ok], x[ok]
-
-
-def _ratio(numerator: Any, denominator: Any) -> Any:
-    """numerator / denominator, NaN where the denominator is 0; a float for scalars."""
-    num = np.asarray(numerator, dtype=np.float64)
-    den = np.asarray(denominator, dtype=np.float64)
-    out = np.divide(num, den, out=np.full(np.broadcast(num, den).shape, np.nan), where=den != 0)
-    return float(out) if out.ndim == 0 else out
-
-
-def _pod(paid: np.ndarray, lost: np.ndarray) -> Any:
-    """Probability of detection a / (a + b) along the last axis."""
-    return _ratio(np.sum(paid & lost, axis=-1), np.sum(lost, axis=-1))
-
-
-def _spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman rank correlation of two 1-D series (:func:`scipy.stats.spearmanr`, average
-    ranks for ties); NaN when fewer than two pairs or a side is constant."""
-    if x.size < 2 or np.all(x == x[0]) or np.all(y == y[0]):
-        return float("nan")
-    return float(spearmanr(x, y).statistic)
-
-
-def _spearman_rows(x: np.ndarray, y: np.ndarray) -> Any:
-    """Spearman rank correlation along the last axis, vectorised over leading axes.
-
-    The same definition as :func:`_spearman` (Pearson correlation of the average ranks,
-    :func:`_average_ranks`) in one pass over stacked bootstrap resamples; NaN where a row
-    is constant (all-equal ranks have exactly zero deviations).
-    """
-    rx = _average_ranks(x)
-    ry = _average_ranks(y)
-    rx -= rx.mean(axis=-1, keepdims=True)
-    ry -= ry.mean(axis=-1, keepdims=True)
-    den = np.sqrt(np.sum(rx * rx, axis=-1) * np.sum(ry * ry, axis=-1))
-    return np.clip(_ratio(np.sum(rx * ry, axis=-1), den), -1.0, 1.0)
-
-
-def _average_ranks(x: np.ndarray) -> np.ndarray:
-    """1-based ranks along the last axis, ties sharing their average rank (as
-    ``scipy.stats.rankdata(method="average")``), for finite input, in O(n log n) per row."""
-    n = x.shape[-1]
-    order = np.argsort(x, axis=-1, kind="stable")
-    s = np.take_along_axis(x, order, axis=-1)
-    pos = np.broadcast_to(np.arange(n), s.shape)
-    first = np.ones(s.shape, dtype=bool)  # first of a run of equal values
-    first[..., 1:] = s[..., 1:] != s[..., :-1]
-    last = np.ones(s.shape, dtype=bool)   # last of a run
-    last[..., :-1] = first[..., 1:]
-    start = np.maximum.accumulate(np.where(first, pos, 0), axis=-1)
-    end = np.flip(np.minimum.accumulate(np.flip(np.where(last, pos, n), axis=-1), axis=-1), axis=-1)
-    ranks = np.empty(s.shape, dtype=np.float64)
-    np.put_along_axis(ranks, order, (start + end) / 2.0 + 1.0, axis=-1)
-    return ranks
 
 
 def _numeric(column: pd.Series) -> pd.Series:
