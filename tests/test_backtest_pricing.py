@@ -244,6 +244,22 @@ def test_optimise_chooses_a_design_within_the_grid_and_writes_a_valid_term_sheet
     assert sheet.phases[0].start_day == 0 and sheet.phases[0].end_day == 40  # the windows are not searched
 
 
+def test_backtesting_the_chosen_term_sheet_reports_the_designs_hedging_effectiveness(run, archive):
+    # one HE definition: basis_risk.csv of the chosen term sheet, backtested on the same data,
+    # reports the HE, POD and premium the design search printed for it (before the fix: the
+    # basis HE took pricing's per-district premium about one pooled mean, the design its
+    # pooled premium about per-district means — they disagreed for the same term sheet)
+    out, _ = run
+    chosen = read(out, "design_chosen.csv").iloc[0]
+    sheet = yaml.safe_load((out / "design_rain.yaml").read_text())
+    res = backtest(config(archive, "chosen.yaml", **SECTIONS, products=[sheet]), YEARS)
+    b = res.basis_risk[res.basis_risk["scope"] == "product"].iloc[0]
+    assert b["seasons"] == chosen["seasons"] == 19
+    assert b["hedging_effectiveness"] == pytest.approx(chosen["hedging_effectiveness"], rel=1e-9, abs=1e-12)
+    assert b["pod"] == pytest.approx(chosen["pod"]) and b["premium_rate"] == pytest.approx(chosen["gross_premium_rate"])
+    assert res.summary.set_index("product_id").loc["rain", "hedging_effectiveness"] == b["hedging_effectiveness"]
+
+
 def test_design_section_with_constraints_and_a_loss_table(archive, tmp_path):
     losses = tmp_path / "losses.csv"
     ref = pd.read_csv(archive / "yields.csv")  # any table of district_id, season, loss

@@ -13,9 +13,9 @@ from panen.engine.research.basis import (
     basis_risk_table,
     bootstrap_ci,
     event_metrics,
-    hedging_effectiveness,
 )
 from panen.engine.errors import InputError
+from panen.engine.research.scores import hedging_effectiveness
 
 # six seasons of one district: index payout and reference loss [fraction of sum insured]
 PAYOUT = [0.0, 0.2, 0.0, 0.5, 0.1, 0.0]

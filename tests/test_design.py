@@ -291,3 +291,35 @@ def test_chosen_design_becomes_a_valid_term_sheet(one_district):
     sheet = to_term_sheet(params, res.chosen.iloc[0], max_rate=0.9)
     assert sheet.phases[0].strike == res.chosen.iloc[0]["p1.strike"] and sheet.season_cap == 0.9
     assert params.phases[0].strike == 70
+
+
+def plain_pooled_he(loss_by_district, payout_by_district, loading):
+    """HE pooled over districts, each season's shortfall measured below its own district's mean
+    uninsured revenue, each district paying its own loaded burn cost (loops, no numpy)."""
+    below0 = below = 0.0
+    for d, loss in loss_by_district.items():
+        pay = list(payout_by_district[d])
+        y0 = [1.0 - x for x in loss]
+        mu = sum(y0) / len(y0)
+        premium = sum(pay) / len(pay) * (1.0 + loading)
+        below0 += sum(min(v - mu, 0.0) ** 2 for v in y0)
+        below += sum(min(v - premium + p - mu, 0.0) ** 2 for v, p in zip(y0, pay))
+    return 1.0 - below / below0
+
+
+def test_design_he_equals_the_basis_risk_he_of_the_same_term_sheet_over_several_districts():
+    from panen.engine.research.basis import basis_risk_table
+
+    idx = {"d1": INDEX, "d2": INDEX[::-1] + 15.0}
+    loss = {"d1": true_loss(INDEX), "d2": np.clip(0.5 * true_loss(INDEX[::-1] + 15.0) + 0.1, 0, 1)}
+    sim, losses = tables(idx, loss)
+    space = DesignSpace(phases={"p1": PhaseSpace(strikes=[95.0], exits=[35.0])})
+    res = search(sim, losses, space)  # loadings 25 % + 10 %
+    design_he = res.designs["hedging_effectiveness"].iloc[0]
+    payout = {d: plain_payout(v, 95.0, 35.0) for d, v in idx.items()}
+    assert design_he == pytest.approx(plain_pooled_he(loss, payout, 0.35), rel=1e-12)
+    rates = sim.assign(payout_rate=np.concatenate([payout["d1"], payout["d2"]]))
+    basis = basis_risk_table(rates, losses, by=("product_id",), loadings=(0.25, 0.10), n_boot=20)
+    assert basis["hedging_effectiveness"].iloc[0] == pytest.approx(design_he, rel=1e-12)
+    # the premium both use is each district's loaded burn cost; the design's gross rate is their mean
+    assert basis["premium_rate"].iloc[0] == pytest.approx(res.designs["gross_premium_rate"].iloc[0], rel=1e-12)

@@ -66,3 +66,47 @@ def test_spearman_by_hand_with_and_without_ties():
     rows = spearman(np.array([[10.0, 20.0, 30.0, 40.0], [1.0, 1.0, 1.0, 1.0]]), np.array([1.0, 3.0, 2.0, 4.0]))
     np.testing.assert_allclose(rows, [0.8, np.nan])
     assert math.isnan(spearman([1.0], [2.0])) and math.isnan(spearman([], []))
+
+
+# --------------------------------------------------------------------------- hedging effectiveness
+# two districts: A (2 seasons) and B (3 seasons)
+REVENUE = np.array([1.0, 0.6, 0.9, 0.5, 0.7])
+PAYOUT = np.array([0.0, 0.2, 0.0, 0.3, 0.0])
+DISTRICT = np.array([0, 0, 1, 1, 1])
+# district means of the uninsured revenue: A (1.0 + 0.6) / 2 = 0.8, B (0.9 + 0.5 + 0.7) / 3 = 0.7
+# uninsured shortfalls below them: A [0, −0.2], B [0, −0.2, 0] → Σ min(Y0 − μ, 0)² = 0.04 + 0.04 = 0.08
+
+
+def test_premium_is_each_districts_loaded_burn_cost():
+    from panen.engine.research.scores import district_means, premium_rates
+
+    # burn A = (0 + 0.2) / 2 = 0.1, burn B = (0 + 0.3 + 0) / 3 = 0.1; × 1.35 = 0.135
+    np.testing.assert_allclose(premium_rates(PAYOUT, DISTRICT), [0.1] * 5)
+    np.testing.assert_allclose(premium_rates(PAYOUT, DISTRICT, expense_loading=0.25, profit_loading=0.10),
+                               [0.135] * 5)
+    np.testing.assert_allclose(district_means(REVENUE, DISTRICT), [0.8, 0.8, 0.7, 0.7, 0.7])
+
+
+def test_he_by_hand_below_each_districts_mean():
+    from panen.engine.research.scores import hedging_effectiveness
+
+    # fair premium 0.1 in both: Y = [0.9, 0.7 | 0.8, 0.7, 0.6]; Y − μ = [0.1, −0.1 | 0.1, 0, −0.1]
+    # Σ min(·, 0)² = 0.01 + 0.01 = 0.02 → HE = 1 − 0.02 / 0.08 = 0.75
+    assert hedging_effectiveness(REVENUE, 0.1, PAYOUT, DISTRICT) == pytest.approx(0.75)
+    # loaded premium 0.135: Y − μ = [0.065, −0.135 | 0.065, −0.035, −0.135]
+    # Σ = 0.018225 + 0.001225 + 0.018225 = 0.037675 → HE = 1 − 0.037675 / 0.08 = 0.5290625
+    assert hedging_effectiveness(REVENUE, 0.135, PAYOUT, DISTRICT) == pytest.approx(0.5290625)
+    # one pooled mean (0.74) would instead count B's lower average as downside:
+    # Y0 − 0.74 = [.26, −.14, .16, −.24, −.04] → 0.0196 + 0.0576 + 0.0016 = 0.0788
+    # Y − 0.74 = [.16, −.04, .06, −.04, −.14] → 0.0016 + 0.0016 + 0.0196 = 0.0228 → 1 − 0.0228 / 0.0788
+    assert hedging_effectiveness(REVENUE, 0.1, PAYOUT) == pytest.approx(1 - 0.0228 / 0.0788)
+
+
+def test_he_is_vectorised_over_candidates_and_nan_without_downside():
+    from panen.engine.research.scores import hedging_effectiveness
+
+    payouts = np.stack([PAYOUT, np.zeros(5)])  # the second candidate pays nothing at no premium: HE 0
+    premium = np.array([[0.1], [0.0]])
+    np.testing.assert_allclose(hedging_effectiveness(REVENUE, premium, payouts, DISTRICT), [0.75, 0.0])
+    # each district's revenue constant: nothing below its mean to hedge → NaN, never 0 or 1
+    assert math.isnan(hedging_effectiveness([1.0, 1.0, 0.5, 0.5], 0.0, [0.0, 0.0, 0.1, 0.0], [0, 0, 1, 1]))

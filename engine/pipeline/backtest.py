@@ -841,17 +841,19 @@ def _analyse(config: RunConfig, result: BacktestResult, tables: dict[str, pd.Dat
         notes.append(f"loss reference ({ref.source}): {len(usable):,} district-season loss rates within the "
                      f"backtest's districts and seasons ({int((usable['loss'] > ref.loss_threshold).sum()):,} "
                      f"loss seasons)")
-        premium = None
-        if result.pricing is not None:
-            premium = result.pricing.rename(columns={"gross_premium_rate": "premium_rate"})
-        result.basis_risk = basis_risk(result, result.losses, premium=premium, loss_threshold=ref.loss_threshold)
-        if optimise or config.design is not None:
-            from panen.engine.config import DesignConfig, PricingConfig
+        # one premium rule for the hedging effectiveness of basis_risk.csv and of the design
+        # search: each district's burn cost, loaded by the pricing section's loadings
+        # (the defaults without one), so both report the same HE for the same term sheet
+        from panen.engine.config import PricingConfig
 
-            p = config.pricing or PricingConfig()
+        p = config.pricing or PricingConfig()
+        loadings = (p.expense_loading, p.profit_loading)
+        result.basis_risk = basis_risk(result, result.losses, loadings=loadings, loss_threshold=ref.loss_threshold)
+        if optimise or config.design is not None:
+            from panen.engine.config import DesignConfig
+
             result.design = design_search(config, result, result.losses, config.design or DesignConfig(),
-                                          loadings=(p.expense_loading, p.profit_loading),
-                                          loss_threshold=ref.loss_threshold)
+                                          loadings=loadings, loss_threshold=ref.loss_threshold)
             notes.extend(result.design.notes)
     if config.pricing is not None or ref is not None:
         result.summary = pricing_summary(result)

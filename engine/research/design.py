@@ -18,26 +18,30 @@ Per candidate design (pooled over the zone's district-seasons):
 * payout rate of a district-season = min(Σ_phases weight × linear_rate(index; strike,
   exit), ``max_rate``) [fraction of sum insured] — the weather trigger's rule, with
   ``max_rate`` as the season cap;
-* ``burn_cost`` = mean payout rate (pure premium rate, DOMAIN.md "Pricing");
+* ``burn_cost`` = mean payout rate over the zone's district-seasons (pure premium rate);
   ``gross_premium_rate`` = burn cost × (1 + expense + profit loading)
-  (:func:`panen.engine.research.pricing.gross_premium_rate`);
+  (:func:`panen.engine.research.pricing.gross_premium_rate`) — the season-weighted mean of
+  the district premiums;
 * ``payout_frequency`` = share of district-seasons with a payout > 0;
-* ``pod`` = a / (a + b) and ``missed_loss_year_share`` = b / (a + b) (DOMAIN.md
-  "Basis-risk metrics"; a payout event is payout > ``payout_threshold``, a loss event
-  loss > ``loss_threshold``);
+* ``pod`` = a / (a + b) and ``missed_loss_year_share`` = b / (a + b)
+  (:func:`panen.engine.research.scores.contingency`; a payout event is payout >
+  ``payout_threshold``, a loss event loss > ``loss_threshold``);
 * ``payout_in_worst_share``: share of the *worst loss seasons* in which the design pays
   more than ``meaningful_rate``. The worst seasons of a district are its
   k = ⌈q × n⌉ (at least 1) seasons of largest loss (ties: the earlier season first), n its
   compared seasons, keeping only seasons with a loss event;
-* ``hedging_effectiveness`` (semivariance, Vedenov & Barnett 2004) on the normalised income
-  **revenue = 1 − loss**, with **premium = the candidate's own gross premium rate**, so a
-  more generous design also costs more: insured income Y = 1 − loss − gross rate + payout.
-  The downside is measured about each district's own uninsured mean revenue μ_d and pooled
-  over the zone: HE = 1 − Σ min(Y − μ_d, 0)² / Σ min(1 − loss − μ_d, 0)². For one district
-  this is exactly :func:`panen.engine.research.basis.hedging_effectiveness`. With loadings the
-  premium exceeds the expected payout, so the design that replicates the loss exactly is in
-  general *not* the HE-optimal one (a slightly cheaper or steeper design can beat it);
-  with ``loadings=(0, 0)`` (fair premium) an exact replica reaches HE = 1.
+* ``hedging_effectiveness``: :func:`panen.engine.research.scores.hedging_effectiveness`
+  (semivariance below each district's own mean uninsured income, pooled over the zone's
+  district-seasons; Vedenov & Barnett 2004) on the normalised income **revenue = 1 − loss**,
+  with the candidate's own premium: each district's burn cost under the candidate, loaded
+  (:func:`panen.engine.research.scores.premium_rates`), so a more generous design also
+  costs more: insured income Y = 1 − loss − premium + payout. This is the rule of
+  :func:`panen.engine.research.basis.basis_risk_table` with the same loadings: the HE of a
+  chosen design is the HE ``basis_risk.csv`` reports when that term sheet is backtested.
+  With loadings the premium exceeds the expected payout, so the design that replicates
+  the loss exactly is in general *not* the HE-optimal one (a slightly cheaper or steeper
+  design can beat it); with ``loadings=(0, 0)`` (fair premium) an exact replica reaches
+  HE = 1.
 
 Constraints (:class:`Constraints`) make a candidate infeasible — a premium cap on the gross
 rate and a minimum meaningful-payout share in the worst seasons — and each infeasible
@@ -80,6 +84,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from panen.engine.maths.curves import linear_rate
 from panen.engine.errors import ConfigError, InputError
 from panen.engine.research.pricing import gross_premium_rate
+from panen.engine.research.scores import contingency, hedging_effectiveness, premium_rates
 
 __all__ = [
     "DESIGN_METRICS",
@@ -722,15 +727,12 @@ def _evaluate(index: np.ndarray, loss: np.ndarray, district: np.ndarray, grids: 
     shape = (len(weight_sets), *(g[0].size for g in grids))
     total = math.prod(shape)
     lost = loss > loss_threshold
-    n_lost = int(lost.sum())
     worst = _worst_mask(loss, district, cons.worst_share) & lost
     n_worst = int(worst.sum())
     revenue = 1.0 - loss
-    counts = np.bincount(district)
-    mu = (np.bincount(district, weights=revenue) / counts)[district]  # each district's uninsured mean revenue
-    sv0 = float(np.sum(np.minimum(revenue - mu, 0.0) ** 2))
     out = {k: np.empty(total) for k in ("burn_cost", "gross_premium_rate", "payout_frequency", "max_payout_rate",
-                                        "pod", "payout_in_worst_share", "hedging_effectiveness")}
+                                        "pod", "missed_loss_year_share", "payout_in_worst_share",
+                                        "hedging_effectiveness")}
     batch = max(1, _CELLS_PER_BATCH // max(n, 1))
     for start in range(0, total, batch):
         sl = slice(start, min(start + batch, total))
@@ -741,20 +743,19 @@ def _evaluate(index: np.ndarray, loss: np.ndarray, district: np.ndarray, grids: 
             pay += w[:, k:k + 1] * r[idx[k + 1]]
         np.minimum(pay, cons.max_rate, out=pay)
         burn = pay.mean(axis=1)
-        gross = gross_premium_rate(burn, expense_loading=expense, profit_loading=profit)
-        paid = pay > payout_threshold
+        events = contingency(pay > payout_threshold, lost)
+        premium = premium_rates(pay, district, expense_loading=expense, profit_loading=profit)
         out["burn_cost"][sl] = burn
-        out["gross_premium_rate"][sl] = gross
+        out["gross_premium_rate"][sl] = gross_premium_rate(burn, expense_loading=expense, profit_loading=profit)
         out["payout_frequency"][sl] = (pay > 0).mean(axis=1)
         out["max_payout_rate"][sl] = pay.max(axis=1)
-        out["pod"][sl] = (paid & lost).sum(axis=1) / n_lost if n_lost else np.nan
+        out["pod"][sl] = events.pod
+        out["missed_loss_year_share"][sl] = events.loss_years_unpaid_share
         out["payout_in_worst_share"][sl] = ((pay[:, worst] > cons.meaningful_rate).sum(axis=1) / n_worst
                                             if n_worst else np.nan)
-        shortfall = np.minimum(revenue - gross[:, None] + pay - mu, 0.0)
-        out["hedging_effectiveness"][sl] = 1.0 - np.sum(shortfall**2, axis=1) / sv0 if sv0 > 0 else np.nan
+        out["hedging_effectiveness"][sl] = hedging_effectiveness(revenue, premium, pay, district)
     table = pd.DataFrame(out)
     table.insert(0, "seasons", n)
-    table["missed_loss_year_share"] = 1.0 - table["pod"]
     table["worst_seasons"] = n_worst
     all_idx = np.unravel_index(np.arange(total), shape)
     for k, (s, e) in enumerate(grids):

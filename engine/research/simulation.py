@@ -507,7 +507,7 @@ def tail_table(result, pricing) -> tuple[pd.DataFrame, dict[str, pd.Series], lis
 BASIS_BOOTSTRAP = {"n_boot": 1000, "seed": 0, "alpha": 0.05}
 
 
-def basis_risk(result, losses: pd.DataFrame, *, premium: pd.DataFrame | None = None,
+def basis_risk(result, losses: pd.DataFrame, *, loadings: tuple[float, float] = (0.0, 0.0),
                loss_threshold: float = 0.0) -> pd.DataFrame:
     """Basis risk of every product against the loss reference, per district and per product.
 
@@ -515,10 +515,25 @@ def basis_risk(result, losses: pd.DataFrame, *, premium: pd.DataFrame | None = N
     loss rate of the same district and season (:func:`panen.engine.research.basis.basis_risk_table`;
     flagged seasons and unknown losses are left out). Rows with ``scope = "district"`` are
     one product in one district; ``scope = "product"`` pools the product's district-seasons
-    (``district_id`` empty). The hedging effectiveness uses revenue = 1 − loss and, as the
-    premium, each district's gross premium rate (``premium``: ``product_id, district_id,
-    premium_rate``; from ``pricing.csv``) or, without a pricing section, its burn cost.
-    Percentile intervals from 1,000 bootstrap resamples (seed 0).
+    (``district_id`` empty). The hedging effectiveness
+    (:func:`panen.engine.research.scores.hedging_effectiveness`) uses revenue = 1 − loss and,
+    as the premium, each district's burn cost over its compared seasons loaded by
+    ``loadings`` (:func:`panen.engine.research.scores.premium_rates`) — the rule of the
+    trigger-design search, so ``basis_risk.csv`` and ``design_chosen.csv`` give the same HE
+    for the same term sheet. It equals ``pricing.csv``'s gross rate when every assessed
+    season has a known loss and the pricing adds no risk load and no detrending. Percentile
+    intervals from 1,000 bootstrap resamples (seed 0).
+
+    Parameters
+    ----------
+    result
+        A backtest result (see the module docstring).
+    losses
+        Loss reference ``district_id, season, loss`` [fraction 0..1, NaN = unknown].
+    loadings
+        ``(expense_loading, profit_loading)`` of the premium [fraction of the pure rate].
+    loss_threshold
+        A loss event is loss > this [fraction].
 
     Returns
     -------
@@ -529,13 +544,8 @@ def basis_risk(result, losses: pd.DataFrame, *, premium: pd.DataFrame | None = N
     from panen.engine.research.basis import BASIS_RISK_COLUMNS, basis_risk_table
 
     sim = _season_rates(result).dropna(subset=["payout_rate"])
-    if premium is None:
-        premium = sim.groupby(["product_id", "district_id"], as_index=False)["payout_rate"].mean().rename(
-            columns={"payout_rate": "premium_rate"})
-    sim = sim.merge(premium[["product_id", "district_id", "premium_rate"]], on=["product_id", "district_id"],
-                    how="left")
     lo = losses[["district_id", "season", "loss"]].astype({"district_id": str})
-    kw = dict(premium="premium_rate", loss_threshold=loss_threshold, **BASIS_BOOTSTRAP)
+    kw = dict(loadings=tuple(loadings), loss_threshold=loss_threshold, **BASIS_BOOTSTRAP)
     per_d = basis_risk_table(sim, lo, by=("product_id", "district_id"), **kw)
     per_p = basis_risk_table(sim, lo, by=("product_id",), **kw)
     per_d.insert(0, "scope", "district")
