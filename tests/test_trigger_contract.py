@@ -149,3 +149,25 @@ def test_bad_parameters_are_rejected_at_load_naming_product_parameter_and_range(
         parse_config(cfg, base_dir=tmp_path)
     msgs = [str(p) for p in e.value.problems]
     assert any("product 'cover-x'" in m and key in m and words in m for m in msgs), msgs
+
+
+def test_a_redesignable_trigger_reprices_its_own_index_values_as_evaluate_does(trigger):
+    """The design-search hooks: either all declared, or none. A trigger with design terms gives,
+    through rates_from_index, the phase rates evaluate gave (for one term sheet and for a batch
+    of candidates), and with_design rebuilds a term sheet its Params accept, curves kept."""
+    cls = triggers()[trigger]
+    params = _params(trigger, EXAMPLES[trigger][0])
+    terms = cls.design_terms(params)
+    out = cls().evaluate(params, _inputs(trigger)).data
+    if terms is None:
+        assert cls.rates_from_index(params, out["index_value"]) is None
+        return
+    assert [p.name for p in terms.phases] == [str(n) for n in out["phase"].values]
+    again = cls.rates_from_index(params, out["index_value"])
+    assert again.dims == out["phase_rate"].dims
+    np.testing.assert_array_equal(again.values, out["phase_rate"].values)
+    rebuilt = cls.with_design(params, terms)
+    assert isinstance(rebuilt, cls.Params) and cls.design_terms(rebuilt) == terms
+    batch = cls.rates_from_index([params, rebuilt], out["index_value"])
+    assert batch.dims == ("candidate", *out["phase_rate"].dims)
+    np.testing.assert_array_equal(batch.values[1], out["phase_rate"].values)
