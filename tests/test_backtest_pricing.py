@@ -260,6 +260,38 @@ def test_backtesting_the_chosen_term_sheet_reports_the_designs_hedging_effective
     assert res.summary.set_index("product_id").loc["rain", "hedging_effectiveness"] == b["hedging_effectiveness"]
 
 
+#: A binary dry-spell phase (days below 2.5 mm: 0 in a normal season of 3 mm/day, 40 in the planted
+#: droughts) and a step schedule on the total (trigger point 100 mm).
+STEPS = {"id": "steps", "trigger": "weather_index", "sum_insured_per_ha": 6_000_000, "phases": [
+    {"name": "spell", "start_day": 0, "end_day": 40, "index": "dry_spell", "dry_threshold": 2.5, "direction": "above",
+     "strike": 20, "curve": "binary", "weight": 0.5},
+    {"name": "total", "start_day": 0, "end_day": 40, "index": "total", "direction": "below", "strike": 100,
+     "curve": "step", "weight": 0.5, "bands": [{"max": 70, "rate": 1.0}, {"min": 70, "max": 100, "rate": 0.4}]}]}
+
+
+def test_binary_and_step_designs_reload_as_the_same_term_sheet_and_pay_as_designed(archive, tmp_path):
+    out = tmp_path / "steps"
+    res = backtest(config(archive, "steps.yaml", **SECTIONS, products=[RAIN, STEPS], design={}), YEARS,
+                   out_dir=out)
+    chosen = res.design.results["steps"].chosen.iloc[0]
+    sheet = WeatherIndexParams.model_validate(yaml.safe_load((out / "design_steps.yaml").read_text()))
+    assert sheet == res.design.term_sheets["steps"]["all"]
+    assert [(p.name, p.curve) for p in sheet.phases] == [("spell", "binary"), ("total", "step")]
+    assert sheet.phases[0].strike == chosen["spell.strike"] and sheet.phases[0].exit is None
+    assert pd.isna(chosen["spell.exit"]) and pd.isna(chosen["total.exit"])
+    # the step schedule moved as a whole with its trigger point (band widths and rates kept)
+    shift = chosen["total.strike"] - 100.0
+    assert [(b.min, b.max, b.rate) for b in sheet.phases[1].bands] == [
+        (-np.inf, pytest.approx(70 + shift), 1.0), (pytest.approx(70 + shift), pytest.approx(100 + shift), 0.4)]
+    # backtested again, the chosen term sheet pays what the search priced it at
+    again = backtest(config(archive, "steps2.yaml", policies=False, products=[sheet.model_dump(mode="json")]), YEARS)
+    rates = again.table.drop_duplicates(["district_id", "season"])
+    rates = rates.loc[~rates["flagged"], "payout_rate"]
+    assert len(rates) == chosen["seasons"] == 19
+    assert rates.mean() == pytest.approx(chosen["burn_cost"], rel=1e-12, abs=1e-15)
+    assert rates.max() == pytest.approx(chosen["max_payout_rate"])
+
+
 def test_design_section_with_constraints_and_a_loss_table(archive, tmp_path):
     losses = tmp_path / "losses.csv"
     ref = pd.read_csv(archive / "yields.csv")  # any table of district_id, season, loss

@@ -346,8 +346,9 @@ class WeatherIndexTrigger(Trigger):
             phases = {p.name: p for p in sheet.phases}
             unknown = [n for n in names if n not in phases]
             if unknown:
-                raise ConfigError(f"product {sheet.id!r}: the index values have phase(s) {', '.join(map(repr, unknown))} "
-                                  f"that the term sheet lacks (it has {', '.join(map(repr, phases))})")
+                raise ConfigError(f"product {sheet.id!r}: the index values have phase(s) "
+                                  f"{', '.join(map(repr, unknown))} that the term sheet lacks "
+                                  f"(it has {', '.join(map(repr, phases))})")
             stacked.append(np.stack([phases[n].rate(data[i]) * phases[n].weight for i, n in enumerate(names)]))
         if single:
             return xr.DataArray(stacked[0], dims=x.dims, coords=x.coords, name="phase_rate").transpose(

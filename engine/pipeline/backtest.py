@@ -99,7 +99,8 @@ add an analysis of the simulation, written beside it:
   effectiveness with bootstrap intervals, per product × district and per product) and
   ``plots/loss_vs_payout_<product>.png``;
 * ``design:`` (or ``optimise=True`` / ``--optimise``; needs a loss reference) → the
-  strike/exit search on the weather-index products (:func:`design_search`):
+  strike/exit search on the products whose trigger plugin can be redesigned, through that
+  plugin's own curves (:func:`design_search`):
   ``design_candidates.csv``, ``design_chosen.csv``, ``design_frontier.csv``,
   ``plots/tradeoff_<product>.png`` and the chosen term sheet ``design_<product>.yaml``.
 
@@ -392,8 +393,9 @@ def backtest(config: RunConfig | str | Path, years: tuple[int, int] | str = (198
         Days after the season start used as the representative anchor of
         ``anchor: sowing_date`` products [days] (see the module docstring).
     optimise
-        Run the trigger-design search on the weather-index products (also done whenever the
-        config has a ``design:`` section); needs ``loss_reference:``.
+        Run the trigger-design search on the products whose trigger plugin can be
+        redesigned (also done whenever the config has a ``design:`` section); needs
+        ``loss_reference:``.
 
     Returns
     -------
@@ -406,7 +408,8 @@ def backtest(config: RunConfig | str | Path, years: tuple[int, int] | str = (198
     ------
     ConfigError
         ``optimise`` (or ``design:``) without a ``loss_reference:`` section or without a
-        weather-index product — checked before anything is read.
+        redesignable product, or with a term sheet its plugin cannot redesign — checked
+        before anything is read.
     """
     from panen.engine.pipeline.run import _compute, _Timer, _check_overlap, _client, _open_input
     from panen.engine.maths.zonal import build_weights, zonal_mean
@@ -425,8 +428,9 @@ def backtest(config: RunConfig | str | Path, years: tuple[int, int] | str = (198
                                       f"table of district_id, season, loss) to design triggers against",
                                       key="loss_reference"))
         if not design_products(config):
-            raise ConfigError(Problem(f"{why}: the trigger design tunes weather_index products, and the config has "
-                                      f"none", key="design" if config.design is not None else None))
+            raise ConfigError(Problem(f"{why}: the trigger design tunes products whose trigger plugin can be "
+                                      f"redesigned (design_terms), and the config has none",
+                                      key="design" if config.design is not None else None))
     if not -366 <= int(sowing_offset) <= 366:
         raise ConfigError(Problem(f"sowing offset must be within ±366 days; got {sowing_offset}", key="--sowing-offset"))
     t = _Timer()

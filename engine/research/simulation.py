@@ -576,25 +576,38 @@ _DESIGN_DECIMALS = 2
 
 
 def design_products(config) -> list:
-    """The products the design search tunes: weather-index term sheets (strike/exit phases)."""
-    return [p for p in config.products if p.trigger == "weather_index"]
+    """The products the design search tunes: those whose trigger plugin declares design terms.
+
+    A product is designable when its plugin says so
+    (:meth:`panen.engine.api.Trigger.design_terms` is not ``None``), whatever it is called.
+
+    Raises
+    ------
+    ConfigError
+        A designable trigger refuses this term sheet (e.g. a step schedule without a
+        trigger point), with the plugin's reason.
+    """
+    from panen.engine.registry import get_trigger
+
+    return [p for p in config.products if get_trigger(p.trigger).design_terms(p) is not None]
 
 
 def design_search(config, result, losses: pd.DataFrame, design, *,
                   loadings: tuple[float, float], loss_threshold: float = 0.0) -> DesignOutcome:
-    """Search strike and exit of every weather-index product against the loss reference.
+    """Search the phases of every designable product against the loss reference.
 
-    One :func:`panen.engine.research.design.search` per product on the backtest's index values
-    (:func:`simulation_table`): the space is the term sheet's phases with strikes and exits
-    at the default quantiles of the index, rounded to 0.01 index units
-    (:meth:`~panen.engine.research.design.DesignSpace.from_term_sheet`, each phase keeping its
-    direction and weight), grouped by ``design.by``; the constraints
-    are those of ``design`` with the product's ``season_cap`` as the season cap; the gross
-    rate uses ``loadings`` (the pricing section's expense and profit loadings; a risk load
-    does not enter the search). Each chosen design becomes a term sheet with
-    :func:`panen.engine.research.design.to_term_sheet` (every phase a linear curve).
+    One :func:`panen.engine.research.design.search` per product (:func:`design_products`) on
+    the backtest's index values (:func:`simulation_table`), through the product's own
+    trigger plugin (:meth:`~panen.engine.research.design.DesignSpace.from_term_sheet`):
+    each phase keeps its curve, direction and weight; linear phases vary strike and exit,
+    phases without an exit (binary, step) their strike, at the default quantiles of the
+    index rounded to 0.01 index units; grouped by ``design.by``. The constraints are those
+    of ``design``, the season cap the term sheet's; the gross rate and the premium of the
+    hedging effectiveness use ``loadings`` (the pricing section's expense and profit
+    loadings; a risk load does not enter the search). The chosen term sheets are the
+    plugin's own (:attr:`~panen.engine.research.design.DesignResult.term_sheets`).
     """
-    from panen.engine.research.design import Constraints, DesignSpace, search, to_term_sheet
+    from panen.engine.research.design import Constraints, DesignSpace, search
 
     zones = design.zones
     if isinstance(zones, Path):
@@ -605,21 +618,20 @@ def design_search(config, result, losses: pd.DataFrame, design, *,
         zones = dict(zip(z["district_id"].astype(str), z["zone"].astype(str)))
     sim = simulation_table(result)
     lo = losses[["district_id", "season", "loss"]].astype({"district_id": str})
+    cons = Constraints(max_premium_rate=design.max_premium_rate,
+                       min_payout_frequency_in_worst=design.min_payout_frequency_in_worst,
+                       worst_share=design.worst_share, meaningful_rate=design.meaningful_rate)
     results, sheets, notes = {}, {}, []
     for p in design_products(config):
         space = DesignSpace.from_term_sheet(p, by=design.by, zones=zones)
         # quantile grids rounded to 0.01 index units: term sheets read 60.0 mm, not 59.99999999999999
         space = space.model_copy(update={"phases": {n: ps.model_copy(update={"decimals": _DESIGN_DECIMALS})
                                                     for n, ps in space.phases.items()}})
-        cons = Constraints(max_premium_rate=design.max_premium_rate,
-                           min_payout_frequency_in_worst=design.min_payout_frequency_in_worst,
-                           worst_share=design.worst_share, meaningful_rate=design.meaningful_rate,
-                           max_rate=p.season_cap)
         res = search(sim[sim["product_id"] == p.id], lo, space, cons, objective=design.objective,
                      loadings=loadings, loss_threshold=loss_threshold)
         results[p.id] = res
         notes.extend(f"design: {n}" for n in res.notes)
-        sheets[p.id] = {str(row["zone"]): to_term_sheet(p, row) for _, row in res.chosen.iterrows()}
+        sheets[p.id] = res.term_sheets
     return DesignOutcome(results=results, term_sheets=sheets, by=design.by, notes=notes)
 
 
