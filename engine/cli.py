@@ -196,7 +196,7 @@ def _cmd_backtest(args) -> int:
           f"{c['seasons']} season(s); {c['district_seasons_paid']:,} district-seasons paid, "
           f"{c['district_seasons_flagged']:,} flagged (not assessable)")
     port = res.portfolio
-    unit = "Rp" if (port["exposure_basis"] == "register").all() else "districts"
+    unit = "Rp" if (port["exposure_basis"] == "register").all() else "Rp per 1M/district"
     print(f"{'product':<12} {'seasons paid':>12} {'mean payout rate':>17} {'max payout rate':>16} "
           f"{'mean payout [' + unit + ']':>22}")
     for pid, d in port.groupby("product_id", sort=True):

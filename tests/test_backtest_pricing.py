@@ -175,6 +175,45 @@ def test_tail_is_the_empirical_quantile_of_complete_season_totals(run):
     assert tail["max_payout"] == 2_400_000 and tail["max_season"] == 2016  # W 0.8 × 3,000,000
 
 
+def assert_tail_reads_the_portfolio(portfolio: pd.DataFrame, tail: pd.DataFrame) -> None:
+    """tail.csv is the complete seasons of portfolio.csv, season by season (one computation)."""
+    for pid, t in tail.set_index("product_id").iterrows():
+        p = portfolio[portfolio["product_id"] == pid]
+        complete = p[p["complete"].astype(bool)].set_index("season")["payout"].astype(float)
+        assert t["seasons"] == len(complete) and t["seasons_incomplete"] == int((~p["complete"].astype(bool)).sum())
+        assert t["sum_insured"] == p["exposure"].iloc[0] and t["districts"] == p["districts"].iloc[0]
+        assert t["mean_payout"] == pytest.approx(complete.mean()) and t["max_payout"] == complete.max()
+        assert t["max_season"] == complete.idxmax()
+        assert t["payout_1in5"] == pytest.approx(np.quantile(complete, 0.8, method="weibull"))
+
+
+def test_portfolio_and_tail_agree_season_by_season(run):
+    out, _ = run
+    portfolio, tail = read(out, "portfolio.csv"), read(out, "tail.csv")
+    assert_tail_reads_the_portfolio(portfolio, tail)
+    p = portfolio.set_index("season")
+    # 2019: E flagged → incomplete; its payout is W's alone (a lower bound), reported, not in the tail
+    w2019 = season_rates(out).set_index(["district_id", "season"]).loc[("W", 2019), "payout_rate"]
+    assert not p.loc[2019, "complete"] and p.loc[2019, "districts_flagged"] == 1
+    assert p.loc[2019, "payout"] == np.floor(w2019 * 3_000_000 + 0.5)
+    assert p.drop(index=2019)["complete"].all()
+
+
+def test_without_a_register_portfolio_and_tail_share_rp_one_million_per_district(archive):
+    res = backtest(config(archive, "unit.yaml", policies=False, pricing={}), YEARS)
+    port = res.portfolio
+    assert (port["exposure_basis"] == "unit").all() and (port["exposure"] == 2_000_000).all()
+    rates = season_rates_of(res)
+    expected = np.floor(rates["payout_rate"] * 1_000_000 + 0.5).groupby(rates["season"]).sum()
+    np.testing.assert_array_equal(port.set_index("season").loc[expected.index, "payout"], expected)
+    assert_tail_reads_the_portfolio(port, res.tail)
+
+
+def season_rates_of(res) -> pd.DataFrame:
+    t = res.table.drop_duplicates(["district_id", "season"])
+    return t.assign(payout_rate=t["payout_rate"].where(~t["flagged"]).fillna(0.0))
+
+
 # --------------------------------------------------------------------------- loss reference and basis risk
 def test_yield_loss_reference_is_the_shortfall_below_the_preceding_five_year_mean(run):
     out, _ = run

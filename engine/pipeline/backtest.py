@@ -59,15 +59,20 @@ the manifest lists the products concerned.
 
 Exposure
 --------
-The portfolio table weighs district rates by exposure. With ``inputs.policies`` the
-exposure of a district and product is the sum of its policies' sums insured [Rp] (the
-register's ``sum_insured``, else ``area_ha × sum_insured_per_ha`` rounded to the rupiah, as
-in the ledger) and payouts are in rupiah. Without a register every district has exposure 1
-(``exposure_basis = "unit"``): the portfolio payout is then in district-equivalents and the
-payout rate is the plain mean of the assessed districts' rates. Payouts are gross of
-policy terms (deductibles and limits act per policy at settlement); each district's payout
-is rounded to the rupiah before summing. Flagged districts pay nothing and are left out of
-``exposure_assessed``; ``payout_rate = payout / exposure_assessed``.
+The portfolio table (``portfolio.csv``, :func:`portfolio_table`) weighs district rates by
+sum insured. With ``inputs.policies`` the exposure of a district and product is the sum of
+its policies' sums insured [Rp] (the register's ``sum_insured``, else ``area_ha ×
+sum_insured_per_ha`` rounded to the rupiah, as in the ledger). Without a register every
+district counts Rp 1,000,000 (``exposure_basis = "unit"``, the unit ``pricing.csv`` quotes
+premiums on), so the payout rate is the plain mean of the assessed districts' rates.
+Payouts are gross of policy terms (deductibles and limits act per policy at settlement);
+each district's payout is rounded to the rupiah before summing. The portfolio is the
+districts with a sum insured assessed in at least one season (one never assessed is named
+in the notes). The season payout is computed once, with one missing-data rule: flagged
+districts pay nothing and are left out of ``exposure_assessed`` (``payout_rate = payout /
+exposure_assessed``), and a season with a flagged district is ``complete = False`` — its
+payout is a lower bound, reported but left out of ``tail.csv``'s return periods, which
+read the complete seasons of this same table.
 
 Outputs (``out_dir``)
 ---------------------
@@ -176,8 +181,8 @@ class BacktestResult:
         ``payout_rate`` is NaN).
     portfolio
         Per season and product: ``districts, districts_triggered, districts_flagged,
-        exposure, exposure_assessed, payout, payout_rate, exposure_basis`` (see the module
-        docstring, "Exposure").
+        exposure, exposure_assessed, payout, payout_rate, exposure_basis, complete`` (see
+        the module docstring, "Exposure").
     exposure
         ``district_id, product_id, exposure, exposure_basis``.
     years
@@ -188,7 +193,8 @@ class BacktestResult:
         Where outputs were written (``None``/empty when ``out_dir`` was not given).
     pricing, tail, season_totals
         With a ``pricing:`` section: :func:`pricing_table`, :func:`tail_table` and the
-        complete portfolio payout per season of each product [Rp]; else ``None``.
+        complete seasons' portfolio payout of each product [Rp] (from ``portfolio``);
+        else ``None``.
     losses, loss_threshold, basis_risk
         With a ``loss_reference:`` section: the loss reference (``district_id, season,
         loss``), its event threshold and :func:`basis_risk`; else ``None``.
@@ -536,7 +542,8 @@ def backtest(config: RunConfig | str | Path, years: tuple[int, int] | str = (198
 
     with t("portfolio"):
         exposure, policy_counts, rejects = _exposure(config, district_ids)
-        portfolio = portfolio_table(table, exposure)
+        portfolio, portfolio_notes = portfolio_table(table, exposure)
+        notes.extend(portfolio_notes)
 
     season_rows = table.drop_duplicates(["product_id", "district_id", "season"])
     counts = {
