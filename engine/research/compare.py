@@ -4,7 +4,7 @@ The reference for "did the farmer suffer an insured loss" is the named-peril AUT
 adjuster (:mod:`panen.engine.perils.adjuster`): a farmer had a loss when at least one of his
 plots was paid. The index product (rainfall, area yield, NDVI, ...) "forecasts" that loss
 with its payout. Each farmer insured by both falls in one cell of the 2 × 2 contingency
-table (DOMAIN.md "Basis-risk metrics")::
+table (WMO forecast-verification scores; computed by :mod:`panen.engine.research.scores`)::
 
                       index pays     index pays nothing
     AUTP loss         hit  a         miss  b
@@ -115,8 +115,9 @@ def compare_farmers(ledger: pd.DataFrame | pa.Table, claims: pd.DataFrame | pa.T
 
     References
     ----------
-    DOMAIN.md "Basis-risk metrics"; AUTP indemnity per Kepmentan (plot-level puso rule),
-    as decided by :mod:`panen.engine.perils.adjuster`.
+    WMO (2017), *Forecast Verification: Issues, Methods and FAQ* (contingency table); AUTP
+    indemnity per Kepmentan (plot-level puso rule), as decided by
+    :mod:`panen.engine.perils.adjuster`.
 
     Examples
     --------
@@ -244,7 +245,6 @@ def basis_risk_summary(comparison: pd.DataFrame) -> pd.DataFrame:
     .. [3] Jensen, N. D., Barrett, C. B. and Mude, A. G. (2016), "Index insurance quality
        and basis risk: evidence from northern Kenya", *American Journal of Agricultural
        Economics* 98(5), 1450–1469.
-    .. [4] DOMAIN.md "Basis-risk metrics".
     """
     _require(comparison, ("district_id", "product_id", "index_payout", "autp_indemnity", "outcome"),
              "comparison")

@@ -282,7 +282,8 @@ class DesignSpace(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _zones_as_strings(cls, data: Any) -> Any:
+    def _normalise(cls, data: Any) -> Any:
+        """Zones as text; without ``phases``, a term sheet's phases with the default grids."""
         if isinstance(data, dict) and data.get("zones") is not None:
             z = data["zones"]
             items = z.items() if isinstance(z, (Mapping, pd.Series)) else z
@@ -455,15 +456,18 @@ def search(sim: pd.DataFrame, losses: pd.DataFrame, space: DesignSpace | None = 
         Loss reference ``district_id, season, loss_column`` [fraction of sum insured, 0..1;
         NaN = unknown], one row per ``(district_id, season)``. Not modified.
     space
-        :class:`DesignSpace`; ``None`` → defaults (every phase a deficit cover, one design
-        per product).
+        :class:`DesignSpace`; ``None`` → defaults (every phase a linear deficit cover, one
+        design per product). With a term sheet (:meth:`DesignSpace.from_term_sheet`) the
+        candidates are built and priced by its trigger plugin and ``sim`` must hold that
+        product only.
     constraints
-        :class:`Constraints`; ``None`` → no premium cap, no worst-year constraint, cap 1.
+        :class:`Constraints`; ``None`` → no premium cap, no worst-year constraint, the term
+        sheet's season cap (1 without one).
     objective
         ``"hedging_effectiveness"`` or ``"missed_loss_years"``.
     loadings
         ``(expense_loading, profit_loading)`` [fraction of the pure rate], default
-        (0.25, 0.10) as in DOMAIN.md "Pricing".
+        (0.25, 0.10): 25 % expenses and 10 % profit.
     loss_threshold, payout_threshold
         Event thresholds [fraction]: a loss season has loss > ``loss_threshold``, a payout
         season payout > ``payout_threshold``.
@@ -475,12 +479,16 @@ def search(sim: pd.DataFrame, losses: pd.DataFrame, space: DesignSpace | None = 
     Returns
     -------
     DesignResult
+        With a term sheet, :attr:`DesignResult.term_sheets` holds the chosen term sheets.
 
     Raises
     ------
     ConfigError
-        Unknown objective, bad loadings, a product phase missing from ``space``, a phase
-        without a valid (strike, exit) pair, or too many candidates.
+        Unknown objective, bad loadings, a product phase missing from ``space`` (or a term
+        sheet phase missing from ``sim``), a phase without a valid (strike, exit) pair, a
+        phase without an exit and no term sheet, or too many candidates.
+    PluginError
+        The trigger plugin declares design terms but returns no or malformed rates.
     InputError
         Missing columns, duplicate rows, losses outside [0, 1], districts without a zone.
 

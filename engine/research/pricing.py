@@ -11,7 +11,7 @@ Missing data is never a zero payout: a NaN ``payout_rate`` is a season that coul
 assessed; it is left out of every statistic here and counted (``missing``), and a portfolio
 season with a missing district has an unknown total (``<NA>``), not a smaller one.
 
-The formulas are those of DOMAIN.md "Pricing":
+The formulas (references below):
 
 * burn cost (pure premium rate) = mean over historical seasons of the payout rate;
 * gross rate = pure × (1 + expense loading + profit loading) (+ an optional risk load);
@@ -259,7 +259,7 @@ def gross_premium_rate(pure: float | np.ndarray | pd.Series, *, expense_loading:
     World Bank (2011), *Weather Index Insurance for Agriculture*, §"Pricing" (pure
     premium plus administrative and profit loadings, risk load from the standard deviation
     or a tail quantile of the payout distribution); Mude, A. et al. (2012), IBLI pricing
-    (ILRI); DOMAIN.md "Pricing".
+    (ILRI).
 
     Examples
     --------
@@ -387,7 +387,7 @@ def buhlmann(rates: pd.DataFrame, *, by: Iterable[str] = ("product_id",), distri
     ----------
     Bühlmann & Gisler (2005), *A Course in Credibility Theory*, §3.2 and §4.8 (estimators
     of σ² and τ²); Klugman, Panjer & Willmot, *Loss Models*, §19.2 (nonparametric
-    empirical Bayes, Bühlmann model); DOMAIN.md "Pricing".
+    empirical Bayes, Bühlmann model).
     """
     keys = list(by)
     _require_columns(rates, [*keys, district_column, rate_column], "payout-rate table")
@@ -434,7 +434,7 @@ def buhlmann_straub(rates: pd.DataFrame, weight_column: str = "exposure", *, by:
     * ``k`` = ŝ² / â (``inf`` when â = 0); Z_i = m_i / (m_i + k) (0 when â = 0, 1 when
       ŝ² = 0 < â);
     * ``credibility_rate`` = Z_i X̄_i + (1 − Z_i) × collective, where the collective
-      (``portfolio_mean``) is X̄ (``collective="exposure"``, DOMAIN.md) or the
+      (``portfolio_mean``) is X̄ (``collective="exposure"``) or the
       credibility-weighted mean Σ Z_i X̄_i / Σ Z_i (``collective="credibility"``,
       Bühlmann & Gisler Thm 4.4; falls back to X̄ when every Z_i = 0).
 
@@ -468,7 +468,7 @@ def buhlmann_straub(rates: pd.DataFrame, weight_column: str = "exposure", *, by:
     ----------
     Bühlmann & Gisler (2005), *A Course in Credibility Theory*, §4.2 (model), §4.8
     (estimators of σ² and τ², with the truncation at 0); Klugman, Panjer & Willmot, *Loss
-    Models*, §19.2 (nonparametric estimation, Bühlmann–Straub model); DOMAIN.md "Pricing".
+    Models*, §19.2 (nonparametric estimation, Bühlmann–Straub model).
     """
     if collective not in ("exposure", "credibility"):
         raise ConfigError(f"buhlmann_straub: collective must be 'exposure' or 'credibility'; {collective!r} given")

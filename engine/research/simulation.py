@@ -317,8 +317,7 @@ def yield_losses(yields: pd.DataFrame, reference, district_ids, years: tuple[int
 
     References
     ----------
-    PMFBY Operational Guidelines (2020), para. 21.1 (threshold yield, shortfall);
-    DOMAIN.md "Products" (area yield).
+    PMFBY Operational Guidelines (2020), para. 21.1 (threshold yield, shortfall).
 
     Examples
     --------
