@@ -16,7 +16,11 @@ Two kinds of plugin, both registered through entry points (built-ins included, i
 and implements :meth:`Trigger.evaluate`, a pure function from :class:`TriggerInputs` to a
 :class:`TriggerResult`. The plugin does no I/O and stays lazy on dask input; the engine
 decides when to compute, and checks the result once (:func:`standardise_result`,
-:func:`check_result_values`) — so a plugin may return only ``payout_rate``.
+:func:`check_result_values`) — so a plugin may return only ``payout_rate``. A trigger
+whose season rate is a capped sum of phase curves of stored index values may also let the
+trigger-design search re-price it: :meth:`Trigger.design_terms` (what may vary: a
+:class:`DesignTerms` of :class:`PhaseDesign`), :meth:`Trigger.with_design` (the candidate
+term sheet) and :meth:`Trigger.rates_from_index` (its phase rates, by its own curves).
 
 **Reader** (group ``panen.readers``) — a kind of input data. It declares ``name`` (the key
 under ``inputs:`` in a run config), ``Spec`` (a pydantic model of that config section) and
@@ -29,6 +33,7 @@ registering a reader; nothing in the engine changes.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -44,11 +49,13 @@ from panen.engine.infra.arrowcols import check_header
 
 __all__ = [
     "ASSESSMENT_COLUMNS",
+    "DesignTerms",
     "InputInfo",
     "InputKind",
     "InputSpec",
     "OpenedInput",
     "PHASE_VARIABLES",
+    "PhaseDesign",
     "PolicyRegister",
     "ProductParams",
     "REGISTER_KEY_COLUMNS",
@@ -327,6 +334,66 @@ class TriggerResult:
     data: xr.Dataset
 
 
+@dataclass(frozen=True)
+class PhaseDesign:
+    """One phase of a term sheet as a trigger-design search sees it, and sets it.
+
+    Attributes
+    ----------
+    name
+        The phase's name (its ``phase`` label in :class:`TriggerResult`).
+    curve
+        The phase's payout curve (``"linear"``, ``"binary"``, ``"step"``, or a plugin's
+        own), for messages and reports; a search never changes it.
+    direction
+        ``"below"`` (deficit: pays as the index falls under the strike) or ``"above"``.
+    strike
+        Index value where payment starts [index units].
+    exit
+        Index value of full payment [index units] for a curve that has one (a linear tick);
+        ``None`` for a curve that pays from its strike alone (binary, or a step schedule
+        that moves with its strike): a search then varies the strike only.
+    weight
+        Share of the sum insured the phase can pay [fraction, (0, 1]].
+    """
+
+    name: str
+    curve: str
+    direction: Literal["below", "above"]
+    strike: float
+    exit: float | None
+    weight: float
+
+
+@dataclass(frozen=True)
+class DesignTerms:
+    """What a trigger-design search may vary in a term sheet (:meth:`Trigger.design_terms`).
+
+    A trigger that declares these terms promises the rule the search prices candidates
+    with: the season payout rate is ``min(Σ_phases phase rate, season_cap)``, where each
+    phase's (weighted) rate is what :meth:`Trigger.rates_from_index` returns for it and
+    depends on that phase's own terms and index value only — so candidates of different
+    phases combine without re-evaluating each other.
+
+    Attributes
+    ----------
+    phases
+        The term sheet's phases, in its order.
+    season_cap
+        Cap on the summed phase rates [fraction of sum insured, (0, 1]].
+    """
+
+    phases: tuple[PhaseDesign, ...]
+    season_cap: float = 1.0
+
+    def phase(self, name: str) -> PhaseDesign:
+        """The phase called ``name`` (``KeyError`` if there is none)."""
+        for p in self.phases:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+
 def _type_name(annotation: Any) -> str:
     """A short readable type: ``float``, ``Literal['below', 'above']``, ``Phase | None``."""
     text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
@@ -338,7 +405,9 @@ class Trigger:
     """Base class of trigger plugins (see the module docstring for the contract).
 
     Optional features are declared here with their defaults, never probed with ``getattr``:
-    ``backtest_by``, :meth:`required_inputs`, :meth:`check_inputs`, :meth:`rates_from_index`.
+    ``backtest_by``, :meth:`required_inputs`, :meth:`check_inputs`, and, for triggers a
+    design search can re-price, :meth:`rates_from_index`, :meth:`design_terms` and
+    :meth:`with_design`.
     """
 
     name: ClassVar[str]
@@ -369,16 +438,68 @@ class Trigger:
         return []
 
     @classmethod
-    def rates_from_index(cls, params: ProductParams, index_value: xr.DataArray) -> xr.DataArray | None:
+    def rates_from_index(cls, params: ProductParams | Sequence[ProductParams],
+                         index_value: xr.DataArray) -> xr.DataArray | None:
         """Weighted phase payout rates [fraction] of stored index values under ``params``.
 
         The trigger-design search re-prices candidate term sheets on the index values of a
-        backtest through this method — the plugin's own curves, never a copy. ``index_value``
-        has a ``phase`` dim (the term sheet's phase names) and any others; the result has the
-        same dims. ``None`` (the default): this trigger's payout is not a function of its
-        phase index values alone, and it cannot be redesigned that way.
+        backtest through this method — the plugin's own curves, never a copy. It must give
+        the ``phase_rate`` that :meth:`evaluate` gives for the same index values.
+
+        Parameters
+        ----------
+        params
+            A term sheet, or a sequence of candidate term sheets (evaluated in one call:
+            a search prices thousands).
+        index_value
+            Index values [index units] with a ``phase`` dim holding some or all of the term
+            sheet's phase names, and any other dims; possibly dask-backed (stay lazy).
+
+        Returns
+        -------
+        xarray.DataArray or None
+            The phases' weighted rates [fraction of sum insured, 0..1], NaN where the index
+            is NaN: the dims of ``index_value`` for one term sheet, with a leading
+            ``candidate`` dim for a sequence. ``None`` (the default): this trigger's payout
+            is not a function of its phase index values alone, and it cannot be redesigned
+            that way.
         """
         return None
+
+    @classmethod
+    def design_terms(cls, params: ProductParams) -> DesignTerms | None:
+        """The phases and season cap of ``params`` that a trigger-design search may vary.
+
+        ``None`` (the default): the trigger cannot be redesigned by re-pricing stored index
+        values (:meth:`rates_from_index`). A trigger that returns terms also implements
+        :meth:`rates_from_index` and :meth:`with_design`, and its season rate follows the
+        rule of :class:`DesignTerms`.
+
+        Raises
+        ------
+        ConfigError
+            This term sheet has a phase a search cannot vary (the message says why).
+        """
+        return None
+
+    @classmethod
+    def with_design(cls, params: ProductParams, terms: DesignTerms) -> ProductParams:
+        """A new term sheet: ``params`` with the strikes, exits, weights and season cap of ``terms``.
+
+        Every phase keeps its curve (a search never turns one kind into another) and
+        everything a search does not vary (windows, index definitions, bands' rates). The
+        result is validated by :attr:`Params`, so it reloads from YAML as the same term
+        sheet. ``params`` is not modified.
+
+        Raises
+        ------
+        ConfigError
+            ``terms`` does not match the term sheet's phases (names, curves, directions), or
+            the new values break a constraint of :attr:`Params`.
+        PluginError
+            The trigger cannot be redesigned (the default).
+        """
+        raise PluginError(f"trigger plugin {cls.name!r} cannot be redesigned (it declares no design_terms)")
 
     @classmethod
     def parameters(cls) -> list[tuple[str, str, str]]:

@@ -88,8 +88,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="Dask distributed scheduler address (default: $PANEN_SCHEDULER, else local threads)")
     b.add_argument("--quiet", action="store_true", help="no progress bars")
     b.add_argument("--optimise", "--optimize", dest="optimise", action="store_true",
-                   help="search strikes and exits of the weather-index products against the loss reference "
-                        "(also run when the config has a design: section; needs loss_reference:)")
+                   help="search strikes and exits of the redesignable products (weather index) against the loss "
+                        "reference (also run when the config has a design: section; needs loss_reference:)")
     b.set_defaults(func=_cmd_backtest)
 
     rp = sub.add_parser("report", help="rebuild report.html and districts.gpkg from a finished run's output folder "
@@ -213,7 +213,7 @@ def _cmd_backtest(args) -> int:
           f"{c['seasons']} season(s); {c['district_seasons_paid']:,} district-seasons paid, "
           f"{c['district_seasons_flagged']:,} flagged (not assessable)")
     port = res.portfolio
-    unit = "Rp" if (port["exposure_basis"] == "register").all() else "districts"
+    unit = "Rp" if (port["exposure_basis"] == "register").all() else "Rp per 1M/district"
     print(f"{'product':<12} {'seasons paid':>12} {'mean payout rate':>17} {'max payout rate':>16} "
           f"{'mean payout [' + unit + ']':>22}")
     for pid, d in port.groupby("product_id", sort=True):
@@ -246,7 +246,8 @@ def _print_pricing_summary(res) -> None:
     if res.design is not None:
         for pid, result in res.design.results.items():
             for c in result.chosen.to_dict("records"):
-                phases = ", ".join(f"{n} strike {c[n + '.strike']:g} exit {c[n + '.exit']:g}"
+                phases = ", ".join(f"{n} strike {c[n + '.strike']:g}"
+                                   + (f" exit {c[n + '.exit']:g}" if c[n + ".exit"] == c[n + ".exit"] else "")
                                    for n in result.phases.get(pid, []))
                 print(f"design {pid} [{c['zone']}]: {phases} → gross rate {c['gross_premium_rate']:.2%}, "
                       f"HE {c['hedging_effectiveness']:.2f}, POD {c['pod']:.2f}")

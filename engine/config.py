@@ -204,7 +204,7 @@ LossReference = Annotated[
 
 
 class DesignConfig(_Strict):
-    """``design:`` — the trigger-design search of ``panen backtest`` on weather-index products."""
+    """``design:`` — the trigger-design search of ``panen backtest`` (products whose plugin can be redesigned)."""
 
     objective: Literal["hedging_effectiveness", "missed_loss_years"] = Field(
         "hedging_effectiveness", description="maximise hedging effectiveness, or minimise the missed loss-year share")

@@ -203,12 +203,15 @@ def test_pricing_hook_tables(archive_result):
     assert exp.set_index(["district_id", "product_id"]).loc[("E", "rain"), "exposure"] == 1_500_000
 
 
-def test_without_a_register_every_district_weighs_one(archive, tmp_path):
+def test_without_a_register_every_district_weighs_one_million_rupiah(archive, tmp_path):
+    # portfolio.csv and tail.csv share one unit without a register: Rp 1,000,000 per district
+    # (before: portfolio.csv counted 1 per district, 0.68 "district-equivalents", tail.csv Rp)
     res = backtest(archive_config(archive, products=(RAIN,), policies=False, name="nopol.yaml"), years=(2022, 2022))
     p = res.portfolio.set_index("season")
-    assert p.loc[2022, "exposure_basis"] == "unit"
-    assert p.loc[2022, "payout"] == pytest.approx(0.68)
+    assert p.loc[2022, "exposure_basis"] == "unit" and p.loc[2022, "exposure"] == 2_000_000
+    assert p.loc[2022, "payout"] == 680_000  # E 0.68 × 1,000,000, W nothing
     assert p.loc[2022, "payout_rate"] == pytest.approx(0.34)  # plain mean of the two districts
+    assert res.exposure["exposure"].tolist() == [1.0, 1.0]  # credibility still weighs districts equally
 
 
 def test_sowing_date_products_use_the_season_start_plus_the_offset(archive):

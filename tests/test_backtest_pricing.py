@@ -175,6 +175,45 @@ def test_tail_is_the_empirical_quantile_of_complete_season_totals(run):
     assert tail["max_payout"] == 2_400_000 and tail["max_season"] == 2016  # W 0.8 × 3,000,000
 
 
+def assert_tail_reads_the_portfolio(portfolio: pd.DataFrame, tail: pd.DataFrame) -> None:
+    """tail.csv is the complete seasons of portfolio.csv, season by season (one computation)."""
+    for pid, t in tail.set_index("product_id").iterrows():
+        p = portfolio[portfolio["product_id"] == pid]
+        complete = p[p["complete"].astype(bool)].set_index("season")["payout"].astype(float)
+        assert t["seasons"] == len(complete) and t["seasons_incomplete"] == int((~p["complete"].astype(bool)).sum())
+        assert t["sum_insured"] == p["exposure"].iloc[0] and t["districts"] == p["districts"].iloc[0]
+        assert t["mean_payout"] == pytest.approx(complete.mean()) and t["max_payout"] == complete.max()
+        assert t["max_season"] == complete.idxmax()
+        assert t["payout_1in5"] == pytest.approx(np.quantile(complete, 0.8, method="weibull"))
+
+
+def test_portfolio_and_tail_agree_season_by_season(run):
+    out, _ = run
+    portfolio, tail = read(out, "portfolio.csv"), read(out, "tail.csv")
+    assert_tail_reads_the_portfolio(portfolio, tail)
+    p = portfolio.set_index("season")
+    # 2019: E flagged → incomplete; its payout is W's alone (a lower bound), reported, not in the tail
+    w2019 = season_rates(out).set_index(["district_id", "season"]).loc[("W", 2019), "payout_rate"]
+    assert not p.loc[2019, "complete"] and p.loc[2019, "districts_flagged"] == 1
+    assert p.loc[2019, "payout"] == np.floor(w2019 * 3_000_000 + 0.5)
+    assert p.drop(index=2019)["complete"].all()
+
+
+def test_without_a_register_portfolio_and_tail_share_rp_one_million_per_district(archive):
+    res = backtest(config(archive, "unit.yaml", policies=False, pricing={}), YEARS)
+    port = res.portfolio
+    assert (port["exposure_basis"] == "unit").all() and (port["exposure"] == 2_000_000).all()
+    rates = season_rates_of(res)
+    expected = np.floor(rates["payout_rate"] * 1_000_000 + 0.5).groupby(rates["season"]).sum()
+    np.testing.assert_array_equal(port.set_index("season").loc[expected.index, "payout"], expected)
+    assert_tail_reads_the_portfolio(port, res.tail)
+
+
+def season_rates_of(res) -> pd.DataFrame:
+    t = res.table.drop_duplicates(["district_id", "season"])
+    return t.assign(payout_rate=t["payout_rate"].where(~t["flagged"]).fillna(0.0))
+
+
 # --------------------------------------------------------------------------- loss reference and basis risk
 def test_yield_loss_reference_is_the_shortfall_below_the_preceding_five_year_mean(run):
     out, _ = run
@@ -242,6 +281,54 @@ def test_optimise_chooses_a_design_within_the_grid_and_writes_a_valid_term_sheet
     sheet = WeatherIndexParams.model_validate(yaml.safe_load((out / "design_rain.yaml").read_text()))
     assert sheet.id == "rain" and sheet.phases[0].strike == strike and sheet.phases[0].exit == exit_
     assert sheet.phases[0].start_day == 0 and sheet.phases[0].end_day == 40  # the windows are not searched
+
+
+def test_backtesting_the_chosen_term_sheet_reports_the_designs_hedging_effectiveness(run, archive):
+    # one HE definition: basis_risk.csv of the chosen term sheet, backtested on the same data,
+    # reports the HE, POD and premium the design search printed for it (before the fix: the
+    # basis HE took pricing's per-district premium about one pooled mean, the design its
+    # pooled premium about per-district means — they disagreed for the same term sheet)
+    out, _ = run
+    chosen = read(out, "design_chosen.csv").iloc[0]
+    sheet = yaml.safe_load((out / "design_rain.yaml").read_text())
+    res = backtest(config(archive, "chosen.yaml", **SECTIONS, products=[sheet]), YEARS)
+    b = res.basis_risk[res.basis_risk["scope"] == "product"].iloc[0]
+    assert b["seasons"] == chosen["seasons"] == 19
+    assert b["hedging_effectiveness"] == pytest.approx(chosen["hedging_effectiveness"], rel=1e-9, abs=1e-12)
+    assert b["pod"] == pytest.approx(chosen["pod"]) and b["premium_rate"] == pytest.approx(chosen["gross_premium_rate"])
+    assert res.summary.set_index("product_id").loc["rain", "hedging_effectiveness"] == b["hedging_effectiveness"]
+
+
+#: A binary dry-spell phase (days below 2.5 mm: 0 in a normal season of 3 mm/day, 40 in the planted
+#: droughts) and a step schedule on the total (trigger point 100 mm).
+STEPS = {"id": "steps", "trigger": "weather_index", "sum_insured_per_ha": 6_000_000, "phases": [
+    {"name": "spell", "start_day": 0, "end_day": 40, "index": "dry_spell", "dry_threshold": 2.5, "direction": "above",
+     "strike": 20, "curve": "binary", "weight": 0.5},
+    {"name": "total", "start_day": 0, "end_day": 40, "index": "total", "direction": "below", "strike": 100,
+     "curve": "step", "weight": 0.5, "bands": [{"max": 70, "rate": 1.0}, {"min": 70, "max": 100, "rate": 0.4}]}]}
+
+
+def test_binary_and_step_designs_reload_as_the_same_term_sheet_and_pay_as_designed(archive, tmp_path):
+    out = tmp_path / "steps"
+    res = backtest(config(archive, "steps.yaml", **SECTIONS, products=[RAIN, STEPS], design={}), YEARS,
+                   out_dir=out)
+    chosen = res.design.results["steps"].chosen.iloc[0]
+    sheet = WeatherIndexParams.model_validate(yaml.safe_load((out / "design_steps.yaml").read_text()))
+    assert sheet == res.design.term_sheets["steps"]["all"]
+    assert [(p.name, p.curve) for p in sheet.phases] == [("spell", "binary"), ("total", "step")]
+    assert sheet.phases[0].strike == chosen["spell.strike"] and sheet.phases[0].exit is None
+    assert pd.isna(chosen["spell.exit"]) and pd.isna(chosen["total.exit"])
+    # the step schedule moved as a whole with its trigger point (band widths and rates kept)
+    shift = chosen["total.strike"] - 100.0
+    assert [(b.min, b.max, b.rate) for b in sheet.phases[1].bands] == [
+        (-np.inf, pytest.approx(70 + shift), 1.0), (pytest.approx(70 + shift), pytest.approx(100 + shift), 0.4)]
+    # backtested again, the chosen term sheet pays what the search priced it at
+    again = backtest(config(archive, "steps2.yaml", policies=False, products=[sheet.model_dump(mode="json")]), YEARS)
+    rates = again.table.drop_duplicates(["district_id", "season"])
+    rates = rates.loc[~rates["flagged"], "payout_rate"]
+    assert len(rates) == chosen["seasons"] == 19
+    assert rates.mean() == pytest.approx(chosen["burn_cost"], rel=1e-12, abs=1e-15)
+    assert rates.max() == pytest.approx(chosen["max_payout_rate"])
 
 
 def test_design_section_with_constraints_and_a_loss_table(archive, tmp_path):

@@ -13,9 +13,9 @@ from panen.engine.research.basis import (
     basis_risk_table,
     bootstrap_ci,
     event_metrics,
-    hedging_effectiveness,
 )
 from panen.engine.errors import InputError
+from panen.engine.research.scores import hedging_effectiveness
 
 # six seasons of one district: index payout and reference loss [fraction of sum insured]
 PAYOUT = [0.0, 0.2, 0.0, 0.5, 0.1, 0.0]
@@ -221,7 +221,7 @@ def test_basis_risk_table_does_not_mutate_its_inputs():
 def test_vectorised_spearman_of_resamples_equals_scipy_with_ties():
     from scipy.stats import spearmanr
 
-    from panen.engine.research.basis import _spearman_rows
+    from panen.engine.research.scores import spearman as _spearman_rows
 
     rng = np.random.default_rng(1)
     x = rng.integers(0, 4, size=(40, 12)).astype(float)   # many ties

@@ -17,9 +17,9 @@ from panen.engine.research.compare import (
     SUMMARY_COLUMNS,
     basis_risk_summary,
     compare_farmers,
-    spearman,
 )
 from panen.engine.errors import InputError
+from panen.engine.research.scores import spearman
 from panen.engine.settlement.ledger import STATUS_VALUES
 
 # Eight farmers in district 3201 with a known 2 × 2 table (a = b = c = d = 2), plus a

@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
 from panen.engine.research.design import Constraints, DesignSpace, PhaseSpace, Range, plot_tradeoff, search, to_term_sheet
 from panen.engine.errors import ConfigError, InputError
@@ -291,3 +292,139 @@ def test_chosen_design_becomes_a_valid_term_sheet(one_district):
     sheet = to_term_sheet(params, res.chosen.iloc[0], max_rate=0.9)
     assert sheet.phases[0].strike == res.chosen.iloc[0]["p1.strike"] and sheet.season_cap == 0.9
     assert params.phases[0].strike == 70
+
+
+def plain_pooled_he(loss_by_district, payout_by_district, loading):
+    """HE pooled over districts, each season's shortfall measured below its own district's mean
+    uninsured revenue, each district paying its own loaded burn cost (loops, no numpy)."""
+    below0 = below = 0.0
+    for d, loss in loss_by_district.items():
+        pay = list(payout_by_district[d])
+        y0 = [1.0 - x for x in loss]
+        mu = sum(y0) / len(y0)
+        premium = sum(pay) / len(pay) * (1.0 + loading)
+        below0 += sum(min(v - mu, 0.0) ** 2 for v in y0)
+        below += sum(min(v - premium + p - mu, 0.0) ** 2 for v, p in zip(y0, pay))
+    return 1.0 - below / below0
+
+
+def test_design_he_equals_the_basis_risk_he_of_the_same_term_sheet_over_several_districts():
+    from panen.engine.research.basis import basis_risk_table
+
+    idx = {"d1": INDEX, "d2": INDEX[::-1] + 15.0}
+    loss = {"d1": true_loss(INDEX), "d2": np.clip(0.5 * true_loss(INDEX[::-1] + 15.0) + 0.1, 0, 1)}
+    sim, losses = tables(idx, loss)
+    space = DesignSpace(phases={"p1": PhaseSpace(strikes=[95.0], exits=[35.0])})
+    res = search(sim, losses, space)  # loadings 25 % + 10 %
+    design_he = res.designs["hedging_effectiveness"].iloc[0]
+    payout = {d: plain_payout(v, 95.0, 35.0) for d, v in idx.items()}
+    assert design_he == pytest.approx(plain_pooled_he(loss, payout, 0.35), rel=1e-12)
+    rates = sim.assign(payout_rate=np.concatenate([payout["d1"], payout["d2"]]))
+    basis = basis_risk_table(rates, losses, by=("product_id",), loadings=(0.25, 0.10), n_boot=20)
+    assert basis["hedging_effectiveness"].iloc[0] == pytest.approx(design_he, rel=1e-12)
+    # the premium both use is each district's loaded burn cost; the design's gross rate is their mean
+    assert basis["premium_rate"].iloc[0] == pytest.approx(res.designs["gross_premium_rate"].iloc[0], rel=1e-12)
+
+
+# --------------------------------------------------------------------- through the trigger plugin
+def _weather_sheet(**kw):
+    from panen.triggers.weather import WeatherIndexParams
+
+    phases = [
+        # binary: pays its whole weight when the longest dry spell (< 1 mm) of days 0–29 exceeds the strike
+        {"name": "spell", "start_day": 0, "end_day": 30, "index": "dry_spell", "dry_threshold": 1.0,
+         "direction": "above", "strike": 6, "curve": "binary", "weight": 0.4},
+        # step: a deficit schedule on the total of days 0–29; trigger point 60 mm (top of its paying bands)
+        {"name": "total", "start_day": 0, "end_day": 30, "index": "total", "direction": "below", "strike": 60,
+         "curve": "step", "weight": 0.6, "bands": [{"max": 30, "rate": 1.0}, {"min": 30, "max": 45, "rate": 0.5},
+                                                   {"min": 45, "max": 60, "rate": 0.2}]},
+    ]
+    return WeatherIndexParams(id="rain", trigger="weather_index", sum_insured_per_ha=6_000_000, phases=phases, **kw)
+
+
+def _weather_history(params, years=range(2001, 2013), districts=("a", "b", "c")):
+    """Daily rain for every district and a season starting each 1 January; the trigger's own
+    evaluate gives the index values (the simulation table) — and the reference rates."""
+    from panen.engine.api import Season, TriggerInputs
+    from panen.triggers.weather import WeatherIndexTrigger
+
+    rng = np.random.default_rng(11)
+    t = pd.date_range(f"{min(years)}-01-01", f"{max(years)}-12-31", freq="D")
+    rain = np.where(rng.random((t.size, len(districts))) < 0.55, 0.0, rng.gamma(0.8, 6.0, (t.size, len(districts))))
+    ds = xr.Dataset({"mean": (("time", "district"), rain, {"units": "mm/day"}),
+                     "valid_fraction": (("time", "district"), np.ones_like(rain))},
+                    coords={"time": t, "district": list(districts)})
+    cohorts = np.array([f"{y}-01-01" for y in years], dtype="datetime64[D]")
+    inputs = TriggerInputs(Season("s", cohorts[0], cohorts[-1] + 300, max(years)), cohorts, np.array(districts),
+                           {"rainfall": ds})
+
+    def evaluate(sheet):
+        return WeatherIndexTrigger().evaluate(sheet, inputs).data
+
+    out = evaluate(params)
+    sim = out["index_value"].to_dataframe().reset_index()
+    sim = sim.assign(season=pd.DatetimeIndex(sim["cohort"]).year, district_id=sim["district"], product_id="rain")
+    total = out["index_value"].sel(phase="total").values  # (district, season)
+    loss = np.clip((70.0 - total) / 60.0 + rng.normal(0, 0.05, total.shape), 0, 1)
+    losses = pd.DataFrame({"district_id": np.repeat(list(districts), len(years)),
+                           "season": np.tile(list(years), len(districts)), "loss": loss.ravel()})
+    return sim[["district_id", "product_id", "season", "phase", "index_value"]], losses, evaluate
+
+
+def test_binary_and_step_phases_are_searched_through_the_plugin_and_priced_as_evaluate_pays():
+    params = _weather_sheet()
+    sim, losses, evaluate = _weather_history(params)
+    space = DesignSpace(term_sheet=params, phases={
+        "spell": PhaseSpace(direction="above", with_exit=False, strikes=[4.0, 6.0, 9.0]),
+        "total": PhaseSpace(direction="below", with_exit=False, strikes=[50.0, 60.0, 75.0], weights=[0.5, 0.6])})
+    res = search(sim, losses, space)
+    assert len(res.designs) == 2 * 3 * 3 and res.designs["spell.exit"].isna().all()
+    for _, row in res.designs.iterrows():
+        sheet = to_term_sheet(params, row)
+        assert [p.curve for p in sheet.phases] == ["binary", "step"]  # never turned into linear phases
+        paid = evaluate(sheet)["payout_rate"].values  # the trigger's own evaluate on the daily rain
+        assert row["burn_cost"] == pytest.approx(paid.mean(), rel=1e-12, abs=1e-15)
+        assert row["max_payout_rate"] == pytest.approx(paid.max(), rel=1e-12)
+        assert row["payout_frequency"] == pytest.approx((paid > 0).mean(), rel=1e-12)
+    # a step schedule moved to strike 75: every band edge + 15 mm (rates kept)
+    moved = to_term_sheet(params, res.designs[res.designs["total.strike"] == 75.0].iloc[0]).phases[1]
+    assert [(b.min, b.max, b.rate) for b in moved.bands] == [(-np.inf, 45.0, 1.0), (45.0, 60.0, 0.5),
+                                                            (60.0, 75.0, 0.2)]
+    chosen = res.term_sheets["all"]
+    assert chosen == to_term_sheet(params, res.chosen.iloc[0], max_rate=res.season_cap)
+
+
+def test_a_binary_phase_is_refused_without_its_term_sheet_and_never_given_an_exit():
+    params = _weather_sheet()
+    sim, losses, _ = _weather_history(params, years=range(2001, 2005))
+    with pytest.raises(ConfigError, match="linear tick phases only"):
+        search(sim, losses, DesignSpace(phases={"spell": PhaseSpace(direction="above", with_exit=False),
+                                                "total": PhaseSpace()}))
+    with pytest.raises(ConfigError, match="without an exit"):  # a linear grid for a binary phase
+        DesignSpace(term_sheet=params, phases={"spell": PhaseSpace(direction="above"),
+                                               "total": PhaseSpace(with_exit=False)})
+    linear_row = {"spell.strike": 5.0, "spell.exit": 9.0, "spell.weight": 0.4,
+                  "total.strike": 60.0, "total.exit": np.nan, "total.weight": 0.6}
+    with pytest.raises(ConfigError, match="searched as a linear phase"):
+        to_term_sheet(params, linear_row)
+
+
+def test_thousands_of_term_sheet_candidates_priced_by_the_plugin_in_about_a_second():
+    from panen.triggers.weather import WeatherIndexParams
+
+    rng = np.random.default_rng(0)
+    idx = {f"d{i:02d}": rng.gamma(8, 15, 40) for i in range(30)}
+    loss = {d: np.clip(true_loss(v) + rng.normal(0, 0.05, v.size), 0, 1) for d, v in idx.items()}
+    sim, losses = _long(idx, loss)
+    params = WeatherIndexParams(id="rain", trigger="weather_index", sum_insured_per_ha=6_000_000, phases=[
+        {"name": "p1", "start_day": 0, "end_day": 30, "index": "total", "direction": "below", "strike": 100,
+         "exit": 40, "weight": 1.0}])
+    grid = {"strikes": Range(start=60, stop=160, step=1), "exits": Range(start=0, stop=100, step=2)}
+    cons = Constraints(max_premium_rate=0.1, min_payout_frequency_in_worst=0.8)
+    t0 = time.perf_counter()
+    res = search(sim, losses, DesignSpace(term_sheet=params, phases={"p1": PhaseSpace(**grid)}), cons)
+    elapsed = time.perf_counter() - t0
+    assert len(res.designs) > 4000 and elapsed < 5.0  # ≈ 0.5 s measured: 4,710 plugin-built term sheets
+    # the plugin's linear curve is the tick curve: the bare search agrees candidate by candidate
+    bare = search(sim, losses, DesignSpace(phases={"p1": PhaseSpace(**grid)}), cons)
+    pd.testing.assert_frame_equal(res.designs, bare.designs)

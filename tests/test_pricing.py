@@ -20,6 +20,7 @@ from panen.engine.research.pricing import (
     premium_split,
     probable_maximum_loss,
     return_period_losses,
+    season_portfolio,
 )
 
 
@@ -360,6 +361,32 @@ def test_portfolio_payouts_per_product_from_an_exposure_table():
     assert portfolio_payouts(t, exposure).to_dict() == {2001: 150}
     with pytest.raises(InputError, match="no sum insured"):
         portfolio_payouts(t, exposure.iloc[:1])
+
+
+def test_season_portfolio_reports_every_season_and_flags_the_incomplete_ones():
+    # A: Rp 1,000, B: Rp 2,000, C: no sum insured (pays nothing whatever its index)
+    t = pd.DataFrame({"district_id": ["A", "B", "C", "A", "B", "C", "A", "C"],
+                      "season": [2001, 2001, 2001, 2002, 2002, 2002, 2003, 2003],
+                      "payout_rate": [0.1, 0.25, np.nan, 0.5, np.nan, 0.3, 0.0, 0.0]})
+    out = season_portfolio(t, pd.Series({"A": 1000.0, "B": 2000.0, "C": 0.0})).set_index("season")
+    # 2001: 100 + 500 = 600; C unassessed but uninsured → complete
+    # 2002: B flagged → A's 500 only, incomplete; rate 500 / 1,000 assessed
+    # 2003: B has no row → not assessed → incomplete
+    assert out["payout"].tolist() == [600, 500, 0] and out["complete"].tolist() == [True, False, False]
+    assert out["districts"].tolist() == [3, 3, 3] and out["districts_flagged"].tolist() == [1, 1, 1]
+    assert out["districts_triggered"].tolist() == [2, 2, 0]
+    assert out["exposure_assessed"].tolist() == [3000.0, 1000.0, 1000.0]
+    assert out.loc[2002, "payout_rate"] == 0.5
+    # portfolio_payouts is the same computation, complete seasons only
+    totals = portfolio_payouts(t, pd.Series({"A": 1000.0, "B": 2000.0, "C": 0.0}))
+    assert totals.loc[2001] == 600 and totals.isna().tolist() == [False, True, True]
+    # one portfolio per product: each product's own seasons and units
+    two = pd.concat([t.assign(product_id="p"), t.assign(product_id="q", payout_rate=0.5)], ignore_index=True)
+    si = pd.DataFrame({"district_id": ["A", "B", "C"] * 2, "product_id": ["p"] * 3 + ["q"] * 3,
+                       "sum_insured": [1000.0, 2000.0, 0.0] * 2})
+    by = season_portfolio(two, si, by=("product_id",)).set_index(["season", "product_id"])
+    assert by.loc[(2001, "q"), "payout"] == 1500 and by.loc[(2003, "q"), "complete"] == False  # noqa: E712
+    assert by.loc[(2001, "p"), "payout"] == 600
 
 
 def test_return_period_losses_on_twenty_seasons_by_hand():

@@ -5,12 +5,13 @@ naming product, parameter and range."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from panen.engine.config import parse_config
 from panen.engine.errors import ConfigError
 from panen.engine.registry import triggers
-from panen.testing import TriggerCheckFailure, check_trigger, trigger_checks
+from panen.testing import TriggerCheckFailure, check_trigger, synthetic_inputs, trigger_checks
 
 _VEG = {"name": "veg", "start_day": 0, "end_day": 40, "index": "total", "direction": "below",
         "strike": 150, "exit": 50, "weight": 1.0}
@@ -83,11 +84,7 @@ CONFIG_ERRORS = {
 
 # Known gaps the suite finds in built-ins, left to their owners: (trigger, example, check) → why.
 # Strict: when the gap is closed the test passes, fails as XPASS, and the entry must go.
-KNOWN_GAPS = {
-    ("weather_index", "every-index-and-curve", "invalid_params_rejected"):
-        "Phase accepts strike/exit = nan on binary and step curves (only the linear curve compares them): "
-        "a binary phase with strike nan loads and never pays",
-}
+KNOWN_GAPS: dict[tuple[str, str, str], str] = {}  # (trigger, example, check) → why it fails today
 
 
 def _check_cases() -> list:
@@ -137,3 +134,27 @@ def test_bad_parameters_are_rejected_at_load_naming_product_parameter_and_range(
         parse_config(cfg, base_dir=tmp_path)
     msgs = [str(p) for p in e.value.problems]
     assert any("product 'cover-x'" in m and key in m and words in m for m in msgs), msgs
+
+
+@pytest.mark.parametrize("trigger, label", [(n, label) for n in sorted(EXAMPLES) for label in EXAMPLES[n]])
+def test_a_redesignable_trigger_reprices_its_own_index_values_as_evaluate_does(trigger, label):
+    """The design-search hooks: either all declared, or none. A trigger with design terms gives,
+    through rates_from_index, the phase rates evaluate gave (for one term sheet and for a batch
+    of candidates), and with_design rebuilds a term sheet its Params accept, curves kept."""
+    cls = triggers()[trigger]
+    params = cls.Params.model_validate({"id": "p", "trigger": trigger, "sum_insured_per_ha": 1,
+                                        **EXAMPLES[trigger][label][0]})
+    terms = cls.design_terms(params)
+    out = cls().evaluate(params, synthetic_inputs(cls.inputs)).data
+    if terms is None:
+        assert cls.rates_from_index(params, out["index_value"]) is None
+        return
+    assert [p.name for p in terms.phases] == [str(n) for n in out["phase"].values]
+    again = cls.rates_from_index(params, out["index_value"])
+    assert again.dims == out["phase_rate"].dims
+    np.testing.assert_array_equal(again.values, out["phase_rate"].values)
+    rebuilt = cls.with_design(params, terms)
+    assert isinstance(rebuilt, cls.Params) and cls.design_terms(rebuilt) == terms
+    batch = cls.rates_from_index([params, rebuilt], out["index_value"])
+    assert batch.dims == ("candidate", *out["phase_rate"].dims)
+    np.testing.assert_array_equal(batch.values[1], out["phase_rate"].values)

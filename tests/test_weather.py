@@ -209,3 +209,78 @@ def test_bad_phase_parameters_are_rejected_with_the_range(change, needle):
 def test_duplicate_phase_names_are_rejected():
     with pytest.raises(ValidationError, match="unique"):
         product([TICK, TICK])
+
+
+# ---- trigger design hooks: the plugin's own curves on stored index values
+BINARY = dict(name="spell", start_day=0, end_day=10, index="dry_spell", dry_threshold=1.0, direction="above",
+              strike=4, curve="binary", weight=0.3)
+# Saskatchewan-style deficit schedule; its trigger point (top of the highest paying band) is 72
+STEP = dict(name="sask", start_day=0, end_day=10, index="total", direction="below", strike=72, curve="step",
+            weight=0.5, bands=[{"max": 32, "rate": 1.0}, {"min": 50, "max": 52, "rate": 0.55},
+                               {"min": 70, "max": 72, "rate": 0.175}, {"min": 80, "rate": 0.0}])
+
+
+def test_rates_from_index_gives_evaluates_phase_rates_for_binary_and_step_phases():
+    # d0: 10 days of 7.1 mm → total 71 (band [70, 72): 0.175), no dry day → spell 0 (no pay)
+    # d1: 5.1 mm on days 0–9 but dry days 2–6 → total 25.5 (band < 32: 1.0), spell 5 > 4 → 1
+    d1 = np.full(10, 5.1)
+    d1[2:7] = 0.0
+    ds = rain_series(np.stack([np.full(10, 7.1), d1], axis=1))
+    params = product([BINARY, STEP])
+    out = evaluate(params, ds)
+    expected = np.array([[0.0, 0.3], [0.5 * 0.175, 0.5 * 1.0]])  # (phase, district) = weight × curve
+    np.testing.assert_allclose(out["phase_rate"].values[:, :, 0], expected)
+    again = WeatherIndexTrigger.rates_from_index(params, out["index_value"])
+    np.testing.assert_array_equal(again.values, out["phase_rate"].values)
+    # a batch of candidate term sheets: one evaluation, a leading candidate dim
+    lower = WeatherIndexTrigger.with_design(params, _moved(params, sask=60.0, spell=5.0))
+    batch = WeatherIndexTrigger.rates_from_index([params, lower], out["index_value"].sel(phase=["sask"]))
+    # moved down by 12: bands < 20 → 1, [38, 40) → .55, [58, 60) → .175; 71 and 25.5 pay nothing
+    np.testing.assert_allclose(batch.values[:, 0, :, 0], [[0.5 * 0.175, 0.5], [0.0, 0.0]])
+    assert np.isnan(WeatherIndexTrigger.rates_from_index(params, out["index_value"].where(False)).values).all()
+
+
+def _moved(params, **strikes):
+    from dataclasses import replace
+
+    from panen.engine.api import DesignTerms
+
+    terms = WeatherIndexTrigger.design_terms(params)
+    return DesignTerms(tuple(replace(p, strike=strikes.get(p.name, p.strike)) for p in terms.phases),
+                       terms.season_cap)
+
+
+def test_design_terms_and_with_design_keep_each_phases_curve():
+    params = product([TICK, BINARY, STEP], season_cap=0.9)
+    terms = WeatherIndexTrigger.design_terms(params)
+    assert [(p.name, p.curve, p.strike, p.exit) for p in terms.phases] == [
+        ("p", "linear", 100.0, 50.0), ("spell", "binary", 4.0, None), ("sask", "step", 72.0, None)]
+    assert terms.season_cap == 0.9
+    assert WeatherIndexTrigger.with_design(params, terms) == params  # unchanged terms: the same term sheet
+    moved = WeatherIndexTrigger.with_design(params, _moved(params, sask=62.5, spell=6.0))
+    step = moved.phases[2]
+    assert step.curve == "step" and step.strike == 62.5
+    assert [(b.min, b.max, b.rate) for b in step.bands] == [
+        (-np.inf, 22.5, 1.0), (40.5, 42.5, 0.55), (60.5, 62.5, 0.175), (70.5, np.inf, 0.0)]
+    assert moved.phases[1].curve == "binary" and moved.phases[1].strike == 6.0 and moved.phases[1].exit is None
+    assert moved.phases[0] == params.phases[0] and params.phases[2].strike == 72  # the input is not modified
+
+
+def test_with_design_refuses_to_change_a_phase_kind_or_an_open_schedule():
+    from dataclasses import replace
+
+    from panen.engine.api import DesignTerms
+    from panen.engine.errors import ConfigError
+
+    params = product([TICK, BINARY])
+    terms = WeatherIndexTrigger.design_terms(params)
+    as_linear = DesignTerms((terms.phases[0], replace(terms.phases[1], curve="linear", exit=10.0)))
+    with pytest.raises(ConfigError, match="never changes a phase's kind"):
+        WeatherIndexTrigger.with_design(params, as_linear)
+    with pytest.raises(ConfigError, match="has no exit to set"):
+        WeatherIndexTrigger.with_design(params, DesignTerms((terms.phases[0], replace(terms.phases[1], exit=10.0))))
+    with pytest.raises(ConfigError, match="exit must be < strike"):
+        WeatherIndexTrigger.with_design(params, DesignTerms((replace(terms.phases[0], exit=120.0), terms.phases[1])))
+    always = product([{**STEP, "bands": [{"min": 0, "rate": 0.5}]}])  # pays at any index: nothing to move
+    with pytest.raises(ConfigError, match="no trigger point"):
+        WeatherIndexTrigger.design_terms(always)

@@ -1,6 +1,6 @@
 """Weather-index (rainfall) trigger: phased deficit/excess covers on district daily rainfall.
 
-Three layers, as in xclim (indices / indicators):
+Three layers, as xclim separates its indices from its indicators:
 
 1. *Indices* — pure numpy functions reducing a daily series to one value per window:
    cumulative total, maximum n-day total, longest dry spell, count of rainy days.
@@ -18,6 +18,11 @@ may use it (exact over whole months; a window that cuts a month counts it pro ra
 a warning); every other index needs true daily rain and is refused, at validation
 (:meth:`WeatherIndexTrigger.check_inputs`) and again here.
 
+A trigger-design search re-prices stored index values through the same curves
+(:meth:`WeatherIndexTrigger.rates_from_index`): linear phases by strike and exit, binary
+phases by strike, and step schedules by moving the whole schedule with its trigger point
+(:meth:`WeatherIndexTrigger.with_design`) — a phase never changes kind.
+
 Missing data is never read as zero rain: a day counts only when at least
 ``min_valid_fraction`` of the district's (area-weighted) cells had data that day, and a
 phase window with any day short of that has no index (NaN): the district is flagged for
@@ -27,15 +32,17 @@ that cohort and its policies are withheld, not paid.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
 import xarray as xr
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from panen.engine.api import InputInfo, ProductParams, Trigger, TriggerInputs, TriggerResult
+from panen.engine.api import (DesignTerms, InputInfo, PhaseDesign, ProductParams, Trigger, TriggerInputs,
+                              TriggerResult)
+from panen.engine.errors import ConfigError, DataQualityError, InputError, Problem
 from panen.engine.maths.curves import binary_rate, linear_rate, step_rate
-from panen.engine.errors import DataQualityError
 
 __all__ = [
     "Band",
@@ -134,6 +141,8 @@ class Band(BaseModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> "Band":
+        if np.isnan(self.min) or np.isnan(self.max):
+            raise ValueError("band edges must be numbers (use no key for an open edge)")
         if not self.min < self.max:
             raise ValueError(f"band min must be < max (got min={self.min}, max={self.max})")
         return self
@@ -171,6 +180,10 @@ class Phase(BaseModel):
                 errors.append(f"{key} only applies to index {idx!r}, not {self.index!r}")
         if self.index == "max_n_day" and self.n is not None and self.n > length > 0:
             errors.append(f"n must be between 1 and the window length ({length} days); got {self.n}")
+        for key in ("strike", "exit"):
+            value = getattr(self, key)
+            if value is not None and not np.isfinite(value):
+                errors.append(f"{key} must be a finite number; got {value}")
         if self.strike < 0:
             errors.append(f"strike must be >= 0; got {self.strike}")
         if self.curve == "linear":
@@ -203,7 +216,10 @@ class Phase(BaseModel):
         return self
 
     def rate(self, index):
-        """Phase payout rate before weighting [fraction, 0..1]; lazy on dask-backed xarray input."""
+        """Phase payout rate before weighting [fraction, 0..1]; NaN where the index is NaN.
+
+        ``index`` [mm or days] is a numpy or dask array (kept lazy) or an xarray object.
+        """
         if isinstance(index, xr.DataArray):
             return xr.apply_ufunc(self.rate, index, dask="parallelized", output_dtypes=[float])
         if self.curve == "linear":
@@ -285,7 +301,7 @@ class WeatherIndexTrigger(Trigger):
         validt = validt.chunk({"time": -1}) if validt.chunks else validt
 
         cohort = xr.DataArray(np.asarray(inputs.cohorts, dtype="datetime64[ns]"), dims="cohort")
-        indices, rates, fractions = [], [], []
+        indices, fractions = [], []
         for phase in params.phases:
             kwargs = {"n": phase.n} if phase.index == "max_n_day" else (
                 {"dry_threshold": phase.dry_threshold} if phase.index == "dry_spell" else (
@@ -293,11 +309,10 @@ class WeatherIndexTrigger(Trigger):
             idx = _apply_window(rain, anchors, phase.start_day, phase.end_day, _INDEX_FUNCS[phase.index], kwargs)
             frac = _apply_window(validt, anchors, phase.start_day, phase.end_day, _mean_last, {})
             indices.append(idx.assign_attrs(units=_INDEX_UNITS[phase.index]))
-            rates.append(phase.rate(idx) * phase.weight)
             fractions.append(frac)
         phase_coord = xr.DataArray([p.name for p in params.phases], dims="phase")
         index_value = xr.concat(indices, dim=phase_coord, coords="minimal", compat="override")
-        phase_rate = xr.concat(rates, dim=phase_coord, coords="minimal", compat="override")
+        phase_rate = self.rates_from_index(params, index_value)  # the one curve rule, as the design search
         valid_fraction = xr.concat(fractions, dim=phase_coord, coords="minimal", compat="override")
         # NaN in any phase -> not assessable: sum with skipna=False keeps NaN
         payout_rate = phase_rate.sum("phase", skipna=False).clip(max=params.season_cap)
@@ -311,6 +326,148 @@ class WeatherIndexTrigger(Trigger):
             }
         ).assign_coords(cohort=cohort.values)
         return TriggerResult(out)
+
+
+    # ------------------------------------------------------------------ trigger design
+    @classmethod
+    def rates_from_index(cls, params: WeatherIndexParams | Sequence[WeatherIndexParams],
+                         index_value: xr.DataArray) -> xr.DataArray:
+        """Weighted phase rates [fraction] of stored index values: ``weight × Phase.rate(index)``.
+
+        The rule :meth:`evaluate` applies to the index it computes (it calls this method),
+        so a design search prices candidates exactly as a run would pay them.
+
+        Parameters
+        ----------
+        params
+            A term sheet, or a sequence of candidate term sheets.
+        index_value
+            Index values [mm or days] with a ``phase`` dim naming phases of the term
+            sheet(s); numpy- or dask-backed (stays lazy).
+
+        Returns
+        -------
+        xarray.DataArray
+            The dims of ``index_value`` (a leading ``candidate`` dim for a sequence), rates in
+            [0, weight], NaN where the index is NaN.
+
+        Raises
+        ------
+        InputError
+            ``index_value`` has no ``phase`` dim.
+        ConfigError
+            A phase of ``index_value`` is not in a term sheet.
+        """
+        if "phase" not in index_value.dims:
+            raise InputError(f"weather_index rates_from_index: the index values need a 'phase' dim; they have "
+                             f"{tuple(index_value.dims)}")
+        single = isinstance(params, ProductParams)
+        sheets = [params] if single else list(params)
+        x = index_value.transpose("phase", ...)
+        names = [str(n) for n in x["phase"].values.tolist()]
+        data = x.data
+        stacked = []
+        for sheet in sheets:
+            phases = {p.name: p for p in sheet.phases}
+            unknown = [n for n in names if n not in phases]
+            if unknown:
+                raise ConfigError(f"product {sheet.id!r}: the index values have phase(s) "
+                                  f"{', '.join(map(repr, unknown))} that the term sheet lacks "
+                                  f"(it has {', '.join(map(repr, phases))})")
+            stacked.append(np.stack([phases[n].rate(data[i]) * phases[n].weight for i, n in enumerate(names)]))
+        if single:
+            return xr.DataArray(stacked[0], dims=x.dims, coords=x.coords, name="phase_rate").transpose(
+                *index_value.dims)
+        out = np.stack(stacked) if stacked else np.empty((0, *data.shape))
+        return xr.DataArray(out, dims=("candidate", *x.dims), coords=x.coords, name="phase_rate").transpose(
+            "candidate", *index_value.dims)
+
+    @classmethod
+    def design_terms(cls, params: WeatherIndexParams) -> DesignTerms:
+        """Every phase's strike (and exit, for a linear curve) and weight, and the season cap.
+
+        * linear: strike and exit;
+        * binary: the strike (pays 1 beyond it);
+        * step: the schedule's *trigger point* — the upper edge of its highest-index paying
+          band for a ``below`` phase, the lower edge of its lowest paying band for
+          ``above`` — is its strike; :meth:`with_design` moves the whole schedule with it.
+
+        Raises
+        ------
+        ConfigError
+            A step schedule without a trigger point: it pays in no band, or its paying band
+            is open towards the safe side (it pays at any index value).
+        """
+        return DesignTerms(tuple(_phase_design(params.id, p) for p in params.phases), float(params.season_cap))
+
+    @classmethod
+    def with_design(cls, params: WeatherIndexParams, terms: DesignTerms) -> WeatherIndexParams:
+        """The term sheet with the strikes, exits, weights and season cap of ``terms``.
+
+        A linear phase takes the new strike and exit, a binary phase the new strike. A step
+        phase is moved as a whole: every finite band edge shifts by (new strike − trigger
+        point), band rates unchanged — the step analogue of moving a tick contract's strike
+        and exit together, so the schedule keeps its shape in index units (edges rounded to
+        1e-9 index units). Windows, index definitions and curves are kept.
+
+        Raises
+        ------
+        ConfigError
+            ``terms`` names other phases, changes a curve or direction, gives an exit to a
+            curve without one (or none to a linear phase), or breaks a term-sheet constraint.
+        """
+        now = cls.design_terms(params)
+        given = {p.name: p for p in terms.phases}
+        problems = []
+        names = [p.name for p in now.phases]
+        if sorted(given) != sorted(names) or len(given) != len(terms.phases):
+            problems.append(f"the design names phases {sorted(given)}; the term sheet has {names}")
+        data = params.model_dump()
+        for raw, old in zip(data["phases"], now.phases):
+            new = given.get(old.name)
+            if new is None:
+                continue
+            if (new.curve, new.direction) != (old.curve, old.direction):
+                problems.append(f"phase {old.name!r} is a {old.direction!r} {old.curve} phase; the design has a "
+                                f"{new.direction!r} {new.curve} one (a search never changes a phase's kind)")
+                continue
+            if (new.exit is None) != (old.exit is None):
+                problems.append(f"phase {old.name!r} ({old.curve}) " + (
+                    "needs an exit" if old.exit is not None else "has no exit to set"))
+                continue
+            raw.update(strike=float(new.strike), weight=float(new.weight))
+            if old.curve == "linear":
+                raw["exit"] = float(new.exit)
+            elif old.curve == "step":
+                for band in raw["bands"]:
+                    for edge in ("min", "max"):
+                        if np.isfinite(band[edge]):
+                            band[edge] = round(float(new.strike) + (band[edge] - old.strike), 9)
+        if problems:
+            raise ConfigError([Problem(f"product {params.id!r}: {p}") for p in problems])
+        data["season_cap"] = float(terms.season_cap)
+        try:
+            return type(params).model_validate(data)
+        except ValidationError as exc:
+            details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(f"product {params.id!r}: the redesigned term sheet is invalid: {details}") from None
+
+
+def _phase_design(product_id: str, p: Phase) -> PhaseDesign:
+    """How a design search sees one phase (see :meth:`WeatherIndexTrigger.design_terms`)."""
+    if p.curve == "linear":
+        return PhaseDesign(p.name, "linear", p.direction, float(p.strike), float(p.exit), float(p.weight))
+    if p.curve == "binary":
+        return PhaseDesign(p.name, "binary", p.direction, float(p.strike), None, float(p.weight))
+    paying = [b for b in p.bands or [] if b.rate > 0]
+    where = f"product {product_id!r}, phase {p.name!r}: the step schedule"
+    if not paying:
+        raise ConfigError(f"{where} pays in no band: it has no trigger point to move")
+    point = max(b.max for b in paying) if p.direction == "below" else min(b.min for b in paying)
+    if not np.isfinite(point):
+        raise ConfigError(f"{where} has a paying band open towards the safe side (it pays at any index value): it has "
+                          "no trigger point to move, so a design search cannot vary it")
+    return PhaseDesign(p.name, "step", p.direction, float(point), None, float(p.weight))
 
 
 def _check_monthly(params: WeatherIndexParams, anchors: np.ndarray) -> None:

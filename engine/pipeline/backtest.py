@@ -59,15 +59,20 @@ the manifest lists the products concerned.
 
 Exposure
 --------
-The portfolio table weighs district rates by exposure. With ``inputs.policies`` the
-exposure of a district and product is the sum of its policies' sums insured [Rp] (the
-register's ``sum_insured``, else ``area_ha × sum_insured_per_ha`` rounded to the rupiah, as
-in the ledger) and payouts are in rupiah. Without a register every district has exposure 1
-(``exposure_basis = "unit"``): the portfolio payout is then in district-equivalents and the
-payout rate is the plain mean of the assessed districts' rates. Payouts are gross of
-policy terms (deductibles and limits act per policy at settlement); each district's payout
-is rounded to the rupiah before summing. Flagged districts pay nothing and are left out of
-``exposure_assessed``; ``payout_rate = payout / exposure_assessed``.
+The portfolio table (``portfolio.csv``, :func:`portfolio_table`) weighs district rates by
+sum insured. With ``inputs.policies`` the exposure of a district and product is the sum of
+its policies' sums insured [Rp] (the register's ``sum_insured``, else ``area_ha ×
+sum_insured_per_ha`` rounded to the rupiah, as in the ledger). Without a register every
+district counts Rp 1,000,000 (``exposure_basis = "unit"``, the unit ``pricing.csv`` quotes
+premiums on), so the payout rate is the plain mean of the assessed districts' rates.
+Payouts are gross of policy terms (deductibles and limits act per policy at settlement);
+each district's payout is rounded to the rupiah before summing. The portfolio is the
+districts with a sum insured assessed in at least one season (one never assessed is named
+in the notes). The season payout is computed once, with one missing-data rule: flagged
+districts pay nothing and are left out of ``exposure_assessed`` (``payout_rate = payout /
+exposure_assessed``), and a season with a flagged district is ``complete = False`` — its
+payout is a lower bound, reported but left out of ``tail.csv``'s return periods, which
+read the complete seasons of this same table.
 
 Outputs (``out_dir``)
 ---------------------
@@ -99,7 +104,8 @@ add an analysis of the simulation, written beside it:
   effectiveness with bootstrap intervals, per product × district and per product) and
   ``plots/loss_vs_payout_<product>.png``;
 * ``design:`` (or ``optimise=True`` / ``--optimise``; needs a loss reference) → the
-  strike/exit search on the weather-index products (:func:`design_search`):
+  strike/exit search on the products whose trigger plugin can be redesigned, through that
+  plugin's own curves (:func:`design_search`):
   ``design_candidates.csv``, ``design_chosen.csv``, ``design_frontier.csv``,
   ``plots/tradeoff_<product>.png`` and the chosen term sheet ``design_<product>.yaml``.
 
@@ -174,8 +180,8 @@ class BacktestResult:
         ``payout_rate`` is NaN).
     portfolio
         Per season and product: ``districts, districts_triggered, districts_flagged,
-        exposure, exposure_assessed, payout, payout_rate, exposure_basis`` (see the module
-        docstring, "Exposure").
+        exposure, exposure_assessed, payout, payout_rate, exposure_basis, complete`` (see
+        the module docstring, "Exposure").
     exposure
         ``district_id, product_id, exposure, exposure_basis``.
     years
@@ -186,7 +192,8 @@ class BacktestResult:
         Where outputs were written (``None``/empty when ``out_dir`` was not given).
     pricing, tail, season_totals
         With a ``pricing:`` section: :func:`pricing_table`, :func:`tail_table` and the
-        complete portfolio payout per season of each product [Rp]; else ``None``.
+        complete seasons' portfolio payout of each product [Rp] (from ``portfolio``);
+        else ``None``.
     losses, loss_threshold, basis_risk
         With a ``loss_reference:`` section: the loss reference (``district_id, season,
         loss``), its event threshold and :func:`basis_risk`; else ``None``.
@@ -327,8 +334,9 @@ def backtest(config: RunConfig | str | Path, years: tuple[int, int] | str = (198
         Days after the season start used as the representative anchor of
         ``anchor: sowing_date`` products [days] (see the module docstring).
     optimise
-        Run the trigger-design search on the weather-index products (also done whenever the
-        config has a ``design:`` section); needs ``loss_reference:``.
+        Run the trigger-design search on the products whose trigger plugin can be
+        redesigned (also done whenever the config has a ``design:`` section); needs
+        ``loss_reference:``.
 
     Returns
     -------
@@ -341,7 +349,8 @@ def backtest(config: RunConfig | str | Path, years: tuple[int, int] | str = (198
     ------
     ConfigError
         ``optimise`` (or ``design:``) without a ``loss_reference:`` section or without a
-        weather-index product — checked before anything is read.
+        redesignable product, or with a term sheet its plugin cannot redesign — checked
+        before anything is read.
     """
     if not isinstance(config, RunConfig):
         config = load_backtest_config(config)
@@ -357,8 +366,8 @@ def backtest(config: RunConfig | str | Path, years: tuple[int, int] | str = (198
                                       f"table of district_id, season, loss) to design triggers against",
                                       key="loss_reference"))
         if not design_products(config):
-            raise ConfigError(Problem(f"{why}: no product of the config can be redesigned from its index values "
-                                      f"(its trigger plugin does not support it)",
+            raise ConfigError(Problem(f"{why}: the trigger design tunes products whose trigger plugin can be "
+                                      f"redesigned (design_terms), and the config has none",
                                       key="design" if config.design is not None else None))
     if not -366 <= int(sowing_offset) <= 366:
         raise ConfigError(Problem(f"sowing offset must be within ±366 days; got {sowing_offset}", key="--sowing-offset"))
@@ -403,7 +412,8 @@ def backtest(config: RunConfig | str | Path, years: tuple[int, int] | str = (198
 
     with t("portfolio"):
         exposure, policy_counts, rejects = _exposure(config, covers_of(config), zoned, base)
-        portfolio = portfolio_table(table, exposure)
+        portfolio, portfolio_notes = portfolio_table(table, exposure)
+        notes.extend(portfolio_notes)
 
     season_rows = table.drop_duplicates(["product_id", "district_id", "season"])
     counts = {
@@ -634,17 +644,19 @@ def _analyse(config: RunConfig, result: BacktestResult, tables: dict[str, pd.Dat
         notes.append(f"loss reference ({ref.source}): {len(usable):,} district-season loss rates within the "
                      f"backtest's districts and seasons ({int((usable['loss'] > ref.loss_threshold).sum()):,} "
                      f"loss seasons)")
-        premium = None
-        if result.pricing is not None:
-            premium = result.pricing.rename(columns={"gross_premium_rate": "premium_rate"})
-        result.basis_risk = basis_risk(result, result.losses, premium=premium, loss_threshold=ref.loss_threshold)
-        if optimise or config.design is not None:
-            from panen.engine.config import DesignConfig, PricingConfig
+        # one premium rule for the hedging effectiveness of basis_risk.csv and of the design
+        # search: each district's burn cost, loaded by the pricing section's loadings
+        # (the defaults without one), so both report the same HE for the same term sheet
+        from panen.engine.config import PricingConfig
 
-            p = config.pricing or PricingConfig()
+        p = config.pricing or PricingConfig()
+        loadings = (p.expense_loading, p.profit_loading)
+        result.basis_risk = basis_risk(result, result.losses, loadings=loadings, loss_threshold=ref.loss_threshold)
+        if optimise or config.design is not None:
+            from panen.engine.config import DesignConfig
+
             result.design = design_search(config, result, result.losses, config.design or DesignConfig(),
-                                          loadings=(p.expense_loading, p.profit_loading),
-                                          loss_threshold=ref.loss_threshold)
+                                          loadings=loadings, loss_threshold=ref.loss_threshold)
             notes.extend(result.design.notes)
     if config.pricing is not None or ref is not None:
         result.summary = pricing_summary(result)

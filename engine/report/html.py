@@ -1425,7 +1425,8 @@ def _design_section(o: RunOutputs) -> _Section | None:
     ch = o.design_chosen
     if ch is None and o.design_frontier is None:
         return None
-    parts = ["<p>The strike/exit search on the weather-index products: every candidate design priced on the "
+    parts = ["<p>The strike/exit search on the redesignable products, through each product's own trigger "
+             "curves: every candidate design priced on the "
              "backtest; the trade-off curve plots premium against protection, the frontier the designs no other "
              "beats on both, the chosen one the best feasible design.</p>"]
     pids = sorted(set((ch if ch is not None else o.design_frontier)["product_id"].dropna()),

@@ -3,7 +3,7 @@
 Pure functions, no I/O. The index product "forecasts" a loss measured by a reference (the
 realised yield shortfall rate of a district, or the adjusted AUTP loss rate) with its
 payout. Each season of a district falls in one cell of the 2 × 2 contingency table
-(DOMAIN.md "Basis-risk metrics"; WMO forecast-verification scores)::
+(WMO forecast-verification scores)::
 
                       index pays     index pays nothing
     loss              hit  a         miss  b
@@ -11,8 +11,10 @@ payout. Each season of a district falls in one cell of the 2 × 2 contingency ta
 
 Beside the event scores: the share of loss left unpaid, the payout balance, the Spearman
 rank correlation between payout and loss, and the hedging effectiveness of the cover on a
-normalised farm income (semivariance, Vedenov & Barnett 2004). Confidence intervals come
-from a bootstrap over seasons (rows resampled with replacement).
+normalised farm income (semivariance below each district's mean, Vedenov & Barnett 2004).
+The counts, scores, ρ and HE are computed by :mod:`panen.engine.research.scores`, the one
+implementation the per-farmer comparison and the trigger-design search use too.
+Confidence intervals come from a bootstrap over seasons (rows resampled with replacement).
 
 Units: payouts, losses, premiums and revenue are rates on one scale — fractions of the sum
 insured (a loss rate of 0.3 is 30 % of the insured value lost). Ratios whose denominator
@@ -40,9 +42,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
 
 from panen.engine.errors import ConfigError, InputError
+from panen.engine.research.scores import contingency, hedging_effectiveness, premium_rates, ratio, spearman
 
 __all__ = [
     "BASIS_RISK_COLUMNS",
@@ -51,7 +53,6 @@ __all__ = [
     "basis_risk_table",
     "bootstrap_ci",
     "event_metrics",
-    "hedging_effectiveness",
 ]
 
 #: Keys of :func:`event_metrics`, in order.
@@ -103,14 +104,14 @@ def event_metrics(payout: Sequence[float] | np.ndarray, loss: Sequence[float] | 
         * ``loss_years_unpaid_share`` = b / (a + b) (= 1 − POD);
         * ``payout_balance`` = Σ payout / Σ loss;
         * ``spearman``: Spearman rank correlation of payout and loss (average ranks for
-          ties; :func:`scipy.stats.spearmanr`); NaN when either is constant or n < 2.
+          ties; :func:`panen.engine.research.scores.spearman`); NaN when either is
+          constant or n < 2.
 
         Ratios with a zero denominator are NaN.
 
     References
     ----------
-    WMO (2017), *Forecast Verification* (POD, FAR, threat score); DOMAIN.md
-    "Basis-risk metrics".
+    WMO (2017), *Forecast Verification* (POD, FAR, threat score).
 
     Examples
     --------
@@ -119,71 +120,17 @@ def event_metrics(payout: Sequence[float] | np.ndarray, loss: Sequence[float] | 
     (2, 1, 1, 0.6666666666666666)
     """
     p, x = _paired(payout, loss)
-    paid, lost = p > payout_threshold, x > loss_threshold
-    a = int(np.sum(paid & lost))
-    b = int(np.sum(~paid & lost))
-    c = int(np.sum(paid & ~lost))
-    d = int(np.sum(~paid & ~lost))
+    paid = p > payout_threshold
+    t = contingency(paid, x > loss_threshold)
     total_loss = float(x.sum())
     return {
-        "seasons": int(p.size), "hits": a, "misses": b, "false_alarms": c, "correct_negatives": d,
-        "pod": _ratio(a, a + b), "far": _ratio(c, a + c), "threat_score": _ratio(a, a + b + c),
-        "unpaid_loss_share": _ratio(float(x[~paid].sum()), total_loss),
-        "loss_years_unpaid_share": _ratio(b, a + b),
-        "payout_balance": _ratio(float(p.sum()), total_loss),
-        "spearman": _spearman(p, x),
+        "seasons": int(p.size), "hits": int(t.hits), "misses": int(t.misses), "false_alarms": int(t.false_alarms),
+        "correct_negatives": int(t.correct_negatives), "pod": t.pod, "far": t.far, "threat_score": t.threat_score,
+        "unpaid_loss_share": ratio(float(x[~paid].sum()), total_loss),
+        "loss_years_unpaid_share": t.loss_years_unpaid_share,
+        "payout_balance": ratio(float(p.sum()), total_loss),
+        "spearman": spearman(p, x),
     }
-
-
-def hedging_effectiveness(revenue: Sequence[float] | np.ndarray, premium: float | Sequence[float] | np.ndarray,
-                          payout: Sequence[float] | np.ndarray) -> float | np.ndarray:
-    """Hedging effectiveness of an insurance cover on income, by semivariance.
-
-    With insured income Y = revenue − premium + payout and uninsured income Y0 = revenue,
-    the downside semivariance about the *uninsured* mean is
-    SV(X) = E[min(X − E[Y0], 0)²], and ``HE = 1 − SV(Y) / SV(Y0)``. HE = 1: the cover
-    removes all income shortfall below the uninsured mean; 0: no change; < 0: the cover
-    (e.g. a premium with payouts in the wrong seasons) makes the downside worse. NaN when
-    SV(Y0) = 0 (no downside to hedge). A NaN input makes the result NaN.
-
-    Parameters
-    ----------
-    revenue
-        Uninsured income per season [fraction of sum insured, or any money unit];
-        seasons on the last axis (``(..., n)``: one HE per leading index).
-    premium
-        Premium per season [same unit]; scalar or broadcastable to ``revenue``.
-    payout
-        Payout per season [same unit], shape of ``revenue``.
-
-    Returns
-    -------
-    float or numpy.ndarray
-        HE [dimensionless]; a float for 1-D input, else shape ``revenue.shape[:-1]``.
-
-    References
-    ----------
-    Vedenov, D. V. & Barnett, B. J. (2004), *J. Agric. Resour. Econ.* 29(3), 387–403;
-    DOMAIN.md "Basis-risk metrics".
-
-    Examples
-    --------
-    A cover paying exactly the shortfall below the mean at no premium hedges it all:
-
-    >>> r = np.array([1.0, 0.6, 0.8, 1.0])          # mean 0.85
-    >>> hedging_effectiveness(r, 0.0, np.maximum(0.85 - r, 0.0))
-    1.0
-    """
-    y0 = np.asarray(revenue, dtype=np.float64)
-    y = y0 - np.asarray(premium, dtype=np.float64) + np.asarray(payout, dtype=np.float64)
-    if y.shape != y0.shape:
-        raise InputError(f"hedging_effectiveness: payout {np.shape(payout)} and premium {np.shape(premium)} "
-                         f"must match revenue {y0.shape}")
-    mu0 = y0.mean(axis=-1, keepdims=True)
-    sv0 = np.mean(np.minimum(y0 - mu0, 0.0) ** 2, axis=-1)
-    sv = np.mean(np.minimum(y - mu0, 0.0) ** 2, axis=-1)
-    he = 1.0 - _ratio(sv, sv0)
-    return float(he) if np.ndim(he) == 0 else he
 
 
 # ---------------------------------------------------------------------------------------
@@ -286,7 +233,7 @@ def bootstrap_ci(func: Callable[..., Any], *arrays: Sequence[float] | np.ndarray
 def basis_risk_table(sim: pd.DataFrame, losses: pd.DataFrame, *, by: Iterable[str] = ("product_id", "district_id"),
                      n_boot: int = 1000, alpha: float = 0.05, seed: int = 0, payout_threshold: float = 0.0,
                      loss_threshold: float = 0.0, premium: float | str | None = None,
-                     revenue_column: str | None = None, rate_column: str = "payout_rate",
+                     loadings: tuple[float, float] = (0.0, 0.0), revenue_column: str | None = None, rate_column: str = "payout_rate",
                      loss_column: str = "loss") -> pd.DataFrame:
     """Basis-risk metrics with bootstrap intervals per group of a historical simulation.
 
@@ -296,15 +243,20 @@ def basis_risk_table(sim: pd.DataFrame, losses: pd.DataFrame, *, by: Iterable[st
     (and revenue, premium), are compared; ``seasons`` counts them.
 
     Per group: every :func:`event_metrics` value, and the hedging effectiveness
-    (:func:`hedging_effectiveness`) of the cover on a normalised income:
+    (:func:`panen.engine.research.scores.hedging_effectiveness`: semivariance below each
+    district's own mean uninsured income, pooled over the group's district-seasons) of the
+    cover on a normalised income:
 
     * revenue: ``revenue_column`` if given (a column of ``sim`` or ``losses``, on the same
       scale as the payout rate), else **revenue = 1 − loss** (income as a fraction of the
       insured value, so a loss rate of 0.3 leaves 0.7);
-    * premium: ``None`` → the group's burn cost over the compared seasons (the
-      actuarially fair premium: HE then measures risk reduction with no expected
-      subsidy), a float → that rate for every group, a str → a premium-rate column of
-      ``sim``. The premium is fixed per season; resamples do not re-price it.
+    * premium: ``None`` → each district's burn cost over its compared seasons, loaded by
+      ``loadings`` (:func:`panen.engine.research.scores.premium_rates`; with the default
+      ``(0, 0)`` the actuarially fair premium: HE then measures risk reduction with no
+      expected subsidy or charge) — the premium the trigger-design search uses, so both
+      report the same HE for the same term sheet; a float → that rate for every season;
+      a str → a premium-rate column of ``sim``. The premium is fixed per season;
+      resamples do not re-price it.
 
     Percentile bootstrap intervals (:func:`bootstrap_ci`, rows of the group resampled with
     replacement, the same ``seed`` for every group) are given for POD, Spearman and HE.
@@ -329,6 +281,9 @@ def basis_risk_table(sim: pd.DataFrame, losses: pd.DataFrame, *, by: Iterable[st
         Event thresholds of :func:`event_metrics`.
     premium, revenue_column
         See above.
+    loadings
+        ``(expense_loading, profit_loading)`` [fraction of the pure rate] of the burn-cost
+        premium (``premium=None`` only).
     rate_column, loss_column
         Column names.
 
@@ -346,13 +301,18 @@ def basis_risk_table(sim: pd.DataFrame, losses: pd.DataFrame, *, by: Iterable[st
     References
     ----------
     WMO (2017), *Forecast Verification*; Vedenov & Barnett (2004); Efron & Tibshirani
-    (1993); DOMAIN.md "Basis-risk metrics".
+    (1993).
     """
     keys = list(by)
     join = ["district_id", "season"]
     premium_column = premium if isinstance(premium, str) else None
     if premium is not None and premium_column is None and not (np.isfinite(premium) and premium >= 0):
         raise ConfigError(f"basis_risk_table: premium must be a finite rate ≥ 0; {premium!r} given")
+    if len(loadings) != 2:
+        raise ConfigError(f"basis_risk_table: loadings must be (expense_loading, profit_loading); {loadings!r} given")
+    expense, profit = (float(v) for v in loadings)
+    if premium is not None and (expense, profit) != (0.0, 0.0):
+        raise ConfigError("basis_risk_table: loadings apply to the burn-cost premium (premium=None) only")
     _require(sim, [*join, rate_column] + ([premium_column] if premium_column else []), "simulation table")
     _require(losses, [*join, loss_column], "loss reference")
     if revenue_column is not None and revenue_column not in sim.columns:
@@ -389,18 +349,22 @@ def basis_risk_table(sim: pd.DataFrame, losses: pd.DataFrame, *, by: Iterable[st
         p = part["_payout"].to_numpy(np.float64)
         x = part["_loss"].to_numpy(np.float64)
         rev = part["_revenue"].to_numpy(np.float64)
+        district = pd.factorize(part["district_id"])[0]
         if premium_column is not None:
             prem = part["_premium"].to_numpy(np.float64)
+        elif premium is None:
+            prem = premium_rates(p, district, expense_loading=expense, profit_loading=profit)
         else:
-            prem = np.full(p.shape, float(p.mean()) if premium is None else float(premium))
+            prem = np.full(p.shape, float(premium))
         m = event_metrics(p, x, payout_threshold=payout_threshold, loss_threshold=loss_threshold)
-        he = hedging_effectiveness(rev, prem, p)
+        he = hedging_effectiveness(rev, prem, p, district)
 
-        def stats(p_, x_, rev_, prem_):
-            return np.stack([_pod(p_ > payout_threshold, x_ > loss_threshold), _spearman_rows(p_, x_),
-                             hedging_effectiveness(rev_, prem_, p_)], axis=-1)
+        def stats(p_, x_, rev_, prem_, district_):
+            return np.stack([contingency(p_ > payout_threshold, x_ > loss_threshold).pod, spearman(p_, x_),
+                             hedging_effectiveness(rev_, prem_, p_, district_)], axis=-1)
 
-        ci = bootstrap_ci(stats, p, x, rev, prem, n_boot=n_boot, alpha=alpha, seed=seed, vectorized=True)
+        ci = bootstrap_ci(stats, p, x, rev, prem, district, n_boot=n_boot, alpha=alpha, seed=seed,
+                          vectorized=True)
         rows.append((*key, *(m[c] for c in EVENT_METRICS[:6]), ci.low[0], ci.high[0], m["far"], m["threat_score"],
                      m["unpaid_loss_share"], m["loss_years_unpaid_share"], m["payout_balance"],
                      m["spearman"], ci.low[1], ci.high[1], float(prem.mean()), he, ci.low[2], ci.high[2]))
@@ -410,7 +374,7 @@ def basis_risk_table(sim: pd.DataFrame, losses: pd.DataFrame, *, by: Iterable[st
 
 
 # ---------------------------------------------------------------------------------------
-# helpers (vectorised over leading axes; seasons on the last axis)
+# helpers
 # ---------------------------------------------------------------------------------------
 
 
@@ -421,60 +385,6 @@ def _paired(payout: Any, loss: Any) -> tuple[np.ndarray, np.ndarray]:
         raise InputError(f"payout {p.shape} and loss {x.shape} must be 1-D of equal length")
     ok = np.isfinite(p) & np.isfinite(x)
     return p[ok], x[ok]
-
-
-def _ratio(numerator: Any, denominator: Any) -> Any:
-    """numerator / denominator, NaN where the denominator is 0; a float for scalars."""
-    num = np.asarray(numerator, dtype=np.float64)
-    den = np.asarray(denominator, dtype=np.float64)
-    out = np.divide(num, den, out=np.full(np.broadcast(num, den).shape, np.nan), where=den != 0)
-    return float(out) if out.ndim == 0 else out
-
-
-def _pod(paid: np.ndarray, lost: np.ndarray) -> Any:
-    """Probability of detection a / (a + b) along the last axis."""
-    return _ratio(np.sum(paid & lost, axis=-1), np.sum(lost, axis=-1))
-
-
-def _spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman rank correlation of two 1-D series (:func:`scipy.stats.spearmanr`, average
-    ranks for ties); NaN when fewer than two pairs or a side is constant."""
-    if x.size < 2 or np.all(x == x[0]) or np.all(y == y[0]):
-        return float("nan")
-    return float(spearmanr(x, y).statistic)
-
-
-def _spearman_rows(x: np.ndarray, y: np.ndarray) -> Any:
-    """Spearman rank correlation along the last axis, vectorised over leading axes.
-
-    The same definition as :func:`_spearman` (Pearson correlation of the average ranks,
-    :func:`_average_ranks`) in one pass over stacked bootstrap resamples; NaN where a row
-    is constant (all-equal ranks have exactly zero deviations).
-    """
-    rx = _average_ranks(x)
-    ry = _average_ranks(y)
-    rx -= rx.mean(axis=-1, keepdims=True)
-    ry -= ry.mean(axis=-1, keepdims=True)
-    den = np.sqrt(np.sum(rx * rx, axis=-1) * np.sum(ry * ry, axis=-1))
-    return np.clip(_ratio(np.sum(rx * ry, axis=-1), den), -1.0, 1.0)
-
-
-def _average_ranks(x: np.ndarray) -> np.ndarray:
-    """1-based ranks along the last axis, ties sharing their average rank (as
-    ``scipy.stats.rankdata(method="average")``), for finite input, in O(n log n) per row."""
-    n = x.shape[-1]
-    order = np.argsort(x, axis=-1, kind="stable")
-    s = np.take_along_axis(x, order, axis=-1)
-    pos = np.broadcast_to(np.arange(n), s.shape)
-    first = np.ones(s.shape, dtype=bool)  # first of a run of equal values
-    first[..., 1:] = s[..., 1:] != s[..., :-1]
-    last = np.ones(s.shape, dtype=bool)   # last of a run
-    last[..., :-1] = first[..., 1:]
-    start = np.maximum.accumulate(np.where(first, pos, 0), axis=-1)
-    end = np.flip(np.minimum.accumulate(np.flip(np.where(last, pos, n), axis=-1), axis=-1), axis=-1)
-    ranks = np.empty(s.shape, dtype=np.float64)
-    np.put_along_axis(ranks, order, (start + end) / 2.0 + 1.0, axis=-1)
-    return ranks
 
 
 def _numeric(column: pd.Series) -> pd.Series:

@@ -4,7 +4,7 @@ The reference for "did the farmer suffer an insured loss" is the named-peril AUT
 adjuster (:mod:`panen.engine.perils.adjuster`): a farmer had a loss when at least one of his
 plots was paid. The index product (rainfall, area yield, NDVI, ...) "forecasts" that loss
 with its payout. Each farmer insured by both falls in one cell of the 2 × 2 contingency
-table (DOMAIN.md "Basis-risk metrics")::
+table (WMO forecast-verification scores; computed by :mod:`panen.engine.research.scores`)::
 
                       index pays     index pays nothing
     AUTP loss         hit  a         miss  b
@@ -30,10 +30,10 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from scipy.stats import spearmanr
 
 from panen.engine.errors import InputError
 from panen.engine.infra.keys import as_text, is_in, positions
+from panen.engine.research.scores import contingency, ratio, spearman
 
 __all__ = [
     "COMPARISON_COLUMNS",
@@ -42,7 +42,6 @@ __all__ = [
     "WITHHELD",
     "basis_risk_summary",
     "compare_farmers",
-    "spearman",
 ]
 
 #: The four cells of the contingency table, in the order a, b, c, d.
@@ -116,8 +115,9 @@ def compare_farmers(ledger: pd.DataFrame | pa.Table, claims: pd.DataFrame | pa.T
 
     References
     ----------
-    DOMAIN.md "Basis-risk metrics"; AUTP indemnity per Kepmentan (plot-level puso rule),
-    as decided by :mod:`panen.engine.perils.adjuster`.
+    WMO (2017), *Forecast Verification: Issues, Methods and FAQ* (contingency table); AUTP
+    indemnity per Kepmentan (plot-level puso rule), as decided by
+    :mod:`panen.engine.perils.adjuster`.
 
     Examples
     --------
@@ -219,8 +219,9 @@ def basis_risk_summary(comparison: pd.DataFrame) -> pd.DataFrame:
         ``unpaid_loss_share`` = unpaid loss amount / Σ AUTP indemnity;
         ``payout_balance`` = Σ index payout / Σ AUTP indemnity;
         ``spearman``: rank correlation between index payout and AUTP indemnity across the
-        compared farmers (:func:`spearman`); ``index_payout``, ``autp_indemnity`` [Rp]:
-        totals over the compared farmers. A ratio whose denominator is 0 is NaN.
+        compared farmers (:func:`panen.engine.research.scores.spearman`);
+        ``index_payout``, ``autp_indemnity`` [Rp]: totals over the compared farmers. A
+        ratio whose denominator is 0 is NaN.
 
     Notes
     -----
@@ -244,7 +245,6 @@ def basis_risk_summary(comparison: pd.DataFrame) -> pd.DataFrame:
     .. [3] Jensen, N. D., Barrett, C. B. and Mude, A. G. (2016), "Index insurance quality
        and basis risk: evidence from northern Kenya", *American Journal of Agricultural
        Economics* 98(5), 1450–1469.
-    .. [4] DOMAIN.md "Basis-risk metrics".
     """
     _require(comparison, ("district_id", "product_id", "index_payout", "autp_indemnity", "outcome"),
              "comparison")
@@ -254,14 +254,15 @@ def basis_risk_summary(comparison: pd.DataFrame) -> pd.DataFrame:
     compared = outcome != WITHHELD
     payout = np.where(compared, comparison["index_payout"].to_numpy(np.float64, na_value=0.0), 0.0).astype(np.int64)
     autp = np.where(compared, comparison["autp_indemnity"].to_numpy(np.int64), 0)
-    cell = np.select([outcome == o for o in OUTCOMES], list(range(len(OUTCOMES))), -1)
+    pays = (outcome == "hit") | (outcome == "false_alarm")  # the payout event of a compared farmer
+    lost = (outcome == "hit") | (outcome == "miss")         # the AUTP loss event
 
     p_code, p_names = pd.factorize(product, sort=True)
     d_code, d_names = pd.factorize(district, sort=True)
     parts = []
     for level, code in (("district", p_code * max(len(d_names), 1) + d_code), ("product", p_code)):
         keys, group = np.unique(code, return_inverse=True)
-        scores = _scores(group.ravel(), keys.size, compared, cell, payout, autp)
+        scores = _scores(group.ravel(), keys.size, compared, pays, lost, payout, autp)
         if level == "district":
             ids = {"product_id": p_names[keys // max(len(d_names), 1)], "district_id": d_names[keys % max(len(d_names), 1)]}
         else:
@@ -278,48 +279,25 @@ def basis_risk_summary(comparison: pd.DataFrame) -> pd.DataFrame:
     return out[list(SUMMARY_COLUMNS)]
 
 
-def spearman(x: Iterable[float], y: Iterable[float]) -> float:
-    """Spearman rank correlation of ``x`` and ``y`` (ties get average ranks).
-
-    NaN when there are fewer than two pairs or either series is constant (the
-    correlation is undefined there; scipy would warn and return NaN).
-
-    References
-    ----------
-    :func:`scipy.stats.spearmanr`.
-
-    Examples
-    --------
-    >>> spearman([0, 10, 20], [0, 5, 40])
-    1.0
-    >>> spearman([0, 0, 0], [1, 2, 3])
-    nan
-    """
-    a = np.asarray(x if hasattr(x, "__len__") else list(x), dtype=np.float64)
-    b = np.asarray(y if hasattr(y, "__len__") else list(y), dtype=np.float64)
-    if a.size < 2 or np.all(a == a[0]) or np.all(b == b[0]):
-        return float("nan")
-    return float(spearmanr(a, b).statistic)
-
-
 # ---------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------
 
 
-def _scores(group: np.ndarray, n: int, compared: np.ndarray, cell: np.ndarray, payout: np.ndarray,
-            autp: np.ndarray) -> dict[str, np.ndarray]:
+def _scores(group: np.ndarray, n: int, compared: np.ndarray, pays: np.ndarray, lost: np.ndarray,
+            payout: np.ndarray, autp: np.ndarray) -> dict[str, np.ndarray]:
     """Counts, scores and money per group (``group`` codes 0..n−1 of the rows); withheld
-    rows are counted, not scored (their ``payout`` and ``autp`` are 0 here)."""
+    rows are counted, not scored (their ``payout`` and ``autp`` are 0 here). The contingency
+    table, its scores and Spearman's ρ are those of :mod:`panen.engine.research.scores`."""
 
     def total(values: np.ndarray) -> np.ndarray:  # exact int64 sums per group
         out = np.zeros(n, np.int64)
         np.add.at(out, group, values.astype(np.int64))
         return out
 
-    a, b, c, d = (total(cell == k) for k in range(len(OUTCOMES)))
+    t = contingency(pays[compared], lost[compared], group=group[compared], n_groups=n)
     loss, paid = total(autp), total(payout)
-    unpaid = total(np.where(cell == 1, autp, 0))
+    unpaid = total(np.where(compared & lost & ~pays, autp, 0))
     order = np.argsort(group, kind="stable")
     bounds = np.searchsorted(group[order], np.arange(n + 1))
     kept, pay_o, autp_o = compared[order], payout[order], autp[order]  # gathered once, sliced per group
@@ -327,18 +305,12 @@ def _scores(group: np.ndarray, n: int, compared: np.ndarray, cell: np.ndarray, p
                     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)])
     return {
         "farmers": total(compared), "withheld": total(~compared),
-        "hits": a, "misses": b, "false_alarms": c, "correct_negatives": d,
-        "pod": _ratio(a, a + b), "far": _ratio(c, a + c), "threat_score": _ratio(a, a + b + c),
-        "unpaid_loss_share": _ratio(unpaid, loss), "unpaid_loss_amount": unpaid,
-        "payout_balance": _ratio(paid, loss), "spearman": rho,
+        "hits": t.hits, "misses": t.misses, "false_alarms": t.false_alarms, "correct_negatives": t.correct_negatives,
+        "pod": t.pod, "far": t.far, "threat_score": t.threat_score,
+        "unpaid_loss_share": ratio(unpaid, loss), "unpaid_loss_amount": unpaid,
+        "payout_balance": ratio(paid, loss), "spearman": rho,
         "index_payout": paid, "autp_indemnity": loss,
     }
-
-
-def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    """numerator / denominator elementwise, NaN where the denominator is 0 (never 0/0 → 0)."""
-    num, den = np.asarray(numerator, np.float64), np.asarray(denominator, np.float64)
-    return np.divide(num, den, out=np.full(np.broadcast(num, den).shape, np.nan), where=den != 0)
 
 
 def _frame(table: pd.DataFrame | pa.Table) -> pd.DataFrame:

@@ -8,41 +8,56 @@ districts sharing one design), with the historical simulation of :mod:`panen.eng
 (``district_id, season, loss``, as for :func:`panen.engine.research.basis.basis_risk_table`).
 
 The index values per district × season × phase do not depend on the strike or the exit,
-so the search never touches the grid again: it re-applies the payout curve
-(:func:`panen.engine.maths.curves.linear_rate`) to the stored index values, for all candidates
-at once (numpy broadcasting, candidates × district-seasons, in batches that bound the
-memory), and thousands of candidates evaluate in well under a second.
+so the search never touches the grid again: it re-prices the stored index values under
+every candidate term sheet. With a term sheet (:meth:`DesignSpace.from_term_sheet`, as
+``panen backtest --optimise`` does) the candidates are term sheets built by the product's
+own trigger plugin (:meth:`panen.engine.api.Trigger.with_design`) and priced by its own
+curves (:meth:`panen.engine.api.Trigger.rates_from_index`): what the plugin declares
+variable (:meth:`panen.engine.api.Trigger.design_terms`) is searched as such — a linear
+phase by strike and exit, a binary phase by its strike, a step schedule moved with its
+trigger point — and no phase ever changes kind. The chosen term sheets
+(:attr:`DesignResult.term_sheets`) are those very candidates. Without a term sheet (a bare
+index table) every phase is a linear tick phase between strike and exit
+(:func:`panen.engine.maths.curves.linear_rate`). Phases are priced one at a time — each
+phase's candidates in one plugin call — and combined for all candidates at once (numpy
+broadcasting, candidates × district-seasons, in batches that bound the memory), so
+thousands of candidates evaluate in about a second.
 
 Per candidate design (pooled over the zone's district-seasons):
 
-* payout rate of a district-season = min(Σ_phases weight × linear_rate(index; strike,
-  exit), ``max_rate``) [fraction of sum insured] — the weather trigger's rule, with
-  ``max_rate`` as the season cap;
-* ``burn_cost`` = mean payout rate (pure premium rate, DOMAIN.md "Pricing");
+* payout rate of a district-season = min(Σ_phases weighted phase rate, season cap)
+  [fraction of sum insured] — the rule a redesignable trigger declares
+  (:class:`panen.engine.api.DesignTerms`), the cap being the term sheet's unless
+  :attr:`Constraints.max_rate` sets one;
+* ``burn_cost`` = mean payout rate over the zone's district-seasons (pure premium rate);
   ``gross_premium_rate`` = burn cost × (1 + expense + profit loading)
-  (:func:`panen.engine.research.pricing.gross_premium_rate`);
+  (:func:`panen.engine.research.pricing.gross_premium_rate`) — the season-weighted mean of
+  the district premiums;
 * ``payout_frequency`` = share of district-seasons with a payout > 0;
-* ``pod`` = a / (a + b) and ``missed_loss_year_share`` = b / (a + b) (DOMAIN.md
-  "Basis-risk metrics"; a payout event is payout > ``payout_threshold``, a loss event
-  loss > ``loss_threshold``);
+* ``pod`` = a / (a + b) and ``missed_loss_year_share`` = b / (a + b)
+  (:func:`panen.engine.research.scores.contingency`; a payout event is payout >
+  ``payout_threshold``, a loss event loss > ``loss_threshold``);
 * ``payout_in_worst_share``: share of the *worst loss seasons* in which the design pays
   more than ``meaningful_rate``. The worst seasons of a district are its
   k = ⌈q × n⌉ (at least 1) seasons of largest loss (ties: the earlier season first), n its
   compared seasons, keeping only seasons with a loss event;
-* ``hedging_effectiveness`` (semivariance, Vedenov & Barnett 2004) on the normalised income
-  **revenue = 1 − loss**, with **premium = the candidate's own gross premium rate**, so a
-  more generous design also costs more: insured income Y = 1 − loss − gross rate + payout.
-  The downside is measured about each district's own uninsured mean revenue μ_d and pooled
-  over the zone: HE = 1 − Σ min(Y − μ_d, 0)² / Σ min(1 − loss − μ_d, 0)². For one district
-  this is exactly :func:`panen.engine.research.basis.hedging_effectiveness`. With loadings the
-  premium exceeds the expected payout, so the design that replicates the loss exactly is in
-  general *not* the HE-optimal one (a slightly cheaper or steeper design can beat it);
-  with ``loadings=(0, 0)`` (fair premium) an exact replica reaches HE = 1.
+* ``hedging_effectiveness``: :func:`panen.engine.research.scores.hedging_effectiveness`
+  (semivariance below each district's own mean uninsured income, pooled over the zone's
+  district-seasons; Vedenov & Barnett 2004) on the normalised income **revenue = 1 − loss**,
+  with the candidate's own premium: each district's burn cost under the candidate, loaded
+  (:func:`panen.engine.research.scores.premium_rates`), so a more generous design also
+  costs more: insured income Y = 1 − loss − premium + payout. This is the rule of
+  :func:`panen.engine.research.basis.basis_risk_table` with the same loadings: the HE of a
+  chosen design is the HE ``basis_risk.csv`` reports when that term sheet is backtested.
+  With loadings the premium exceeds the expected payout, so the design that replicates
+  the loss exactly is in general *not* the HE-optimal one (a slightly cheaper or steeper
+  design can beat it); with ``loadings=(0, 0)`` (fair premium) an exact replica reaches
+  HE = 1.
 
 Constraints (:class:`Constraints`) make a candidate infeasible — a premium cap on the gross
 rate and a minimum meaningful-payout share in the worst seasons — and each infeasible
 candidate carries the reason. ``max_rate`` is not a filter but the season cap applied to
-every candidate. A zone with no feasible candidate gets no chosen design: it is listed in
+every candidate (and written into the chosen term sheets). A zone with no feasible candidate gets no chosen design: it is listed in
 :attr:`DesignResult.unresolved` with the reason; constraints are never relaxed silently.
 
 The trade-off curve (:attr:`DesignResult.frontier`) is the set of Pareto-efficient
@@ -61,7 +76,7 @@ World Bank (2011), *Weather Index Insurance for Agriculture: Guidance for Develo
 Practitioners*, and IFAD/WFP (2010), *The Potential for Scale and Sustainability in
 Weather Index Insurance* (contract design by calibrating strike and exit on historical
 yield and weather data, subject to an affordable premium and meaningful payouts in bad
-years). DOMAIN.md "Payout curves", "Basis-risk metrics", "Pricing".
+years).
 """
 
 from __future__ import annotations
@@ -69,17 +84,21 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from panen.engine.api import DesignTerms, ProductParams
+from panen.engine.errors import ConfigError, InputError, PluginError, Problem
 from panen.engine.maths.curves import linear_rate
-from panen.engine.errors import ConfigError, InputError
+from panen.engine.registry import get_trigger
 from panen.engine.research.pricing import gross_premium_rate
+from panen.engine.research.scores import contingency, hedging_effectiveness, premium_rates
 
 __all__ = [
     "DESIGN_METRICS",
@@ -146,7 +165,7 @@ GridSpec = list[float] | Range | None
 
 
 class PhaseSpace(BaseModel):
-    """Candidate strikes, exits and weights of one phase (linear curve).
+    """Candidate strikes, exits and weights of one phase.
 
     Parameters
     ----------
@@ -157,6 +176,11 @@ class PhaseSpace(BaseModel):
         of the zone's index values of this phase (``strike_quantiles`` /
         ``exit_quantiles``; for ``above`` the mirrored quantiles 1 − q). Only pairs with the
         exit strictly beyond the strike are candidates [index units].
+    with_exit
+        Whether the phase's curve has an exit to search (a linear tick). ``False`` for a
+        curve that pays from its strike alone (a binary phase, or a step schedule that
+        moves with its strike): only strikes are candidates and ``exits`` must be unset.
+        :meth:`DesignSpace.from_term_sheet` sets it from the trigger plugin.
     weights
         Candidate phase weights [fraction of the sum insured the phase can pay, (0, 1]].
     strike_quantiles, exit_quantiles
@@ -170,6 +194,7 @@ class PhaseSpace(BaseModel):
     direction: Literal["below", "above"] = "below"
     strikes: GridSpec = None
     exits: GridSpec = None
+    with_exit: bool = True
     weights: list[float] | Range = Field(default_factory=lambda: [1.0])
     strike_quantiles: list[float] = Field(default_factory=lambda: list(DEFAULT_STRIKE_QUANTILES))
     exit_quantiles: list[float] = Field(default_factory=lambda: list(DEFAULT_EXIT_QUANTILES))
@@ -189,6 +214,8 @@ class PhaseSpace(BaseModel):
             spec = getattr(self, name)
             if isinstance(spec, list) and (not spec or not np.isfinite(spec).all()):
                 errors.append(f"{name} must be a non-empty list of finite values")
+        if not self.with_exit and self.exits is not None:
+            errors.append("exits only apply to a phase with an exit (with_exit=True, a linear curve)")
         if errors:
             raise ValueError("; ".join(errors))
         return self
@@ -197,10 +224,13 @@ class PhaseSpace(BaseModel):
         """Candidate (strike, exit) pairs [index units] given a zone's index values (finite).
 
         Returns two aligned arrays, strikes outer and exits inner, each sorted ascending;
-        only pairs with the exit strictly beyond the strike in ``direction``.
+        only pairs with the exit strictly beyond the strike in ``direction``. Without an
+        exit (``with_exit=False``): every strike, with NaN exits.
         """
         mirror = self.direction == "above"
         strikes = self._axis(self.strikes, self.strike_quantiles, index, mirror)
+        if not self.with_exit:
+            return strikes, np.full(strikes.shape, np.nan)
         exits = self._axis(self.exits, self.exit_quantiles, index, mirror)
         s, e = np.meshgrid(strikes, exits, indexing="ij")
         keep = (e < s) if self.direction == "below" else (e > s)
@@ -222,10 +252,11 @@ class DesignSpace(BaseModel):
     Parameters
     ----------
     phases
-        Phase name → :class:`PhaseSpace`. ``None``: every phase of the simulation, each with
-        the default ``PhaseSpace()`` (a deficit cover — pass the term sheet's directions,
-        e.g. with :meth:`from_term_sheet`, for excess phases). A product's phases must all
-        be listed (a phase not listed would otherwise pay nothing).
+        Phase name → :class:`PhaseSpace`. ``None``: every phase of the simulation (of the
+        term sheet, when given), each with the default ``PhaseSpace()`` — without a term
+        sheet a deficit cover; with one, the phase's direction, weight and whether it has an
+        exit. A product's phases must all be listed (a phase not listed would otherwise
+        pay nothing).
     by
         ``"product"``: one design per product for all its districts (zone ``"all"``);
         ``"zone"``: one per product and zone of ``zones``; ``"district"``: one per product
@@ -235,6 +266,11 @@ class DesignSpace(BaseModel):
     weights_sum
         If set, only weight combinations whose phase weights sum to this value (within
         1e-9) are candidates [fraction], e.g. 1.0 to split the sum insured between phases.
+    term_sheet
+        The product's term sheet (its trigger plugin must declare
+        :meth:`~panen.engine.api.Trigger.design_terms`). Candidates are then term sheets
+        built and priced by that plugin, and the phases' directions and exits must match
+        it. ``None``: the phases are linear tick phases of a bare index table.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -242,14 +278,18 @@ class DesignSpace(BaseModel):
     by: Literal["product", "zone", "district"] = "product"
     zones: dict[str, str] | None = None
     weights_sum: float | None = Field(None, gt=0)
+    term_sheet: ProductParams | None = None
 
     @model_validator(mode="before")
     @classmethod
-    def _zones_as_strings(cls, data: Any) -> Any:
+    def _normalise(cls, data: Any) -> Any:
+        """Zones as text; without ``phases``, a term sheet's phases with the default grids."""
         if isinstance(data, dict) and data.get("zones") is not None:
             z = data["zones"]
             items = z.items() if isinstance(z, (Mapping, pd.Series)) else z
             data = {**data, "zones": {str(k): str(v) for k, v in items}}
+        if isinstance(data, dict) and data.get("phases") is None and isinstance(data.get("term_sheet"), ProductParams):
+            data = {**data, "phases": _default_phases(_design_terms(data["term_sheet"]))}
         return data
 
     @model_validator(mode="after")
@@ -260,15 +300,42 @@ class DesignSpace(BaseModel):
             raise ValueError(f"zones only apply to by='zone', not by={self.by!r}")
         if self.phases is not None and not self.phases:
             raise ValueError("phases must name at least one phase (or be None for all)")
+        if self.term_sheet is not None:
+            terms = _design_terms(self.term_sheet)
+            problems = []
+            names = [p.name for p in terms.phases]
+            if sorted(self.phases) != sorted(names):
+                problems.append(f"the space has phases {sorted(self.phases)}; the term sheet {names}")
+            for ph in terms.phases:
+                ps = self.phases.get(ph.name)
+                if ps is None:
+                    continue
+                if ps.direction != ph.direction:
+                    problems.append(f"phase {ph.name!r} is {ph.direction!r} in the term sheet, {ps.direction!r} here")
+                if ps.with_exit != (ph.exit is not None):
+                    problems.append(f"phase {ph.name!r} is a {ph.curve} phase " + (
+                        "with an exit to search (with_exit=True)" if ph.exit is not None else
+                        "without an exit: only its strike is searched (with_exit=False)"))
+            if problems:
+                raise ConfigError([Problem(f"design space of product {self.term_sheet.id!r}: {p}") for p in problems])
         return self
 
     @classmethod
-    def from_term_sheet(cls, params: Any, **kwargs: Any) -> "DesignSpace":
-        """A default space for a weather-index term sheet: each phase keeps its direction and
-        weight, strikes and exits at the default quantiles. ``kwargs`` go to the model
-        (``by``, ``zones``, ``weights_sum``)."""
-        phases = {p.name: PhaseSpace(direction=p.direction, weights=[float(p.weight)]) for p in params.phases}
-        return cls(phases=phases, **kwargs)
+    def from_term_sheet(cls, params: ProductParams, **kwargs: Any) -> "DesignSpace":
+        """The default space of a term sheet, searched through its trigger plugin.
+
+        Each phase keeps its direction and weight (and has an exit to search only when its
+        curve has one, as the plugin's :meth:`~panen.engine.api.Trigger.design_terms`
+        says); strikes and exits at the default quantiles. ``kwargs`` go to the model
+        (``by``, ``zones``, ``weights_sum``).
+
+        Raises
+        ------
+        ConfigError
+            The trigger cannot be redesigned, or this term sheet has a phase a search
+            cannot vary (the plugin's message).
+        """
+        return cls(phases=_default_phases(_design_terms(params)), term_sheet=params, **kwargs)
 
 
 class Constraints(BaseModel):
@@ -288,7 +355,9 @@ class Constraints(BaseModel):
     meaningful_rate
         A payout counts as meaningful above this rate [fraction], default 5 %.
     max_rate
-        Season cap on the summed phase rates, applied to every candidate [fraction, (0, 1]].
+        Season cap on the summed phase rates, applied to every candidate and written into
+        the chosen term sheets [fraction, (0, 1]]; ``None``: the term sheet's own cap (1
+        without a term sheet).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -296,7 +365,7 @@ class Constraints(BaseModel):
     min_payout_frequency_in_worst: float | None = Field(None, ge=0, le=1)
     worst_share: float = Field(0.10, gt=0, le=1)
     meaningful_rate: float = Field(0.05, ge=0, lt=1)
-    max_rate: float = Field(1.0, gt=0, le=1)
+    max_rate: float | None = Field(None, gt=0, le=1)
 
 
 # ---------------------------------------------------------------------------------------
@@ -332,6 +401,11 @@ class DesignResult:
         Product id → its phase names, in design-column order.
     notes
         Decisions worth reporting (e.g. district-seasons left out).
+    term_sheets
+        With a term sheet: zone → the chosen term sheet (built by the trigger plugin, the
+        very candidate priced); empty otherwise.
+    season_cap
+        The season cap applied to every candidate [fraction].
     """
 
     designs: pd.DataFrame
@@ -344,6 +418,8 @@ class DesignResult:
     loadings: tuple[float, float]
     phases: dict[str, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    term_sheets: dict[str, Any] = field(default_factory=dict)
+    season_cap: float = 1.0
 
 
 # ---------------------------------------------------------------------------------------
@@ -380,15 +456,18 @@ def search(sim: pd.DataFrame, losses: pd.DataFrame, space: DesignSpace | None = 
         Loss reference ``district_id, season, loss_column`` [fraction of sum insured, 0..1;
         NaN = unknown], one row per ``(district_id, season)``. Not modified.
     space
-        :class:`DesignSpace`; ``None`` → defaults (every phase a deficit cover, one design
-        per product).
+        :class:`DesignSpace`; ``None`` → defaults (every phase a linear deficit cover, one
+        design per product). With a term sheet (:meth:`DesignSpace.from_term_sheet`) the
+        candidates are built and priced by its trigger plugin and ``sim`` must hold that
+        product only.
     constraints
-        :class:`Constraints`; ``None`` → no premium cap, no worst-year constraint, cap 1.
+        :class:`Constraints`; ``None`` → no premium cap, no worst-year constraint, the term
+        sheet's season cap (1 without one).
     objective
         ``"hedging_effectiveness"`` or ``"missed_loss_years"``.
     loadings
         ``(expense_loading, profit_loading)`` [fraction of the pure rate], default
-        (0.25, 0.10) as in DOMAIN.md "Pricing".
+        (0.25, 0.10): 25 % expenses and 10 % profit.
     loss_threshold, payout_threshold
         Event thresholds [fraction]: a loss season has loss > ``loss_threshold``, a payout
         season payout > ``payout_threshold``.
@@ -400,12 +479,16 @@ def search(sim: pd.DataFrame, losses: pd.DataFrame, space: DesignSpace | None = 
     Returns
     -------
     DesignResult
+        With a term sheet, :attr:`DesignResult.term_sheets` holds the chosen term sheets.
 
     Raises
     ------
     ConfigError
-        Unknown objective, bad loadings, a product phase missing from ``space``, a phase
-        without a valid (strike, exit) pair, or too many candidates.
+        Unknown objective, bad loadings, a product phase missing from ``space`` (or a term
+        sheet phase missing from ``sim``), a phase without a valid (strike, exit) pair, a
+        phase without an exit and no term sheet, or too many candidates.
+    PluginError
+        The trigger plugin declares design terms but returns no or malformed rates.
     InputError
         Missing columns, duplicate rows, losses outside [0, 1], districts without a zone.
 
@@ -435,6 +518,15 @@ def search(sim: pd.DataFrame, losses: pd.DataFrame, space: DesignSpace | None = 
     gross_premium_rate(0.0, expense_loading=expense, profit_loading=profit)  # validates the loadings
     frame, notes = _prepare(sim, losses, space, loss_column)
     maximise = OBJECTIVES[objective]
+    sheet = space.term_sheet
+    terms = _design_terms(sheet) if sheet is not None else None
+    if sheet is not None:
+        other = sorted(set(frame["product_id"].unique().tolist()) - {sheet.id})
+        if other:
+            raise ConfigError(f"the design space searches product {sheet.id!r} (its term sheet), but the simulation "
+                              f"also has product(s) {', '.join(map(repr, other))}: pass that product's rows only")
+    cap = float(constraints.max_rate if constraints.max_rate is not None else
+                (terms.season_cap if terms is not None else 1.0))
 
     phases_of: dict[str, list[str]] = {}
     parts, unresolved = [], []
@@ -447,8 +539,19 @@ def search(sim: pd.DataFrame, losses: pd.DataFrame, space: DesignSpace | None = 
                 raise ConfigError(f"product {pid!r}: phase(s) {', '.join(map(repr, missing))} are not in the "
                                   f"design space (it has {', '.join(map(repr, space.phases))})")
             names = [n for n in space.phases if n in names]  # the space's order
+        if terms is not None:
+            absent = [p.name for p in terms.phases if p.name not in names]
+            if absent:
+                raise ConfigError(f"product {pid!r}: the simulation has no index values of phase(s) "
+                                  f"{', '.join(map(repr, absent))} of the term sheet")
         phases_of[pid] = names
         spaces = [space.phases[n] if space.phases is not None else PhaseSpace() for n in names]
+        if terms is None:
+            bare = [n for n, ps in zip(names, spaces) if not ps.with_exit]
+            if bare:
+                raise ConfigError(f"product {pid!r}: phase(s) {', '.join(map(repr, bare))} have no exit; without a "
+                                  "term sheet the search prices linear tick phases only — build the space with "
+                                  "DesignSpace.from_term_sheet to search binary or step phases through their plugin")
         for zone, part in prod.groupby("zone", sort=True):
             data = _zone_arrays(part, names)
             where = f"product {pid!r}, zone {zone!r}"
@@ -464,13 +567,19 @@ def search(sim: pd.DataFrame, losses: pd.DataFrame, space: DesignSpace | None = 
                     raise ConfigError(f"{where}: phase {n!r} has no (strike, exit) pair with the exit "
                                       f"{'below' if ps.direction == 'below' else 'above'} the strike")
                 grids.append((s, e))
-            weight_sets = _weight_sets(spaces, space.weights_sum, where)
+            weight_index, weight_sets, unique = _weight_sets(spaces, space.weights_sum, where)
             n_cand = len(weight_sets) * math.prod(g[0].size for g in grids)
             if n_cand > max_candidates:
                 raise ConfigError(f"{where}: {n_cand:,} candidates exceed max_candidates={max_candidates:,}; "
                                   "use coarser grids")
-            table = _evaluate(index, loss, district, grids, weight_sets, [ps.direction for ps in spaces],
-                              constraints, expense, profit, loss_threshold, payout_threshold)
+            if terms is None:
+                rates = [_tick_rates(x, s, e, ps.direction, u)
+                         for x, (s, e), ps, u in zip(index, grids, spaces, unique)]
+            else:
+                rates = [_plugin_rates(sheet, terms, n, x, s, e, u)
+                         for n, x, (s, e), u in zip(names, index, grids, unique)]
+            table = _evaluate(rates, grids, weight_index, weight_sets, loss, district, cap, constraints, expense,
+                              profit, loss_threshold, payout_threshold)
             table["objective"] = table["hedging_effectiveness" if objective == "hedging_effectiveness"
                                        else "missed_loss_year_share"]
             _feasibility(table, constraints, objective)
@@ -501,9 +610,12 @@ def search(sim: pd.DataFrame, losses: pd.DataFrame, space: DesignSpace | None = 
     unresolved_df = unresolved_df.sort_values(["product_id", "zone"], ignore_index=True)
     for row in unresolved_df.itertuples():
         notes.append(f"no design chosen for product {row.product_id!r}, zone {row.zone!r}: {row.reason}")
+    sheets = ({str(row["zone"]): to_term_sheet(sheet, row, max_rate=cap) for _, row in chosen_df.iterrows()}
+              if sheet is not None else {})
     return DesignResult(designs=designs, chosen=chosen_df, frontier=frontier_df, unresolved=unresolved_df,
                         objective=objective, maximise=maximise, constraints=constraints,
-                        loadings=(expense, profit), phases=phases_of, notes=notes)
+                        loadings=(expense, profit), phases=phases_of, notes=notes, term_sheets=sheets,
+                        season_cap=cap)
 
 
 # ---------------------------------------------------------------------------------------
@@ -511,34 +623,58 @@ def search(sim: pd.DataFrame, losses: pd.DataFrame, space: DesignSpace | None = 
 # ---------------------------------------------------------------------------------------
 
 
-def to_term_sheet(params: Any, design: pd.Series | Mapping[str, Any], *, max_rate: float | None = None) -> Any:
-    """A weather-index term sheet with a design's strikes, exits and weights.
+def to_term_sheet(params: ProductParams, design: pd.Series | Mapping[str, Any], *,
+                  max_rate: float | None = None) -> ProductParams:
+    """The term sheet with a design's strikes, exits and weights, built by its trigger plugin.
 
     Parameters
     ----------
     params
-        The product's term sheet (:class:`panen.triggers.weather.WeatherIndexParams`).
+        The product's term sheet; its trigger plugin must declare
+        :meth:`~panen.engine.api.Trigger.design_terms`.
     design
-        One row of :attr:`DesignResult.chosen` (or ``designs``) of that product.
+        One row of :attr:`DesignResult.chosen` (or ``designs``) of that product:
+        ``<phase>.strike``, ``<phase>.exit`` (NaN for a phase without an exit) and
+        ``<phase>.weight`` of every phase [index units, fraction].
     max_rate
-        Season cap to set (e.g. ``result.constraints.max_rate``); ``None`` keeps the term
+        Season cap to set (e.g. :attr:`DesignResult.season_cap`); ``None`` keeps the term
         sheet's.
 
     Returns
     -------
-    The validated term sheet (a new object; ``params`` is not modified). Every phase
-    becomes a linear curve.
+    ProductParams
+        A new term sheet validated by the plugin's ``Params`` (``params`` is not modified).
+        Every phase keeps its curve: a binary or step phase stays one, and a design that
+        gives it an exit (one searched as a linear phase) is refused.
+
+    Raises
+    ------
+    ConfigError
+        A phase missing from the design, an exit where the phase's curve has none (or none
+        where it has one), or values the term sheet's constraints reject.
     """
-    data = params.model_dump()
-    for p in data["phases"]:
-        key = p["name"]
-        if f"{key}.strike" not in design or pd.isna(design[f"{key}.strike"]):
-            raise ConfigError(f"the design has no strike for phase {key!r}")
-        p.update(strike=float(design[f"{key}.strike"]), exit=float(design[f"{key}.exit"]),
-                 weight=float(design[f"{key}.weight"]), curve="linear", bands=None)
-    if max_rate is not None:
-        data["season_cap"] = float(max_rate)
-    return type(params).model_validate(data)
+    plugin = get_trigger(params.trigger)
+    terms = _design_terms(params)
+    phases, problems = [], []
+    for p in terms.phases:
+        strike, exit_, weight = (design.get(f"{p.name}.{c}") if isinstance(design, Mapping) else
+                                 (design[f"{p.name}.{c}"] if f"{p.name}.{c}" in design else None)
+                                 for c in ("strike", "exit", "weight"))
+        if strike is None or pd.isna(strike) or weight is None or pd.isna(weight):
+            problems.append(f"the design has no strike or weight for phase {p.name!r}")
+            continue
+        has_exit = exit_ is not None and not pd.isna(exit_)
+        if has_exit != (p.exit is not None):
+            problems.append(f"phase {p.name!r} is a {p.curve} phase " + (
+                "with an exit, and the design gives none" if p.exit is not None else
+                "without an exit, and the design gives one (it was searched as a linear phase: search it with "
+                "DesignSpace.from_term_sheet)"))
+            continue
+        phases.append(replace(p, strike=float(strike), exit=float(exit_) if has_exit else None, weight=float(weight)))
+    if problems:
+        raise ConfigError([Problem(f"product {params.id!r}: {m}") for m in problems])
+    cap = terms.season_cap if max_rate is None else float(max_rate)
+    return plugin.with_design(params, DesignTerms(tuple(phases), cap))
 
 
 def plot_tradeoff(result: DesignResult, path: str | Path, *, max_panels: int = 12) -> Path:
@@ -628,6 +764,21 @@ def _values(spec: list[float] | Range) -> np.ndarray:
     return spec.values() if isinstance(spec, Range) else np.asarray(spec, dtype=np.float64)
 
 
+def _design_terms(params: ProductParams) -> DesignTerms:
+    """What the term sheet's trigger plugin lets a search vary; ConfigError if nothing."""
+    terms = get_trigger(params.trigger).design_terms(params)
+    if terms is None:
+        raise ConfigError(f"product {params.id!r}: trigger {params.trigger!r} cannot be redesigned by re-pricing its "
+                          "index values (its plugin declares no design_terms)")
+    return terms
+
+
+def _default_phases(terms: DesignTerms) -> dict[str, PhaseSpace]:
+    """Default grids for each phase of ``terms``: its direction and weight, an exit only if it has one."""
+    return {p.name: PhaseSpace(direction=p.direction, weights=[float(p.weight)], with_exit=p.exit is not None)
+            for p in terms.phases}
+
+
 def _prepare(sim: pd.DataFrame, losses: pd.DataFrame, space: DesignSpace,
              loss_column: str) -> tuple[pd.DataFrame, list[str]]:
     """Join index values with losses; add ``zone``; one row per district, product, season, phase."""
@@ -702,59 +853,99 @@ def _zone_arrays(part: pd.DataFrame, names: list[str]) -> tuple[np.ndarray, np.n
     return np.ascontiguousarray(index[:, ok]), loss[ok], district
 
 
-def _weight_sets(spaces: list[PhaseSpace], total: float | None, where: str) -> np.ndarray:
-    """``(W, phases)`` candidate weight combinations."""
-    combos = np.array(list(itertools.product(*(np.unique(_values(ps.weights)) for ps in spaces))), dtype=np.float64)
+def _weight_sets(spaces: list[PhaseSpace], total: float | None,
+                 where: str) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Candidate weight combinations: ``(W, phases)`` positions in each phase's sorted unique
+    weights, the ``(W, phases)`` weights themselves, and each phase's unique weights."""
+    unique = [np.unique(_values(ps.weights)) for ps in spaces]
+    positions = np.array(list(itertools.product(*(range(u.size) for u in unique))), dtype=np.int64)
+    positions = positions.reshape(-1, len(spaces))
+    combos = np.stack([u[positions[:, k]] for k, u in enumerate(unique)], axis=1)
     if total is not None:
-        combos = combos[np.abs(combos.sum(axis=1) - total) <= 1e-9]
+        keep = np.abs(combos.sum(axis=1) - total) <= 1e-9
+        positions, combos = positions[keep], combos[keep]
         if not len(combos):
             raise ConfigError(f"{where}: no combination of the phase weights sums to weights_sum={total}")
-    return combos
+    return positions, combos, unique
 
 
-def _evaluate(index: np.ndarray, loss: np.ndarray, district: np.ndarray, grids: list, weight_sets: np.ndarray,
-              directions: list[str], cons: Constraints, expense: float, profit: float,
+def _tick_rates(index: np.ndarray, strikes: np.ndarray, exits: np.ndarray, direction: str,
+                weights: np.ndarray) -> np.ndarray:
+    """Weighted rates ``(W × P, n)`` of a linear tick phase without a term sheet: weight-major,
+    row ``w × P + p`` for weight ``w`` and (strike, exit) pair ``p``."""
+    r = linear_rate(index[None, :], strikes[:, None], exits[:, None], direction)  # (P, n)
+    return (weights[:, None, None] * r[None]).reshape(-1, index.size)
+
+
+def _plugin_rates(sheet: ProductParams, terms: DesignTerms, name: str, index: np.ndarray, strikes: np.ndarray,
+                  exits: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted rates ``(W × P, n)`` of phase ``name`` through the term sheet's trigger plugin.
+
+    Every candidate is a term sheet the plugin builds (:meth:`~panen.engine.api.Trigger.with_design`:
+    ``sheet`` with this phase's strike, exit and weight replaced) and prices with its own curve
+    (:meth:`~panen.engine.api.Trigger.rates_from_index`, all candidates of the phase in one
+    call). Rows are weight-major, as in :func:`_tick_rates`.
+    """
+    plugin = get_trigger(sheet.trigger)
+    base = terms.phase(name)
+    candidates = []
+    for w in weights:
+        for s, e in zip(strikes, exits):
+            phase = replace(base, strike=float(s), exit=None if np.isnan(e) else float(e), weight=float(w))
+            candidates.append(plugin.with_design(
+                sheet, replace(terms, phases=tuple(phase if p.name == name else p for p in terms.phases))))
+    values = xr.DataArray(index[None, :], dims=("phase", "unit"), coords={"phase": [name]})
+    rates = plugin.rates_from_index(candidates, values)
+    if rates is None:
+        raise PluginError(f"trigger plugin {sheet.trigger!r} declares design terms but no rates_from_index")
+    out = np.asarray(rates.transpose("candidate", "phase", "unit").values, dtype=np.float64)
+    if out.shape != (len(candidates), 1, index.size):
+        raise PluginError(f"trigger plugin {sheet.trigger!r}: rates_from_index returned {out.shape} for "
+                          f"{len(candidates)} candidates of one phase × {index.size} values")
+    return out[:, 0, :]
+
+
+def _evaluate(rates: list[np.ndarray], grids: list, weight_index: np.ndarray, weight_sets: np.ndarray,
+              loss: np.ndarray, district: np.ndarray, cap: float, cons: Constraints, expense: float, profit: float,
               loss_threshold: float, payout_threshold: float) -> pd.DataFrame:
-    """Metrics of every candidate (weight set × pair of phase 1 × … × pair of phase K), vectorised."""
+    """Metrics of every candidate (weight set × pair of phase 1 × … × pair of phase K), vectorised.
+
+    ``rates[k]`` holds the weighted rates ``(W_k × P_k, n)`` of phase k's candidates
+    (weight-major); a candidate's season rate is min(Σ_k its phase-k row, ``cap``).
+    """
     n = loss.size
-    # per-phase rates of every (strike, exit) pair: (P_k, n) — the only place the curve is applied
-    rates = [linear_rate(x[None, :], s[:, None], e[:, None], d) for x, (s, e), d in zip(index, grids, directions)]
-    shape = (len(weight_sets), *(g[0].size for g in grids))
+    sizes = [g[0].size for g in grids]
+    shape = (len(weight_sets), *sizes)
     total = math.prod(shape)
     lost = loss > loss_threshold
-    n_lost = int(lost.sum())
     worst = _worst_mask(loss, district, cons.worst_share) & lost
     n_worst = int(worst.sum())
     revenue = 1.0 - loss
-    counts = np.bincount(district)
-    mu = (np.bincount(district, weights=revenue) / counts)[district]  # each district's uninsured mean revenue
-    sv0 = float(np.sum(np.minimum(revenue - mu, 0.0) ** 2))
     out = {k: np.empty(total) for k in ("burn_cost", "gross_premium_rate", "payout_frequency", "max_payout_rate",
-                                        "pod", "payout_in_worst_share", "hedging_effectiveness")}
+                                        "pod", "missed_loss_year_share", "payout_in_worst_share",
+                                        "hedging_effectiveness")}
     batch = max(1, _CELLS_PER_BATCH // max(n, 1))
     for start in range(0, total, batch):
         sl = slice(start, min(start + batch, total))
         idx = np.unravel_index(np.arange(sl.start, sl.stop), shape)
-        w = weight_sets[idx[0]]                                           # (B, K)
         pay = np.zeros((sl.stop - sl.start, n))
         for k, r in enumerate(rates):
-            pay += w[:, k:k + 1] * r[idx[k + 1]]
-        np.minimum(pay, cons.max_rate, out=pay)
+            pay += r[weight_index[idx[0], k] * sizes[k] + idx[k + 1]]
+        np.minimum(pay, cap, out=pay)
         burn = pay.mean(axis=1)
-        gross = gross_premium_rate(burn, expense_loading=expense, profit_loading=profit)
-        paid = pay > payout_threshold
+        events = contingency(pay > payout_threshold, lost)
+        premium = premium_rates(pay, district, expense_loading=expense, profit_loading=profit)
         out["burn_cost"][sl] = burn
-        out["gross_premium_rate"][sl] = gross
+        out["gross_premium_rate"][sl] = gross_premium_rate(burn, expense_loading=expense, profit_loading=profit)
         out["payout_frequency"][sl] = (pay > 0).mean(axis=1)
         out["max_payout_rate"][sl] = pay.max(axis=1)
-        out["pod"][sl] = (paid & lost).sum(axis=1) / n_lost if n_lost else np.nan
+        out["pod"][sl] = events.pod
+        out["missed_loss_year_share"][sl] = events.loss_years_unpaid_share
         out["payout_in_worst_share"][sl] = ((pay[:, worst] > cons.meaningful_rate).sum(axis=1) / n_worst
                                             if n_worst else np.nan)
-        shortfall = np.minimum(revenue - gross[:, None] + pay - mu, 0.0)
-        out["hedging_effectiveness"][sl] = 1.0 - np.sum(shortfall**2, axis=1) / sv0 if sv0 > 0 else np.nan
+        out["hedging_effectiveness"][sl] = hedging_effectiveness(revenue, premium, pay, district)
     table = pd.DataFrame(out)
     table.insert(0, "seasons", n)
-    table["missed_loss_year_share"] = 1.0 - table["pod"]
     table["worst_seasons"] = n_worst
     all_idx = np.unravel_index(np.arange(total), shape)
     for k, (s, e) in enumerate(grids):

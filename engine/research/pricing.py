@@ -11,7 +11,7 @@ Missing data is never a zero payout: a NaN ``payout_rate`` is a season that coul
 assessed; it is left out of every statistic here and counted (``missing``), and a portfolio
 season with a missing district has an unknown total (``<NA>``), not a smaller one.
 
-The formulas are those of DOMAIN.md "Pricing":
+The formulas (references below):
 
 * burn cost (pure premium rate) = mean over historical seasons of the payout rate;
 * gross rate = pure × (1 + expense loading + profit loading) (+ an optional risk load);
@@ -52,6 +52,7 @@ __all__ = [
     "gross_premium_rate",
     "portfolio_payouts",
     "premium_split",
+    "season_portfolio",
     "probable_maximum_loss",
     "return_period_losses",
 ]
@@ -258,7 +259,7 @@ def gross_premium_rate(pure: float | np.ndarray | pd.Series, *, expense_loading:
     World Bank (2011), *Weather Index Insurance for Agriculture*, §"Pricing" (pure
     premium plus administrative and profit loadings, risk load from the standard deviation
     or a tail quantile of the payout distribution); Mude, A. et al. (2012), IBLI pricing
-    (ILRI); DOMAIN.md "Pricing".
+    (ILRI).
 
     Examples
     --------
@@ -386,7 +387,7 @@ def buhlmann(rates: pd.DataFrame, *, by: Iterable[str] = ("product_id",), distri
     ----------
     Bühlmann & Gisler (2005), *A Course in Credibility Theory*, §3.2 and §4.8 (estimators
     of σ² and τ²); Klugman, Panjer & Willmot, *Loss Models*, §19.2 (nonparametric
-    empirical Bayes, Bühlmann model); DOMAIN.md "Pricing".
+    empirical Bayes, Bühlmann model).
     """
     keys = list(by)
     _require_columns(rates, [*keys, district_column, rate_column], "payout-rate table")
@@ -433,7 +434,7 @@ def buhlmann_straub(rates: pd.DataFrame, weight_column: str = "exposure", *, by:
     * ``k`` = ŝ² / â (``inf`` when â = 0); Z_i = m_i / (m_i + k) (0 when â = 0, 1 when
       ŝ² = 0 < â);
     * ``credibility_rate`` = Z_i X̄_i + (1 − Z_i) × collective, where the collective
-      (``portfolio_mean``) is X̄ (``collective="exposure"``, DOMAIN.md) or the
+      (``portfolio_mean``) is X̄ (``collective="exposure"``) or the
       credibility-weighted mean Σ Z_i X̄_i / Σ Z_i (``collective="credibility"``,
       Bühlmann & Gisler Thm 4.4; falls back to X̄ when every Z_i = 0).
 
@@ -467,7 +468,7 @@ def buhlmann_straub(rates: pd.DataFrame, weight_column: str = "exposure", *, by:
     ----------
     Bühlmann & Gisler (2005), *A Course in Credibility Theory*, §4.2 (model), §4.8
     (estimators of σ² and τ², with the truncation at 0); Klugman, Panjer & Willmot, *Loss
-    Models*, §19.2 (nonparametric estimation, Bühlmann–Straub model); DOMAIN.md "Pricing".
+    Models*, §19.2 (nonparametric estimation, Bühlmann–Straub model).
     """
     if collective not in ("exposure", "credibility"):
         raise ConfigError(f"buhlmann_straub: collective must be 'exposure' or 'credibility'; {collective!r} given")
@@ -517,29 +518,111 @@ def buhlmann_straub(rates: pd.DataFrame, weight_column: str = "exposure", *, by:
 # ---------------------------------------------------------------------------------------
 
 
-def portfolio_payouts(rates: pd.DataFrame, exposure: str | pd.Series | pd.DataFrame, *,
-                      value_column: str = "sum_insured", rate_column: str = "payout_rate",
-                      season_column: str = "season") -> pd.Series:
-    """Total portfolio payout per season [Rp]: Σ payout rate × sum insured.
+#: Columns of :func:`season_portfolio` after the season and the ``by`` keys, in order.
+SEASON_PORTFOLIO_COLUMNS: tuple[str, ...] = ("districts", "districts_triggered", "districts_flagged", "exposure",
+                                             "exposure_assessed", "payout", "payout_rate", "complete")
 
-    Each district (and product) amount is rounded to whole rupiah (half up) before the
-    season's sum, as in the ledger (round, then aggregate). A season whose total is
-    incomplete — a missing (NaN) rate, or a district/product of the portfolio with no row
-    that season — has an unknown total: ``<NA>``, never a smaller number.
+
+def season_portfolio(rates: pd.DataFrame, exposure: str | pd.Series | pd.DataFrame, *,
+                     by: Iterable[str] = (), value_column: str = "sum_insured", rate_column: str = "payout_rate",
+                     season_column: str = "season") -> pd.DataFrame:
+    """The portfolio payout of every season [Rp], with the one rule for missing data.
+
+    The portfolio's units are the distinct (district_id[, product_id]) pairs of ``rates``,
+    each with its sum insured. In a season, a unit is *assessed* when it has a finite
+    payout rate (a NaN rate, or no row for a season its group has, is not assessed — never
+    a zero payout). Then, per season (and ``by`` group):
+
+    * ``payout`` = Σ over the assessed units of round(payout rate × sum insured), each unit
+      rounded to whole rupiah (half up) before the sum, as in the ledger;
+    * ``complete`` = every unit with a sum insured > 0 was assessed (and there is one): the
+      total is the season's portfolio payout. Otherwise ``payout`` only adds up the
+      assessed units — a lower bound, reported with ``complete = False``, and never used
+      as the season's total (:func:`portfolio_payouts`, return periods). A unit with no sum
+      insured pays nothing whatever its index, so it never makes a season incomplete;
+    * ``districts`` units, ``districts_triggered`` assessed with a rate > 0,
+      ``districts_flagged`` not assessed; ``exposure`` = Σ sum insured [Rp],
+      ``exposure_assessed`` = Σ sum insured of the assessed units [Rp];
+      ``payout_rate`` = payout / exposure_assessed [fraction] (NaN when nothing assessed).
 
     Parameters
     ----------
     rates
-        Tidy table with ``district_id``, ``season_column``, ``rate_column`` [fraction] and
-        optionally ``product_id`` (the portfolio's units are its distinct
-        (district_id[, product_id]) pairs). Not modified.
+        Tidy table with ``district_id``, ``season_column``, ``rate_column`` [fraction, 0..1;
+        NaN = not assessed] and optionally ``product_id`` and the ``by`` keys. Not modified.
     exposure
         Sums insured [Rp], one of: the name of a column of ``rates``; a Series indexed by
         ``district_id``; a DataFrame with ``district_id`` (and ``product_id`` to price per
         product) and ``value_column``. Every unit of ``rates`` needs an exposure and every
         exposure a unit of ``rates``.
+    by
+        Keys of ``rates`` (e.g. ``("product_id",)``) giving one portfolio each; ``()``: one.
     value_column
         Column of an exposure DataFrame holding the sum insured [Rp].
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``season_column``, the ``by`` keys, then :data:`SEASON_PORTFOLIO_COLUMNS`; one row
+        per season (of each group), sorted. ``payout`` is int64 [Rp].
+
+    Raises
+    ------
+    InputError
+        Missing columns, rates outside [0, 1], sums insured not finite and ≥ 0, duplicate
+        exposure keys, duplicate (unit, season) rows, or units without exposure (or
+        exposure without rates).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"district_id": ["A", "B", "A", "B"], "season": [2001, 2001, 2002, 2002],
+    ...                   "payout_rate": [0.1, 0.25, 0.5, np.nan]})
+    >>> out = season_portfolio(t, pd.Series({"A": 1000.0, "B": 2000.0}))
+    >>> out[["season", "payout", "exposure_assessed", "complete"]].values.tolist()
+    [[2001, 600, 3000.0, True], [2002, 500, 1000.0, False]]
+    """
+    keys = list(by)
+    frame, unit = _portfolio_units(rates, exposure, keys, value_column=value_column, rate_column=rate_column,
+                                   season_column=season_column)
+    # every unit of a group in every season its group has: a missing row is a unit not assessed
+    attrs = [k for k in keys if k not in unit]
+    units = frame[[*unit, *attrs, "_si"]].drop_duplicates(unit)
+    seasons = frame[[*keys, season_column]].drop_duplicates()
+    grid = units.merge(seasons, on=keys, how="inner") if keys else units.merge(seasons, how="cross")
+    full = grid.merge(frame[[*unit, season_column, "_rate"]], on=[*unit, season_column], how="left")
+    if full.empty:
+        return pd.DataFrame(columns=[season_column, *keys, *SEASON_PORTFOLIO_COLUMNS])
+    rate = full["_rate"].to_numpy(np.float64)
+    si = full["_si"].to_numpy(np.float64)
+    assessed = np.isfinite(rate)
+    amount = np.zeros(rate.shape, dtype=np.int64)
+    amount[assessed] = round_rupiah(rate[assessed] * si[assessed])
+    cells = pd.DataFrame({
+        "districts": 1, "districts_triggered": assessed & (np.where(assessed, rate, 0.0) > 0),
+        "districts_flagged": ~assessed, "exposure": si, "exposure_assessed": np.where(assessed, si, 0.0),
+        "payout": amount, "_blocking": ~assessed & (si > 0), "_insured": si > 0,
+    })
+    for c in [season_column, *keys]:
+        cells[c] = full[c].to_numpy()
+    g = cells.groupby([season_column, *keys], sort=True)
+    out = g[["districts", "districts_triggered", "districts_flagged", "exposure", "exposure_assessed",
+             "payout"]].sum().reset_index()
+    out["complete"] = (g["_blocking"].sum().to_numpy() == 0) & (g["_insured"].sum().to_numpy() > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["payout_rate"] = np.where(out["exposure_assessed"] > 0, out["payout"] / out["exposure_assessed"], np.nan)
+    for c in ("districts", "districts_triggered", "districts_flagged", "payout"):
+        out[c] = out[c].astype(np.int64)
+    return out[[season_column, *keys, *SEASON_PORTFOLIO_COLUMNS]]
+
+
+def portfolio_payouts(rates: pd.DataFrame, exposure: str | pd.Series | pd.DataFrame, *,
+                      value_column: str = "sum_insured", rate_column: str = "payout_rate",
+                      season_column: str = "season") -> pd.Series:
+    """Total portfolio payout per season [Rp]: Σ payout rate × sum insured, complete seasons only.
+
+    The ``payout`` of :func:`season_portfolio` where the season is complete; ``<NA>`` where
+    it is not (a unit with a sum insured not assessed — a missing rate, or no row that
+    season): the total is unknown, never a smaller number. Parameters as there.
 
     Returns
     -------
@@ -549,12 +632,23 @@ def portfolio_payouts(rates: pd.DataFrame, exposure: str | pd.Series | pd.DataFr
     Raises
     ------
     InputError
-        Missing columns, rates outside [0, 1], sums insured not finite and ≥ 0, duplicate
-        exposure keys, or units without exposure (or exposure without rates).
+        As :func:`season_portfolio`.
     """
-    _require_columns(rates, ["district_id", season_column, rate_column], "payout-rate table")
+    port = season_portfolio(rates, exposure, value_column=value_column, rate_column=rate_column,
+                            season_column=season_column)
+    total = pd.Series(port["payout"].to_numpy(np.int64), index=pd.Index(port[season_column].to_numpy(), name="season"),
+                      name="payout").astype("Int64")
+    total[~port["complete"].to_numpy(bool)] = pd.NA
+    return total
+
+
+def _portfolio_units(rates: pd.DataFrame, exposure: str | pd.Series | pd.DataFrame, keys: list[str], *,
+                     value_column: str, rate_column: str, season_column: str) -> tuple[pd.DataFrame, list[str]]:
+    """``rates`` with ``_rate`` [fraction] and each unit's sum insured ``_si`` [Rp], checked; the unit
+    columns (``district_id`` [, ``product_id``])."""
+    _require_columns(rates, ["district_id", season_column, rate_column, *keys], "payout-rate table")
     unit = ["district_id"] + (["product_id"] if "product_id" in rates.columns else [])
-    frame = rates[[*unit, season_column]].copy()
+    frame = rates[list(dict.fromkeys([*unit, *keys, season_column]))].copy()
     frame["_rate"] = _checked_rates(rates, rate_column)
     if isinstance(exposure, str):
         _require_columns(rates, [exposure], "payout-rate table")
@@ -585,26 +679,12 @@ def portfolio_payouts(rates: pd.DataFrame, exposure: str | pd.Series | pd.DataFr
     bad = ~(np.isfinite(si) & (si >= 0))
     if bad.any():
         raise InputError("sums insured must be finite and ≥ 0", column=si_name)
-    rate = frame["_rate"].to_numpy(np.float64)
-    ok = np.isfinite(rate)
-    amount = np.full(rate.shape, np.nan)
-    amount[ok] = round_rupiah(rate[ok] * si[ok]).astype(np.float64)
-    frame["_amount"] = amount
-    unit_code = frame.groupby(unit, sort=False).ngroup().to_numpy()
-    seasons = np.sort(frame[season_column].unique())
-    grid = pd.MultiIndex.from_product([seasons, range(int(unit_code.max()) + 1 if unit_code.size else 0)],
-                                      names=["season", "_unit"])
-    cell = pd.Series(amount, index=pd.MultiIndex.from_arrays([frame[season_column].to_numpy(), unit_code],
-                                                             names=["season", "_unit"]))
-    if cell.index.duplicated().any():
+    if frame.duplicated([*unit, season_column]).any():
         raise InputError(f"more than one payout rate for a ({', '.join(unit)}, {season_column}) pair")
-    cell = cell.reindex(grid)
-    complete = cell.notna().groupby(level="season").all()
-    total = cell.groupby(level="season").sum().round().astype("Int64")
-    total[~complete] = pd.NA
-    total.name = "payout"
-    total.index.name = "season"
-    return total
+    spread = frame.groupby(unit, sort=False)[[k for k in keys if k not in unit]].nunique()
+    if len(spread.columns) and (spread > 1).any().any():
+        raise InputError(f"a ({', '.join(unit)}) unit lies in more than one portfolio ({', '.join(keys)})")
+    return frame, unit
 
 
 def return_period_losses(season_totals: pd.Series | Sequence[float] | np.ndarray,

@@ -5,7 +5,9 @@ and hands over a *simulation*: any object with the attributes
 
 * ``table`` — one row per district × season × product × phase (:data:`TABLE_COLUMNS`);
 * ``exposure`` — ``district_id, product_id, exposure, exposure_basis``;
-* ``portfolio`` — per season and product (:data:`PORTFOLIO_COLUMNS`, :func:`portfolio_table`);
+* ``portfolio`` — per season and product (:data:`PORTFOLIO_COLUMNS`, :func:`portfolio_table`): the
+  one computation of the season portfolio payout, which ``tail.csv`` and the pricing
+  summary read;
 * ``years`` — ``(first, last)`` harvest years;
 
 and, once computed here, ``pricing``, ``season_totals``, ``basis_risk`` (the backtest's
@@ -32,7 +34,10 @@ TABLE_COLUMNS = ("district_id", "product_id", "season", "anchor", "phase", "inde
                  "payout_rate", "valid_fraction", "flagged")
 #: Columns of the portfolio table, in order.
 PORTFOLIO_COLUMNS = ("season", "product_id", "districts", "districts_triggered", "districts_flagged", "exposure",
-                     "exposure_assessed", "payout", "payout_rate", "exposure_basis")
+                     "exposure_assessed", "payout", "payout_rate", "exposure_basis", "complete")
+#: Sum insured of each district when there is no policy register [Rp]: the unit the portfolio,
+#: tail and premium quotes are in (``exposure_basis = "unit"``).
+PREMIUM_SUM_INSURED_UNIT = 1_000_000
 
 
 def simulation_table(result) -> pd.DataFrame:
@@ -57,43 +62,93 @@ def exposure_table(result) -> pd.DataFrame:
     return result.exposure.copy()
 
 
-def portfolio_table(table: pd.DataFrame, exposure: pd.DataFrame) -> pd.DataFrame:
-    """Per season and product: exposure-weighted payout (see the module docstring, "Exposure").
+def portfolio_table(table: pd.DataFrame, exposure: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Per season and product: the portfolio payout [Rp] — computed here once, for ``portfolio.csv``
+    and ``tail.csv`` alike.
 
-    ``payout`` = Σ over assessed districts of ``exposure × payout_rate`` (each district
-    rounded to the rupiah when the exposure is in rupiah); ``payout_rate`` = ``payout /
-    exposure_assessed`` (NaN when nothing was assessed).
+    The portfolio of a product is its districts with a sum insured — the register's
+    exposure [Rp], or Rp 1,000,000 per district without a register
+    (:data:`PREMIUM_SUM_INSURED_UNIT`, ``exposure_basis = "unit"``, as the premium quotes of
+    ``pricing.csv``) — that were assessed in at least one season: a district never
+    assessed (no data in the whole record) is left out, and named in the notes. Each
+    season follows one missing-data rule (:func:`panen.engine.research.pricing.season_portfolio`):
+    ``payout`` = Σ over the assessed districts of round(season payout rate × sum insured),
+    rounded per district to the rupiah; the season is ``complete`` when every district
+    of the portfolio was assessed. A season with a flagged district is incomplete: its
+    ``payout`` (the assessed districts only, a lower bound) is reported with
+    ``complete = False`` and left out of the return periods of :func:`tail_table`. Payouts
+    are gross of policy terms (deductibles and limits act per policy at settlement).
+
+    Parameters
+    ----------
+    table
+        The backtest's tidy table (:data:`TABLE_COLUMNS`).
+    exposure
+        ``district_id, product_id, exposure, exposure_basis`` (:func:`exposure_table`).
+
+    Returns
+    -------
+    (pandas.DataFrame, list[str])
+        :data:`PORTFOLIO_COLUMNS`, one row per season and product (a product without a
+        portfolio district has zero exposure, an undefined rate and no complete season);
+        notes.
     """
-    from panen.engine.maths.terms import round_rupiah
+    from panen.engine.research.pricing import season_portfolio
 
-    seasons = table.drop_duplicates(["product_id", "district_id", "season"])[
-        ["product_id", "district_id", "season", "payout_rate", "flagged"]]
-    m = seasons.merge(exposure, on=["district_id", "product_id"], how="left", validate="many_to_one")
+    rates = _season_rate_rows(table)
+    si, basis = _sum_insured(exposure)
+    m = rates.merge(si, on=["product_id", "district_id"], how="left", validate="many_to_one")
+    m["sum_insured"] = m["sum_insured"].fillna(0.0)
+    assessed = m.groupby(["product_id", "district_id"])["payout_rate"].transform(lambda r: r.notna().any())
+    insured = m["sum_insured"].to_numpy(np.float64) > 0
+    notes = []
+    never = m.loc[insured & ~assessed.to_numpy(bool)].drop_duplicates(["product_id", "district_id"])
+    for pid, d in never.groupby("product_id", sort=True):
+        ids = d["district_id"].tolist()
+        notes.append(f"portfolio: product {pid!r}: {len(ids)} insured district(s) never assessable in any season "
+                     f"(e.g. {', '.join(map(repr, ids[:5]))}), left out of the portfolio and its tail")
+    members = m[insured & assessed.to_numpy(bool)]
+    cols = list(PORTFOLIO_COLUMNS)
+    port = (season_portfolio(members, members[["product_id", "district_id", "sum_insured"]].drop_duplicates(),
+                             by=("product_id",)) if len(members) else pd.DataFrame(columns=cols))
+    grid = pd.MultiIndex.from_product([np.sort(rates["season"].unique()), np.sort(rates["product_id"].unique())],
+                                      names=["season", "product_id"])
+    port = port.set_index(["season", "product_id"]).reindex(grid).reset_index()
+    for c in ("districts", "districts_triggered", "districts_flagged", "exposure", "exposure_assessed", "payout"):
+        port[c] = port[c].fillna(0).astype(np.float64).round().astype(np.int64)
+    port["complete"] = port["complete"].fillna(False).astype(bool)
+    port["payout_rate"] = port["payout_rate"].astype(np.float64)
+    port["exposure_basis"] = basis
+    return port[cols], notes
+
+
+def complete_season_payouts(portfolio: pd.DataFrame, product_id: str) -> pd.Series:
+    """The complete seasons' portfolio payout of one product [Rp], indexed by season (float).
+
+    Read from :func:`portfolio_table`'s output: the seasons with ``complete`` set.
+    """
+    p = portfolio[(portfolio["product_id"].astype(str) == str(product_id)) & portfolio["complete"].astype(bool)]
+    return pd.Series(p["payout"].to_numpy(np.float64), index=pd.Index(p["season"].to_numpy(np.int64), name="season"),
+                     name="payout")
+
+
+def _season_rate_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """``product_id, district_id, season, payout_rate`` (NaN = flagged), one row per district-season."""
+    t = table.drop_duplicates(["product_id", "district_id", "season"])
+    rate = np.where(t["flagged"].to_numpy(bool), np.nan, t["payout_rate"].to_numpy(np.float64))
+    return pd.DataFrame({"product_id": t["product_id"].astype(str).to_numpy(),
+                         "district_id": t["district_id"].astype(str).to_numpy(),
+                         "season": t["season"].to_numpy(np.int64), "payout_rate": rate})
+
+
+def _sum_insured(exposure: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Sum insured per district and product [Rp] (the register's, else Rp 1,000,000 each) and the basis."""
     basis = str(exposure["exposure_basis"].iloc[0]) if len(exposure) else "unit"
-    e = m["exposure"].fillna(0).to_numpy(np.float64)
-    rate = m["payout_rate"].to_numpy(np.float64)
-    ok = ~m["flagged"].to_numpy(bool) & np.isfinite(rate)
-    pay = np.where(ok, e * np.where(ok, rate, 0.0), 0.0)
-    if basis == "register":
-        pay = round_rupiah(pay).astype(np.int64)
-    m = m.assign(exposure=e, exposure_assessed=np.where(ok, e, 0.0), payout=pay,
-                 triggered=ok & (rate > 0), flagged_=~ok)
-    g = m.groupby(["season", "product_id"], sort=True)
-    out = pd.DataFrame({
-        "districts": g.size(),
-        "districts_triggered": g["triggered"].sum().astype(np.int64),
-        "districts_flagged": g["flagged_"].sum().astype(np.int64),
-        "exposure": g["exposure"].sum(),
-        "exposure_assessed": g["exposure_assessed"].sum(),
-        "payout": g["payout"].sum(),
-    }).reset_index()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out["payout_rate"] = np.where(out["exposure_assessed"] > 0, out["payout"] / out["exposure_assessed"], np.nan)
-    if basis == "register":
-        for c in ("exposure", "exposure_assessed", "payout"):
-            out[c] = out[c].round().astype(np.int64)
-    out["exposure_basis"] = basis
-    return out[list(PORTFOLIO_COLUMNS)]
+    e = exposure.astype({"district_id": str, "product_id": str})
+    si = (e["exposure"].to_numpy(np.float64) if basis == "register"
+          else np.full(len(e), float(PREMIUM_SUM_INSURED_UNIT)))
+    return pd.DataFrame({"product_id": e["product_id"].to_numpy(), "district_id": e["district_id"].to_numpy(),
+                         "sum_insured": si}), basis
 
 
 def _safe_name(text: str) -> str:
@@ -138,13 +193,17 @@ def write_plots(result, folder: Path) -> dict[str, Path]:
         pids = sorted(port["product_id"].unique())
         fig = Figure(figsize=(10, 2.2 * len(pids) + 0.8), layout="constrained")
         axes = np.atleast_1d(fig.subplots(len(pids), 1, sharex=True))
-        unit = "Rp" if (port["exposure_basis"] == "register").all() else "district-equivalents"
+        unit = "Rp" if (port["exposure_basis"] == "register").all() else "Rp, Rp 1M per district"
         for ax, pid in zip(axes, pids):
             d = port[port["product_id"] == pid]
-            ax.bar(d["season"], d["payout"], color="tab:red")
+            whole = d["complete"].astype(bool).to_numpy()
+            ax.bar(d.loc[whole, "season"], d.loc[whole, "payout"], color="tab:red")
+            part = d[~whole & (d["exposure_assessed"] > 0).to_numpy()]  # a district flagged: a lower bound
+            ax.bar(part["season"], part["payout"], color="none", edgecolor="tab:red", hatch="///",
+                   label="incomplete (a district flagged)")
             none = d[d["exposure_assessed"] <= 0]  # nothing assessable that season: say so, not 0
             ax.plot(none["season"], np.zeros(len(none)), "x", color="0.5", label="not assessable")
-            if len(none):
+            if len(none) or len(part):
                 ax.legend(loc="upper right", fontsize=7)
             ax.set_ylabel(f"payout [{unit}]")
             ax.set_title(f"{pid}: portfolio payout by season", fontsize=9)
@@ -258,8 +317,7 @@ def yield_losses(yields: pd.DataFrame, reference, district_ids, years: tuple[int
 
     References
     ----------
-    PMFBY Operational Guidelines (2020), para. 21.1 (threshold yield, shortfall);
-    DOMAIN.md "Products" (area yield).
+    PMFBY Operational Guidelines (2020), para. 21.1 (threshold yield, shortfall).
 
     Examples
     --------
@@ -298,12 +356,7 @@ def yield_losses(yields: pd.DataFrame, reference, district_ids, years: tuple[int
 
 def _season_rates(result) -> pd.DataFrame:
     """``product_id, district_id, season, payout_rate`` (NaN = flagged), one row per district-season."""
-    sim = simulation_table(result).drop_duplicates(["product_id", "district_id", "season"])
-    rate = sim["season_payout_rate"].to_numpy(np.float64)
-    rate = np.where(sim["flagged"].to_numpy(bool), np.nan, rate)
-    return pd.DataFrame({"product_id": sim["product_id"].astype(str).to_numpy(),
-                         "district_id": sim["district_id"].astype(str).to_numpy(),
-                         "season": sim["season"].to_numpy(np.int64), "payout_rate": rate})
+    return _season_rate_rows(result.table)
 
 
 def _detrended(rates: pd.DataFrame) -> pd.DataFrame:
@@ -321,8 +374,6 @@ def _detrended(rates: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-#: Sum insured a district's premium is quoted on when there is no policy register [Rp].
-PREMIUM_SUM_INSURED_UNIT = 1_000_000
 #: Columns of :func:`pricing_table`, in order.
 PRICING_COLUMNS = ("product_id", "district_id", "seasons", "missing", "burn_cost", "std", "standard_error",
                    "frequency", "max_rate", "gross_premium_rate", "exposure", "exposure_basis", "credibility_z",
@@ -416,45 +467,18 @@ def pricing_table(result, pricing) -> tuple[pd.DataFrame, list[str]]:
     return out[list(PRICING_COLUMNS)], notes
 
 
-def _portfolio_exposure(result, pid: str) -> tuple[pd.DataFrame, str]:
-    """Sum insured per district of one product [Rp]: the register's, else Rp 1,000,000 each."""
-    e = result.exposure[result.exposure["product_id"].astype(str) == pid]
-    basis = str(e["exposure_basis"].iloc[0]) if len(e) else "unit"
-    si = e["exposure"].to_numpy(np.float64) if basis == "register" else np.full(len(e), float(PREMIUM_SUM_INSURED_UNIT))
-    return pd.DataFrame({"district_id": e["district_id"].astype(str).to_numpy(), "product_id": pid,
-                         "sum_insured": si}), basis
-
-
-def _portfolio_totals(result, pid: str, rates: pd.DataFrame) -> tuple[pd.Series, dict[str, Any]]:
-    """Portfolio payout per complete season of one product [Rp] and what was left out."""
-    from panen.engine.research.pricing import portfolio_payouts
-
-    exposure, basis = _portfolio_exposure(result, pid)
-    part = rates[rates["product_id"] == pid]
-    assessed = part.groupby("district_id")["payout_rate"].apply(lambda s: bool(s.notna().any()))
-    keep = exposure[(exposure["sum_insured"] > 0) & exposure["district_id"].map(assessed).fillna(False).astype(bool)]
-    never = int(((exposure["sum_insured"] > 0) & ~exposure["district_id"].map(assessed).fillna(False)).sum())
-    info = {"exposure_basis": basis, "districts": int(len(keep)), "sum_insured": float(keep["sum_insured"].sum()),
-            "never_assessed": never}
-    if not len(keep):
-        return pd.Series(dtype=np.float64), {**info, "incomplete": int(part["season"].nunique())}
-    totals = portfolio_payouts(part[part["district_id"].isin(keep["district_id"])], keep)
-    complete = totals.dropna().astype(np.float64)
-    return complete, {**info, "incomplete": int(totals.isna().sum())}
-
-
 def tail_table(result, pricing) -> tuple[pd.DataFrame, dict[str, pd.Series], list[str]]:
     """Empirical 1-in-N year portfolio payouts and the probable maximum loss per product.
 
-    The portfolio of a product is its districts with a sum insured [Rp] — the register's
-    exposure, else Rp 1,000,000 per district (``exposure_basis = unit``) — and at least
-    one assessed season. A season's total is Σ round(payout rate × sum insured)
-    (:func:`panen.engine.research.pricing.portfolio_payouts`); a season with a flagged district is
-    incomplete (its total is unknown, not smaller) and is left out, counted in
-    ``seasons_incomplete``. The 1-in-N year payout is the empirical quantile of the complete
-    season totals at 1 − 1/N with Weibull plotting positions
-    (:func:`panen.engine.research.pricing.return_period_losses`): NaN when N > n + 1. The PML is the
-    1-in-``pricing.pml_period`` year payout.
+    Read from the backtest's portfolio table (:func:`portfolio_table`, ``portfolio.csv``):
+    the same season payouts, the same portfolio (districts with a sum insured [Rp] — the
+    register's exposure, else Rp 1,000,000 per district — assessed at least once) and the
+    same missing-data rule. Only complete seasons enter: a season with a flagged district
+    is incomplete (its total is unknown, not smaller), counted in ``seasons_incomplete``.
+    The 1-in-N year payout is the empirical quantile of the complete season payouts at
+    1 − 1/N with Weibull plotting positions
+    (:func:`panen.engine.research.pricing.return_period_losses`): NaN when N > n + 1. The PML
+    is the 1-in-``pricing.pml_period`` year payout.
 
     Returns
     -------
@@ -463,26 +487,26 @@ def tail_table(result, pricing) -> tuple[pd.DataFrame, dict[str, pd.Series], lis
         ``seasons, seasons_incomplete, mean_payout, max_payout`` [Rp], ``max_season``,
         ``payout_1in<N>`` [Rp] per return period, ``pml_return_period`` [years], ``pml``
         [Rp], ``pml_rate`` [fraction of the portfolio's sum insured]; the complete season
-        totals per product; notes.
+        payouts per product; notes.
     """
     from panen.engine.research.pricing import return_period_losses
 
-    rates = _season_rates(result)
+    port = result.portfolio
     rows, totals, notes = [], {}, []
     periods = list(pricing.return_periods)
     pml_period = float(pricing.pml_period)
-    for pid in sorted(rates["product_id"].unique()):
-        complete, info = _portfolio_totals(result, pid, rates)
+    for pid in sorted(port["product_id"].astype(str).unique()):
+        p = port[port["product_id"].astype(str) == pid]
+        complete = complete_season_payouts(port, pid)
         totals[pid] = complete
-        if info["never_assessed"]:
-            notes.append(f"tail: product {pid!r}: {info['never_assessed']} district(s) never assessable, "
-                         f"left out of the portfolio")
-        if info["incomplete"]:
-            notes.append(f"tail: product {pid!r}: {info['incomplete']} season(s) with a flagged district left out "
+        incomplete = int((~p["complete"].astype(bool)).sum())
+        if incomplete:
+            notes.append(f"tail: product {pid!r}: {incomplete} season(s) with a flagged district left out "
                          f"(incomplete totals)")
-        row = {"product_id": pid, "exposure_basis": info["exposure_basis"], "districts": info["districts"],
-               "sum_insured": info["sum_insured"], "seasons": int(len(complete)),
-               "seasons_incomplete": info["incomplete"]}
+        si = float(p["exposure"].max()) if len(p) else 0.0
+        row = {"product_id": pid, "exposure_basis": str(p["exposure_basis"].iloc[0]) if len(p) else "unit",
+               "districts": int(p["districts"].max()) if len(p) else 0, "sum_insured": si,
+               "seasons": int(len(complete)), "seasons_incomplete": incomplete}
         if len(complete):
             loss = return_period_losses(complete, [*periods, pml_period])
             row.update(mean_payout=float(complete.mean()), max_payout=float(complete.max()),
@@ -494,7 +518,6 @@ def tail_table(result, pricing) -> tuple[pd.DataFrame, dict[str, pd.Series], lis
             row.update(mean_payout=np.nan, max_payout=np.nan, max_season=pd.NA)
             row.update({f"payout_1in{p:g}": np.nan for p in periods})
             pml = np.nan
-        si = info["sum_insured"]
         row.update(pml_return_period=pml_period, pml=pml, pml_rate=pml / si if si > 0 else np.nan)
         rows.append(row)
     out = pd.DataFrame(rows)
@@ -507,7 +530,7 @@ def tail_table(result, pricing) -> tuple[pd.DataFrame, dict[str, pd.Series], lis
 BASIS_BOOTSTRAP = {"n_boot": 1000, "seed": 0, "alpha": 0.05}
 
 
-def basis_risk(result, losses: pd.DataFrame, *, premium: pd.DataFrame | None = None,
+def basis_risk(result, losses: pd.DataFrame, *, loadings: tuple[float, float] = (0.0, 0.0),
                loss_threshold: float = 0.0) -> pd.DataFrame:
     """Basis risk of every product against the loss reference, per district and per product.
 
@@ -515,10 +538,25 @@ def basis_risk(result, losses: pd.DataFrame, *, premium: pd.DataFrame | None = N
     loss rate of the same district and season (:func:`panen.engine.research.basis.basis_risk_table`;
     flagged seasons and unknown losses are left out). Rows with ``scope = "district"`` are
     one product in one district; ``scope = "product"`` pools the product's district-seasons
-    (``district_id`` empty). The hedging effectiveness uses revenue = 1 − loss and, as the
-    premium, each district's gross premium rate (``premium``: ``product_id, district_id,
-    premium_rate``; from ``pricing.csv``) or, without a pricing section, its burn cost.
-    Percentile intervals from 1,000 bootstrap resamples (seed 0).
+    (``district_id`` empty). The hedging effectiveness
+    (:func:`panen.engine.research.scores.hedging_effectiveness`) uses revenue = 1 − loss and,
+    as the premium, each district's burn cost over its compared seasons loaded by
+    ``loadings`` (:func:`panen.engine.research.scores.premium_rates`) — the rule of the
+    trigger-design search, so ``basis_risk.csv`` and ``design_chosen.csv`` give the same HE
+    for the same term sheet. It equals ``pricing.csv``'s gross rate when every assessed
+    season has a known loss and the pricing adds no risk load and no detrending. Percentile
+    intervals from 1,000 bootstrap resamples (seed 0).
+
+    Parameters
+    ----------
+    result
+        A backtest result (see the module docstring).
+    losses
+        Loss reference ``district_id, season, loss`` [fraction 0..1, NaN = unknown].
+    loadings
+        ``(expense_loading, profit_loading)`` of the premium [fraction of the pure rate].
+    loss_threshold
+        A loss event is loss > this [fraction].
 
     Returns
     -------
@@ -529,13 +567,8 @@ def basis_risk(result, losses: pd.DataFrame, *, premium: pd.DataFrame | None = N
     from panen.engine.research.basis import BASIS_RISK_COLUMNS, basis_risk_table
 
     sim = _season_rates(result).dropna(subset=["payout_rate"])
-    if premium is None:
-        premium = sim.groupby(["product_id", "district_id"], as_index=False)["payout_rate"].mean().rename(
-            columns={"payout_rate": "premium_rate"})
-    sim = sim.merge(premium[["product_id", "district_id", "premium_rate"]], on=["product_id", "district_id"],
-                    how="left")
     lo = losses[["district_id", "season", "loss"]].astype({"district_id": str})
-    kw = dict(premium="premium_rate", loss_threshold=loss_threshold, **BASIS_BOOTSTRAP)
+    kw = dict(loadings=tuple(loadings), loss_threshold=loss_threshold, **BASIS_BOOTSTRAP)
     per_d = basis_risk_table(sim, lo, by=("product_id", "district_id"), **kw)
     per_p = basis_risk_table(sim, lo, by=("product_id",), **kw)
     per_d.insert(0, "scope", "district")
@@ -566,25 +599,38 @@ _DESIGN_DECIMALS = 2
 
 
 def design_products(config) -> list:
-    """The products the design search tunes: weather-index term sheets (strike/exit phases)."""
-    return [p for p in config.products if p.trigger == "weather_index"]
+    """The products the design search tunes: those whose trigger plugin declares design terms.
+
+    A product is designable when its plugin says so
+    (:meth:`panen.engine.api.Trigger.design_terms` is not ``None``), whatever it is called.
+
+    Raises
+    ------
+    ConfigError
+        A designable trigger refuses this term sheet (e.g. a step schedule without a
+        trigger point), with the plugin's reason.
+    """
+    from panen.engine.registry import get_trigger
+
+    return [p for p in config.products if get_trigger(p.trigger).design_terms(p) is not None]
 
 
 def design_search(config, result, losses: pd.DataFrame, design, *,
                   loadings: tuple[float, float], loss_threshold: float = 0.0) -> DesignOutcome:
-    """Search strike and exit of every weather-index product against the loss reference.
+    """Search the phases of every designable product against the loss reference.
 
-    One :func:`panen.engine.research.design.search` per product on the backtest's index values
-    (:func:`simulation_table`): the space is the term sheet's phases with strikes and exits
-    at the default quantiles of the index, rounded to 0.01 index units
-    (:meth:`~panen.engine.research.design.DesignSpace.from_term_sheet`, each phase keeping its
-    direction and weight), grouped by ``design.by``; the constraints
-    are those of ``design`` with the product's ``season_cap`` as the season cap; the gross
-    rate uses ``loadings`` (the pricing section's expense and profit loadings; a risk load
-    does not enter the search). Each chosen design becomes a term sheet with
-    :func:`panen.engine.research.design.to_term_sheet` (every phase a linear curve).
+    One :func:`panen.engine.research.design.search` per product (:func:`design_products`) on
+    the backtest's index values (:func:`simulation_table`), through the product's own
+    trigger plugin (:meth:`~panen.engine.research.design.DesignSpace.from_term_sheet`):
+    each phase keeps its curve, direction and weight; linear phases vary strike and exit,
+    phases without an exit (binary, step) their strike, at the default quantiles of the
+    index rounded to 0.01 index units; grouped by ``design.by``. The constraints are those
+    of ``design``, the season cap the term sheet's; the gross rate and the premium of the
+    hedging effectiveness use ``loadings`` (the pricing section's expense and profit
+    loadings; a risk load does not enter the search). The chosen term sheets are the
+    plugin's own (:attr:`~panen.engine.research.design.DesignResult.term_sheets`).
     """
-    from panen.engine.research.design import Constraints, DesignSpace, search, to_term_sheet
+    from panen.engine.research.design import Constraints, DesignSpace, search
 
     zones = design.zones
     if isinstance(zones, Path):
@@ -595,21 +641,20 @@ def design_search(config, result, losses: pd.DataFrame, design, *,
         zones = dict(zip(z["district_id"].astype(str), z["zone"].astype(str)))
     sim = simulation_table(result)
     lo = losses[["district_id", "season", "loss"]].astype({"district_id": str})
+    cons = Constraints(max_premium_rate=design.max_premium_rate,
+                       min_payout_frequency_in_worst=design.min_payout_frequency_in_worst,
+                       worst_share=design.worst_share, meaningful_rate=design.meaningful_rate)
     results, sheets, notes = {}, {}, []
     for p in design_products(config):
         space = DesignSpace.from_term_sheet(p, by=design.by, zones=zones)
         # quantile grids rounded to 0.01 index units: term sheets read 60.0 mm, not 59.99999999999999
         space = space.model_copy(update={"phases": {n: ps.model_copy(update={"decimals": _DESIGN_DECIMALS})
                                                     for n, ps in space.phases.items()}})
-        cons = Constraints(max_premium_rate=design.max_premium_rate,
-                           min_payout_frequency_in_worst=design.min_payout_frequency_in_worst,
-                           worst_share=design.worst_share, meaningful_rate=design.meaningful_rate,
-                           max_rate=p.season_cap)
         res = search(sim[sim["product_id"] == p.id], lo, space, cons, objective=design.objective,
                      loadings=loadings, loss_threshold=loss_threshold)
         results[p.id] = res
         notes.extend(f"design: {n}" for n in res.notes)
-        sheets[p.id] = {str(row["zone"]): to_term_sheet(p, row) for _, row in res.chosen.iterrows()}
+        sheets[p.id] = res.term_sheets
     return DesignOutcome(results=results, term_sheets=sheets, by=design.by, notes=notes)
 
 
@@ -624,7 +669,6 @@ def pricing_summary(result) -> pd.DataFrame:
     from panen.engine.research.pricing import return_period_losses
 
     rows = []
-    rates = _season_rates(result)
     for pid in sorted(result.table["product_id"].astype(str).unique()):
         row: dict[str, Any] = {"product_id": pid}
         if result.pricing is not None:
@@ -635,7 +679,7 @@ def pricing_summary(result) -> pd.DataFrame:
                 row[c] = float(np.average(pr.loc[ok, c], weights=w)) if w.sum() > 0 else np.nan
             totals = result.season_totals.get(pid) if result.season_totals else None
             if totals is None:
-                totals, _ = _portfolio_totals(result, pid, rates)
+                totals = complete_season_payouts(result.portfolio, pid)
             row["payout_1in10"] = float(return_period_losses(totals, [10]).iloc[0]) if len(totals) else np.nan
         if result.basis_risk is not None:
             b = result.basis_risk[(result.basis_risk["scope"] == "product") & (result.basis_risk["product_id"] == pid)]
