@@ -487,7 +487,7 @@ def premium(area_ha: float | Sequence[float] | np.ndarray | pd.Series, wording: 
 
 
 def policy_amounts(claims: pd.DataFrame, policies: pd.DataFrame, wording: Wording, *,
-                   season_start: dt.date | str | np.datetime64) -> PolicyAmounts:
+                   season_start: dt.date | str | np.datetime64, claim_rows: np.ndarray | None = None) -> PolicyAmounts:
     """Roll the plot decisions of :func:`adjust` up to one outcome per policy, for the ledger.
 
     Parameters
@@ -501,6 +501,9 @@ def policy_amounts(claims: pd.DataFrame, policies: pd.DataFrame, wording: Wordin
         The policy wording (sum insured per ha, the per-farmer area cap).
     season_start
         The cover's window anchor (its one cohort).
+    claim_rows
+        Optional row of each claim in ``policies`` (as :func:`adjust` returns with
+        ``return_rows=True``); checked against the ids, else the ids are matched.
 
     Returns
     -------
@@ -526,8 +529,7 @@ def policy_amounts(claims: pd.DataFrame, policies: pd.DataFrame, wording: Wordin
     assessed = np.zeros(n, bool)
     masks = np.zeros(n, np.int64)  # bit i: the policy has a plot declined for REASON_CODES[i]
     if len(claims):
-        position = pc.fill_null(pc.index_in(_arrow_text(claims["policy_id"]), value_set=ids), -1).to_numpy(
-            zero_copy_only=False)
+        position = _claim_rows(claims, ids, claim_rows)
         known = position >= 0
         at = position[known]
         np.add.at(gross, at, claims["indemnity"].to_numpy(np.int64)[known])
@@ -546,8 +548,24 @@ def policy_amounts(claims: pd.DataFrame, policies: pd.DataFrame, wording: Wordin
     texts = ["no_assessment" if m < 0 else ";".join(c for i, c in enumerate(REASON_CODES) if m >> i & 1) or None
              for m in uniques.tolist()]
     reason = pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), pa.array(texts, pa.string()))
+    rows = policies.index.to_numpy() if pd.api.types.is_integer_dtype(policies.index.dtype) else None
     return PolicyAmounts(product_id=wording.id, policy_ids=ids, gross=gross, outcome=outcome, reason=reason,
-                         cohort=np.datetime64(season_start, "D"), sum_insured=si)
+                         cohort=np.datetime64(season_start, "D"), sum_insured=si, rows=rows)
+
+
+def _claim_rows(claims: pd.DataFrame, ids: pa.Array, rows: np.ndarray | None) -> np.ndarray:
+    """Each claim's row in the policies (``ids``), -1 when unknown.
+
+    The rows :func:`adjust` joined are used when they point at the same policy ids
+    (checked), else the ids are matched by hashing.
+    """
+    claim_ids = _arrow_text(claims["policy_id"])
+    if rows is not None and len(rows) == len(claims) and (len(rows) == 0 or rows.max() < len(ids)):
+        known = rows >= 0
+        same = pc.equal(ids.take(pa.array(rows[known])), claim_ids.filter(pa.array(known)))
+        if pc.all(same).as_py() is not False:
+            return rows
+    return pc.fill_null(pc.index_in(claim_ids, value_set=ids), -1).to_numpy(zero_copy_only=False)
 
 
 def _arrow_text(column: pd.Series) -> pa.Array:
@@ -585,7 +603,8 @@ def _fill_caps(area: np.ndarray, area_u: np.ndarray, levels: list[tuple[np.ndarr
 
 
 def adjust(assessments: pd.DataFrame, wording: Wording, *, season_start: dt.date | str | np.datetime64,
-           season_end: dt.date | str | np.datetime64, policies: pd.DataFrame | None = None) -> pd.DataFrame:
+           season_end: dt.date | str | np.datetime64, policies: pd.DataFrame | None = None,
+           return_rows: bool = False) -> pd.DataFrame:
     """Decide every loss assessment under a named-peril wording: paid or declined, and why.
 
     Parameters
@@ -607,6 +626,9 @@ def adjust(assessments: pd.DataFrame, wording: Wording, *, season_start: dt.date
         optionally ``area_ha`` [ha], and ``cover_start, cover_end`` for a ``policy``
         cover period). Given it, unknown policies are declined, the area cap is applied
         per farmer and per policy ``area_ha``, and ``farmer_id`` is output.
+    return_rows
+        Also return each claim's row in ``policies`` (-1: unknown policy; ``None`` without
+        ``policies``), for :func:`policy_amounts`.
 
     Returns
     -------
@@ -777,7 +799,10 @@ def adjust(assessments: pd.DataFrame, wording: Wording, *, season_start: dt.date
         "sum_insured": sum_insured.astype(np.int64),
         "indemnity": indemnity.astype(np.int64),
     })
-    return pd.DataFrame(out, index=index)
+    frame = pd.DataFrame(out, index=index)
+    if return_rows:  # each claim's row in ``policies`` (-1: unknown), for policy_amounts
+        return frame, (np.asarray(at, np.int64) if policies is not None else None)
+    return frame
 
 
 def _day(value: dt.date | str | np.datetime64) -> int:

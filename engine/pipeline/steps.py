@@ -530,8 +530,10 @@ def adjust_claims(cover: NamedPerilCover, opened: Mapping[str, OpenedInput], val
     mine = valid[(valid["product_id"] == cover.id).to_numpy()]
     assessments = opened[cover.inputs()[0]].data
     start, end = season.start.astype(dt.date), season.end.astype(dt.date)
-    claims = adjust(assessments, cover.wording, season_start=start, season_end=end, policies=mine)
-    return claims, policy_amounts(claims, mine, cover.wording, season_start=season.start), mine
+    claims, rows = adjust(assessments, cover.wording, season_start=start, season_end=end, policies=mine,
+                          return_rows=True)
+    amounts = policy_amounts(claims, mine, cover.wording, season_start=season.start, claim_rows=rows)
+    return claims, amounts, mine
 
 
 # --------------------------------------------------------------------------- 6. settle
@@ -652,10 +654,14 @@ def compare(ledger: pa.Table, claims: pd.DataFrame, valid: pd.DataFrame,
     """
     from panen.engine.research.compare import basis_risk_summary, compare_farmers
 
-    products = set(pd.Series(ledger["product_id"].to_pandas(), dtype="str").unique())
-    if not (products - {cover.id}):
+    import pyarrow.compute as pc
+
+    product = ledger["product_id"]
+    product = pc.cast(product, pa.string()) if pa.types.is_dictionary(product.type) else product
+    index = ledger.filter(pc.not_equal(product, cover.id))  # the cover's own rows are not compared
+    if index.num_rows == 0:
         return None
-    comparison = compare_farmers(ledger, claims, register=valid, autp_product_id=cover.id)
+    comparison = compare_farmers(index, claims, register=valid, autp_product_id=cover.id)
     return comparison, basis_risk_summary(comparison)
 
 

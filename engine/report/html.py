@@ -117,6 +117,14 @@ class RunOutputs:
     design_frontier: pd.DataFrame | None = None
     districts: Any = None  # geopandas.GeoDataFrame with district_id, or None
     notes: list[str] = field(default_factory=list)
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def derived(self, name: str, compute) -> Any:
+        """A table derived from the outputs, computed once per read (the report and the GIS
+        layer both need the district rates, the cohort weights and the index means)."""
+        if name not in self._memo:
+            self._memo[name] = compute()
+        return self._memo[name]
 
     @property
     def adjuster_id(self) -> str | None:
@@ -189,7 +197,13 @@ def read_outputs(out_dir: str | os.PathLike[str], *, districts: bool = True) -> 
 
     o = RunOutputs(out_dir=out_dir, manifest=manifest)
     if (out_dir / "payouts.parquet").is_file():
-        o.payouts = pd.read_parquet(out_dir / "payouts.parquet")
+        import pyarrow.parquet as pq
+
+        # the report sums the ledger by cover, district, farmer and cohort: it never needs the
+        # policy ids (the heaviest column) nor the groups and reasons
+        names = pq.read_schema(out_dir / "payouts.parquet").names
+        o.payouts = pd.read_parquet(out_dir / "payouts.parquet",
+                                    columns=[c for c in names if c not in ("policy_id", "group_id", "reason")])
     elif (out_dir / "payouts.csv").is_file():
         o.payouts = _read_csv(out_dir / "payouts.csv")
     if (out_dir / "backtest.parquet").is_file():
@@ -334,7 +348,8 @@ def _cohort_weights(payouts: pd.DataFrame | None) -> pd.DataFrame:
             .rename("weight").astype(float).reset_index())
 
 
-def district_index_means(district_index: pd.DataFrame, payouts: pd.DataFrame | None = None) -> pd.DataFrame:
+def district_index_means(district_index: pd.DataFrame, payouts: pd.DataFrame | None = None, *,
+                         weights: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per product, district and phase: the district index (see the module docstring).
 
     Returns ``product_id, district_id, phase, index_value, cohorts, cohorts_flagged,
@@ -344,7 +359,8 @@ def district_index_means(district_index: pd.DataFrame, payouts: pd.DataFrame | N
     if not len(di):
         return pd.DataFrame(columns=["product_id", "district_id", "phase", "index_value", "cohorts",
                                      "cohorts_flagged", "min_valid_fraction"])
-    di = di.merge(_cohort_weights(payouts), on=["product_id", "district_id", "cohort"], how="left")
+    weights = _cohort_weights(payouts) if weights is None else weights
+    di = di.merge(weights, on=["product_id", "district_id", "cohort"], how="left")
     di["weight"] = di["weight"].fillna(0.0)
     valid = di["index_value"].notna()
     di["wx"] = (di["index_value"] * di["weight"]).where(valid, 0.0)
@@ -729,7 +745,7 @@ def _phase_charts(o: RunOutputs) -> list[str]:
     Figure, colormaps, colors = _mpl()
     di = o.district_index
     out = []
-    weights = _cohort_weights(o.payouts)
+    weights = o.derived("cohort_weights", lambda: _cohort_weights(o.payouts))
     for pid in o.product_ids:
         d = di[di["product_id"] == pid].copy()
         if not len(d):
@@ -1055,25 +1071,47 @@ def _by_product_manifest(o: RunOutputs) -> dict[str, dict[str, Any]]:
 def _headline(o: RunOutputs) -> _Section:
     p = o.payouts
     bym = _by_product_manifest(o)
+    # one grouped pass over the ledger, on integer codes (a boolean filter per cover copied
+    # it once per cover; grouping by text factorised 10M strings each time)
+    p_code, p_names = pd.factorize(p["product_id"])
+    f_code, f_names = pd.factorize(p["farmer_id"])
+    flags = pd.DataFrame({"product": p_code, "paid": (p["net_payout"] > 0).to_numpy(),
+                          "withheld": (p["status"] == WITHHELD).to_numpy()})
+    for c in (*_MONEY, "area_ha"):
+        if c in p.columns:
+            flags[c] = p[c].to_numpy()
+    g = flags.groupby("product", sort=False)
+    sums = g[[c for c in (*_MONEY, "area_ha", "paid", "withheld") if c in flags.columns]].sum()
+    sums.index = np.asarray(p_names, dtype=object)[sums.index.to_numpy()]
+    sizes = pd.Series(np.bincount(p_code, minlength=len(p_names)), index=np.asarray(p_names, dtype=object))
+    pairs = pd.unique(p_code.astype(np.int64) * max(len(f_names), 1) + np.where(f_code < 0, 0, f_code))
+    farmers = pd.Series(np.bincount(pairs // max(len(f_names), 1), minlength=len(p_names)),
+                        index=np.asarray(p_names, dtype=object))
+    paying = p["payout_rate"].to_numpy(dtype=float, na_value=np.nan) > 0
+    d_code = pd.factorize(p["district_id"])[0]
+    trig_pairs = pd.unique(p_code[paying].astype(np.int64) * (int(d_code.max()) + 1 if len(d_code) else 1)
+                           + d_code[paying])
+    triggered = pd.Series(np.bincount(trig_pairs // (int(d_code.max()) + 1 if len(d_code) else 1),
+                                      minlength=len(p_names)), index=np.asarray(p_names, dtype=object))
     rows = []
     for pid in o.product_ids:
-        d = p[p["product_id"] == pid]
         trigger = o.product(pid).get("trigger", "") or ("named peril (policy wording)" if pid == o.adjuster_id else "")
-        r = {"product_id": pid, "trigger": trigger, "policies": len(d),
-             "farmers": d["farmer_id"].nunique(), "area_ha": round(float(d["area_ha"].sum()), 2) if "area_ha" in d else None,
-             **{c: int(d[c].sum()) for c in _MONEY},
-             "policies_paid": int((d["net_payout"] > 0).sum()), "policies_withheld": int((d["status"] == WITHHELD).sum()),
-             "districts_triggered": int(d.loc[d["payout_rate"] > 0, "district_id"].nunique())}
+        s = sums.loc[pid]
+        r = {"product_id": pid, "trigger": trigger, "policies": int(sizes.loc[pid]),
+             "farmers": int(farmers.loc[pid]), "area_ha": round(float(s["area_ha"]), 2) if "area_ha" in s else None,
+             **{c: int(s[c]) for c in _MONEY},
+             "policies_paid": int(s["paid"]), "policies_withheld": int(s["withheld"]),
+             "districts_triggered": int(triggered.loc[pid])}
         for c in ("premium", "subsidy", "farmer_share"):
             r[c] = bym.get(pid, {}).get(c)
         r["payout_share"] = r["net_payout"] / r["sum_insured"] if r["sum_insured"] else None
         rows.append(r)
     table = pd.DataFrame(rows)
-    total = {"product_id": "all covers", "trigger": "", "policies": len(p), "farmers": p["farmer_id"].nunique(),
+    total = {"product_id": "all covers", "trigger": "", "policies": len(p), "farmers": len(f_names),
              "area_ha": round(float(p["area_ha"].sum()), 2) if "area_ha" in p else None,
-             **{c: int(p[c].sum()) for c in _MONEY},
-             "policies_paid": int((p["net_payout"] > 0).sum()), "policies_withheld": int((p["status"] == WITHHELD).sum()),
-             "districts_triggered": int(p.loc[p["payout_rate"] > 0, "district_id"].nunique())}
+             **{c: int(sums[c].sum()) for c in _MONEY},
+             "policies_paid": int(sums["paid"].sum()), "policies_withheld": int(sums["withheld"].sum()),
+             "districts_triggered": int(len(np.unique(d_code[paying])))}
     total["payout_share"] = total["net_payout"] / total["sum_insured"] if total["sum_insured"] else None
 
     adj = o.adjuster_id
@@ -1483,14 +1521,16 @@ def write_report(out_dir: str | os.PathLike[str], *, outputs: RunOutputs | None 
     out_dir = Path(out_dir)
     header, title = _header(o)
     sections: list[_Section] = []
-    rates = district_rates(o.payouts) if o.payouts is not None else None
+    rates = o.derived("rates", lambda: district_rates(o.payouts)) if o.payouts is not None else None
     if o.payouts is not None:
         sections.append(_headline(o))
     frame = _map_frame(o.districts) if o.districts is not None else None
     if rates is not None and frame is not None:
         sections.append(_Section("maps", "Payout maps", "".join(_rate_maps(o, frame, rates))))
     if o.district_index is not None and len(o.district_index):
-        means = district_index_means(o.district_index, o.payouts)
+        means = o.derived("means", lambda: district_index_means(o.district_index, o.payouts,
+                                                                weights=o.derived("cohort_weights",
+                                                                                  lambda: _cohort_weights(o.payouts))))
         if frame is not None:
             sections.append(_Section(
                 "index", "Index against the strike",
@@ -1563,8 +1603,10 @@ def write_gpkg(out_dir: str | os.PathLike[str], *, outputs: RunOutputs | None = 
     if o.payouts is None or o.districts is None:
         return None
     base = o.districts
-    rates = district_rates(o.payouts)
-    means = district_index_means(o.district_index, o.payouts) if o.district_index is not None else None
+    rates = o.derived("rates", lambda: district_rates(o.payouts))
+    means = o.derived("means", lambda: district_index_means(
+        o.district_index, o.payouts, weights=o.derived("cohort_weights", lambda: _cohort_weights(o.payouts)))) \
+        if o.district_index is not None else None
     s = o.summary
     tmp = out_dir / f".districts.tmp-{os.getpid()}.gpkg"
     tmp.unlink(missing_ok=True)

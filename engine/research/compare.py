@@ -165,9 +165,14 @@ def compare_farmers(ledger: pd.DataFrame | pa.Table, claims: pd.DataFrame | pa.T
         holders = _text(reg["farmer_id"])[(_text(reg["product_id"]) == autp_product_id).to_numpy()]
         index = index[is_in(index["farmer_id"], [holders.dropna(), indemnity.index])]
 
+    # a farmer's district is the smallest of his policies' districts: taken as the min of
+    # sorted integer codes (the min of a text column per group cost 6.6 s at 7.5M rows)
+    d_code, d_names = pd.factorize(index["district_id"], sort=True)
+    index = index.assign(district_id=d_code)
     grouped = index.groupby(["product_id", "farmer_id"], sort=False)
     per = grouped.agg(district_id=("district_id", "min"), sum_insured=("sum_insured", "sum"),
                       net_payout=("net_payout", "sum"), withheld=("withheld", "any")).reset_index()
+    per["district_id"] = pd.Series(np.asarray(d_names, dtype=object)[per["district_id"].to_numpy()], dtype="str")
 
     withheld = per["withheld"].to_numpy(bool)
     payout = per["net_payout"].to_numpy(np.int64)

@@ -556,7 +556,7 @@ def build_ledger(policies: pd.DataFrame | pa.Table, rate_tables: Mapping[str, Ra
         rows = slice(int(bounds[k]), int(bounds[k + 1]))
         source = rate_tables[pid]
         if isinstance(source, PolicyAmounts):
-            amounts[pid] = a = _cover_amounts(source, policy_id.take(pa.array(perm[rows])), reasons)
+            amounts[pid] = a = _cover_amounts(source, policy_id.take(pa.array(perm[rows])), perm[rows], n, reasons)
             cohort[rows] = int(np.datetime64(source.cohort, "D").astype(np.int64))
             reason[rows] = a.reason
             continue
@@ -625,11 +625,28 @@ class _CoverAmounts:
         self.gross, self.status, self.reason, self.sum_insured = gross, status, reason, sum_insured
 
 
-def _cover_amounts(source: PolicyAmounts, policy_ids: pa.Array, reasons: _Reasons) -> _CoverAmounts:
-    """Look each policy of the block up in the cover's table (absent: not assessed)."""
+def _cover_amounts(source: PolicyAmounts, policy_ids: pa.Array, input_rows: np.ndarray, n_input: int,
+                   reasons: _Reasons) -> _CoverAmounts:
+    """Look each policy of the block up in the cover's table (absent: not assessed).
+
+    With the cover's ``rows`` hint (its policies' rows in the ledger's input table), a
+    policy's entry is found by position — used only when it pairs every policy of the block
+    with one entry of the cover's table and the ids agree; otherwise the ids are matched by
+    hashing.
+    """
     ids = source.policy_ids
     ids = _one_chunk(ids) if isinstance(ids, pa.ChunkedArray) else ids
-    pos = pc.fill_null(pc.index_in(policy_ids, value_set=ids), -1).to_numpy(zero_copy_only=False)
+    pos = None
+    rows = source.rows
+    if rows is not None and len(rows) == len(ids) and (len(rows) == 0 or (rows.min() >= 0 and rows.max() < n_input)):
+        where = np.full(n_input, -1, np.int64)
+        where[rows] = np.arange(len(rows))
+        pos = where[input_rows]
+        paired = len(pos) == len(ids) and bool((pos >= 0).all())
+        if not (paired and pc.all(pc.equal(ids.take(pa.array(pos)), policy_ids)).as_py() is not False):
+            pos = None
+    if pos is None:
+        pos = pc.fill_null(pc.index_in(policy_ids, value_set=ids), -1).to_numpy(zero_copy_only=False)
     found = pos >= 0
     at = np.where(found, pos, 0)
     n_src = len(source.gross)

@@ -100,6 +100,11 @@ class PolicyAmounts:
         the insured area, capped per farmer, × Rp/ha) — then every policy of the cover must
         be listed; ``None``: the register's ``sum_insured``, else area × the product's Rp/ha.
 
+    rows
+        Optional ``(n,)`` row of each policy in the valid-policies table given to the ledger
+        (the frame's integer index): a hint that spares matching the ids by hashing. The
+        ledger checks that the ids at those rows are these ids and matches by id otherwise.
+
     Policies of the cover absent from ``policy_ids`` were not assessed: the ledger gives
     them gross 0, status ``not_assessed`` and reason ``no_assessment``.
     """
@@ -112,6 +117,7 @@ class PolicyAmounts:
     cohort: np.datetime64
     sum_insured: np.ndarray | None = None
     anchor: str = "season_start"
+    rows: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         import pyarrow as pa
