@@ -658,10 +658,15 @@ def compare(ledger: pa.Table, claims: pd.DataFrame, valid: pd.DataFrame,
 
     product = ledger["product_id"]
     product = pc.cast(product, pa.string()) if pa.types.is_dictionary(product.type) else product
-    index = ledger.filter(pc.not_equal(product, cover.id))  # the cover's own rows are not compared
+    # the cover's own rows are not compared; only the columns the comparison reads are converted
+    # (no policy ids: claims are linked to farmers through the register, a superset of the ledger)
+    keep = [c for c in ("farmer_id", "district_id", "product_id", "sum_insured", "net_payout", "status",
+                        "payout_rate") if c in ledger.column_names]
+    index = ledger.select(keep).filter(pc.not_equal(product, cover.id))
     if index.num_rows == 0:
         return None
-    comparison = compare_farmers(index, claims, register=valid, autp_product_id=cover.id)
+    comparison = compare_farmers(index, claims, register=valid[["policy_id", "farmer_id", "product_id"]],
+                                 autp_product_id=cover.id)
     return comparison, basis_risk_summary(comparison)
 
 
