@@ -502,6 +502,24 @@ class Trigger:
         raise PluginError(f"trigger plugin {cls.name!r} cannot be redesigned (it declares no design_terms)")
 
     @classmethod
+    def thresholds(cls, params: ProductParams) -> dict[str, tuple[float, float]]:
+        """``{phase: (strike, exit)}`` [index units] of the phases that have both, for reports
+        (maps of how far the season went towards the strike).
+
+        Default: the linear phases of :meth:`design_terms`; none when the trigger declares no
+        design terms. A trigger whose term sheet has a strike and exit elsewhere overrides it.
+        """
+        from panen.engine.errors import ConfigError
+
+        try:
+            terms = cls.design_terms(params)
+        except ConfigError:
+            return {}
+        if terms is None:
+            return {}
+        return {p.name: (float(p.strike), float(p.exit)) for p in terms.phases if p.exit is not None}
+
+    @classmethod
     def parameters(cls) -> list[tuple[str, str, str]]:
         """``(name, type, description)`` of every term-sheet key, for ``panen triggers``."""
         rows = []

@@ -189,13 +189,22 @@ def test_district_rate_is_sum_insured_weighted_and_skips_withheld_policies():
     assert np.isnan(r.loc["B", "payout_rate"]), "all withheld: no rate, not zero"
 
 
-def test_phase_thresholds_come_from_the_term_sheet_shape():
-    rain = {"phases": [{"name": "establishment", "strike": 220, "exit": 80}, {"name": "flood", "strike": 220,
-                                                                           "exit": 380}]}
+def test_phase_thresholds_come_from_the_trigger_plugin():
+    """The report does not parse term-sheet shapes: it asks the product's plugin."""
+    phase = {"start_day": 0, "end_day": 40, "index": "total", "direction": "below", "weight": 0.5}
+    rain = {"id": "rain", "trigger": "weather_index", "sum_insured_per_ha": 1, "phases": [
+        {**phase, "name": "establishment", "strike": 220, "exit": 80},
+        {**phase, "name": "flood", "index": "max_n_day", "n": 3, "direction": "above", "strike": 220, "exit": 380},
+        {**phase, "name": "binary", "strike": 50, "curve": "binary"}]}
     assert phase_thresholds(rain) == {"establishment": (220.0, 80.0), "flood": (220.0, 380.0)}
-    assert phase_thresholds({"payout": {"strike_z": -10, "exit_z": -30, "max_rate": 1}}) == {"season": (-10.0, -30.0)}
-    assert phase_thresholds({"payout": {"percentile": 15}}) == {}
-    assert phase_thresholds({"indemnity_level": 0.8}) == {}
+    ndvi = {"id": "n", "trigger": "ndvi", "sum_insured_per_ha": 1, "baseline_years": [2003, 2022],
+            "window": {"start_day": 0, "end_day": 112}}
+    assert phase_thresholds({**ndvi, "payout": {"strike_z": -10, "exit_z": -30, "max_rate": 1}}) == \
+        {"season": (-10.0, -30.0)}
+    assert phase_thresholds({**ndvi, "payout": {"percentile": 15}}) == {}
+    assert phase_thresholds({"id": "y", "trigger": "area_yield", "sum_insured_per_ha": 1, "indemnity_level": 0.8,
+                             "normal_yield": {"method": "mean", "years": 5}}) == {}
+    assert phase_thresholds({"id": "x", "trigger": "not_installed", "strike": 1, "exit": 2}) == {}
 
 
 def test_province_rollup_sums_district_rows_to_the_rupiah(run_dir):

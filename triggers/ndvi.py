@@ -372,6 +372,15 @@ class NdviTrigger(Trigger):
     inputs = ("ndvi",)
     description = "cumulative NDVI z-score over a season window (per composite period vs a baseline climatology)"
 
+    @classmethod
+    def thresholds(cls, params: NdviParams) -> dict[str, tuple[float, float]]:
+        """The linear payout's strike and exit on the cumulative z (none for a percentile trigger,
+        whose strike is per district)."""
+        pay = params.payout
+        if isinstance(pay, PercentilePayout):
+            return {}
+        return {"season": (float(pay.strike_z), float(pay.exit_z))}
+
     def evaluate(self, params: NdviParams, inputs: TriggerInputs) -> TriggerResult:
         ds = inputs.series["ndvi"]
         if inputs.district_ids is not None and len(inputs.district_ids) and (

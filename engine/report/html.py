@@ -324,20 +324,20 @@ def district_rates(payouts: pd.DataFrame) -> pd.DataFrame:
 def phase_thresholds(product: dict[str, Any]) -> dict[str, tuple[float, float]]:
     """``{phase: (strike, exit)}`` for the phases whose term sheet states both.
 
-    Reads the term sheet's shape, not the trigger's name: ``phases[]`` with ``name``,
-    ``strike``, ``exit`` (weather index), ``payout.strike_z/exit_z`` (the one ``season``
-    phase of an NDVI cover), or top-level ``strike``/``exit``.
+    Asked of the product's trigger plugin (:meth:`panen.engine.api.Trigger.thresholds`) on
+    the term sheet recorded in the manifest; empty when the plugin is not installed where
+    the report is rebuilt, or the recorded term sheet no longer validates.
     """
-    out: dict[str, tuple[float, float]] = {}
-    for ph in product.get("phases") or []:
-        if isinstance(ph, dict) and ph.get("strike") is not None and ph.get("exit") is not None:
-            out[str(ph.get("name"))] = (float(ph["strike"]), float(ph["exit"]))
-    pay = product.get("payout")
-    if isinstance(pay, dict) and pay.get("strike_z") is not None and pay.get("exit_z") is not None:
-        out["season"] = (float(pay["strike_z"]), float(pay["exit_z"]))
-    if product.get("strike") is not None and product.get("exit") is not None:
-        out.setdefault("season", (float(product["strike"]), float(product["exit"])))
-    return out
+    from pydantic import ValidationError
+
+    from panen.engine.errors import PluginError
+    from panen.engine.registry import get_trigger
+
+    try:
+        plugin = get_trigger(str(product.get("trigger")))
+        return plugin.thresholds(plugin.Params.model_validate(product))
+    except (PluginError, ValidationError):
+        return {}
 
 
 def _cohort_weights(payouts: pd.DataFrame | None) -> pd.DataFrame:
