@@ -633,7 +633,8 @@ def check_result_values(ds: xr.Dataset, *, trigger: str, product_id: str) -> xr.
 
     Rates must lie in [0, 1] (or be NaN), valid fractions in [0, 1] (or NaN). ``reason``
     becomes text on ``(district, cohort)``: the trigger's reason where it gave one, else
-    ``"missing data"`` where flagged, and ``""`` where assessed.
+    ``"missing data"`` where flagged (naming the phases without an index), and ``""``
+    where assessed.
 
     Raises
     ------
@@ -651,7 +652,17 @@ def check_result_values(ds: xr.Dataset, *, trigger: str, product_id: str) -> xr.
     flagged = np.asarray(ds["flagged"].values, dtype=bool)
     given = np.asarray(ds["reason"].values, dtype=object) if "reason" in ds else None
     reason = np.where(flagged, "missing data", "").astype(object)
-    if given is not None:
+    # say which phases had no index (too little valid data in their window)
+    index = np.asarray(ds["index_value"].transpose("phase", "district", "cohort").values, dtype=np.float64)
+    phases = [str(p) for p in ds["phase"].values.tolist()]
+    if len(phases) > 1 or phases != ["season"]:
+        missing = np.isnan(index)
+        for d, c in zip(*np.nonzero(flagged)):
+            lacking = [phases[k] for k in range(len(phases)) if missing[k, d, c]]
+            if lacking:
+                reason[d, c] = f"missing data: no index for phase{'s' if len(lacking) > 1 else ''} " \
+                               f"{', '.join(lacking)} (too little valid data in the window)"
+    if given is not None:  # the trigger's own reason wins
         text = np.array(["" if (g is None or (isinstance(g, float) and np.isnan(g))) else str(g)
                          for g in given.ravel()], dtype=object).reshape(given.shape)
         reason = np.where(flagged & (text != ""), text, reason)

@@ -384,3 +384,18 @@ def test_a_trigger_result_out_of_range_is_refused_naming_the_plugin(region, tmp_
     with pytest.raises(PluginError, match="'too_much'.*payout_rate outside"):
         run_batch(load_config(path), tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_withheld_policy_says_which_phases_had_no_index(full):
+    led = ledger(full.out_dir)
+    withheld = led[(led["status"].astype(str) == "withheld_missing_data") & (led["product_id"] == "rain")]
+    assert len(withheld), "the synthetic region plants a district with missing rainfall"
+    di = pd.read_csv(full.out_dir / "district_index.csv", dtype={"district_id": str}, keep_default_na=False)
+    for row in withheld.head(20).itertuples():
+        reason = str(row.reason)
+        assert reason.startswith("missing data: no index for phase")
+        cohort = pd.Timestamp(row.cohort).strftime("%Y-%m-%d")
+        rows = di[(di["product_id"] == "rain") & (di["district_id"] == row.district_id) & (di["cohort"] == cohort)]
+        lacking = set(rows.loc[rows["index_value"] == "", "phase"])
+        assert lacking and all(ph in reason for ph in lacking)
+        assert (rows["reason"] == reason).all() and rows["flagged"].astype(str).str.lower().eq("true").all()
