@@ -57,21 +57,19 @@ def readers() -> dict[str, type[Reader]]:
     return _scan(READER_GROUP, Reader, "reader")
 
 
-def get_trigger(name: str) -> type[Trigger]:
-    """The plugin class registered as ``name``; :class:`PluginError` listing the known names otherwise."""
-    table = triggers()
+def _lookup(table: dict[str, type], name: str, what: str) -> type:
     try:
         return table[name]
     except KeyError:
         known = ", ".join(sorted(table)) or "none"
-        raise PluginError(f"no trigger plugin named {name!r} is installed (installed: {known})") from None
+        raise PluginError(f"no {what} is installed (installed: {known})") from None
+
+
+def get_trigger(name: str) -> type[Trigger]:
+    """The plugin class registered as ``name``; :class:`PluginError` listing the known names otherwise."""
+    return _lookup(triggers(), name, f"trigger plugin named {name!r}")
 
 
 def get_reader(name: str) -> type[Reader]:
     """The reader registered for input ``name``; :class:`PluginError` listing the known inputs otherwise."""
-    table = readers()
-    try:
-        return table[name]
-    except KeyError:
-        known = ", ".join(sorted(table)) or "none"
-        raise PluginError(f"no reader is installed for input {name!r} (installed: {known})") from None
+    return _lookup(readers(), name, f"reader for input {name!r}")
