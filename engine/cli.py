@@ -102,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("config", type=Path)
     v.set_defaults(func=_cmd_validate)
 
-    t = sub.add_parser("triggers", help="list installed trigger plugins and their parameters")
+    t = sub.add_parser("triggers", help="list installed trigger plugins and their parameters, and the installed readers")
     t.set_defaults(func=_cmd_triggers)
     return p
 
@@ -141,11 +141,12 @@ def _cmd_validate(args) -> int:
 
 
 def _cmd_triggers(args) -> int:
-    from panen.engine.registry import triggers
+    from panen.engine.registry import readers, triggers
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         table = triggers()
+        inputs = readers()
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     for name, cls in sorted(table.items()):
@@ -155,6 +156,16 @@ def _cmd_triggers(args) -> int:
         print(f"    inputs: {', '.join(cls.inputs) or 'none'}")
         for pname, ptype, desc in cls.parameters():
             print(f"    - {pname}: {ptype}" + (f" — {desc}" if desc else ""))
+    print()
+    print("readers (the keys under inputs:):")
+    for name, cls in sorted(inputs.items()):
+        print(f"{name}  ({cls.__module__}.{cls.__qualname__})")
+        if cls.description:
+            print(f"    {cls.description}")
+        for fname, f in cls.Spec.model_fields.items():
+            value = f.get_default(call_default_factory=True)
+            default = "" if f.is_required() else f" (default {value!r})"
+            print(f"    - {fname}" + (f" — {f.description}" if f.description else "") + default)
     return EXIT_OK
 
 
