@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from panen.engine.errors import ConfigError, InputError
@@ -147,10 +149,22 @@ def test_terms_are_immutable():
     (1.15 * 100, 115),
     (-2.5, -3),
     (4_503_599_627_370_495.0, 4_503_599_627_370_495),
+    (0.4999998, 0),                      # a true amount below a half (the old 1e-6 tolerance paid 1)
+    (2_000_000.4999999, 2_000_000),
+    (0.175 * 100, 18),                   # 17.499999999999996: a decimal half in binary
+    (float(2**52 + 1), 2**52 + 1),       # whole already: never a rupiah more
+    (float(2**53 - 1), 2**53 - 1),
 ])
 def test_round_rupiah_is_half_up_to_the_rupiah(amount, rupiah):
     out = round_rupiah(amount)
     assert out == rupiah and isinstance(out, np.integer)
+
+
+@given(st.integers(min_value=0, max_value=2**53 - 1), st.floats(min_value=0.0, max_value=1.0))
+def test_a_payout_never_exceeds_the_sum_insured(si, rate):
+    gross = int(round_rupiah(float(si) * rate))
+    assert 0 <= gross <= si
+    assert int(round_rupiah(float(si) * 1.0)) == si
 
 
 def test_round_rupiah_refuses_nan_inf_and_inexact_amounts():

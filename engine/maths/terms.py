@@ -79,6 +79,8 @@ one more member of :data:`Deductible`. Nothing else is restructured.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, Union
@@ -114,10 +116,12 @@ __all__ = [
     "round_rupiah",
 ]
 
-#: Amounts within this many rupiah *below* a half are rounded up as halves. Decimal
-#: inputs such as 0.145 have no exact binary form (0.145 * 100 == 14.499999999999998);
-#: one micro-rupiah absorbs that representation error for amounts up to ~1e9 Rp.
-_HALF_TOLERANCE = 1e-6
+#: Amounts within this many units in the last place (ulp) *below* a half are rounded up
+#: as halves. Decimal inputs such as 0.145 have no exact binary form (0.145 * 100 ==
+#: 14.499999999999998, one ulp below 14.5); a few ulps absorb that representation error
+#: and nothing more: 0.4999998 is a true amount below a half and rounds down. (An absolute
+#: tolerance of 1e-6 Rp, used before, rounded such amounts up.)
+_HALF_ULPS = 8
 #: float64 holds every integer exactly below 2**53 (about 9.0e15 Rp); above it a
 #: rupiah amount could not be represented, so rounding refuses.
 _EXACT_LIMIT = float(2**53)
@@ -144,20 +148,22 @@ def round_rupiah(amount: np.ndarray | float) -> np.ndarray | np.int64:
 
     Notes
     -----
-    Half-up is applied to the float64 value with a tolerance of 1e-6 Rp: a value that is
-    a decimal half but lands a few ulps below it in binary (``0.145 * 100``) still rounds
-    up, as it would on paper. Amounts are non-negative in the ledger; for negative input
+    Half-up is applied to the exact float64 value, except that a value within 8 units in
+    the last place (and at most 1e-6 Rp) below a half is taken as the half: a decimal half that lands a few ulps
+    below it in binary (``0.145 * 100``) still rounds up, as it would on paper, while a
+    true amount below a half (``0.4999998``) rounds down. Amounts from 2**52 Rp on are
+    whole numbers in float64 and are returned as they are (never a rupiah more). Amounts are non-negative in the ledger; for negative input
     the rule is symmetric (half away from zero, like ``decimal.ROUND_HALF_UP``).
 
     Examples
     --------
-    >>> int(round_rupiah(2.5)), int(round_rupiah(2.4999)), int(round_rupiah(0.145 * 100))
-    (3, 2, 15)
+    >>> int(round_rupiah(2.5)), int(round_rupiah(2.4999)), int(round_rupiah(0.145 * 100)), int(round_rupiah(0.4999998))
+    (3, 2, 15, 0)
     """
     a = np.asarray(amount, dtype=np.float64)
     flat = np.ascontiguousarray(a).reshape(-1)
     out = np.empty(flat.shape, np.int64)
-    if not _round_half_up(flat, out, _HALF_TOLERANCE, _EXACT_LIMIT):
+    if not _round_half_up(flat, out, _HALF_ULPS, _EXACT_LIMIT):
         if not np.isfinite(flat).all():
             raise ValueError("round_rupiah: amounts must be finite (NaN or inf given)")
         raise ValueError("round_rupiah: amount of 2**53 Rp or more cannot be exact in float64")
@@ -165,14 +171,29 @@ def round_rupiah(amount: np.ndarray | float) -> np.ndarray | np.int64:
 
 
 @njit(nogil=True, cache=True)
-def _round_half_up(a, out, tolerance, limit):  # pragma: no cover - numba
-    """One pass of :func:`round_rupiah`; False if an amount is not finite or too large."""
+def _round_half_up(a, out, ulps, limit):  # pragma: no cover - numba
+    """One pass of :func:`round_rupiah`; False if an amount is not finite or too large.
+
+    Below 2**52 every float has a spacing of at most 0.5, so ``|x| + 0.5`` is exact and its
+    floor is the half-up rounding of the exact value; an amount within ``ulps`` units in the
+    last place (and at most 1e-6 Rp) below a half is taken as that half. From 2**52 on every
+    float is a whole
+    number already (adding 0.5 would round to even and could add a rupiah).
+    """
     for i in range(a.shape[0]):
         x = a[i]
-        magnitude = abs(x) + 0.5
+        magnitude = abs(x)
         if not magnitude < limit:  # also False for NaN
             return False
-        m = np.floor(magnitude + tolerance)
+        if magnitude >= 4503599627370496.0:  # 2**52: already whole
+            m = magnitude
+        else:
+            t = magnitude + 0.5
+            m = np.floor(t)
+            f, e = math.frexp(magnitude) if magnitude > 0.0 else (0.0, -1073)
+            ulp = math.ldexp(1.0, e - 53)
+            if (m + 1.0) - t <= min(ulps * ulp, 1e-6):
+                m = m + 1.0
         out[i] = np.int64(-m if x < 0 else m)
     return True
 

@@ -835,7 +835,8 @@ def reconcile(ledger: pa.Table | pd.DataFrame, totals: pd.DataFrame) -> None:
     Three independent sums must agree exactly, for the policy count and every money
     column: each district row against the ledger's own rows of that district (summed
     again here with integer arithmetic), the district rows against the total row, and
-    the total row against the whole ledger.
+    the total row against the whole ledger. And no row pays more than its sum insured or
+    its gross payout, or less than nothing.
 
     Raises
     ------
@@ -885,6 +886,12 @@ def reconcile(ledger: pa.Table | pd.DataFrame, totals: pd.DataFrame) -> None:
             problems.append(f"{m}: district rows sum to {district_sum} but the total row says {int(total[m])}")
         if ledger_sum != int(total[m]):
             problems.append(f"{m}: ledger sums to {ledger_sum} but the total row says {int(total[m])}")
+    # no policy is ever paid more than its sum insured, nor less than nothing
+    si, gross, net = (t[c].to_numpy().astype(np.int64) for c in ("sum_insured", "gross_payout", "net_payout"))
+    over = (gross > si) | (net > si) | (net < 0) | (net > gross)
+    if over.any():
+        problems.append(f"{int(over.sum())} ledger row(s) pay more than the sum insured or the gross, or less than "
+                        f"nothing (first at row {int(np.argmax(over))})")
     if problems:
         raise ReconciliationError("district totals do not reconcile with the ledger:\n  " + "\n  ".join(problems))
 
