@@ -112,6 +112,13 @@ class _Raw:
 # ---------------------------------------------------------------------------------------
 
 
+#: Physically possible rainfall [mm per time step]: the world records are 1,825 mm in a day
+#: (Foc-Foc, La Réunion, 7–8 January 1966) and 9,300 mm in a month (Cherrapunji, July 1861)
+#: (WMO World Weather and Climate Extremes Archive). Anything above these bounds, or below
+#: zero, is a fill value or a fault, never rain.
+RAINFALL_VALID_RANGE: dict[str, tuple[float, float]] = {"mm/day": (0.0, 2000.0), "mm/month": (0.0, 15000.0)}
+
+
 def open_rainfall(
     path: str | PathLike[str],
     *,
@@ -119,6 +126,8 @@ def open_rainfall(
     units: str | None = None,
     date_pattern: str | None = None,
     chunks: int | dict[str, int] | None = None,
+    valid_range: tuple[float, float] | None = None,
+    mask_implausible: bool = True,
 ) -> xr.DataArray:
     """Open gridded rainfall lazily as a ``(time, y, x)`` DataArray in mm/day or mm/month.
 
@@ -136,6 +145,12 @@ def open_rainfall(
         spellings: ``mm/day``, ``mm d-1``, ``mm/d``, ``mm day-1``, ``mm/month``,
         ``mm month-1``, ``mm`` (daily or monthly by the time spacing), ``m`` (× 1000),
         ``kg m-2 s-1`` (× 86400 → mm/day; × 86400 × days in month → mm/month).
+    valid_range
+        ``(low, high)`` of physically possible rain in the normalised units; default
+        :data:`RAINFALL_VALID_RANGE` for the units.
+    mask_implausible
+        Make values outside ``valid_range`` missing here (default). ``False`` leaves them
+        for the caller to mask and count (``attrs["valid_range"]`` is set either way).
     date_pattern
         Regex with named groups ``year`` and ``month`` (optional ``day``) or ``year`` and
         ``doy``, searched in each GeoTIFF file name; default :data:`DEFAULT_DATE_PATTERN`.
@@ -148,7 +163,9 @@ def open_rainfall(
     xarray.DataArray
         Dask-backed, dims ``("time", "y", "x")``, CRS written, ``attrs["units"]`` in
         ``{"mm/day", "mm/month"}`` [mm per time step], ``attrs["frequency"]`` in
-        ``{"day", "month"}``. Fill values and negative values are NaN (missing), never 0.
+        ``{"day", "month"}``. Fill values are NaN (missing), never 0; so are values outside
+        ``attrs["valid_range"]`` (negative rain, more than the world record) unless
+        ``mask_implausible=False`` (the run's district-series step masks and counts them).
         Gaps in an otherwise regular daily (or month-start monthly) series are inserted as
         all-NaN steps, with a warning, so that missing days stay visible as missing.
 
@@ -182,11 +199,14 @@ def open_rainfall(
     file_units = da.attrs.get("units")
     file_units = file_units.strip() if isinstance(file_units, str) and file_units.strip() else None
     da, norm_units, frequency = _resolve_units(da, file_units, units, frequency, raw)
-    da = da.where(da >= 0)  # negative rain is impossible: missing, like a fill value
+    rng = tuple(float(v) for v in (valid_range if valid_range is not None else RAINFALL_VALID_RANGE[norm_units]))
+    if mask_implausible:  # negative rain, or more than the world record: missing, like a fill value
+        da = da.where((da >= rng[0]) & (da <= rng[1]))
     da = _fill_time_gaps(da, frequency, raw.source)
     da.attrs = _clean_attrs(original_attrs, raw.source)
     da.attrs["units"] = norm_units
     da.attrs["frequency"] = frequency
+    da.attrs["valid_range"] = [rng[0], rng[1]]
     return _chunk(da, chunks)
 
 

@@ -130,6 +130,20 @@ class RainfallSpec(InputSpec):
         None, ge=0, le=1,
         description="if set, a time step in which less than this share of a district's area has data is missing "
                     "for every product (each product also applies its own min_valid_fraction)")
+    valid_range: tuple[float, float] | None = Field(
+        None, description="[low, high] of physically possible values in the file's units after conversion; values "
+                          "outside are missing, counted in the data quality report (default: 0..2000 mm/day, "
+                          "0..15000 mm/month)")
+
+
+#: NDVI is a normalised difference: it lies in [-1, 1] by construction (Rouse et al. 1974). (The MOD13Q1
+#: readers also mask values outside that product's own valid range, -0.2..1, when they scale it.)
+NDVI_PHYSICAL_RANGE: tuple[float, float] = (-1.0, 1.0)
+
+
+def _valid_range(given: tuple[float, float] | None, default: tuple[float, float] | None) -> list[float] | None:
+    rng = given if given is not None else default
+    return None if rng is None else [float(rng[0]), float(rng[1])]
 
 
 class RainfallReader(Reader):
@@ -145,7 +159,10 @@ class RainfallReader(Reader):
     def open(self, spec: RainfallSpec, **hints: Any) -> OpenedInput:
         from .gridded import open_rainfall
 
-        da = open_rainfall(spec.path, variable=spec.variable, units=spec.units, date_pattern=spec.date_pattern)
+        # values outside the valid range stay in the grid: the run's district-series step makes
+        # them missing and counts them for the data quality report
+        da = open_rainfall(spec.path, variable=spec.variable, units=spec.units, date_pattern=spec.date_pattern,
+                           valid_range=spec.valid_range, mask_implausible=False)
         if spec.min_valid_fraction is not None:
             da.attrs["min_valid_fraction"] = float(spec.min_valid_fraction)
         return OpenedInput(info=_grid_info(self.name, spec.path, da), data=da)
@@ -165,6 +182,9 @@ class NdviSpec(InputSpec):
     variable: str = Field("NDVI", description="NDVI variable of a cube")
     qa_variable: str = Field("VI_Quality", description="QA variable of a cube")
     scale: float | None = Field(None, description="divide stored integers by this (default 10000 for integer cubes)")
+    valid_range: tuple[float, float] | None = Field(
+        None, description="[low, high] of possible NDVI; values outside are missing, counted in the data quality "
+                          "report (default -1..1)")
 
 
 class NdviReader(Reader):
@@ -180,11 +200,14 @@ class NdviReader(Reader):
     def open(self, spec: NdviSpec, **hints: Any) -> OpenedInput:
         from . import ndvi
 
+        rng = _valid_range(spec.valid_range, NDVI_PHYSICAL_RANGE)
         if str(spec.path).lower().endswith(".csv"):  # AppEEARS points: each point is its own zone
             ds = ndvi.read_appeears_points(spec.path, qa=spec.qa)
+            ds["mean"].attrs["valid_range"] = rng
             return OpenedInput(info=_series_info(self.name, spec.path, ds), data=ds)
         da = ndvi.open_ndvi(spec.path, qa=spec.qa, cropland_mask=spec.cropland_mask, variable=spec.variable,
                             qa_variable=spec.qa_variable, scale=spec.scale)
+        da.attrs["valid_range"] = rng
         return OpenedInput(info=_grid_info(self.name, spec.path, da), data=da)
 
 

@@ -181,7 +181,10 @@ class OpenedInput:
     info
         :class:`InputInfo` of the input.
     data
-        ``xr.DataArray`` (grid, dims ``time, y, x``, dask-backed), ``xr.Dataset`` (series),
+        ``xr.DataArray`` (grid, dims ``time, y, x``, dask-backed; ``attrs["valid_range"] =
+        [low, high]`` declares the physically possible values: the engine treats values
+        outside as missing and counts them), ``xr.Dataset`` (series; the same attribute on
+        ``mean``),
         ``pandas.DataFrame`` (table), ``geopandas.GeoDataFrame`` (polygons, column
         ``district_id``) or :class:`PolicyRegister`.
     rejects

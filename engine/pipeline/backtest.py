@@ -228,6 +228,7 @@ class BacktestResult:
     summary: pd.DataFrame | None = None
     series: dict[str, xr.Dataset] = field(default_factory=dict)
     results: dict[str, xr.Dataset] = field(default_factory=dict)
+    data_quality: dict[str, dict] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- small public helpers
@@ -389,6 +390,7 @@ def backtest(config: RunConfig | str | Path, years: tuple[int, int] | str = (198
             notes.append(f"product {c.id!r} (anchor: sowing_date) is evaluated at one representative anchor per "
                          f"season: the season start + {int(sowing_offset)} days")
 
+    quality: dict[str, dict] = {}
     with t("read_inputs"):
         opened = steps.open_inputs(config, covers, register=False)
         zoned = steps.zones(covers, opened)
@@ -396,7 +398,7 @@ def backtest(config: RunConfig | str | Path, years: tuple[int, int] | str = (198
     try:
         with t("zonal_compute"):
             series = steps.district_series(opened, covers, anchors, client=client, progress=progress, notes=notes,
-                                           what=f"the seasons {years[0]}-{years[1]} need")
+                                           what=f"the seasons {years[0]}-{years[1]} need", quality=quality)
     finally:
         if client is not None:
             client.close()
@@ -427,7 +429,7 @@ def backtest(config: RunConfig | str | Path, years: tuple[int, int] | str = (198
         **policy_counts,
     }
     result = BacktestResult(table=table, portfolio=portfolio, exposure=exposure, years=years, counts=counts,
-                            timings=t.timings, notes=notes, series=series, results=results)
+                            timings=t.timings, notes=notes, series=series, results=results, data_quality=quality)
     if config.pricing is not None or config.loss_reference is not None or optimise or config.design is not None:
         with t("analysis"):
             _analyse(config, result, tables, district_ids, optimise=optimise)
@@ -602,6 +604,7 @@ def _write(result: BacktestResult, config: RunConfig, out_dir: Path, *, rejects,
             "counts": result.counts,
             **({"analysis": analysis} if analysis else {}),
             "notes": result.notes,
+            "data_quality": result.data_quality,
             "timings_s": result.timings,
             "outputs": files,
             "environment": {"python": platform.python_version(), **package_versions()},

@@ -83,6 +83,10 @@ class RunResult:
     payments, comparison, district_index
         ``payments.csv``, ``comparison.csv`` (``None`` without a comparison) and
         ``district_index.csv`` as tables.
+    notes, data_quality
+        Decisions and warnings of the run; per gridded or series input, the values outside
+        its physically possible range that were treated as missing (``valid_range``,
+        ``implausible_values``, ``time_steps_affected``, ``first``, ``last``).
     """
 
     out_dir: Path | None
@@ -107,6 +111,7 @@ class RunResult:
     comparison: pd.DataFrame | None = None
     district_index: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
+    data_quality: dict[str, dict] = field(default_factory=dict)
 
 
 def run_batch(config: RunConfig, out_dir: str | Path | None, *, force: bool = False, strict: bool = False,
@@ -164,10 +169,12 @@ def run_batch(config: RunConfig, out_dir: str | Path | None, *, force: bool = Fa
         steps.raise_if_strict(rejects)
 
     cohorts = {c.id: steps.cohorts_of(c, valid, season) for c in covers}
+    quality: dict[str, dict] = {}
     client = steps.connect(scheduler)
     try:
         with t("zonal_compute"):
-            series = steps.district_series(opened, covers, cohorts, client=client, progress=progress, notes=notes)
+            series = steps.district_series(opened, covers, cohorts, client=client, progress=progress, notes=notes,
+                                           quality=quality)
     finally:
         if client is not None:
             client.close()
@@ -199,7 +206,8 @@ def run_batch(config: RunConfig, out_dir: str | Path | None, *, force: bool = Fa
                            products=by_product, basis_risk=_basis_rows(totals), config=config, season=season,
                            covers=covers, inputs={n: o.info for n, o in opened.items()}, series=series,
                            results=results, claims=claims, policies=valid, rejects=rejects, ledger=ledger,
-                           payments=money.payments, comparison=comparison, district_index=index_table, notes=notes)
+                           payments=money.payments, comparison=comparison, district_index=index_table, notes=notes,
+                           data_quality=quality)
         result.run_id = _run_id(config)
         if stage is None:
             t.timings["total"] = round(time.perf_counter() - t_start, 3)
@@ -314,6 +322,7 @@ def _write_manifest(result: RunResult, stage: Path, *, scheduler: str | None) ->
         "counts": result.counts,
         "by_product": json.loads(result.products.to_json(orient="records")),
         "notes": result.notes,
+        "data_quality": result.data_quality,
         "timings_s": result.timings,
         "outputs": files,
         "environment": {"python": platform.python_version(), **package_versions()},

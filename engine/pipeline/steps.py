@@ -368,7 +368,7 @@ def compute(lazy: Mapping[str, Any], *, client=None, progress: bool = False,
 
 def district_series(opened: Mapping[str, OpenedInput], covers: list[Cover], anchors: Mapping[str, np.ndarray], *,
                     client=None, progress: bool = False, notes: list[str] | None = None,
-                    what: str = "the season") -> dict[str, xr.Dataset]:
+                    what: str = "the season", quality: dict[str, dict] | None = None) -> dict[str, xr.Dataset]:
     """Every grid the covers read, reduced to district series; series inputs as they are.
 
     The zonal weights are built once per grid (only the time steps the covers' windows
@@ -378,7 +378,11 @@ def district_series(opened: Mapping[str, OpenedInput], covers: list[Cover], anch
     daily equivalents (:func:`panen.engine.maths.series.monthly_to_daily_equivalent`) —
     whether a product may use them is the product's call (:meth:`Trigger.check_inputs`).
     An input-level ``min_valid_fraction`` (reader attribute) masks steps with too little
-    data for every product.
+    data for every product. Values outside the input's ``valid_range`` (declared by its
+    reader: rainfall above the world records or below zero, NDVI outside [-1, 1]) are
+    missing — an undeclared fill value such as 9.97e36 is never read as rain — and are
+    counted, in the same pass, into ``quality`` (per input: ``valid_range``,
+    ``implausible_values``, ``time_steps_affected``, ``first``, ``last``).
 
     Returns
     -------
@@ -387,19 +391,23 @@ def district_series(opened: Mapping[str, OpenedInput], covers: list[Cover], anch
         ``valid_fraction`` [0..1] on ``(time, district)``.
     """
     notes = notes if notes is not None else []
+    quality = quality if quality is not None else {}
     polygons = opened.get(DISTRICTS)
     used = sorted({n for c in covers for n in c.inputs() if n in opened})
     lazy: dict[str, xr.Dataset] = {}
     ready: dict[str, xr.Dataset] = {}
     masks: dict[str, float] = {}
     monthly: set[str] = set()
+    counts: dict[str, Any] = {}
     for name in used:
         o = opened[name]
         if o.kind == "series":
-            ready[name] = o.data
+            ready[name], counts[name] = _plausible(o.data["mean"], o.data["mean"].attrs.get("valid_range"),
+                                                   ("district",))
+            ready[name] = o.data.assign(mean=ready[name])
         if o.kind != "grid":
             continue
-        grid = o.data
+        grid, counts[name] = _plausible(o.data, o.data.attrs.get("valid_range"), ("y", "x"))
         if grid.attrs.get("frequency") == "month":
             monthly.add(name)
         if grid.attrs.get("min_valid_fraction") is not None:
@@ -414,7 +422,21 @@ def district_series(opened: Mapping[str, OpenedInput], covers: list[Cover], anch
         weights = build_weights(gdf, grid.isel(time=0), id_column="district_id")
         _check_overlap(weights, gdf, grid, name, o.info.path)
         lazy[name] = zonal_mean(grid, weights)
-    series = compute(lazy, client=client, progress=progress, optimize_graph=True)  # plain zonal series: fusion is safe
+    counted = {f"count:{n}": c for n, c in counts.items() if c is not None}
+    done = compute({**lazy, **counted}, client=client, progress=progress, optimize_graph=True)  # fusion is safe here
+    series = {n: done[n] for n in lazy}
+    for n, rng in ((n, opened[n].data.attrs.get("valid_range") if opened[n].kind == "grid"
+                    else opened[n].data["mean"].attrs.get("valid_range")) for n in counts if counts[n] is not None):
+        per_step = done[f"count:{n}"]
+        bad = int(per_step.sum())
+        steps_hit = per_step["time"].values[np.asarray(per_step.values) > 0].astype("datetime64[D]")
+        quality[n] = {"valid_range": rng, "implausible_values": bad, "time_steps_affected": int(len(steps_hit)),
+                      "first": str(steps_hit[0]) if len(steps_hit) else None,
+                      "last": str(steps_hit[-1]) if len(steps_hit) else None}
+        if bad:
+            notes.append(f"{n}: {bad:,} value(s) outside the physically possible range [{rng[0]:g}, {rng[1]:g}] "
+                         f"on {len(steps_hit)} time step(s) ({steps_hit[0]} .. {steps_hit[-1]}) treated as missing, "
+                         f"never as data")
     for name, limit in masks.items():
         s = series[name]
         series[name] = s.assign(mean=s["mean"].where(s["valid_fraction"] >= limit))
@@ -424,6 +446,17 @@ def district_series(opened: Mapping[str, OpenedInput], covers: list[Cover], anch
                      f"valid for 'total' phases only)")
     series.update(ready)
     return series
+
+
+def _plausible(values: xr.DataArray, valid_range, dims: tuple[str, ...]) -> tuple[xr.DataArray, xr.DataArray | None]:
+    """Values outside ``valid_range`` made missing, and a lazy count of them per time step."""
+    if valid_range is None:
+        return values, None
+    lo, hi = float(valid_range[0]), float(valid_range[1])
+    bad = values.notnull() & ((values < lo) | (values > hi))
+    kept = values.where(~bad)
+    kept.attrs = dict(values.attrs)
+    return kept, bad.sum(dims)
 
 
 # --------------------------------------------------------------------------- 5. evaluate covers

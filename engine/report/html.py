@@ -1245,6 +1245,22 @@ def _province_section(o: RunOutputs) -> _Section | None:
 
 def _quality_section(o: RunOutputs) -> _Section:
     parts = []
+    dq = o.manifest.get("data_quality") or {}
+    rows = [{"input": name, "valid_range": f"{q['valid_range'][0]:g} .. {q['valid_range'][1]:g}",
+             "implausible_values": q.get("implausible_values", 0), "time_steps_affected": q.get("time_steps_affected", 0),
+             "when": f"{q['first']} .. {q['last']}" if q.get("first") else ""}
+            for name, q in sorted(dq.items()) if q.get("valid_range") is not None]
+    if rows:
+        bad = sum(r["implausible_values"] for r in rows)
+        parts.append("<h3>Physically impossible values</h3><p>" + (
+            f"{bad:,} gridded value(s) lay outside the physically possible range of their input (a fill value the "
+            "file did not declare, a negative rain, an NDVI beyond ±1): each was treated as missing, never as "
+            "data, and the districts' valid fractions fell accordingly." if bad else
+            "Every value of the gridded inputs lay inside its physically possible range.") + "</p>"
+            + _table(pd.DataFrame(rows), [Col("input", "input"), Col("valid_range", "valid range"),
+                                          Col("implausible_values", "values treated as missing", "int"),
+                                          Col("time_steps_affected", "time steps affected", "int"),
+                                          Col("when", "first .. last")], what="inputs"))
     di = o.district_index
     if di is not None and len(di):
         flag = di["flagged"].astype(str).str.lower().isin(["true", "1"])
