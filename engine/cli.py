@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--out", type=Path, help="output folder (default: output.dir of the config)")
         sp.add_argument("--force", action="store_true", help="replace an existing output folder")
         sp.add_argument("--strict", action="store_true", help="fail (exit 2) if any policy row is rejected")
+        sp.add_argument("--allow-empty", action="store_true",
+                        help="publish even when no policy row is valid (by default that fails with exit 2)")
         sp.add_argument("--scheduler", default=os.environ.get("PANEN_SCHEDULER"),
                         help="Dask distributed scheduler address, e.g. tcp://10.0.0.5:8786 "
                              "(default: $PANEN_SCHEDULER, else local threads)")
@@ -196,7 +198,8 @@ def _run(cfg, args) -> int:
     if out is None:
         raise ConfigError("no output folder: pass --out DIR or set output.dir in the config")
     progress = not args.quiet and sys.stderr.isatty()
-    res = run_batch(cfg, out, force=args.force, strict=args.strict, scheduler=args.scheduler, progress=progress)
+    res = run_batch(cfg, out, force=args.force, strict=args.strict, scheduler=args.scheduler, progress=progress,
+                    allow_empty=args.allow_empty)
     _print_summary(res)
     return EXIT_OK
 

@@ -235,12 +235,21 @@ class DesignConfig(_Strict):
         return self
 
 
+class LimitsConfig(_Strict):
+    """``limits:`` — plausibility bounds of a policy row; rows beyond them are rejected, never paid."""
+
+    max_area_ha: float = Field(1_000.0, gt=0, description="largest area of one policy [ha]")
+    max_sum_insured: int = Field(10_000_000_000, gt=0, description="largest sum insured of one policy [Rp]")
+    max_sum_insured_per_ha: int = Field(100_000_000, gt=0, description="largest sum insured per hectare [Rp/ha]")
+
+
 class _RunModel(_Strict):
     season: SeasonConfig
     inputs: dict[str, Any]
     products: list[dict[str, Any]] = Field(default_factory=list)
     adjuster: AdjusterConfig | None = None
     output: OutputConfig = OutputConfig()
+    limits: LimitsConfig = LimitsConfig()
     pricing: PricingConfig | None = None
     loss_reference: LossReference | None = None
     design: DesignConfig | None = None
@@ -280,6 +289,7 @@ class RunConfig:
     loss_reference: YieldsLossReference | FileLossReference | None = None
     design: DesignConfig | None = None
     purpose: Literal["run", "backtest"] = "run"
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
 
 
 # --------------------------------------------------------------------------- loading
@@ -375,6 +385,11 @@ def parse_config(data: Any, *, base_dir: Path | str = ".", source: Path | None =
         if purpose == "run" and products and inputs.policies is None:
             add(("inputs",), "inputs.policies is required to settle products")
         _require_polygons(products, inputs, add)
+        for i, params in enumerate(products):
+            if params.sum_insured_per_ha > model.limits.max_sum_insured_per_ha:
+                add(("products", i, "sum_insured_per_ha"),
+                    f"product {params.id!r}: sum_insured_per_ha {params.sum_insured_per_ha:,} is above the plausible "
+                    f"maximum of {model.limits.max_sum_insured_per_ha:,} Rp/ha (limits.max_sum_insured_per_ha)")
         wording = None
         if model.adjuster is not None:
             wpath = model.adjuster.wording
@@ -403,7 +418,8 @@ def parse_config(data: Any, *, base_dir: Path | str = ".", source: Path | None =
     return RunConfig(path=source, season=model.season, inputs=inputs, output=output,
                      products=tuple(products), terms=terms, sha256=sha256, adjuster=wording,
                      adjuster_path=(base_dir / model.adjuster.wording) if model.adjuster else None,
-                     pricing=model.pricing, loss_reference=loss_reference, design=design, purpose=purpose)
+                     pricing=model.pricing, loss_reference=loss_reference, design=design, purpose=purpose,
+                     limits=model.limits)
 
 
 def _resolve_analysis(model: _RunModel, inputs: Inputs, base_dir: Path, add):

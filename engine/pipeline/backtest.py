@@ -541,7 +541,7 @@ def _exposure(config: RunConfig, covers, zoned: steps.Zones, season: Season
     # policy without one still counts towards its district's exposure; the named-peril
     # cover's rows are valid policies (checked like any other), just not backtested
     rules = steps.policy_rules(covers, season, opened, every, sowing_windows=False)
-    valid, rejects = steps.check_policies(opened, rules, every)
+    valid, rejects = steps.check_policies(opened, rules, every, config.limits)
     backtested = valid["product_id"].astype(str).isin(pids).to_numpy()
     skipped = int((~backtested).sum())
     valid = valid[backtested]

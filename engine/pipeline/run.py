@@ -115,7 +115,7 @@ class RunResult:
 
 
 def run_batch(config: RunConfig, out_dir: str | Path | None, *, force: bool = False, strict: bool = False,
-              scheduler: str | None = None, progress: bool = False) -> RunResult:
+              scheduler: str | None = None, progress: bool = False, allow_empty: bool = False) -> RunResult:
     """Settle one season for every policy and cover in ``config``; write the outputs.
 
     Parameters
@@ -136,6 +136,11 @@ def run_batch(config: RunConfig, out_dir: str | Path | None, *, force: bool = Fa
         uses the local threaded scheduler.
     progress
         Show progress bars for the long steps (on stderr).
+    allow_empty
+        Publish even when no policy row is valid (an empty register, or every row
+        rejected). By default such a run fails (``InputError``, exit code 2) listing the
+        first rejects and writes nothing: a batch that pays nobody is almost always a wrong
+        file or a wrong config, not a season without policies.
     """
     if out_dir is not None:
         out_dir = Path(out_dir).resolve()
@@ -154,7 +159,7 @@ def run_batch(config: RunConfig, out_dir: str | Path | None, *, force: bool = Fa
         zoned = steps.zones(covers, opened)
         rules = steps.policy_rules(covers, season, opened, zoned)
     with t("validate_policies"):
-        valid, rejects = steps.check_policies(opened, rules, zoned)
+        valid, rejects = steps.check_policies(opened, rules, zoned, config.limits)
     claims: dict[str, pd.DataFrame] = {}
     sources: dict[str, Any] = {}
     assessment_rejects = [o.rejects for name, o in opened.items() if o.rejects is not None and len(o.rejects)]
@@ -167,6 +172,12 @@ def run_batch(config: RunConfig, out_dir: str | Path | None, *, force: bool = Fa
                             + [r.assign(source="assessments") for r in assessment_rejects], ignore_index=True)
     if strict:
         steps.raise_if_strict(rejects)
+    if len(valid) == 0 and not allow_empty:
+        read = opened[steps.POLICIES].data.n_rows
+        head = Problem(f"no policy row is valid ({read:,} read, {len(rejects):,} rejected): nothing to settle. "
+                       f"Pass --allow-empty to publish an empty batch.", file=opened[steps.POLICIES].info.path)
+        steps.raise_if_strict(rejects, first=head)  # lists the first rejects, when there are any
+        raise InputError(head)
 
     cohorts = {c.id: steps.cohorts_of(c, valid, season) for c in covers}
     quality: dict[str, dict] = {}

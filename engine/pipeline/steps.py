@@ -46,7 +46,7 @@ from panen.engine.maths.zonal import build_weights, zonal_mean
 from panen.engine.pipeline.covers import Cover, IndexCover, NamedPerilCover
 from panen.engine.registry import get_reader
 from panen.engine.settlement.ledger import build_ledger, district_totals, payments, reconcile
-from panen.engine.settlement.policies import ProductRules, validate_policies
+from panen.engine.settlement.policies import Limits, ProductRules, validate_policies
 from panen.engine.settlement.rates import PolicyAmounts, RateTable
 
 __all__ = [
@@ -254,6 +254,11 @@ def _sowing_window(cover: Cover, season: Season, opened: Mapping[str, OpenedInpu
             t0, t1 = info.time_range
             lo = max(lo, t0 - np.timedelta64(reach[0], "D"))
             hi = min(hi, t1 + np.timedelta64(1, "D") - np.timedelta64(reach[1], "D"))
+            if lo > hi:
+                raise DataQualityError(Problem(
+                    f"{cover.label}: the {name} data ({t0} .. {t1}) cannot assess any sowing date of the season "
+                    f"{season.start} .. {season.end}: the windows reach days {reach[0]} .. {reach[1] - 1} after "
+                    f"sowing", file=info.path))
     return (lo.astype(dt.date), hi.astype(dt.date))
 
 
@@ -272,10 +277,13 @@ def policy_rules(covers: list[Cover], season: Season, opened: Mapping[str, Opene
 
 
 def check_policies(opened: Mapping[str, OpenedInput], rules: Mapping[str, ProductRules],
-                   zoned: Zones) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split the register into valid policies and rejects (:func:`validate_policies`)."""
+                   zoned: Zones, limits=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split the register into valid policies and rejects (:func:`validate_policies`), with the
+    config's plausibility bounds (``limits``, a :class:`~panen.engine.config.LimitsConfig`)."""
     register = opened[POLICIES].data
-    return validate_policies(register, district_ids=zoned.layer, products=rules)
+    bounds = None if limits is None else Limits(max_area_ha=limits.max_area_ha, max_sum_insured=limits.max_sum_insured,
+                                                max_sum_insured_per_ha=limits.max_sum_insured_per_ha)
+    return validate_policies(register, district_ids=zoned.layer, products=rules, limits=bounds)
 
 
 def cohorts_of(cover: Cover, valid: pd.DataFrame, season: Season) -> np.ndarray:
@@ -423,7 +431,12 @@ def district_series(opened: Mapping[str, OpenedInput], covers: list[Cover], anch
         _check_overlap(weights, gdf, grid, name, o.info.path)
         lazy[name] = zonal_mean(grid, weights)
     counted = {f"count:{n}": c for n, c in counts.items() if c is not None}
-    done = compute({**lazy, **counted}, client=client, progress=progress, optimize_graph=True)  # fusion is safe here
+    try:
+        done = compute({**lazy, **counted}, client=client, progress=progress, optimize_graph=True)  # fusion is safe
+    except (OSError, RuntimeError, ValueError, KeyError) as exc:  # a corrupt chunk, a codec error, a vanished file
+        read = ", ".join(f"{n} ({opened[n].info.path})" for n in lazy) or "the inputs"
+        raise InputError(Problem(f"cannot read the gridded input(s) {read}: {type(exc).__name__}: {exc} (a corrupt "
+                                 f"or unreadable chunk; if the files read fine elsewhere, please report this)")) from exc
     series = {n: done[n] for n in lazy}
     for n, rng in ((n, opened[n].data.attrs.get("valid_range") if opened[n].kind == "grid"
                     else opened[n].data["mean"].attrs.get("valid_range")) for n in counts if counts[n] is not None):
@@ -722,10 +735,11 @@ def with_basis_risk(totals: pd.DataFrame, basis: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([district, product[district.columns], t[t["level"] == "total"]], ignore_index=True)
 
 
-def raise_if_strict(rejects: pd.DataFrame) -> None:
-    """``--strict``: any rejected row fails the run (exit 2), listing the first 50."""
+def raise_if_strict(rejects: pd.DataFrame, *, first: Problem | None = None) -> None:
+    """``--strict``: any rejected row fails the run (exit 2), listing the first 50 (after ``first``)."""
     if len(rejects):
-        raise InputError([Problem(f"{r.reason}: {r.message}", file=r.file, row=int(r.row),
+        raise InputError(([first] if first is not None else []) + [
+                          Problem(f"{r.reason}: {r.message}", file=r.file, row=int(r.row),
                                   column=None if pd.isna(r.column) else r.column)
                           for r in rejects.head(50).itertuples()]
                          + ([Problem(f"... and {len(rejects) - 50} more rejected rows")] if len(rejects) > 50 else []))

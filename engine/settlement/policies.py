@@ -51,6 +51,7 @@ from panen.engine.infra.arrowcols import (as_text, date_column, key_column, numb
 
 __all__ = [
     "KEY_COLUMNS",
+    "Limits",
     "OPTIONAL_COLUMNS",
     "REASONS",
     "REJECT_COLUMNS",
@@ -80,6 +81,10 @@ REASONS: dict[str, str] = {
     "non_positive_area": "the area is zero or negative",
     "bad_sum_insured": "the sum insured is negative or not a whole number of rupiah",
     "bad_actual_value": "the actual value is not a positive whole number of rupiah",
+    "implausible_area": "the area is above the plausible maximum per policy (limits.max_area_ha)",
+    "implausible_sum_insured": "the sum insured is above the plausible maximum per policy (limits.max_sum_insured)",
+    "implausible_sum_insured_per_ha": "the sum insured per hectare is above the plausible maximum "
+                                      "(limits.max_sum_insured_per_ha)",
     "bad_event_number": "the event number is not a whole number >= 1",
     "bad_interruption_days": "the interruption length is not a whole number of days >= 0",
     "bad_date": "the sowing date is not an ISO date (YYYY-MM-DD)",
@@ -89,6 +94,31 @@ REASONS: dict[str, str] = {
 _REASON_CODES = {name: i + 1 for i, name in enumerate(REASONS)}  # 0 = valid
 
 _MAX_RUPIAH = float(2**53)  # integers above this are not exact in float64
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Plausibility bounds of a policy row (``limits:`` in the run config); rows beyond them are
+    rejected with the bound named, never paid.
+
+    A register typo moves real money: an area of 1e9 ha paid Rp 1.58 quadrillion, 4,500 ha
+    (m² typed as ha) Rp 6.1 bn. The defaults are far above any smallholder policy and far
+    below such typos; raise them in the config for a portfolio that needs it.
+
+    Parameters
+    ----------
+    max_area_ha
+        Largest area of one policy [ha] (default 1,000; AUTP insures at most 2 ha per farmer).
+    max_sum_insured
+        Largest sum insured of one policy [Rp] (default 10,000,000,000), whether given by the
+        register or computed from the area.
+    max_sum_insured_per_ha
+        Largest sum insured per hectare [Rp/ha] (default 100,000,000; AUTP: 6,000,000).
+    """
+
+    max_area_ha: float = 1_000.0
+    max_sum_insured: int = 10_000_000_000
+    max_sum_insured_per_ha: int = 100_000_000
 
 
 @dataclass(frozen=True)
@@ -220,7 +250,8 @@ def _occurrences(col: pa.ChunkedArray, use: np.ndarray) -> tuple[np.ndarray, np.
 
 
 def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str] | None = None,
-                      products: Mapping[str, ProductRules]) -> tuple[pd.DataFrame, pd.DataFrame]:
+                      products: Mapping[str, ProductRules],
+                      limits: Limits | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split a register into valid policies and rejects (no row is ever dropped).
 
     Checks, in order (a row is rejected once, for the first problem found; see
@@ -247,6 +278,11 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str] |
         layer (each product's ``districts`` are then its own data's).
     products
         Configured products by ``product_id``.
+    limits
+        Plausibility bounds (:class:`Limits`; default its defaults): an area, a sum insured
+        (given, or area × the product's Rp/ha) or a sum insured per hectare above them is
+        rejected (``implausible_area``, ``implausible_sum_insured``,
+        ``implausible_sum_insured_per_ha``).
 
     Returns
     -------
@@ -333,6 +369,25 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str] |
     if actual_value is not None:
         ok = (actual_value > 0) & (actual_value == np.floor(actual_value)) & (actual_value < _MAX_RUPIAH)
         flag(~av_missing & ~av_bad & ~ok, "bad_actual_value", "actual_value")
+    # plausibility: the bounds of `limits`, on the area and on the sum insured each row would get
+    limits = limits or Limits()
+    area_ok = ~area_missing & ~area_bad & (area > 0)
+    flag(area_ok & (area > limits.max_area_ha), "implausible_area", "area_ha")
+    per_ha = np.array([r.sum_insured_per_ha if r is not None else 0 for r in
+                       [products.get(v) for v in p_values.to_pylist()]] + [0], np.float64)[p_codes]
+    effective = np.where(area_ok, area, 0.0) * per_ha
+    si_col = "area_ha"
+    if sum_insured is not None:
+        given = ~si_missing & ~si_bad
+        effective = np.where(given, np.where(np.isfinite(sum_insured), sum_insured, 0.0), effective)
+        si_col_given = given
+    else:
+        si_col_given = np.zeros(n, bool)
+    flag(area_ok & (effective > limits.max_sum_insured) & si_col_given, "implausible_sum_insured", "sum_insured")
+    flag(area_ok & (effective > limits.max_sum_insured) & ~si_col_given, "implausible_sum_insured", si_col)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        flag(area_ok & (effective / np.where(area_ok, area, 1.0) > limits.max_sum_insured_per_ha),
+             "implausible_sum_insured_per_ha", "sum_insured")
     counts_columns: dict[str, np.ndarray] = {}
     for name, minimum in _COUNT_COLUMNS.items():
         if name in names:
@@ -361,7 +416,7 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str] |
 
     rejected = reason != 0
     rejects = _rejects_frame(register, rejected, reason, column, col_names, counts, first_row,
-                             (p_codes, p_values), products)
+                             (p_codes, p_values), products, limits)
     valid = _valid_frame(
         ~rejected, policy_id=policy_id, farmer_id=farmer_id, district=(d_codes, d_values),
         product=(p_codes, p_values), area=area, sum_insured=sum_insured,
@@ -427,7 +482,8 @@ def _valid_frame(keep: np.ndarray, *, policy_id: pa.ChunkedArray, farmer_id: pa.
 
 def _rejects_frame(register: PolicyRegister, rejected: np.ndarray, reason: np.ndarray, column: np.ndarray,
                    col_names: list[str], counts: np.ndarray, first_row: np.ndarray,
-                   product: tuple[np.ndarray, pa.Array], products: Mapping[str, ProductRules]) -> pd.DataFrame:
+                   product: tuple[np.ndarray, pa.Array], products: Mapping[str, ProductRules],
+                   limits: Limits) -> pd.DataFrame:
     idx = np.flatnonzero(rejected)
     raw = register.table.filter(pa.array(rejected))  # chunk-wise; take would concatenate every column
     text = {name: as_text(raw[name]) for name in raw.column_names}
@@ -442,7 +498,7 @@ def _rejects_frame(register: PolicyRegister, rejected: np.ndarray, reason: np.nd
     codes = p_codes[idx]
     at = pa.array(np.where(codes < 0, len(windows) - 1, codes))
     window, source = windows.take(at), sources.take(at)
-    messages = _messages(reasons, columns, text, counts[idx], first_row[idx], window, source, products)
+    messages = _messages(reasons, columns, text, counts[idx], first_row[idx], window, source, products, limits)
     out = {
         "file": pd.Series(np.full(len(idx), register.path, dtype=object), dtype="str"),
         "row": pd.Series(idx + 1, dtype="int64"),
@@ -474,7 +530,7 @@ def _window_text(rules: ProductRules | None) -> str | None:
 
 def _messages(reasons: pa.Array, columns: pa.Array, text: dict[str, pa.Array], counts: np.ndarray,
               first_row: np.ndarray, window: pa.Array, source: pa.Array,
-              products: Mapping[str, ProductRules]) -> pa.Array:
+              products: Mapping[str, ProductRules], limits: Limits) -> pa.Array:
     """One human message per reject, built with vectorised string kernels."""
     n = len(reasons)
     if n == 0:
@@ -502,6 +558,13 @@ def _messages(reasons: pa.Array, columns: pa.Array, text: dict[str, pa.Array], c
         "non_positive_area": join("area_ha must be > 0 ha, got ", quoted),
         "bad_sum_insured": join("sum_insured must be a non-negative whole number of rupiah, got ", quoted),
         "bad_actual_value": join("actual_value must be a positive whole number of rupiah, got ", quoted),
+        "implausible_area": join("area_ha ", quoted, f" is above the plausible maximum of {limits.max_area_ha:,g} ha "
+                                 "per policy (limits.max_area_ha); if it is real, raise the limit in the config"),
+        "implausible_sum_insured": join(columns, " ", quoted, " gives a sum insured above the plausible maximum of "
+                                        f"Rp {limits.max_sum_insured:,} per policy (limits.max_sum_insured)"),
+        "implausible_sum_insured_per_ha": join("the sum insured per hectare (sum insured / area_ha) is above the "
+                                               f"plausible maximum of Rp {limits.max_sum_insured_per_ha:,}/ha "
+                                               "(limits.max_sum_insured_per_ha)"),
         "bad_event_number": join("event_number must be a whole number >= 1 (1 = the first event of the "
                                  "policy year), got ", quoted),
         "bad_interruption_days": join("interruption_days must be a whole number of days >= 0, got ", quoted),
