@@ -78,7 +78,7 @@ class ProductParams(BaseModel):
     ``terms`` is validated by the engine (:mod:`panen.engine.maths.terms`), not by the plugin.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     id: str = Field(min_length=1, description="product id, joined to the policy register's product_id")
     trigger: str = Field(description="registered trigger plugin name")
@@ -131,7 +131,7 @@ class InputSpec(BaseModel):
     the config file's folder and checks that they exist (a glob must match a file).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     path_fields: ClassVar[tuple[str, ...]] = ("path",)
 
 

@@ -158,7 +158,7 @@ Label = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Premium(_Strict):
