@@ -82,7 +82,9 @@ class ProductParams(BaseModel):
 
     id: str = Field(min_length=1, description="product id, joined to the policy register's product_id")
     trigger: str = Field(description="registered trigger plugin name")
-    sum_insured_per_ha: int = Field(gt=0, description="sum insured [Rp/ha] when the register gives none")
+    sum_insured_per_ha: int = Field(
+        gt=0, lt=2**53, description="sum insured [Rp/ha] when the register gives none; below 2**53 (rupiah amounts "
+                                    "are exact in float64 only below it, the register's sum_insured bound)")
     anchor: Literal["season_start", "sowing_date"] = Field(
         "season_start", description="what day 0 of the season windows is"
     )
