@@ -42,13 +42,14 @@ from panen.engine.errors import ConfigError, Problem
 __all__ = ["LocatedYaml", "MAX_DEPTH", "MAX_DOCUMENT_BYTES", "MAX_NODES", "dotted", "line_map",
            "load_located_yaml", "nearest_line", "pydantic_message"]
 
-#: Largest YAML document panen reads [bytes] (1 MiB). The shipped configs and the AUTP
-#: wording are 2–8 KB; a config names its data by path, it never holds it.
+#: Largest YAML document panen reads [bytes] (1 MiB). The demo config is 2.7 KB and the
+#: AUTP wording 11 KB; a config names its data by path, it never holds it.
 MAX_DOCUMENT_BYTES: int = 1 << 20
 #: Most values (scalars, mappings, sequences; keys included) a document may hold with every
-#: alias expanded. The shipped configs hold 150–600; a by-district trigger design for all
-#: 514 regencies of Indonesia, three products, pasted under ``products:`` holds ~60,000.
-#: A document at the bound loads in about 2 s and 80 MB.
+#: alias expanded. The demo config holds ~200 and the AUTP wording ~700; a by-district
+#: trigger design pasted under ``products:`` (one three-phase weather term sheet per
+#: regency, 514 for Indonesia) ~50,000. A document at the bound loads in about 2 s and
+#: 80 MB; the bound refuses a "billion laughs" at the alias that crosses it.
 MAX_NODES: int = 100_000
 #: Deepest nesting of mappings and sequences (the deepest documented key,
 #: ``products[0].phases[0].bands[0].min``, is at depth 5).
