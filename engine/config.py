@@ -39,13 +39,21 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+#: Calendar years a season may fall in (as the NDVI baseline's): far beyond any rainfall or
+#: satellite record, inside what datetime64[ns] time axes can hold (1677..2262).
+_FIRST_YEAR, _LAST_YEAR = 1900, 2200
+
+
 class SeasonConfig(_Strict):
-    """The season being settled (``season:``)."""
+    """The season being settled (``season:``); its dates and harvest year in 1900..2200."""
 
     id: str = Field(min_length=1, description="season label, e.g. 2024-MT1")
-    start: dt.date = Field(description="first day of the season")
-    end: dt.date = Field(description="last day of the season")
-    year: int | None = Field(None, description="harvest year for yields (default: the year of end)")
+    start: dt.date = Field(ge=dt.date(_FIRST_YEAR, 1, 1), le=dt.date(_LAST_YEAR, 12, 31),
+                           description="first day of the season")
+    end: dt.date = Field(ge=dt.date(_FIRST_YEAR, 1, 1), le=dt.date(_LAST_YEAR, 12, 31),
+                         description="last day of the season")
+    year: int | None = Field(None, ge=_FIRST_YEAR, le=_LAST_YEAR,
+                             description="harvest year for yields (default: the year of end)")
 
     @model_validator(mode="after")
     def _ordered(self) -> "SeasonConfig":
