@@ -76,6 +76,9 @@ class ProductParams(BaseModel):
     """Keys every product term sheet has; plugins subclass this for their own keys.
 
     ``terms`` is validated by the engine (:mod:`panen.engine.maths.terms`), not by the plugin.
+    Unknown keys and infinite or NaN numbers are errors (``extra="forbid"``,
+    ``allow_inf_nan=False``; a subclass inherits both). A plugin's nested models should
+    declare the same; the run config refuses a non-finite number given to them anyway.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -127,7 +130,7 @@ InputKind = Literal["grid", "series", "table", "polygons", "register"]
 
 
 class InputSpec(BaseModel):
-    """Base of every reader's config section (``inputs.<name>``); unknown keys are errors.
+    """Base of every reader's config section (``inputs.<name>``); unknown keys and infinite or NaN numbers are errors.
 
     ``path_fields`` names the fields holding file paths: the config resolves them against
     the config file's folder and checks that they exist (a glob must match a file).

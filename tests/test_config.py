@@ -140,7 +140,8 @@ def test_non_finite_numbers_written_as_text_are_refused_by_every_model(cfg_dir, 
     bad = (GOOD.replace("strike: 150", f"strike: {text}")
            .replace("{kind: franchise, amount: 100000}", f"{{kind: percent_of_loss, rate: {text}}}")
            .replace("season: {id: 2024-MT1, start: 2023-11-01, end: 2024-03-31}",
-                    f"season: {{id: 2024-MT1, start: 2023-11-01, end: 2024-03-31}}\npricing: {{expense_loading: {text}}}"))
+                    "season: {id: 2024-MT1, start: 2023-11-01, end: 2024-03-31}\n"
+                    f"pricing: {{expense_loading: {text}}}"))
     found = problems_of(write(cfg_dir, bad))
     assert set(found) == {"products[0].phases[0].strike", "products[0].terms.deductible.rate",
                           "pricing.expense_loading"}, found

@@ -124,8 +124,9 @@ CASES = [
          "products[0].phases[0].exit", at="exit: 1e999", message="Input should be a finite number"),
     Case("season_cap .nan", "season_cap: 1.0", "season_cap: .nan", "products[0].season_cap", at="season_cap",
          message="not a finite number"),
-    Case("open band edge written as -.inf", "      - {name: flood, start_day: 20, end_day: 110, index: max_n_day, n: 3, "
-         "direction: above,\n         strike: 220, exit: 380, weight: 0.4}",
+    Case("open band edge written as .inf",
+         "      - {name: flood, start_day: 20, end_day: 110, index: max_n_day, n: 3, direction: above,\n"
+         "         strike: 220, exit: 380, weight: 0.4}",
          "      - {name: flood, start_day: 20, end_day: 110, index: total, direction: above, curve: step,\n"
          "         strike: 220, weight: 0.4, bands: [{min: 220, max: 300, rate: 0.5}, {min: 300, max: .inf, rate: 1}]}",
          "products[0].phases[1].bands[1].max", at="bands:", message="an open end (e.g. a step band's edge) is "
