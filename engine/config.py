@@ -367,8 +367,9 @@ def parse_config(data: Any, *, base_dir: Path | str = ".", source: Path | None =
             valid = False
         else:
             for sub, value in _non_finite(params):  # a plugin's own nested model may allow them; a config never
-                add(loc + sub, f"{label}: must be a finite number (got {value!r})")
-                valid = False
+                if sub[:1] != ("terms",):  # the terms model says so itself, below
+                    add(loc + sub, f"{label}: must be a finite number (got {value!r})")
+                    valid = False
         raw_terms = raw.get("terms")
         product_terms = None
         if isinstance(raw_terms, dict) and raw_terms:  # checked even when the term sheet is not: every problem at once

@@ -159,7 +159,7 @@ CASES = [
     Case("harvest year that cannot be", "year: 2024}", "year: -2024}", "season.year", at="season:",
          message="Input should be greater than or equal to 1900 (got -2024)"),
     Case("season start in year 1", "start: 2023-11-01", "start: 0001-11-01", "season.start", at="season:",
-         message="Input should be greater than or equal to 1900-01-01"),
+         message="Input should be greater than or equal to 1900-01-01 (got 0001-11-01)"),
     Case("sum insured beyond 64 bits", "    sum_insured_per_ha: 6000000\n    anchor",
          "    sum_insured_per_ha: 60000000000000000000\n    anchor", "products[0].sum_insured_per_ha",
          at="60000000000000000000", message="integer '60000000000000000000' is out of range"),

@@ -29,6 +29,7 @@ YAML's own, no ``eval``.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import math
 from dataclasses import dataclass
@@ -341,7 +342,8 @@ def pydantic_message(err: dict) -> str:
         msg = f"missing required key {err['loc'][-1]!r}"
     elif "input" in err and err["type"] not in ("value_error", "assertion_error") and not isinstance(
             err["input"], (dict, list)):
-        msg = f"{msg} (got {err['input']!r})"
+        got = err["input"]
+        msg = f"{msg} (got {got.isoformat() if isinstance(got, (dt.date, dt.time)) else repr(got)})"
     return msg
 
 
