@@ -76,13 +76,18 @@ class ProductParams(BaseModel):
     """Keys every product term sheet has; plugins subclass this for their own keys.
 
     ``terms`` is validated by the engine (:mod:`panen.engine.maths.terms`), not by the plugin.
+    Unknown keys and infinite or NaN numbers are errors (``extra="forbid"``,
+    ``allow_inf_nan=False``; a subclass inherits both). A plugin's nested models should
+    declare the same; the run config refuses a non-finite number given to them anyway.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     id: str = Field(min_length=1, description="product id, joined to the policy register's product_id")
     trigger: str = Field(description="registered trigger plugin name")
-    sum_insured_per_ha: int = Field(gt=0, description="sum insured [Rp/ha] when the register gives none")
+    sum_insured_per_ha: int = Field(
+        gt=0, lt=2**53, description="sum insured [Rp/ha] when the register gives none; below 2**53 (rupiah amounts "
+                                    "are exact in float64 only below it, the register's sum_insured bound)")
     anchor: Literal["season_start", "sowing_date"] = Field(
         "season_start", description="what day 0 of the season windows is"
     )
@@ -125,13 +130,13 @@ InputKind = Literal["grid", "series", "table", "polygons", "register"]
 
 
 class InputSpec(BaseModel):
-    """Base of every reader's config section (``inputs.<name>``); unknown keys are errors.
+    """Base of every reader's config section (``inputs.<name>``); unknown keys and infinite or NaN numbers are errors.
 
     ``path_fields`` names the fields holding file paths: the config resolves them against
     the config file's folder and checks that they exist (a glob must match a file).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     path_fields: ClassVar[tuple[str, ...]] = ("path",)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import glob
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Iterator, Mapping
@@ -35,16 +36,24 @@ __all__ = ["RunConfig", "load_config", "parse_config"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+#: Calendar years a season may fall in (as the NDVI baseline's): far beyond any rainfall or
+#: satellite record, inside what datetime64[ns] time axes can hold (1677..2262).
+_FIRST_YEAR, _LAST_YEAR = 1900, 2200
 
 
 class SeasonConfig(_Strict):
-    """The season being settled (``season:``)."""
+    """The season being settled (``season:``); its dates and harvest year in 1900..2200."""
 
     id: str = Field(min_length=1, description="season label, e.g. 2024-MT1")
-    start: dt.date = Field(description="first day of the season")
-    end: dt.date = Field(description="last day of the season")
-    year: int | None = Field(None, description="harvest year for yields (default: the year of end)")
+    start: dt.date = Field(ge=dt.date(_FIRST_YEAR, 1, 1), le=dt.date(_LAST_YEAR, 12, 31),
+                           description="first day of the season")
+    end: dt.date = Field(ge=dt.date(_FIRST_YEAR, 1, 1), le=dt.date(_LAST_YEAR, 12, 31),
+                         description="last day of the season")
+    year: int | None = Field(None, ge=_FIRST_YEAR, le=_LAST_YEAR,
+                             description="harvest year for yields (default: the year of end)")
 
     @model_validator(mode="after")
     def _ordered(self) -> "SeasonConfig":
@@ -330,7 +339,7 @@ def parse_config(data: Any, *, base_dir: Path | str = ".", source: Path | None =
         for err in exc.errors():
             if err["loc"][:1] == ("products",) and len(err["loc"]) > 2:
                 continue  # product term sheets are validated below, by their plugins
-            add(_untag(tuple(err["loc"])), _msg(err))
+            add(_untag(tuple(err["loc"]), data), _msg(err))
         model = None
 
     products: list[ProductParams] = []
@@ -359,19 +368,30 @@ def parse_config(data: Any, *, base_dir: Path | str = ".", source: Path | None =
         except PluginError as exc:
             add(loc + ("trigger",), f"{label}: {exc}")
             continue
+        valid = True
         try:
             params = plugin.Params.model_validate(raw)
         except ValidationError as exc:
             for err in exc.errors():
-                add(loc + tuple(err["loc"]), f"{label}: {_msg(err)}")
-            continue
-        try:
-            terms[params.id] = Terms.model_validate(params.terms) if params.terms else None
-        except ValidationError as exc:
-            for err in exc.errors():
-                add(loc + ("terms",) + tuple(err["loc"]), f"{label}: {_msg(err)}")
-            continue
-        products.append(params)
+                add(loc + _untag(tuple(err["loc"]), raw), f"{label}: {_msg(err)}")
+            valid = False
+        else:
+            for sub, value in _non_finite(params):  # a plugin's own nested model may allow them; a config never
+                if sub[:1] != ("terms",):  # the terms model says so itself, below
+                    add(loc + sub, f"{label}: must be a finite number (got {value!r})")
+                    valid = False
+        raw_terms = raw.get("terms")
+        product_terms = None
+        if isinstance(raw_terms, dict) and raw_terms:  # checked even when the term sheet is not: every problem at once
+            try:
+                product_terms = Terms.model_validate(raw_terms)
+            except ValidationError as exc:
+                for err in exc.errors():
+                    add(loc + ("terms",) + _untag(tuple(err["loc"]), raw_terms), f"{label}: {_msg(err)}")
+                valid = False
+        if valid:
+            terms[params.id] = product_terms
+            products.append(params)
 
     # every input section is checked (by the reader registered for its name), even when
     # another section is broken, so that every problem is listed at once
@@ -464,7 +484,12 @@ def _parse_inputs(raw: Any, base_dir: Path, add) -> Inputs:
             spec = reader.Spec.model_validate(section)
         except ValidationError as exc:
             for err in exc.errors():
-                add(loc + tuple(err["loc"]), _msg(err))
+                add(loc + _untag(tuple(err["loc"]), section), _msg(err))
+            continue
+        infinite = _non_finite(spec)
+        for sub, value in infinite:
+            add(loc + sub, f"must be a finite number (got {value!r})")
+        if infinite:
             continue
         specs[str(name)] = _resolve_paths(spec, loc, base_dir, add)
     return Inputs(specs)
@@ -506,13 +531,48 @@ def _require_polygons(products: list[ProductParams], inputs: Inputs, add) -> Non
 
 
 # --------------------------------------------------------------------------- helpers
-def _untag(loc: tuple) -> tuple:
-    """Drop pydantic's union tags from an error location (``loss_reference.file.path`` → ``loss_reference.path``)."""
-    tags = {("loss_reference",): {"yields", "file"}, ("pricing", "risk_load"): {"std", "tail"},
-            ("loss_reference", "normal"): {"mean", "best_of"}}
+def _non_finite(value: Any, loc: tuple = ()) -> list[tuple[tuple, float]]:
+    """Key paths and values of the infinite or NaN numbers a validated model was *given*.
+
+    The general rule behind every model's ``allow_inf_nan=False``, for the models a plugin
+    brings (a trigger's nested phase model, a reader's section) which may not declare it.
+    Fields left at their default are not given: an open default (``-inf``) is kept.
+    """
+    found: list[tuple[tuple, float]] = []
+    if isinstance(value, BaseModel):
+        for name, info in type(value).model_fields.items():
+            if name in value.model_fields_set:
+                found += _non_finite(getattr(value, name), loc + (info.alias or name,))
+        for key, item in (value.model_extra or {}).items():
+            found += _non_finite(item, loc + (key,))
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            found += _non_finite(item, loc + (key,))
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found += _non_finite(item, loc + (i,))
+    elif isinstance(value, float) and not math.isfinite(value):
+        found.append((loc, value))
+    return found
+
+
+def _untag(loc: tuple, data: Any) -> tuple:
+    """Drop pydantic's union tags from an error location, following the data it was raised on.
+
+    ``terms.deductible.percent_of_loss.rate`` → ``terms.deductible.rate``: a part that is
+    not a key of the mapping it indexes, with more parts after it, is the name of the union
+    member tried, not a key the user wrote (a missing key is the *last* part and is kept).
+    """
     out: tuple = ()
-    for part in loc:
-        if part in tags.get(out, ()):
-            continue
+    node = data
+    for i, part in enumerate(loc):
+        if isinstance(node, dict):
+            if part not in node and i < len(loc) - 1:
+                continue
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = None
         out += (part,)
     return out

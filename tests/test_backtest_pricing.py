@@ -322,8 +322,10 @@ def test_binary_and_step_designs_reload_as_the_same_term_sheet_and_pay_as_design
     shift = chosen["total.strike"] - 100.0
     assert [(b.min, b.max, b.rate) for b in sheet.phases[1].bands] == [
         (-np.inf, pytest.approx(70 + shift), 1.0), (pytest.approx(70 + shift), pytest.approx(100 + shift), 0.4)]
-    # backtested again, the chosen term sheet pays what the search priced it at
-    again = backtest(config(archive, "steps2.yaml", policies=False, products=[sheet.model_dump(mode="json")]), YEARS)
+    # backtested again, the chosen term sheet (as written: open band edges left out) pays what the search priced it at
+    written = yaml.safe_load((out / "design_steps.yaml").read_text())
+    assert "min" not in written["phases"][1]["bands"][0]
+    again = backtest(config(archive, "steps2.yaml", policies=False, products=[written]), YEARS)
     rates = again.table.drop_duplicates(["district_id", "season"])
     rates = rates.loc[~rates["flagged"], "payout_rate"]
     assert len(rates) == chosen["seasons"] == 19

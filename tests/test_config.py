@@ -125,3 +125,79 @@ def test_validate_command_exits_2_and_lists_problems(cfg_dir, capsys):
 def test_missing_config_file_exits_2(tmp_path, capsys):
     assert main(["validate", str(tmp_path / "nope.yaml")]) == 2
     assert "config file not found" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- non-finite numbers: one rule everywhere
+def problems_of(path: Path) -> dict[str, tuple[int | None, str]]:
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    return {prob.key: (prob.row, prob.message) for prob in e.value.problems}
+
+
+@pytest.mark.parametrize("text", ['"nan"', "'inf'", "1e999", '"-Infinity"'])
+def test_non_finite_numbers_written_as_text_are_refused_by_every_model(cfg_dir, text):
+    """YAML reads these as strings (the loader refuses .inf/.nan itself); pydantic would read them as floats."""
+    bad = (GOOD.replace("strike: 150", f"strike: {text}")
+           .replace("{kind: franchise, amount: 100000}", f"{{kind: percent_of_loss, rate: {text}}}")
+           .replace("season: {id: 2024-MT1, start: 2023-11-01, end: 2024-03-31}",
+                    "season: {id: 2024-MT1, start: 2023-11-01, end: 2024-03-31}\n"
+                    f"pricing: {{expense_loading: {text}}}"))
+    found = problems_of(write(cfg_dir, bad))
+    assert set(found) == {"products[0].phases[0].strike", "products[0].terms.deductible.rate",
+                          "pricing.expense_loading"}, found
+    for key, (row, msg) in found.items():
+        assert row is not None and "finite number" in msg, (key, msg)
+
+
+def test_an_open_step_band_edge_is_a_left_out_key_and_a_written_infinity_is_refused(cfg_dir):
+    step = ("{name: veg, start_day: 0, end_day: 40, index: total, direction: below, strike: 150, curve: step, "
+            "weight: 0.5, bands: [{max: 50, rate: 1.0}, {min: 50, max: 150, rate: 0.5}]}")
+    good = GOOD.replace(
+        "{name: veg, start_day: 0, end_day: 40, index: total, direction: below, strike: 150, exit: 50, weight: 0.5}",
+        step)
+    (rain,) = load_config(write(cfg_dir, good)).products
+    assert rain.phases[0].bands[0].min == float("-inf")  # the open default
+    found = problems_of(write(cfg_dir, good.replace("{max: 50, rate: 1.0}", "{min: -.inf, max: 50, rate: 1.0}")))
+    (row, msg), = found.values()
+    assert list(found) == ["products[0].phases[0].bands[0].min"] and row == 12 and "leaving the key out" in msg
+    found = problems_of(write(cfg_dir, good.replace("{max: 50, rate: 1.0}", "{min: '-inf', max: 50, rate: 1.0}")))
+    assert list(found) == ["products[0].phases[0].bands[0].min"]
+
+
+def test_a_plugin_whose_nested_model_allows_infinity_still_gets_finite_numbers(cfg_dir, monkeypatch):
+    """A third-party term sheet's nested model without allow_inf_nan=False: the config's general rule refuses."""
+    from pydantic import BaseModel
+
+    from panen.engine import registry
+    from panen.engine.api import ProductParams, Trigger
+
+    class Level(BaseModel):  # a plugin's own nested model: pydantic's default allows inf and nan
+        lower: float = float("-inf")
+        value: float = 0.0
+
+    class HailParams(ProductParams):
+        trigger: str = "hail"
+        levels: list[Level] = []
+
+    class Hail(Trigger):
+        name = "hail"
+        Params = HailParams
+        inputs = ()
+
+    installed = dict(registry.triggers())
+    monkeypatch.setattr(registry, "triggers", lambda: {**installed, "hail": Hail})
+    text = GOOD.replace("trigger: weather_index", "trigger: hail\n    levels: [{value: 1.0}, {value: 'nan'}]")
+    text = text[:text.index("    anchor: sowing_date")]
+    found = problems_of(write(cfg_dir, text))
+    assert found == {"products[0].levels[1].value": (9, "product 'rain': must be a finite number (got nan)")}
+    ok = load_config(write(cfg_dir, text.replace("{value: 'nan'}", "{value: 2.0}")))
+    assert ok.products[0].levels[0].lower == float("-inf")  # a default is not given: kept
+
+
+@pytest.mark.parametrize("start, why", [("2023-02-30", "day is out of range for month"),
+                                        ("2024-13-01", "month must be in 1..12")])
+def test_an_impossible_season_date_is_a_located_error(cfg_dir, start, why, capsys):
+    p = write(cfg_dir, GOOD.replace("start: 2023-11-01", f"start: {start}"))
+    assert problems_of(p) == {"season.start": (1, f"not a valid date: '{start}' ({why})")}
+    assert main(["validate", str(p)]) == 2
+    assert f"run.yaml, line 1, season.start: not a valid date: '{start}'" in capsys.readouterr().err

@@ -84,7 +84,7 @@ __all__ = [
 
 # --------------------------------------------------------------------------- term sheet
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class GivenNormal(_Strict):

@@ -264,7 +264,7 @@ def percentile_payout(index, threshold, max_rate: float = 1.0):
 class NdviWindow(BaseModel):
     """Season window in days after the anchor, half-open ``[start_day, end_day)``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     start_day: int = Field(ge=0, description="first day of the window after the anchor [days]")
     end_day: int = Field(gt=0, le=366, description="end of the window, exclusive [days]")
 
@@ -284,7 +284,7 @@ class NdviWindow(BaseModel):
 class LinearPayout(BaseModel):
     """Linear deficit curve on the cumulative z: pays from ``strike_z`` down to ``exit_z``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     strike_z: float = Field(description="cumulative z where payment starts [1]")
     exit_z: float = Field(description="cumulative z of full payment (max_rate) [1]; below strike_z")
     max_rate: float = Field(1.0, gt=0, le=1, description="rate paid at or below exit_z [fraction of sum insured]")
@@ -301,7 +301,7 @@ class LinearPayout(BaseModel):
 class PercentilePayout(BaseModel):
     """Pays ``max_rate`` below the district's historical p-th percentile (IBLI Borana: 15)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     percentile: float = Field(gt=0, lt=100, description="trigger percentile of the baseline seasons [%]")
     max_rate: float = Field(1.0, gt=0, le=1, description="rate paid below the percentile [fraction of sum insured]")
 

@@ -132,9 +132,13 @@ _INDEX_UNITS = {"total": "mm", "max_n_day": "mm", "dry_spell": "days", "rainy_da
 
 # --------------------------------------------------------------------------- term sheet
 class Band(BaseModel):
-    """One band of a stepped schedule: index in ``[min, max)`` pays ``rate``."""
+    """One band of a stepped schedule: index in ``[min, max)`` pays ``rate``.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    An edge left out is open (−∞ for ``min``, +∞ for ``max``). A written edge must be a
+    finite number: ``.inf`` or ``.nan`` in a term sheet is refused, as everywhere.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     min: float = Field(-np.inf, description="lower edge, inclusive [index units]")
     max: float = Field(np.inf, description="upper edge, exclusive [index units]")
     rate: float = Field(ge=0, le=1, description="payout rate of the band [fraction of phase liability]")
@@ -151,7 +155,7 @@ class Band(BaseModel):
 class Phase(BaseModel):
     """One phase of a weather-index cover."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     name: str = Field(min_length=1)
     start_day: int = Field(ge=0, description="first day of the window after the anchor [days]")
     end_day: int = Field(gt=0, le=366, description="end of the window, exclusive [days]")
@@ -443,6 +447,8 @@ class WeatherIndexTrigger(Trigger):
                     for edge in ("min", "max"):
                         if np.isfinite(band[edge]):
                             band[edge] = round(float(new.strike) + (band[edge] - old.strike), 9)
+                        else:
+                            del band[edge]  # an open edge is a left-out key (infinity is never a term)
         if problems:
             raise ConfigError([Problem(f"product {params.id!r}: {p}") for p in problems])
         data["season_cap"] = float(terms.season_cap)

@@ -440,7 +440,7 @@ def _context_column(context: Mapping[str, Any] | None, column: str, n: int, rule
 
 
 class _TermModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _check_ppm(rate: float) -> float:

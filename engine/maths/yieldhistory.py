@@ -386,7 +386,7 @@ def _nan_unless(condition, value):
 
 # --------------------------------------------------------------------------- term-sheet models
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class BestOfNormal(_Strict):

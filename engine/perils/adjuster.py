@@ -158,7 +158,7 @@ Label = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Premium(_Strict):
@@ -230,7 +230,7 @@ class Wording(_Strict):
     name: Label
     reference: str = ""
     currency: Literal["Rp"] = "Rp"
-    sum_insured_per_ha: PositiveInt = Field(description="sum insured per hectare per season [Rp/ha]")
+    sum_insured_per_ha: PositiveInt = Field(lt=2**53, description="sum insured per hectare per season [Rp/ha]")
     premium: Premium
     max_insured_area_ha: PositiveFloat | None = Field(None, description="insured area cap per farmer [ha]")
     cover_period: CoverPeriod = CoverPeriod()

@@ -245,9 +245,9 @@ def _district_source(manifest: dict[str, Any]) -> tuple[str | None, str, Any]:
     cfg_path = (manifest.get("config") or {}).get("path")
     if cfg_path and Path(cfg_path).is_file():
         try:
-            import yaml
+            from panen.engine.infra.yamlio import load_located_yaml
 
-            cfg = yaml.safe_load(Path(cfg_path).read_text()) or {}
+            cfg = load_located_yaml(cfg_path).data or {}
             d = (cfg.get("inputs") or {}).get("districts") or {}
             if d.get("path"):
                 p = Path(d["path"])

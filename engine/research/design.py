@@ -142,7 +142,7 @@ class Range(BaseModel):
     [40.0, 50.0, 60.0]
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     start: float
     stop: float
     step: float = Field(gt=0)
@@ -190,7 +190,7 @@ class PhaseSpace(BaseModel):
         keeps the exact quantiles.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     direction: Literal["below", "above"] = "below"
     strikes: GridSpec = None
     exits: GridSpec = None
@@ -273,7 +273,7 @@ class DesignSpace(BaseModel):
         it. ``None``: the phases are linear tick phases of a bare index table.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     phases: dict[str, PhaseSpace] | None = None
     by: Literal["product", "zone", "district"] = "product"
     zones: dict[str, str] | None = None
@@ -360,7 +360,7 @@ class Constraints(BaseModel):
         without a term sheet).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     max_premium_rate: float | None = Field(None, gt=0)
     min_payout_frequency_in_worst: float | None = Field(None, ge=0, le=1)
     worst_share: float = Field(0.10, gt=0, le=1)

@@ -739,6 +739,15 @@ def write_analysis_plots(result, folder: Path) -> dict[str, Path]:
     return paths
 
 
+def _finite_only(value: Any) -> Any:
+    """A dumped term sheet without its non-finite numbers (open defaults; a config refuses them)."""
+    if isinstance(value, dict):
+        return {k: _finite_only(v) for k, v in value.items() if not (isinstance(v, float) and not np.isfinite(v))}
+    if isinstance(value, list):
+        return [_finite_only(v) for v in value]
+    return value
+
+
 def _term_sheet_yaml(outcome: DesignOutcome, pid: str) -> str | None:
     """The chosen term sheet(s) of a product as YAML: one mapping (``by: product``), else a list of
     term sheets with ids ``<product>-<zone>`` (paste under ``products:``)."""
@@ -749,9 +758,10 @@ def _term_sheet_yaml(outcome: DesignOutcome, pid: str) -> str | None:
         return None
 
     def dump(params) -> dict:
-        tidy = params.model_dump(mode="json", exclude_none=True)
+        # infinite values are open defaults (a step band's edge): left out, as a config must write them
+        tidy = _finite_only(params.model_dump(mode="json", exclude_none=True))
         # unset optional keys are left out only when that reads back as the same term sheet
-        return tidy if type(params).model_validate(tidy) == params else params.model_dump(mode="json")
+        return tidy if type(params).model_validate(tidy) == params else _finite_only(params.model_dump(mode="json"))
 
     res = outcome.results[pid]
     head = (f"# chosen by `panen backtest --optimise`: objective {res.objective}, loadings "
