@@ -1,8 +1,10 @@
 """Output folders that appear whole or not at all.
 
 A run writes into a hidden sibling staging folder; :func:`publish` moves it into place
-with one rename (replacing an existing folder only after the new one is complete). A
-failure anywhere before that removes the staging folder: nothing half-written is left.
+(replacing an existing folder only after the new one is complete). A failure anywhere
+before that removes the staging folder: nothing half-written is left. A run *killed*
+mid-way leaves the staging folder, or the old output moved aside, behind;
+:func:`panen.engine.infra.outdir.recover` rolls them back on the next run.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+
+from panen.engine.infra.outdir import fsync_dir, pause_point
 
 __all__ = ["discard", "new_stage", "publish"]
 
@@ -23,14 +27,27 @@ def new_stage(out_dir: Path) -> Path:
 
 
 def publish(stage: Path, out_dir: Path) -> None:
-    """Move a complete staging folder to ``out_dir``, replacing what was there."""
+    """Move a complete staging folder to ``out_dir``, replacing what was there.
+
+    Two renames in one folder: the old output to ``.NAME.old-PID``, the staging folder to
+    ``out_dir``; then the old output is removed. Killed between the renames, ``out_dir``
+    is missing until the next run or ``panen report`` puts the old output back
+    (:func:`~panen.engine.infra.outdir.recover`).
+    """
+    fsync_dir(stage)
     if out_dir.exists():
         old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
         out_dir.rename(old)
+        pause_point("publish")
         stage.rename(out_dir)
+        fsync_dir(out_dir.parent)
+        pause_point("published")
         shutil.rmtree(old, ignore_errors=True)
     else:
+        pause_point("publish")
         stage.rename(out_dir)
+        fsync_dir(out_dir.parent)
+        pause_point("published")
 
 
 def discard(stage: Path) -> None:
