@@ -9,6 +9,7 @@ mid-way leaves the staging folder, or the old output moved aside, behind;
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from pathlib import Path
@@ -34,7 +35,7 @@ def publish(stage: Path, out_dir: Path) -> None:
     is missing until the next run or ``panen report`` puts the old output back
     (:func:`~panen.engine.infra.outdir.recover`).
     """
-    fsync_dir(stage)
+    _fsync_tree(stage)
     if out_dir.exists():
         old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
         out_dir.rename(old)
@@ -48,6 +49,22 @@ def publish(stage: Path, out_dir: Path) -> None:
         stage.rename(out_dir)
         fsync_dir(out_dir.parent)
         pause_point("published")
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush every file and folder under ``folder`` to disk (a power cut after publishing
+    must not leave a manifest or report of zero bytes)."""
+    for dirpath, _, filenames in os.walk(folder):
+        for name in filenames:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            except OSError as exc:  # where a read-only handle cannot be flushed (Windows): the writer did
+                if exc.errno not in (errno.EBADF, errno.EINVAL):
+                    raise
+            finally:
+                os.close(fd)
+        fsync_dir(Path(dirpath))
 
 
 def discard(stage: Path) -> None:
