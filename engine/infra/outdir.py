@@ -35,6 +35,7 @@ import shutil
 import signal
 import socket
 import sys
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -225,6 +226,11 @@ class OutputLock:
                                          f"{exc.strerror}", file=self.path)) from None
             if not _try_lock(fd):
                 holder = _read_holder(fd)
+                for _ in range(20):  # it may have locked the file a moment ago and not yet written itself in
+                    if "PID not yet written" not in holder:
+                        break
+                    time.sleep(0.05)
+                    holder = _read_holder(fd)
                 os.close(fd)
                 raise InputError(Problem(
                     f"output folder {self.out} is in use by another panen run ({holder}; lock file {self.path}): "
@@ -242,7 +248,8 @@ class OutputLock:
                   "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                   "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:300] if sys.argv else ""}
         os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, (json.dumps(holder) + "\n").encode())
         self._fd = fd
 
     def release(self) -> None:
@@ -265,7 +272,8 @@ class OutputLock:
 
 def _read_holder(fd: int) -> str:
     try:
-        info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+        os.lseek(fd, 0, os.SEEK_SET)
+        info = json.loads(os.read(fd, 4096).decode() or "{}")
     except (OSError, ValueError):
         info = {}
     if not info.get("pid"):
