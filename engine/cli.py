@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"panen: {exc}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
-        print("panen: interrupted; nothing was written", file=sys.stderr)
+        print("panen: interrupted; nothing new was published (unless the interruption came after the new output "
+              "was in place)", file=sys.stderr)
         return 130
     except PanenError as exc:
         print(f"panen: error: {exc}", file=sys.stderr)

@@ -189,6 +189,25 @@ def test_panen_report_rolls_back_a_publish_that_was_killed_between_the_renames(p
     assert beside(out) == ["out"]
 
 
+def test_an_interruption_between_the_renames_puts_the_old_output_back_at_once(project, tmp_path, monkeypatch):
+    from panen.engine.config import load_config
+    from panen.engine.infra import staging
+    from panen.engine.pipeline.run import run_batch
+
+    out, old = old_output(project, tmp_path)
+
+    def interrupt(point):
+        if point == "publish":
+            assert not out.exists()  # between the renames
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(staging, "pause_point", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(load_config(project / "run.yaml"), out, force=True)
+    assert state(out, old) == "old"
+    assert beside(out) == ["out"]
+
+
 # --------------------------------------------------------------------------- kills at random times
 def test_runs_killed_at_random_times_leave_the_old_or_the_complete_new_output(project, tmp_path):
     rng = random.Random(SEED)

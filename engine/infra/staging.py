@@ -31,16 +31,22 @@ def publish(stage: Path, out_dir: Path) -> None:
     """Move a complete staging folder to ``out_dir``, replacing what was there.
 
     Two renames in one folder: the old output to ``.NAME.old-PID``, the staging folder to
-    ``out_dir``; then the old output is removed. Killed between the renames, ``out_dir``
-    is missing until the next run or ``panen report`` puts the old output back
+    ``out_dir``; then the old output is removed. An exception between the renames (Ctrl-C)
+    puts the old output back at once; killed there, ``out_dir`` is missing until the next
+    run or ``panen report`` puts the old output back
     (:func:`~panen.engine.infra.outdir.recover`).
     """
     _fsync_tree(stage)
     if out_dir.exists():
         old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
         out_dir.rename(old)
-        pause_point("publish")
-        stage.rename(out_dir)
+        try:
+            pause_point("publish")
+            stage.rename(out_dir)
+        except BaseException:  # e.g. Ctrl-C between the renames: put the old output back now
+            if not os.path.lexists(out_dir):
+                old.rename(out_dir)
+            raise
         fsync_dir(out_dir.parent)
         pause_point("published")
         shutil.rmtree(old, ignore_errors=True)
