@@ -239,6 +239,21 @@ def test_a_folder_another_run_holds_is_refused_naming_that_run(box, capsys):
     assert not (box.root / ".busy.lock").exists()  # released and removed
 
 
+def test_a_file_system_without_locks_is_refused_not_run_unlocked(box, capsys, monkeypatch):
+    import errno
+
+    from panen.engine.infra import outdir
+
+    def no_locks(fd):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(outdir, "_try_lock", no_locks)
+    before = snapshot(box.root)
+    code, err = cli(["run", box.quick, "--out", box.root / "new"], capsys)
+    assert code == 2 and "does not support locks" in err, err
+    assert snapshot(box.root) == before
+
+
 def test_report_waits_for_no_one_and_refuses_a_folder_being_published(box, capsys):
     with OutputLock(box.prev):
         before = snapshot(box.root)

@@ -26,6 +26,7 @@ kernel drops the lock when its process dies, so a killed run's lock is simply ta
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import errno
 import json
@@ -219,12 +220,23 @@ class OutputLock:
 
     def acquire(self) -> None:
         while True:
+            existed = os.path.lexists(self.path)
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as exc:
                 raise InputError(Problem(f"cannot create the lock file {self.path} beside the output folder: "
                                          f"{exc.strerror}", file=self.path)) from None
-            if not _try_lock(fd):
+            try:
+                locked = _try_lock(fd)
+            except OSError as exc:  # ENOLCK, EOPNOTSUPP: a file system without locks
+                os.close(fd)
+                if not existed:
+                    with contextlib.suppress(OSError):
+                        os.unlink(self.path)
+                raise InputError(Problem(f"cannot lock {self.path} ({exc.strerror}): the output folder's file system "
+                                         f"does not support locks; choose an output folder on a local disk",
+                                         file=self.path)) from None
+            if not locked:
                 holder = _read_holder(fd)
                 for _ in range(20):  # it may have locked the file a moment ago and not yet written itself in
                     if "PID not yet written" not in holder:
