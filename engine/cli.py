@@ -1,12 +1,16 @@
 """Command line: ``panen demo | run | backtest | report | validate | triggers``.
 
 Exit codes (README, "Using it"): 0 success; 2 invalid config or input, with every problem
-listed; 1 internal failure.
+listed (also: an output folder that must not be written, one another run holds, an
+unusable scheduler, an input changed mid-run); 1 internal failure. Output piped to a
+reader that stops early (``| head``) is not a failure: everything is written before
+anything is printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import traceback
@@ -14,7 +18,7 @@ import warnings
 from pathlib import Path
 
 from panen.engine import __version__
-from panen.engine.errors import ConfigError, DataQualityError, InputError, PanenError, PluginError
+from panen.engine.errors import ConfigError, DataQualityError, InputError, PanenError, PluginError, Problem
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 
@@ -27,7 +31,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_INPUT
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # here, not at exit: a reader that left is answered below
+        return code
+    except BrokenPipeError:
+        if not _stdout_closed():
+            print("panen: internal error (please report it with the traceback below)", file=sys.stderr)
+            traceback.print_exc()
+            return EXIT_INTERNAL
+        # the reader of our stdout left (`panen run ... | head`): the outputs were published
+        # before the summary was printed; say nothing more, and keep Python from complaining
+        # about the unflushed rest at exit
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except (ConfigError, InputError, DataQualityError) as exc:
         kind = {ConfigError: "invalid config", InputError: "invalid input",
                 DataQualityError: "unusable data"}[type(exc)]
@@ -39,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"panen: {exc}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
-        print("panen: interrupted; nothing was written", file=sys.stderr)
+        print("panen: interrupted; nothing new was published (unless the interruption came after the new output "
+              "was in place)", file=sys.stderr)
         return 130
     except PanenError as exc:
         print(f"panen: error: {exc}", file=sys.stderr)
@@ -50,20 +68,74 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (a write to it would raise EPIPE)."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return True
+    except (OSError, ValueError):
+        return False
+    try:
+        import select
+
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poll.poll(0))
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _folder(value: str) -> Path:
+    """An output folder argument; an empty one (``--out "$UNSET"``) is refused before anything happens."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("the folder name is empty (an unset shell variable?)")
+    return Path(value)
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not (seconds > 0 and seconds != float("inf")):
+        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {value!r}")
+    return seconds
+
+
+def _scheduler_timeout(args) -> float | None:
+    """``--scheduler-timeout``, else ``PANEN_SCHEDULER_TIMEOUT``, else the engine's default."""
+    if getattr(args, "scheduler_timeout", None) is not None:
+        return args.scheduler_timeout
+    env = os.environ.get("PANEN_SCHEDULER_TIMEOUT", "").strip()
+    if not env:
+        return None
+    try:
+        return _seconds(env)
+    except argparse.ArgumentTypeError as exc:
+        raise ConfigError(Problem(str(exc), key="PANEN_SCHEDULER_TIMEOUT")) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="panen", description="Index-based crop insurance engine.")
     p.add_argument("--version", action="version", version=f"panen {__version__}")
     sub = p.add_subparsers(dest="command")
 
+    force_help = ("replace an existing output folder (only one a previous panen run wrote, with its "
+                  "manifest.json, or an empty one)")
+    timeout_help = ("seconds to wait for a worker of the --scheduler, also when all workers left mid-run "
+                    "(default: $PANEN_SCHEDULER_TIMEOUT, else 180)")
+
     def batch_options(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--out", type=Path, help="output folder (default: output.dir of the config)")
-        sp.add_argument("--force", action="store_true", help="replace an existing output folder")
+        sp.add_argument("--out", type=_folder, help="output folder (default: output.dir of the config)")
+        sp.add_argument("--force", action="store_true", help=force_help)
         sp.add_argument("--strict", action="store_true", help="fail (exit 2) if any policy row is rejected")
         sp.add_argument("--allow-empty", action="store_true",
                         help="publish even when no policy row is valid (by default that fails with exit 2)")
         sp.add_argument("--scheduler", default=os.environ.get("PANEN_SCHEDULER"),
                         help="Dask distributed scheduler address, e.g. tcp://10.0.0.5:8786 "
                              "(default: $PANEN_SCHEDULER, else local threads)")
+        sp.add_argument("--scheduler-timeout", type=_seconds, metavar="SECONDS", help=timeout_help)
         sp.add_argument("--quiet", action="store_true", help="no progress bars")
 
     r = sub.add_parser("run", help="settle a season: per-policy payouts for every configured product")
@@ -82,12 +154,13 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("config", type=Path)
     b.add_argument("--years", default="1981-2020",
                    help="harvest years to replay, inclusive: YYYY-YYYY or YYYY (default 1981-2020)")
-    b.add_argument("--out", type=Path, help="output folder (default: output.dir of the config + '-backtest')")
-    b.add_argument("--force", action="store_true", help="replace an existing output folder")
+    b.add_argument("--out", type=_folder, help="output folder (default: output.dir of the config + '-backtest')")
+    b.add_argument("--force", action="store_true", help=force_help)
     b.add_argument("--sowing-offset", type=int, default=0, metavar="DAYS",
                    help="anchor of 'anchor: sowing_date' products: season start + DAYS (default 0)")
     b.add_argument("--scheduler", default=os.environ.get("PANEN_SCHEDULER"),
                    help="Dask distributed scheduler address (default: $PANEN_SCHEDULER, else local threads)")
+    b.add_argument("--scheduler-timeout", type=_seconds, metavar="SECONDS", help=timeout_help)
     b.add_argument("--quiet", action="store_true", help="no progress bars")
     b.add_argument("--optimise", "--optimize", dest="optimise", action="store_true",
                    help="search strikes and exits of the redesignable products (weather index) against the loss "
@@ -96,7 +169,7 @@ def _parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", help="rebuild report.html and districts.gpkg from a finished run's output folder "
                                         "(reads the outputs only; nothing is recomputed)")
-    rp.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="output folder of `panen run` or `panen backtest`")
+    rp.add_argument("out_dir", type=_folder, metavar="OUT_DIR", help="output folder of `panen run` or `panen backtest`")
     rp.set_defaults(func=_cmd_report)
 
     v = sub.add_parser("validate", help="check a config and its inputs' headers (files, columns, units, time "
@@ -110,9 +183,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_report(args) -> int:
+    from panen.engine.infra.outdir import OutputLock, recover
     from panen.engine.report.html import write_reports
 
-    for path in write_reports(args.out_dir).values():
+    out = Path(os.path.abspath(args.out_dir)).resolve()
+    if out.parent.is_dir():
+        # not while a run publishes into it, and after rolling back what a killed run left
+        with OutputLock(out):
+            for note in recover(out):
+                print(f"panen: {note}", file=sys.stderr)
+            paths = write_reports(out)
+    else:
+        paths = write_reports(out)  # refused: the folder does not exist
+    for path in paths.values():
         print(path)
     return EXIT_OK
 
@@ -198,10 +281,23 @@ def _run(cfg, args) -> int:
     if out is None:
         raise ConfigError("no output folder: pass --out DIR or set output.dir in the config")
     progress = not args.quiet and sys.stderr.isatty()
-    res = run_batch(cfg, out, force=args.force, strict=args.strict, scheduler=args.scheduler, progress=progress,
-                    allow_empty=args.allow_empty)
+    timeout = _scheduler_timeout(args)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        try:
+            res = run_batch(cfg, out, force=args.force, strict=args.strict, scheduler=args.scheduler,
+                            progress=progress, scheduler_timeout=timeout,
+                            allow_empty=args.allow_empty)
+        finally:
+            _print_warnings(caught)
     _print_summary(res)
     return EXIT_OK
+
+
+def _print_warnings(caught) -> None:
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            print(f"warning: {w.message}", file=sys.stderr)
 
 
 def _cmd_backtest(args) -> int:
@@ -215,13 +311,14 @@ def _cmd_backtest(args) -> int:
             raise ConfigError("no output folder: pass --out DIR or set output.dir in the config")
         out = cfg.output.dir.parent / f"{cfg.output.dir.name}-backtest"
     progress = not args.quiet and sys.stderr.isatty()
+    timeout = _scheduler_timeout(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        res = backtest(cfg, years, out_dir=out, force=args.force, scheduler=args.scheduler, progress=progress,
-                       sowing_offset=args.sowing_offset, optimise=args.optimise)
-    for w in caught:
-        if issubclass(w.category, UserWarning):
-            print(f"warning: {w.message}", file=sys.stderr)
+        try:
+            res = backtest(cfg, years, out_dir=out, force=args.force, scheduler=args.scheduler, progress=progress,
+                           sowing_offset=args.sowing_offset, optimise=args.optimise, scheduler_timeout=timeout)
+        finally:
+            _print_warnings(caught)
     c = res.counts
     print(f"backtest {years[0]}-{years[1]}: {c['products']} product(s) × {c['districts']} district(s) × "
           f"{c['seasons']} season(s); {c['district_seasons_paid']:,} district-seasons paid, "

@@ -139,7 +139,11 @@ def test_existing_output_folder_is_refused_without_force(region, tmp_path):
     (out / "keep.txt").write_text("x")
     with pytest.raises(InputError, match="already exists; pass --force"):
         run_batch(load_config(region / "run.yaml"), out)
-    assert (out / "keep.txt").exists()
+    # --force replaces only what a panen run wrote (or an empty folder)
+    with pytest.raises(InputError, match="replaces only a folder that a previous panen run wrote"):
+        run_batch(load_config(region / "run.yaml"), out, force=True)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    (out / "manifest.json").write_text(json.dumps({"run_id": "0" * 16, "panen_version": "0"}))
     run_batch(load_config(region / "run.yaml"), out, force=True)
     assert not (out / "keep.txt").exists() and (out / "payouts.parquet").exists()
 
@@ -153,6 +157,7 @@ def test_a_failure_after_the_ledger_was_streamed_leaves_nothing(region, tmp_path
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("previous run")
+    (out / "manifest.json").write_text(json.dumps({"run_id": "0" * 16, "panen_version": "0"}))
 
     def broken(ledger, totals):
         assert (next(tmp_path.glob(".out.staging-*")) / "payouts.parquet").exists()  # it was streamed
@@ -162,7 +167,7 @@ def test_a_failure_after_the_ledger_was_streamed_leaves_nothing(region, tmp_path
     with pytest.raises(ReconciliationError):
         run_batch(load_config(region / "run.yaml"), out, force=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
-    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt", "manifest.json"]
 
 
 def test_bad_policy_rows_go_to_rejects_and_strict_fails_writing_nothing(region, tmp_path, capsys):

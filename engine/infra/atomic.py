@@ -3,8 +3,9 @@
 Every file panen publishes is written to a temporary file in the destination's folder,
 fsynced, then renamed over the destination: a reader sees the old file or the complete
 new one, never half of one. A whole output folder is staged beside its target and moved
-into place with one rename (:mod:`panen.engine.infra.staging`). The same table written
-with the same pyarrow version gives the same bytes.
+into place at the end (:mod:`panen.engine.infra.staging`; a killed run is rolled back by
+:mod:`panen.engine.infra.outdir`). The same table written with the same pyarrow version
+gives the same bytes.
 """
 
 from __future__ import annotations

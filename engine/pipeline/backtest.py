@@ -124,6 +124,7 @@ exposure_basis``) that burn-cost, credibility and basis-risk code consumes.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import platform
@@ -140,11 +141,13 @@ import xarray as xr
 from panen.engine import __version__
 from panen.engine.api import Season
 from panen.engine.config import RunConfig, load_config
-from panen.engine.errors import ConfigError, DataQualityError, InputError, Problem
+from panen.engine.errors import ConfigError, DataQualityError, Problem
+from panen.engine.infra.outdir import pause_point
+from panen.engine.infra.staging import discard, new_stage, publish
 from panen.engine.pipeline import steps
 from panen.engine.pipeline.covers import covers_of
+from panen.engine.pipeline.output import output_folder
 from panen.engine.registry import get_reader
-from panen.engine.infra.staging import discard, new_stage, publish
 from panen.engine.research.simulation import (BASIS_BOOTSTRAP, TABLE_COLUMNS, _safe_name, _term_sheet_yaml, basis_risk,
                                              design_products, design_search, portfolio_table, pricing_summary,
                                              pricing_table, read_losses, tail_table, write_analysis_plots,
@@ -311,7 +314,8 @@ def load_backtest_config(path: str | Path) -> RunConfig:
 # --------------------------------------------------------------------------- the orchestrator
 def backtest(config: RunConfig | str | Path, years: tuple[int, int] | str = (1981, 2020), *,
              out_dir: str | Path | None = None, force: bool = False, scheduler: str | None = None,
-             progress: bool = False, sowing_offset: int = 0, optimise: bool = False) -> BacktestResult:
+             progress: bool = False, sowing_offset: int = 0, optimise: bool = False,
+             scheduler_timeout: float | None = None) -> BacktestResult:
     """Evaluate every configured product for every district and historical season.
 
     Parameters
@@ -324,11 +328,15 @@ def backtest(config: RunConfig | str | Path, years: tuple[int, int] | str = (198
     out_dir
         Write ``backtest.csv`` / ``backtest.parquet``, ``portfolio.csv``, ``exposure.csv``,
         plots and ``manifest.json`` here (staged, then moved into place in one rename). It
-        must not exist unless ``force``. ``None``: compute only.
+        must not exist unless ``force``; it is locked for the whole backtest, and what
+        killed runs left beside it is rolled back first (as for :func:`panen.engine.pipeline.run.run_batch`).
+        ``None``: compute only.
     force
-        Replace an existing ``out_dir``.
+        Replace an existing ``out_dir`` — only one panen wrote, or an empty one.
     scheduler
         Address of a Dask distributed scheduler; ``None`` uses local threads.
+    scheduler_timeout
+        How long to wait for a worker of ``scheduler`` [s].
     progress
         Progress bar for the streamed zonal pass (stderr).
     sowing_offset
@@ -356,10 +364,6 @@ def backtest(config: RunConfig | str | Path, years: tuple[int, int] | str = (198
     if not isinstance(config, RunConfig):
         config = load_backtest_config(config)
     years = parse_years(years)
-    if out_dir is not None:
-        out_dir = Path(out_dir).resolve()
-        if out_dir.exists() and not force:
-            raise InputError(Problem(f"output folder {out_dir} already exists; pass --force to replace it"))
     if optimise or config.design is not None:
         why = "--optimise" if optimise else "the design section"
         if config.loss_reference is None:
@@ -372,9 +376,24 @@ def backtest(config: RunConfig | str | Path, years: tuple[int, int] | str = (198
                                       key="design" if config.design is not None else None))
     if not -366 <= int(sowing_offset) <= 366:
         raise ConfigError(Problem(f"sowing offset must be within ±366 days; got {sowing_offset}", key="--sowing-offset"))
+    steps.check_scheduler(scheduler, scheduler_timeout)
+    extra = ({"loss_reference": config.loss_reference.path}
+             if getattr(config.loss_reference, "path", None) is not None else {})
+    run = functools.partial(_backtest, config, years, scheduler=scheduler, progress=progress,
+                            sowing_offset=sowing_offset, optimise=optimise, scheduler_timeout=scheduler_timeout,
+                            extra=extra)
+    if out_dir is None:
+        return run(None, recovered=[])
+    with output_folder(config, out_dir, force=force, extra=extra) as folder:
+        return run(folder.path, recovered=folder.recovered)
+
+
+def _backtest(config: RunConfig, years: tuple[int, int], out_dir: Path | None, *, scheduler: str | None,
+              progress: bool, sowing_offset: int, optimise: bool, scheduler_timeout: float | None,
+              extra: dict[str, Any], recovered: list[str]) -> BacktestResult:
     t = steps.Timer()
     t_start = time.perf_counter()
-    notes: list[str] = []
+    notes: list[str] = list(recovered)
     seasons = season_anchors(config.season, years)
     season_years = seasons["season"].to_numpy(np.int64)
     base = steps.season_of(config)
@@ -392,13 +411,15 @@ def backtest(config: RunConfig | str | Path, years: tuple[int, int] | str = (198
 
     quality: dict[str, dict] = {}
     with t("read_inputs"):
+        fingerprints = steps.fingerprint_inputs(config, extra)
         opened = steps.open_inputs(config, covers, register=False)
         zoned = steps.zones(covers, opened)
-    client = steps.connect(scheduler)
+    client = steps.connect(scheduler, timeout=scheduler_timeout)
     try:
         with t("zonal_compute"):
             series = steps.district_series(opened, covers, anchors, client=client, progress=progress, notes=notes,
-                                           what=f"the seasons {years[0]}-{years[1]} need", quality=quality)
+                                           what=f"the seasons {years[0]}-{years[1]} need", timeout=scheduler_timeout,
+                                           quality=quality)
     finally:
         if client is not None:
             client.close()
@@ -435,8 +456,10 @@ def backtest(config: RunConfig | str | Path, years: tuple[int, int] | str = (198
             _analyse(config, result, tables, district_ids, optimise=optimise)
     if out_dir is not None:
         with t("write"):
-            _write(result, config, out_dir, rejects=rejects, scheduler=scheduler, sowing_offset=int(sowing_offset),
-                   t_start=t_start)
+            _write(result, config, out_dir, fingerprints, rejects=rejects, scheduler=scheduler,
+                   sowing_offset=int(sowing_offset), t_start=t_start)
+    else:
+        steps.verify_inputs(fingerprints)
     t.timings["total"] = round(time.perf_counter() - t_start, 3)
     return result
 
@@ -466,17 +489,15 @@ def _write_analysis(result: BacktestResult, stage: Path) -> dict[str, Path]:
     return write_analysis_plots(result, stage / "plots")
 
 
-def _analysis_manifest(config: RunConfig, result: BacktestResult) -> dict[str, Any]:
-    """What the analysis sections were (settings and the loss table's hash), for the manifest."""
-    from panen.engine.infra.manifest import sha256_file
-
+def _analysis_manifest(config: RunConfig, result: BacktestResult, fingerprints) -> dict[str, Any]:
+    """What the analysis sections were (settings and the loss table's hash as read), for the manifest."""
     out: dict[str, Any] = {}
     if config.pricing is not None:
         out["pricing"] = config.pricing.model_dump(mode="json")
     if config.loss_reference is not None:
         ref = config.loss_reference.model_dump(mode="json")
         if getattr(config.loss_reference, "path", None) is not None:
-            ref["sha256"] = sha256_file(Path(config.loss_reference.path))
+            ref["sha256"] = fingerprints["loss_reference"].sha256
         out["loss_reference"] = ref
         out["basis_bootstrap"] = dict(BASIS_BOOTSTRAP)
     if result.design is not None:
@@ -561,8 +582,8 @@ def _exposure(config: RunConfig, covers, zoned: steps.Zones, season: Season
 
 
 # --------------------------------------------------------------------------- outputs
-def _write(result: BacktestResult, config: RunConfig, out_dir: Path, *, rejects, scheduler, sowing_offset: int,
-           t_start: float) -> None:
+def _write(result: BacktestResult, config: RunConfig, out_dir: Path, fingerprints, *, rejects, scheduler,
+           sowing_offset: int, t_start: float) -> None:
     from panen.engine.infra.atomic import write_table_atomic
     from panen.engine.infra.manifest import package_versions, sha256_file
     from panen.engine.pipeline.run import _hash_inputs
@@ -578,9 +599,9 @@ def _write(result: BacktestResult, config: RunConfig, out_dir: Path, *, rejects,
         plots = write_plots(result, stage / "plots")
         plots.update(_write_analysis(result, stage))
         files = {str(f.relative_to(stage)): sha256_file(f) for f in sorted(stage.rglob("*")) if f.is_file()}
-        inputs_hashed = _hash_inputs(config)
+        inputs_hashed = _hash_inputs(fingerprints)
         content = {k: v["sha256"] for k, v in inputs_hashed.items()}
-        analysis = _analysis_manifest(config, result)
+        analysis = _analysis_manifest(config, result, fingerprints)
         ident = {"config": config.sha256, "inputs": content, "version": __version__, "years": list(result.years),
                  "sowing_offset": sowing_offset}
         if analysis:  # only then: a plain backtest keeps its run id
@@ -611,6 +632,8 @@ def _write(result: BacktestResult, config: RunConfig, out_dir: Path, *, rejects,
             "scheduler": scheduler or "local-threads",
         }
         (stage / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        pause_point("staged")
+        steps.verify_inputs(fingerprints)  # every input as it was when read, else nothing is published
         publish(stage, out_dir)
     except BaseException:
         discard(stage)

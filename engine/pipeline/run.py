@@ -29,10 +29,12 @@ from panen.engine.api import InputInfo, Season
 from panen.engine.config import RunConfig
 from panen.engine.errors import InputError, Problem
 from panen.engine.infra.atomic import write_table_atomic
-from panen.engine.infra.manifest import hash_input, package_versions, sha256_file
+from panen.engine.infra.manifest import InputFingerprint, package_versions, sha256_file
+from panen.engine.infra.outdir import pause_point
 from panen.engine.infra.staging import discard, new_stage, publish
 from panen.engine.pipeline import steps
 from panen.engine.pipeline.covers import Cover, NamedPerilCover, covers_of
+from panen.engine.pipeline.output import output_folder
 
 __all__ = ["RunResult", "run_batch"]
 
@@ -115,7 +117,8 @@ class RunResult:
 
 
 def run_batch(config: RunConfig, out_dir: str | Path | None, *, force: bool = False, strict: bool = False,
-              scheduler: str | None = None, progress: bool = False, allow_empty: bool = False) -> RunResult:
+              scheduler: str | None = None, progress: bool = False,
+              scheduler_timeout: float | None = None, allow_empty: bool = False) -> RunResult:
     """Settle one season for every policy and cover in ``config``; write the outputs.
 
     Parameters
@@ -125,9 +128,12 @@ def run_batch(config: RunConfig, out_dir: str | Path | None, *, force: bool = Fa
     out_dir
         Output folder. It must not exist unless ``force``; outputs are staged in a sibling
         folder and moved into place at the end, so a failed run leaves nothing half-written.
-        ``None``: compute only (nothing is written; the ledger stays in memory).
+        It is locked for the whole run, and what killed runs left beside it is rolled back
+        first (:mod:`panen.engine.infra.outdir`). ``None``: compute only (nothing is
+        written; the ledger stays in memory).
     force
-        Replace an existing output folder.
+        Replace an existing output folder — only one a previous panen run wrote (it has
+        its ``manifest.json``) or an empty one.
     strict
         Fail (``InputError``, exit code 2) when any policy or assessment row is rejected,
         writing nothing.
@@ -141,20 +147,38 @@ def run_batch(config: RunConfig, out_dir: str | Path | None, *, force: bool = Fa
         rejected). By default such a run fails (``InputError``, exit code 2) listing the
         first rejects and writes nothing: a batch that pays nobody is almost always a wrong
         file or a wrong config, not a season without policies.
+    scheduler_timeout
+        How long to wait for a worker of ``scheduler`` [s] (default
+        :data:`~panen.engine.pipeline.steps.DEFAULT_SCHEDULER_TIMEOUT`).
+
+    Raises
+    ------
+    InputError
+        Besides bad input: an output folder that must not be written or replaced, one
+        another run holds, an unusable scheduler, or an input that changed while the run
+        read it (nothing is published).
     """
-    if out_dir is not None:
-        out_dir = Path(out_dir).resolve()
-        if out_dir.exists() and not force:
-            raise InputError(Problem(f"output folder {out_dir} already exists; pass --force to replace it"))
     if config.inputs.policies is None:
         raise InputError(Problem("inputs.policies (the policy register) is required to settle a season"))
+    steps.check_scheduler(scheduler, scheduler_timeout)
+    if out_dir is None:
+        return _run(config, None, strict=strict, scheduler=scheduler, progress=progress,
+                    scheduler_timeout=scheduler_timeout, recovered=[], allow_empty=allow_empty)
+    with output_folder(config, out_dir, force=force) as folder:
+        return _run(config, folder.path, strict=strict, scheduler=scheduler, progress=progress,
+                    scheduler_timeout=scheduler_timeout, recovered=folder.recovered, allow_empty=allow_empty)
+
+
+def _run(config: RunConfig, out_dir: Path | None, *, strict: bool, scheduler: str | None, progress: bool,
+         scheduler_timeout: float | None, recovered: list[str], allow_empty: bool = False) -> RunResult:
     t = steps.Timer()
     t_start = time.perf_counter()
     season = steps.season_of(config)
     covers = covers_of(config)
-    notes: list[str] = []
+    notes: list[str] = list(recovered)
 
     with t("read_inputs"):
+        fingerprints = steps.fingerprint_inputs(config)
         opened = steps.open_inputs(config, covers)
         zoned = steps.zones(covers, opened)
         rules = steps.policy_rules(covers, season, opened, zoned)
@@ -181,11 +205,11 @@ def run_batch(config: RunConfig, out_dir: str | Path | None, *, force: bool = Fa
 
     cohorts = {c.id: steps.cohorts_of(c, valid, season) for c in covers}
     quality: dict[str, dict] = {}
-    client = steps.connect(scheduler)
+    client = steps.connect(scheduler, timeout=scheduler_timeout)
     try:
         with t("zonal_compute"):
             series = steps.district_series(opened, covers, cohorts, client=client, progress=progress, notes=notes,
-                                           quality=quality)
+                                           timeout=scheduler_timeout, quality=quality)
     finally:
         if client is not None:
             client.close()
@@ -219,18 +243,21 @@ def run_batch(config: RunConfig, out_dir: str | Path | None, *, force: bool = Fa
                            results=results, claims=claims, policies=valid, rejects=rejects, ledger=ledger,
                            payments=money.payments, comparison=comparison, district_index=index_table, notes=notes,
                            data_quality=quality)
-        result.run_id = _run_id(config)
+        result.run_id = _run_id(config, fingerprints)
         if stage is None:
+            steps.verify_inputs(fingerprints)
             t.timings["total"] = round(time.perf_counter() - t_start, 3)
             return result
         with t("write"):
             _write(result, stage)
         result.timings["total"] = round(time.perf_counter() - t_start, 3)
-        _write_manifest(result, stage, scheduler=scheduler)
+        _write_manifest(result, stage, fingerprints, scheduler=scheduler)
         with t("report"):  # derived from the files above only (panen report OUT_DIR rebuilds it)
             from panen.engine.report.html import write_reports
 
             write_reports(stage)
+        pause_point("staged")
+        steps.verify_inputs(fingerprints)  # every input as it was when read, else nothing is published
         publish(stage, out_dir)
     except BaseException:
         if stage is not None:
@@ -294,26 +321,21 @@ def _write(result: RunResult, stage: Path) -> None:
         write_table_atomic(result.comparison, stage / "comparison.csv", "csv")
 
 
-def _hash_inputs(config: RunConfig) -> dict[str, dict[str, str]]:
-    """Content hash of every configured input (each path field of its section)."""
-    out = {}
-    for name in sorted(config.inputs):
-        spec = config.inputs[name]
-        for fname in type(spec).path_fields:
-            value = getattr(spec, fname, None)
-            if value is not None:
-                out[name if fname == "path" else f"{name}.{fname}"] = hash_input(value)
-    return out
+def _hash_inputs(fingerprints: dict[str, InputFingerprint]) -> dict[str, dict[str, str]]:
+    """The manifest's ``inputs``: path, content hash and file count of every configured input,
+    as fingerprinted when the run opened it (:func:`steps.fingerprint_inputs`)."""
+    return {k: fp.manifest() for k, fp in fingerprints.items() if k != "loss_reference"}
 
 
-def _run_id(config: RunConfig) -> str:
+def _run_id(config: RunConfig, fingerprints: dict[str, InputFingerprint]) -> str:
     # content only (not paths): the same config and data give the same run id anywhere
-    content = {k: v["sha256"] for k, v in _hash_inputs(config).items()}
+    content = {k: v["sha256"] for k, v in _hash_inputs(fingerprints).items()}
     return hashlib.sha256(json.dumps({"config": config.sha256, "inputs": content, "version": __version__},
                                      sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _write_manifest(result: RunResult, stage: Path, *, scheduler: str | None) -> None:
+def _write_manifest(result: RunResult, stage: Path, fingerprints: dict[str, InputFingerprint], *,
+                    scheduler: str | None) -> None:
     config = result.config
     files = {f.name: sha256_file(f) for f in sorted(stage.iterdir())}
     result.files = files
@@ -324,7 +346,7 @@ def _write_manifest(result: RunResult, stage: Path, *, scheduler: str | None) ->
         "season": result.season.id,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "config": {"path": str(config.path) if config.path else None, "sha256": config.sha256},
-        "inputs": _hash_inputs(config),
+        "inputs": _hash_inputs(fingerprints),
         "districts": ({"path": str(districts.path), "id_column": districts.id_column, "layer": districts.layer}
                       if districts is not None else None),
         "adjuster": ({"wording": str(config.adjuster_path), "id": config.adjuster.id} if config.adjuster else None),

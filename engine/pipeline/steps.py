@@ -4,9 +4,10 @@ Each step is a function of data in → data out; the orchestrators
 (:func:`panen.engine.pipeline.run.run_batch`, :func:`panen.engine.pipeline.backtest.backtest`)
 only call them in order and time them. In order:
 
-1. :func:`open_inputs` — open every input a cover needs with the reader registered for
-   it (lazy where gridded), and check the inputs' headers against each product
-   (:func:`check_inputs` does the same from the headers alone, for ``panen validate``);
+1. :func:`fingerprint_inputs`, :func:`open_inputs` — fingerprint every input (file
+   stamps and content hash), then open every input a cover needs with the reader
+   registered for it (lazy where gridded), and check the inputs' headers against each
+   product (:func:`check_inputs` does the same from the headers alone, for ``panen validate``);
 2. :func:`zones` — which districts each cover settles on: the district layer's when there
    is one, else those of the tables and series the product reads;
 3. :func:`policy_rules`, :func:`check_policies` — the register's rows, valid or rejected
@@ -19,7 +20,8 @@ only call them in order and time them. In order:
 6. :func:`settle` — every cover through one ledger → terms → rounding → district
    totals (reconciled) → payments;
 7. :func:`compare` — index payouts against the named-peril cover's indemnities, per farmer;
-8. writing and the manifest (:mod:`panen.engine.pipeline.run`).
+8. writing and the manifest (:mod:`panen.engine.pipeline.run`); :func:`verify_inputs`
+   before anything is published.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ import xarray as xr
 
 from panen.engine.api import InputInfo, OpenedInput, Season, TriggerInputs, check_result_values, standardise_result
 from panen.engine.errors import DataQualityError, InputError, PluginError, Problem
+from panen.engine.infra.manifest import InputFingerprint, fingerprint_input
+from panen.engine.infra.manifest import verify_inputs as verify_fingerprints
 from panen.engine.maths.series import monthly_to_daily_equivalent
 from panen.engine.maths.zonal import build_weights, zonal_mean
 from panen.engine.pipeline.covers import Cover, IndexCover, NamedPerilCover
@@ -56,12 +60,15 @@ __all__ = [
     "adjust_claims",
     "check_inputs",
     "check_policies",
+    "check_scheduler",
     "cohorts_of",
     "compare",
     "connect",
     "district_index",
     "district_series",
     "evaluate",
+    "fingerprint_inputs",
+    "input_paths",
     "open_inputs",
     "policy_rules",
     "product_summary",
@@ -69,6 +76,7 @@ __all__ = [
     "rate_tables",
     "season_of",
     "settle",
+    "verify_inputs",
     "with_basis_risk",
     "zones",
 ]
@@ -107,6 +115,39 @@ def _needed(config, covers: list[Cover], *, register: bool) -> list[str]:
     if register and config.inputs.get(POLICIES) is not None:
         names.add(POLICIES)
     return sorted(names)
+
+
+def input_paths(config) -> dict[str, Any]:
+    """Every configured input's paths, keyed as in ``manifest.json``: ``name`` for its
+    ``path``, ``name.field`` for its other path fields (e.g. ``ndvi.cropland_mask``)."""
+    out = {}
+    for name in sorted(config.inputs):
+        spec = config.inputs[name]
+        for fname in type(spec).path_fields:
+            value = getattr(spec, fname, None)
+            if value is not None:
+                out[name if fname == "path" else f"{name}.{fname}"] = value
+    return out
+
+
+def fingerprint_inputs(config, extra: Mapping[str, Any] | None = None) -> dict[str, InputFingerprint]:
+    """Fingerprint every configured input before it is opened (and ``extra`` files by key).
+
+    Each file's size, modification/change time and inode, and the content hash the
+    manifest records (:func:`panen.engine.infra.manifest.fingerprint_input`). Pass the
+    result to :func:`verify_inputs` before publishing.
+    """
+    paths = {**input_paths(config), **(extra or {})}
+    return {key: fingerprint_input(value, name=_label(key)) for key, value in paths.items()}
+
+
+def verify_inputs(fingerprints: Mapping[str, InputFingerprint]) -> None:
+    """Fail (``InputError``, naming input and file) when an input changed since it was fingerprinted."""
+    verify_fingerprints({_label(k): v for k, v in fingerprints.items()})
+
+
+def _label(key: str) -> str:
+    return key if key == "loss_reference" else f"inputs.{key}"
 
 
 def open_inputs(config, covers: list[Cover], *, register: bool = True) -> dict[str, OpenedInput]:
@@ -335,21 +376,112 @@ def _check_overlap(weights, districts, grid: xr.DataArray, name: str, path) -> N
             file=path))
 
 
-def connect(scheduler: str | None):
-    """A Dask distributed client for ``scheduler`` (``tcp://host:port``), or ``None`` for local threads."""
+#: How long a run waits for a Dask scheduler's first worker, or for one to come back when
+#: all left mid-computation [s] (``--scheduler-timeout``, ``PANEN_SCHEDULER_TIMEOUT``).
+DEFAULT_SCHEDULER_TIMEOUT = 180.0
+#: The longest a run waits for a scheduler to answer at all [s] (capped by the timeout).
+SCHEDULER_CONNECT_TIMEOUT = 20.0
+
+
+def check_scheduler(scheduler: str | None, timeout: float | None = None) -> None:
+    """Refuse a malformed scheduler address or timeout before anything is read.
+
+    Raises
+    ------
+    InputError
+        The address is not ``SCHEME://HOST:PORT`` (schemes: tcp, tls, ws, wss, ucx, inproc)
+        or the timeout is not a positive number of seconds.
+    """
+    if timeout is not None and not (timeout > 0 and np.isfinite(timeout)):
+        raise InputError(Problem(f"the scheduler timeout must be a positive number of seconds; got {timeout}",
+                                 key="--scheduler-timeout"))
     if not scheduler:
-        return None
-    from distributed import Client
+        return
+    from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import backends
 
     try:
-        return Client(scheduler, timeout="20s")
+        scheme, loc = parse_address(scheduler, strict=False)
+        if scheme not in backends:
+            raise ValueError(f"unknown scheme {scheme!r}; known: {', '.join(sorted(backends))}")
+        if scheme != "inproc":
+            parse_host_port(loc)
+    except (ValueError, TypeError) as exc:
+        raise InputError(Problem(f"not a Dask scheduler address: {scheduler!r} ({exc}); expected "
+                                 f"tcp://HOST:PORT", key="--scheduler")) from None
+
+
+def connect(scheduler: str | None, *, timeout: float | None = None):
+    """A Dask distributed client for ``scheduler`` (``tcp://host:port``) with a worker, or ``None`` for local threads.
+
+    Parameters
+    ----------
+    scheduler
+        The scheduler's address; ``None`` or empty: local threads.
+    timeout
+        How long to wait for the first worker [s] (default
+        :data:`DEFAULT_SCHEDULER_TIMEOUT`); the scheduler itself must answer within
+        :data:`SCHEDULER_CONNECT_TIMEOUT` or the timeout, whichever is shorter.
+
+    Raises
+    ------
+    InputError
+        A malformed address, a scheduler that does not answer, or one without workers.
+    """
+    if not scheduler:
+        return None
+    timeout = DEFAULT_SCHEDULER_TIMEOUT if timeout is None else float(timeout)
+    check_scheduler(scheduler, timeout)
+    from distributed import Client
+
+    wait = min(timeout, SCHEDULER_CONNECT_TIMEOUT)
+    try:
+        client = Client(scheduler, timeout=f"{wait}s")
     except OSError as exc:
-        raise InputError(Problem(f"cannot reach the Dask scheduler at {scheduler}: {exc}")) from None
+        raise InputError(Problem(f"cannot reach the Dask scheduler at {scheduler}: {exc}", key="--scheduler")) from None
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except (TimeoutError, OSError):
+        client.close()
+        raise InputError(Problem(
+            f"the Dask scheduler at {scheduler} has no workers: none joined within {timeout:g} s. Start workers "
+            f"(dask worker {scheduler}), raise --scheduler-timeout / PANEN_SCHEDULER_TIMEOUT, or run without "
+            f"--scheduler", key="--scheduler")) from None
+    return client
+
+
+def _gather(client, futures, *, timeout: float):
+    """``client.gather`` that gives up when the cluster has had no worker for ``timeout`` seconds."""
+    from distributed import wait
+
+    alone_since = None
+    while True:
+        try:
+            wait(futures, timeout=min(5.0, timeout))
+            return client.gather(futures)
+        except TimeoutError:
+            pass
+        workers = client.scheduler_info().get("workers", {})
+        if workers:
+            alone_since = None
+            continue
+        alone_since = alone_since or time.monotonic()
+        if time.monotonic() - alone_since >= timeout:
+            client.cancel(futures)
+            raise InputError(Problem(
+                f"the Dask scheduler at {client.scheduler.address} lost all its workers and none came back within "
+                f"{timeout:g} s (--scheduler-timeout / PANEN_SCHEDULER_TIMEOUT); nothing was written",
+                key="--scheduler"))
 
 
 def compute(lazy: Mapping[str, Any], *, client=None, progress: bool = False,
-            optimize_graph: bool = True) -> dict[str, Any]:
-    """Compute named lazy objects in one pass (distributed client or local threads), with a progress bar."""
+            optimize_graph: bool = True, timeout: float | None = None) -> dict[str, Any]:
+    """Compute named lazy objects in one pass (distributed client or local threads), with a progress bar.
+
+    On a cluster, a computation whose workers all left fails once none has come back
+    within ``timeout`` seconds (default :data:`DEFAULT_SCHEDULER_TIMEOUT`) instead of
+    waiting forever.
+    """
     import dask
 
     if not lazy:
@@ -362,7 +494,7 @@ def compute(lazy: Mapping[str, Any], *, client=None, progress: bool = False,
 
             dprogress(futures)
             print(file=sys.stderr)
-        done = client.gather(futures)
+        done = _gather(client, futures, timeout=DEFAULT_SCHEDULER_TIMEOUT if timeout is None else float(timeout))
     else:
         ctx = contextlib.nullcontext()
         if progress:
@@ -376,7 +508,8 @@ def compute(lazy: Mapping[str, Any], *, client=None, progress: bool = False,
 
 def district_series(opened: Mapping[str, OpenedInput], covers: list[Cover], anchors: Mapping[str, np.ndarray], *,
                     client=None, progress: bool = False, notes: list[str] | None = None,
-                    what: str = "the season", quality: dict[str, dict] | None = None) -> dict[str, xr.Dataset]:
+                    what: str = "the season", quality: dict[str, dict] | None = None,
+                    timeout: float | None = None) -> dict[str, xr.Dataset]:
     """Every grid the covers read, reduced to district series; series inputs as they are.
 
     The zonal weights are built once per grid (only the time steps the covers' windows
@@ -432,7 +565,8 @@ def district_series(opened: Mapping[str, OpenedInput], covers: list[Cover], anch
         lazy[name] = zonal_mean(grid, weights)
     counted = {f"count:{n}": c for n, c in counts.items() if c is not None}
     try:
-        done = compute({**lazy, **counted}, client=client, progress=progress, optimize_graph=True)  # fusion is safe
+        done = compute({**lazy, **counted}, client=client, progress=progress, optimize_graph=True,  # fusion is safe
+                       timeout=timeout)
     except (OSError, RuntimeError, ValueError, KeyError) as exc:  # a corrupt chunk, a codec error, a vanished file
         read = ", ".join(f"{n} ({opened[n].info.path})" for n in lazy) or "the inputs"
         raise InputError(Problem(f"cannot read the gridded input(s) {read}: {type(exc).__name__}: {exc} (a corrupt "
