@@ -399,3 +399,16 @@ def test_a_withheld_policy_says_which_phases_had_no_index(full):
         lacking = set(rows.loc[rows["index_value"] == "", "phase"])
         assert lacking and all(ph in reason for ph in lacking)
         assert (rows["reason"] == reason).all() and rows["flagged"].astype(str).str.lower().eq("true").all()
+
+
+def test_the_wording_is_part_of_the_run_id(region, tmp_path):
+    first = run_batch(load_config(config(region, tmp_path, products=("yield",))), None)
+    wording = yaml.safe_load((REPO / "configs" / "autp.yaml").read_text())
+    wording["thresholds"]["damage_intensity_pct"] = 70
+    (tmp_path / "autp.yaml").write_text(yaml.safe_dump(wording, sort_keys=False))
+
+    def edit(cfg):
+        cfg["adjuster"]["wording"] = str(tmp_path / "autp.yaml")
+
+    second = run_batch(load_config(config(region, tmp_path, products=("yield",), edit=edit, name="b.yaml")), None)
+    assert first.run_id != second.run_id

@@ -99,7 +99,7 @@ def test_district_totals_reconcile_to_the_rupiah(result):
 def test_manifest_records_version_hashes_counts_and_timings(result):
     m = json.loads((result.out_dir / "manifest.json").read_text())
     assert m["panen_version"] and len(m["config"]["sha256"]) == 64
-    assert set(m["inputs"]) == {"districts", "rainfall", "ndvi", "yields", "policies", "assessments"}
+    assert set(m["inputs"]) == {"districts", "rainfall", "ndvi", "yields", "policies", "assessments", "adjuster_wording"}
     assert all(len(v["sha256"]) == 64 for v in m["inputs"].values())
     assert m["counts"]["policies_valid"] + m["counts"]["policies_rejected"] == m["counts"]["policies_read"]
     # every valid policy of every cover (the named-peril cover too) has its ledger row

@@ -178,7 +178,9 @@ def _run(config: RunConfig, out_dir: Path | None, *, strict: bool, scheduler: st
     notes: list[str] = list(recovered)
 
     with t("read_inputs"):
-        fingerprints = steps.fingerprint_inputs(config)
+        # the wording decides named-peril money like an input: its content is part of the run id
+        fingerprints = steps.fingerprint_inputs(
+            config, extra={"adjuster_wording": config.adjuster_path} if config.adjuster_path is not None else None)
         opened = steps.open_inputs(config, covers)
         zoned = steps.zones(covers, opened)
         rules = steps.policy_rules(covers, season, opened, zoned)

@@ -147,7 +147,7 @@ def verify_inputs(fingerprints: Mapping[str, InputFingerprint]) -> None:
 
 
 def _label(key: str) -> str:
-    return key if key == "loss_reference" else f"inputs.{key}"
+    return {"loss_reference": "loss_reference", "adjuster_wording": "adjuster.wording"}.get(key, f"inputs.{key}")
 
 
 def open_inputs(config, covers: list[Cover], *, register: bool = True) -> dict[str, OpenedInput]:
