@@ -1,0 +1,229 @@
+"""Where a CSV record is in the file as a person sees it: its line, and the column of a byte.
+
+Arrow's CSV reader numbers nothing: a reject or an error must still name the line a
+person finds in a text editor. This module re-reads the bytes with the same rules as the
+reader (``pyarrow.csv`` with ``newlines_in_values=True`` and ``ignore_empty_lines``):
+
+* a line ends at LF, CR or CRLF — also inside a quoted value, which therefore spans lines;
+* a record *starts* on the line given for it (a quoted line break makes the next record
+  start further down: lines are text lines, not records);
+* empty lines (no characters at all) are no record and are counted as lines;
+* a ``"`` opens a quoted value only at the start of a field; inside, ``""`` is a quote;
+* line 1 is the header.
+
+The scan is a numba kernel over the raw (decompressed, not decoded) bytes, in blocks. It
+runs only when something must be located — a rejected row, a malformed record, a byte
+that is not text in the file's encoding — so a clean file is never read twice. Encodings
+are ASCII-compatible (checked in the config), so separators, quotes and line ends are the
+same bytes in every one of them.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from numba import njit
+
+from panen.engine.errors import InputError
+
+__all__ = ["RecordLines", "Located", "decode_error_offset", "locate_offset", "scan_records"]
+
+_BLOCK = 1 << 22
+
+# state slots carried from block to block
+_LINE, _IN_QUOTES, _FIELD_START, _OPEN, _FIELDS, _PREV_CR, _RECORDS, _QUOTE_PENDING, _RECORD_LINE, _DONE = range(10)
+
+
+def _new_state() -> np.ndarray:
+    st = np.zeros(10, np.int64)
+    st[_LINE] = 1
+    return st
+
+
+@njit(nogil=True, cache=True)
+def _scan(buf, base, sep, st, out_line, out_fields, want, stop):  # pragma: no cover - numba
+    """Advance the record state over ``buf`` (absolute offset ``base``).
+
+    Completed records are written to ``out_line`` / ``out_fields`` (index = record number
+    within this call) until ``want`` records in total are done. ``stop`` (absolute
+    offset, -1 for none): return just before that byte, with the state describing it.
+    Returns the number of records written.
+    """
+    emitted = 0
+    n = buf.shape[0]
+    for i in range(n):
+        if stop >= 0 and base + i == stop:
+            st[_DONE] = 1
+            return emitted
+        if st[_RECORDS] >= want:
+            st[_DONE] = 1
+            return emitted
+        c = buf[i]
+        was_cr = st[_PREV_CR]
+        st[_PREV_CR] = 0
+        if st[_IN_QUOTES] == 1:
+            if st[_QUOTE_PENDING] == 1:
+                st[_QUOTE_PENDING] = 0
+                if c == 34:  # "" inside quotes: a literal quote
+                    continue
+                st[_IN_QUOTES] = 0  # the quote closed the value; this byte is outside it
+            else:
+                if c == 34:
+                    st[_QUOTE_PENDING] = 1
+                elif c == 13:
+                    st[_LINE] += 1
+                    st[_PREV_CR] = 1
+                elif c == 10:
+                    if was_cr == 0:
+                        st[_LINE] += 1
+                continue
+        if st[_OPEN] == 0:
+            if c == 10:
+                if was_cr == 0:  # an empty line (the LF of a CRLF was counted at its CR)
+                    st[_LINE] += 1
+                continue
+            if c == 13:
+                st[_LINE] += 1
+                st[_PREV_CR] = 1
+                continue
+            st[_OPEN] = 1
+            st[_RECORD_LINE] = st[_LINE]
+            st[_FIELDS] = 1
+            st[_FIELD_START] = 1
+        if c == sep:
+            st[_FIELDS] += 1
+            st[_FIELD_START] = 1
+        elif c == 10 or c == 13:
+            out_line[emitted] = st[_RECORD_LINE]
+            out_fields[emitted] = st[_FIELDS]
+            emitted += 1
+            st[_RECORDS] += 1
+            st[_OPEN] = 0
+            st[_LINE] += 1
+            if c == 13:
+                st[_PREV_CR] = 1
+        elif c == 34 and st[_FIELD_START] == 1:
+            st[_IN_QUOTES] = 1
+            st[_FIELD_START] = 0
+        else:
+            st[_FIELD_START] = 0
+    return emitted
+
+
+def _open(path: Path):
+    try:
+        return pa.input_stream(str(path), compression="detect")
+    except (OSError, pa.ArrowException) as e:
+        raise InputError(f"cannot read the file: {e}", file=path) from e
+
+
+@dataclass
+class Located:
+    """Where the scan stopped: the records before it and the position in the current one."""
+
+    lines: np.ndarray      # start line of each completed record (record 0 = the header)
+    fields: np.ndarray     # its number of fields
+    line: int              # the line being read at the stop
+    record_line: int       # start line of the record being read (0 if between records)
+    field: int             # 0-based field index in that record
+    in_quotes: bool        # the scan ended inside a quoted value
+
+
+def scan_records(path: str | Path, separator: str, *, want: int | None = None, stop: int = -1) -> Located:
+    """Scan a CSV's records: start lines and field counts (the header is record 0).
+
+    ``want``: stop after that many records; ``stop``: stop before that byte offset (of the
+    decompressed file).
+    """
+    p = Path(path)
+    sep = ord(separator)
+    st = _new_state()
+    lines, fields = [], []
+    limit = np.iinfo(np.int64).max if want is None else int(want)
+    base = 0
+    with _open(p) as stream:
+        while st[_DONE] == 0:
+            block = stream.read(_BLOCK)
+            if not block:
+                break
+            buf = np.frombuffer(block, dtype=np.uint8)
+            out_line = np.empty(buf.size + 1, np.int64)
+            out_fields = np.empty(buf.size + 1, np.int64)
+            k = _scan(buf, base, sep, st, out_line, out_fields, limit, stop)
+            lines.append(out_line[:k].copy())
+            fields.append(out_fields[:k].copy())
+            base += buf.size
+    field_no = int(st[_FIELDS]) - 1 if st[_OPEN] else 0
+    if st[_DONE] == 0 and st[_OPEN] == 1 and st[_RECORDS] < limit:  # the last record has no line end
+        lines.append(np.array([st[_RECORD_LINE]], np.int64))
+        fields.append(np.array([st[_FIELDS]], np.int64))
+    return Located(lines=np.concatenate(lines) if lines else np.zeros(0, np.int64),
+                   fields=np.concatenate(fields) if fields else np.zeros(0, np.int64),
+                   line=int(st[_LINE]), record_line=int(st[_RECORD_LINE]) if st[_OPEN] else 0,
+                   field=max(field_no, 0), in_quotes=bool(st[_IN_QUOTES]) and not bool(st[_QUOTE_PENDING]))
+
+
+def locate_offset(path: str | Path, separator: str, offset: int) -> Located:
+    """The line and field of byte ``offset`` of the (decompressed) file."""
+    return scan_records(path, separator, stop=offset)
+
+
+def decode_error_offset(path: str | Path, encoding: str) -> tuple[int, bytes] | None:
+    """Offset and bytes of the first byte sequence that is not text in ``encoding`` (``None``: all is)."""
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    base = 0
+    with _open(Path(path)) as stream:
+        while True:
+            block = stream.read(_BLOCK)
+            final = not block
+            state = decoder.getstate()
+            pending = len(state[0]) if isinstance(state, tuple) and isinstance(state[0], bytes) else 0
+            try:
+                decoder.decode(block, final=final)
+            except UnicodeDecodeError as e:
+                start = base - pending + e.start
+                return start, bytes(e.object[e.start:e.end])
+            if final:
+                return None
+            base += len(block)
+
+
+@dataclass
+class RecordLines:
+    """Text lines of a CSV's data rows, found on demand (only when a row must be located).
+
+    Calling it with 0-based data rows (the order the reader returned them) gives their
+    1-based lines. The file's size and modification time are remembered when it is read:
+    if the file changed since, locating refuses with an :class:`InputError` rather than
+    name a wrong line.
+    """
+
+    path: Path
+    separator: str
+    size: int
+    mtime_ns: int
+    _lines: np.ndarray | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, path: str | Path, separator: str) -> "RecordLines":
+        st = os.stat(path)
+        return cls(Path(path), separator, st.st_size, st.st_mtime_ns)
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.size == 0:
+            return np.zeros(0, np.int64)
+        need = int(rows.max()) + 2  # + the header
+        if self._lines is None or self._lines.size < need:
+            st = os.stat(self.path)
+            if (st.st_size, st.st_mtime_ns) != (self.size, self.mtime_ns):
+                raise InputError("the file changed while it was being read; run again", file=self.path)
+            self._lines = scan_records(self.path, self.separator, want=need).lines
+        if self._lines.size < need:  # cannot happen for rows the reader returned
+            raise InputError(f"row {int(rows.max()) + 1} not found when locating lines", file=self.path)
+        return self._lines[rows + 1]
