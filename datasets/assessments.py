@@ -41,7 +41,7 @@ import pyarrow.compute as pc
 from panen.engine.api import ASSESSMENT_COLUMNS
 from panen.engine.infra.arrowcols import (ISO, TextFormat, as_text, blank, check_header, date_column, number_column,
                                          string_column)
-from panen.engine.infra.safetext import normalise_keys
+from panen.engine.infra.safetext import line_breaks, normalise_keys
 from panen.engine.infra.text import normalise_label
 
 from .tables import TableOptions, read_located
@@ -57,6 +57,7 @@ REASONS: dict[str, str] = {
     "missing_value": "a required value is empty",
     "bad_key": "a key holds a control character or a bidirectional/line-separator format character",
     "unsafe_text": "a key begins with =, +, - or @ (a spreadsheet would run it as a formula)",
+    "multiline_value": "a text value spans lines (a quote may be missing: the lines may be other assessments)",
     "bad_number": "a number could not be parsed",
     "bad_date": "a date is not a date in the file's date format (ISO YYYY-MM-DD by default)",
     "percent_out_of_range": "a percentage is outside 0-100",
@@ -143,8 +144,10 @@ def split_assessments(table: pa.Table | pd.DataFrame, file: str = "<memory>", *,
     check_header(table.column_names, ASSESSMENT_COLUMNS, file)
     n = table.num_rows
     reason = np.zeros(n, np.int8)
-    column = np.zeros(n, np.int8)
-    col_index = {c: i for i, c in enumerate(ASSESSMENT_COLUMNS)}
+    column = np.zeros(n, np.int16)
+    extra = [c for c in table.column_names if c not in ASSESSMENT_COLUMNS]
+    all_columns = list(ASSESSMENT_COLUMNS) + extra
+    col_index = {c: i for i, c in enumerate(all_columns)}
 
     def flag(mask: np.ndarray, why: str, col: str) -> None:
         sel = mask & (reason == 0)
@@ -167,6 +170,14 @@ def split_assessments(table: pa.Table | pd.DataFrame, file: str = "<memory>", *,
         flag(keys[c].bad, "bad_key", c)
     for c in _KEYS:
         flag(keys[c].unsafe, "unsafe_text", c)
+    # a line break in a text value: a missing quote may have swallowed whole lines (other
+    # assessments), which would then be neither adjusted nor rejected
+    for c in ("peril", "planting_method", *extra):
+        col = table[c]
+        if pa.types.is_dictionary(col.type):
+            col = pc.cast(col, col.type.value_type)
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            flag(line_breaks(col), "multiline_value", c)
     for c in _NUMBERS:
         flag(numbers[c][2], "bad_number", c)
     for c in _DATES:
@@ -192,7 +203,7 @@ def split_assessments(table: pa.Table | pd.DataFrame, file: str = "<memory>", *,
 
     rejected = reason != 0
     rejects = _rejects(table, file, rejected, reason, column, counts, first, lines, dict(source_columns or {}),
-                       text_format)
+                       text_format, all_columns)
     keep = ~rejected
     valid = pd.DataFrame({
         **{c: _strings(text[c][0], keep) for c in _TEXT},
@@ -254,14 +265,14 @@ def _duplicates(text: dict, event: np.ndarray, use: np.ndarray, peril_key: Calla
 
 def _rejects(table: pa.Table, file: str, rejected: np.ndarray, reason: np.ndarray, column: np.ndarray,
              counts: np.ndarray, first: np.ndarray, lines: Callable[[np.ndarray], np.ndarray] | None,
-             source_columns: dict[str, str], text_format: TextFormat) -> pd.DataFrame:
+             source_columns: dict[str, str], text_format: TextFormat, all_columns: list[str]) -> pd.DataFrame:
     idx = np.flatnonzero(rejected)
     raw = table.filter(pa.array(rejected))
     text = {name: pd.Series(as_text(raw[name]).to_pandas(), dtype="str") for name in raw.column_names}
     why = pd.Series(np.asarray(list(REASONS), dtype=object)[reason[idx] - 1], dtype="str")
-    col = pd.Series(np.asarray(ASSESSMENT_COLUMNS, dtype=object)[column[idx]], dtype="str")
+    col = pd.Series(np.asarray(all_columns, dtype=object)[column[idx]], dtype="str")
     # the column as the file names it (a reader may have mapped the insurer's header)
-    shown = pd.Series(np.asarray([source_columns.get(c, c) for c in ASSESSMENT_COLUMNS],
+    shown = pd.Series(np.asarray([source_columns.get(c, c) for c in all_columns],
                                  dtype=object)[column[idx]], dtype="str")
     first_at = pd.Series((first[idx] + 1).astype(str), dtype="str")
     line = None
@@ -270,7 +281,7 @@ def _rejects(table: pa.Table, file: str, rejected: np.ndarray, reason: np.ndarra
         line = located[:len(idx)]
         first_at = first_at + ", line " + pd.Series(located[len(idx):].astype(str), dtype="str")
     value = pd.Series([None] * len(idx), dtype="str")
-    for c in ASSESSMENT_COLUMNS:
+    for c in all_columns:
         at = (col == c).to_numpy()
         if at.any():
             value[at] = text[c][at]
@@ -284,6 +295,8 @@ def _rejects(table: pa.Table, file: str, rejected: np.ndarray, reason: np.ndarra
                                           "bidirectional/line-separator format character; ids must be printable text",
         "unsafe_text": shown + " " + quoted + " begins with '=', '+', '-' or '@': a spreadsheet opening the CSV "
                                               "would run it as a formula (a plain signed number is allowed)",
+        "multiline_value": shown + " " + quoted + " spans several lines: a quote may be missing, and the lines "
+                                                  "it holds may be other assessments; quote it or remove the line breaks",
         "bad_number": shown + " " + quoted + number_rule,
         "bad_date": shown + " " + quoted + f" is not {text_format.describe_dates()}",
         "percent_out_of_range": shown + " must be between 0 and 100 %, got " + quoted,

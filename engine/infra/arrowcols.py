@@ -111,7 +111,7 @@ def check_header(names: list[str], required: Iterable[str], file: str | Path) ->
     missing = [c for c in required if c not in seen]
     hint = ""
     if missing and any(";" in n or "\t" in n for n in names):
-        hint = " (the header looks semicolon- or tab-separated; panen reads comma-separated CSV)"
+        hint = " (the header looks semicolon- or tab-separated: say so with the input's `separator:`)"
     problems += [Problem(f"required column {c!r} is missing{hint}", file=file, column=c) for c in missing]
     if problems:
         raise InputError(problems)

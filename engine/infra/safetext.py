@@ -42,8 +42,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
-__all__ = ["NormalisedKeys", "csv_safe_table", "csv_safe_text", "formula_like", "normalise_key_dictionary",
-           "normalise_keys"]
+__all__ = ["NormalisedKeys", "csv_safe_table", "csv_safe_text", "formula_like", "line_breaks",
+           "normalise_key_dictionary", "normalise_keys"]
 
 #: Removed from keys before any comparison (they are invisible).
 INVISIBLE = "\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad"
@@ -219,6 +219,20 @@ def normalise_key_dictionary(codes: np.ndarray, values: pa.Array) -> tuple[np.nd
     remap = pc.index_in(keys.values, value_set=unique).to_numpy(zero_copy_only=False).astype(np.int32)
     new_codes = np.where(codes >= 0, np.append(remap, -1)[codes], -1).astype(np.int32)
     return new_codes, unique, bad_row, unsafe_row
+
+
+def line_breaks(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Whether each text holds a line break (LF or CR) — a value that spans lines of its file.
+
+    >>> line_breaks(pa.array(["a", "b\\nc", None, "d\\r"])).tolist()
+    [False, True, False, True]
+    """
+    arr = _one_array(values)
+    rows = np.flatnonzero((_flags(arr) & _CTRL) != 0)
+    out = np.zeros(len(arr), bool)
+    if rows.size:
+        out[rows] = _mask(pc.match_substring_regex(arr.take(pa.array(rows)), "[\\r\\n]"))
+    return out
 
 
 def formula_like(values: pa.Array | pa.ChunkedArray) -> np.ndarray:

@@ -8,8 +8,16 @@ Two stages, kept apart on purpose:
   they raise :class:`~panen.engine.errors.InputError` naming the file and column, and the
   CLI exits 2 with every problem listed.
 * :func:`validate_policies` checks every *row* and moves bad rows to a rejects table with a
-  reason code and a message naming the file, the 1-based data row (header excluded) and
-  the column. No row is ever dropped silently: ``len(valid) + len(rejects) == rows read``.
+  reason code and a message naming the file, the 1-based data row (header excluded), the
+  text line the row starts on (header = line 1; blank lines and line breaks inside quoted
+  values count, as in a text editor) and the column, named as the file names it. No row
+  is ever dropped silently: ``len(valid) + len(rejects) == rows read``.
+
+Keys (``policy_id, farmer_id, district_id, product_id, group_id``) are compared as
+normalised text (:func:`panen.engine.infra.safetext.normalise_keys`: invisible characters
+removed, NFKC, trimmed), and the valid table — hence the ledger and the payments —
+carries the normalised key: ``"P001 "`` and ``"P0\u200b01"`` are one policy id, which
+occurs twice.
 
 Everything is vectorised over Arrow/numpy arrays (a numba kernel finds duplicate policy
 ids by hashing), so a national register of ten million rows validates in seconds.
@@ -48,7 +56,7 @@ from panen.engine.api import (REGISTER_KEY_COLUMNS, REGISTER_OPTIONAL_COLUMNS, R
                               PolicyRegister)
 from panen.engine.infra.arrowcols import (TextFormat, as_text, blank, date_column, key_column, number_column,
                                          string_buffers, text_column)
-from panen.engine.infra.safetext import normalise_key_dictionary, normalise_keys
+from panen.engine.infra.safetext import line_breaks, normalise_key_dictionary, normalise_keys
 
 __all__ = [
     "KEY_COLUMNS",
@@ -76,6 +84,8 @@ REASONS: dict[str, str] = {
     "missing_value": "a required value is empty",
     "bad_key": "a key holds a control character or a bidirectional/line-separator format character",
     "unsafe_text": "a key begins with =, +, - or @ (a spreadsheet would run it as a formula)",
+    "multiline_value": "a value panen does not parse (an extra column, a sowing date no product uses) spans "
+                       "lines (a quote may be missing: the lines may be policies)",
     "duplicate_policy_id": "the policy id occurs more than once in the register",
     "unknown_product": "the product is not configured for this run",
     "unknown_district": "the district is not in the district layer, or not in the data of the product",
@@ -227,8 +237,13 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str] |
     """Split a register into valid policies and rejects (no row is ever dropped).
 
     Checks, in order (a row is rejected once, for the first problem found; see
-    :data:`REASONS`): a required value is empty (``missing_value``, naming the column);
-    the policy id occurs more than once (``duplicate_policy_id`` — *every* occurrence is
+    :data:`REASONS`): a required value is empty (``missing_value``, naming the column;
+    a key of nothing but spaces and invisible characters is empty); a key holds a
+    control or bidirectional/line-separator character (``bad_key``) or would start a
+    spreadsheet formula (``unsafe_text``: ``=``, ``+``, ``-``, ``@``, unless a plain
+    signed number); a value panen does not otherwise parse (an extra column, the sowing
+    date) spans lines (``multiline_value``: a missing quote may have swallowed policies);
+    the normalised policy id occurs more than once (``duplicate_policy_id`` — *every* occurrence is
     rejected); unknown product; unknown district; an unparsable number (``bad_number``)
     in ``area_ha``, ``sum_insured``, ``actual_value``, ``event_number`` or
     ``interruption_days``; ``area_ha <= 0``
@@ -236,15 +251,18 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str] |
     (``bad_sum_insured``); an ``actual_value`` that is not a positive whole number of
     rupiah (``bad_actual_value``); an ``event_number`` below 1 or an
     ``interruption_days`` below 0, or either fractional (``bad_event_number``,
-    ``bad_interruption_days``); an unparsable ``sowing_date`` (``bad_date``); and for
-    products anchored on the sowing date, a missing sowing date
+    ``bad_interruption_days``); and for products anchored on the sowing date (only
+    theirs: a sowing date no product uses is not parsed), an unparsable ``sowing_date``
+    (``bad_date``), a missing sowing date
     (``missing_sowing_date``) or one outside the product's ``sowing_window``
     (``sowing_date_outside_window``, inclusive bounds).
 
     Parameters
     ----------
     register
-        As returned by :func:`read_policies` or :meth:`PolicyRegister.from_frame`.
+        As returned by :func:`read_policies` or :meth:`PolicyRegister.from_frame`; its
+        ``text`` format says how numbers and dates are written (decimal comma,
+        ``dd/mm/yyyy``), its ``lines`` and ``source_columns`` locate rejects.
     district_ids
         Every district id of the district layer; ``None`` when the run has no district
         layer (each product's ``districts`` are then its own data's).
@@ -254,16 +272,18 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str] |
     Returns
     -------
     valid : pandas.DataFrame
-        One row per accepted policy, in file order, typed: ids as strings, ``district_id``
-        / ``product_id`` / ``group_id`` as categoricals, ``area_ha`` float64 [ha],
-        ``sum_insured`` and ``actual_value`` nullable Int64 [Rp], ``event_number`` and
-        ``interruption_days`` nullable Int64, ``sowing_date``
-        datetime64. Optional columns appear only if the register has them; columns
+        One row per accepted policy, in file order, typed: ids as normalised strings,
+        ``district_id`` / ``product_id`` / ``group_id`` as categoricals, ``area_ha``
+        float64 [ha], ``sum_insured`` and ``actual_value`` nullable Int64 [Rp],
+        ``event_number`` and ``interruption_days`` nullable Int64, ``sowing_date``
+        datetime64 (``NaT`` for policies of products not anchored on it). Optional columns appear only if the register has them; columns
         outside the contract are not carried.
     rejects : pandas.DataFrame
-        ``file, row, column, policy_id, product_id, reason, message`` followed by the raw
-        values of every other register column (as text), sorted by ``row`` (1-based data
-        row of the file, header excluded).
+        ``file, row, line, column, policy_id, product_id, reason, message`` followed by
+        the raw values of every other register column (as text, under the file's names),
+        sorted by ``row`` (1-based data row of the file, header excluded); ``line`` is
+        the text line the row starts on (nullable: ``<NA>`` for Parquet and in-memory
+        registers).
 
     Raises
     ------
@@ -275,11 +295,14 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str] |
     n = t.num_rows
     names = t.column_names
     reason = np.zeros(n, np.int8)
-    column = np.zeros(n, np.int8)
+    column = np.zeros(n, np.int16)  # an export may have hundreds of columns
     # every optional column has a code, present or not: a missing sowing_date column is still
     # the column a "missing_sowing_date" reject names
     col_names = list(REQUIRED_COLUMNS) + list(OPTIONAL_COLUMNS)
     col_index = {c: i for i, c in enumerate(col_names)}
+    extra = [c for c in names if c not in col_index]  # columns outside the contract, named in rejects too
+    col_names += extra
+    col_index.update({c: len(col_index) + i for i, c in enumerate(extra)})
 
     def flag(mask: np.ndarray, why: str, col: str) -> None:
         if not mask.any():
@@ -314,6 +337,13 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str] |
         flag(bad, "bad_key", col)
     for col, _, unsafe in keys:
         flag(unsafe, "unsafe_text", col)
+    # A quoted value may hold line breaks; in a column panen does not read (a note, an
+    # address) it could also hold whole lines of policies swallowed by a missing quote,
+    # which would then be neither paid nor rejected. Such rows are rejected.
+    # (sowing_date too: it is parsed only for the products anchored on it)
+    for name in extra + (["sowing_date"] if "sowing_date" in names else []):
+        if _is_text(t[name].type):
+            flag(line_breaks(t[name]), "multiline_value", name)
 
     # An insurer must decide which of two rows with one policy id is the real policy;
     # keeping the first would pay on whichever row happened to come first in the file,
@@ -401,6 +431,12 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str] |
     if len(valid) + len(rejects) != n:  # the one rule of this module; cannot happen
         raise RuntimeError(f"validate_policies lost rows: {len(valid)} + {len(rejects)} != {n}")
     return valid, rejects
+
+
+def _is_text(t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
 
 
 def _text_key(col: pa.ChunkedArray, name: str, file: str) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray]:
@@ -562,6 +598,8 @@ def _messages(reasons: pa.Array, columns: pa.Array, shown: pa.Array, text: dict[
                         "bidirectional/line-separator format character; ids must be printable text"),
         "unsafe_text": join(shown, " ", quoted, " begins with '=', '+', '-' or '@': a spreadsheet opening the "
                             "CSV would run it as a formula (a plain signed number is allowed)"),
+        "multiline_value": join(shown, " ", quoted, " spans several lines: a quote may be missing, and the lines "
+                                "it holds may be other policies; quote the value or remove the line breaks"),
         "duplicate_policy_id": join("policy_id ", quoted, read_as, " occurs ", pc.cast(pa.array(counts), pa.string()),
                                     " times (first at row ", first_at,
                                     "); every occurrence is rejected until the insurer resolves which is real"),
