@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from panen.engine.api import ASSESSMENT_COLUMNS
-from panen.engine.infra.arrowcols import (ISO, TextFormat, as_text, blank, check_header, date_column, number_column,
+from panen.engine.infra.arrowcols import (ISO, TextFormat, as_text, check_header, date_column, number_column,
                                          string_column)
 from panen.engine.infra.safetext import line_breaks, normalise_keys
 from panen.engine.infra.text import normalise_label
@@ -159,7 +159,7 @@ def split_assessments(table: pa.Table | pd.DataFrame, file: str = "<memory>", *,
     keys = {}
     for c in _KEYS:  # keys as they are compared and carried
         keys[c] = normalise_keys(text[c][0])
-        text[c] = (keys[c].values, blank(keys[c].values))
+        text[c] = (keys[c].values, keys[c].missing)
     numbers = {c: number_column(table[c], c, file, text_format) for c in _NUMBERS}
     dates = {c: date_column(table[c], c, file, text_format) for c in _DATES}
     missing = {c: v[1] for c, v in text.items()} | {c: v[1] for c, v in numbers.items()} \

@@ -100,7 +100,7 @@ class TableReading(InputSpec):
     #: The columns ``columns:`` may map onto (``None``: any name).
     mappable: ClassVar[tuple[str, ...] | None] = None
 
-    path: Path
+    path: Path = Field(description="CSV (.csv, .csv.gz, .csv.bz2, .csv.zst) or Parquet (.parquet, .pq) file")
     separator: str = Field(",", description="CSV field separator: ',', ';', '\\t' (or 'tab') or '|'")
     decimal: Literal[".", ","] = Field(".", description="decimal mark of numbers: '.' or ','")
     thousands: Literal[".", ",", " "] | None = Field(
@@ -108,7 +108,7 @@ class TableReading(InputSpec):
     date_format: str = Field("%Y-%m-%d", description="date pattern from %d %m %Y %y, e.g. '%d/%m/%Y'")
     encoding: str = Field("utf-8", description="text encoding of a CSV, e.g. utf-8, cp1252, latin-1")
     columns: dict[str, str] = Field(
-        default_factory=dict, description="the file's headers mapped to panen's columns, e.g. "
+        default_factory=dict, description="the file's headers mapped to the columns panen reads, e.g. "
                                           "{kode_kabupaten: district_id, luas_lahan_ha: area_ha}")
 
     @field_validator("separator", mode="before")

@@ -422,3 +422,44 @@ def test_a_parquet_register_goes_through_the_same_key_rules(tmp_path):
                                                               "unsafe_text"]
     assert rejects["column"].tolist() == ["no_polis"] * 3 and rejects["line"].isna().all()
     assert np.array_equal(rejects["row"], [1, 2, 3])
+
+
+@pytest.mark.parametrize("options, key, text", [
+    ({"separator": "x"}, "inputs.policies.separator", "separator must be one of"),
+    ({"encoding": "utf-16"}, "inputs.policies.encoding", "convert the file to UTF-8"),
+    ({"encoding": "klingon"}, "inputs.policies.encoding", "unknown encoding"),
+    ({"date_format": "%d/%m/%Y %H:%M"}, "inputs.policies.date_format", "allowed: %d, %m, %Y, %y"),
+    ({"date_format": "%d/%m"}, "inputs.policies.date_format", "year"),
+    ({"decimal": ",", "thousands": ","}, "inputs.policies.thousands", "is also the decimal mark"),
+    ({"columns": {"luas": "luas_ha"}}, "inputs.policies.columns", "not a column panen reads here"),
+    ({"columns": {"a": "area_ha", "b": "area_ha"}}, "inputs.policies.columns", "more than one column"),
+])
+def test_bad_reading_options_are_config_errors_naming_the_key(region, tmp_path, capsys, options, key, text):
+    (tmp_path / "policies.csv").write_bytes(lines(row("P1")))
+
+    def edit(cfg):
+        cfg["inputs"]["policies"] = {"path": str(tmp_path / "policies.csv"), **options}
+
+    cfg = config(region, tmp_path, keep_inputs=("policies", "yields"), products=("yield",), adjuster=False, edit=edit)
+    capsys.readouterr()
+    assert main(["validate", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert key in err and text in err, err
+
+
+def test_the_readme_example_of_an_indonesian_export_is_a_valid_config():
+    import re
+
+    import yaml
+
+    from panen.datasets.readers import AssessmentsSpec, PoliciesSpec, YieldsSpec
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"```yaml\n(inputs:\n  policies:\n    path: data/polis_mt1_2024\.csv.*?)```", readme, re.S)
+    inputs = yaml.safe_load(block.group(1))["inputs"]
+    policies = PoliciesSpec.model_validate(inputs["policies"]).table_options()
+    assert (policies.separator, policies.text.decimal, policies.text.thousands, policies.codec) == (";", ",", ".",
+                                                                                                   "cp1252")
+    assert policies.columns["kode_kabupaten"] == "district_id"
+    AssessmentsSpec.model_validate(inputs["assessments"])
+    YieldsSpec.model_validate(inputs["yields"])

@@ -140,12 +140,15 @@ class NormalisedKeys:
         Begins with a formula character and is not a plain signed number.
     changed
         Normalisation changed the key (trailing space, invisible character, NFKC).
+    missing
+        Null, or empty once normalised (nothing but white space and invisible characters).
     """
 
     values: pa.Array
     bad: np.ndarray
     unsafe: np.ndarray
     changed: np.ndarray
+    missing: np.ndarray
 
 
 def normalise_keys(values: pa.Array | pa.ChunkedArray) -> NormalisedKeys:
@@ -161,13 +164,12 @@ def normalise_keys(values: pa.Array | pa.ChunkedArray) -> NormalisedKeys:
     arr = _one_array(values)
     n = len(arr)
     flags = _flags(arr)
-    unicode_rows = (flags & (_CTRL | _NONASCII)) != 0
-    trim_rows = ((flags & _EDGE_SPACE) != 0) & ~unicode_rows
+    seen = int(np.bitwise_or.reduce(flags)) if n else 0  # every flag any row has: clean columns stop here
     bad = np.zeros(n, bool)
     out = arr
     changed = np.zeros(n, bool)
-    if unicode_rows.any() or trim_rows.any():
-        work = unicode_rows | trim_rows
+    if seen & (_CTRL | _NONASCII | _EDGE_SPACE):
+        work = (flags & (_CTRL | _NONASCII | _EDGE_SPACE)) != 0
         part = arr.take(pa.array(np.flatnonzero(work)))
         # invisible characters out, NFKC, then the ends trimmed of plain white space (space,
         # tab, CR, LF, FF) before looking for control characters: a trailing tab is
@@ -178,9 +180,23 @@ def normalise_keys(values: pa.Array | pa.ChunkedArray) -> NormalisedKeys:
         fixed = pc.utf8_trim_whitespace(trimmed)  # other Unicode spaces (NFKC made most of them ' ')
         out = pc.replace_with_mask(arr, pa.array(work), fixed)
         flags = _flags(out)
+        seen = int(np.bitwise_or.reduce(flags))
         changed[work] = ~_mask(pc.equal(fixed, part))
-    unsafe = _formula_rows(out, flags)
-    return NormalisedKeys(values=out, bad=bad, unsafe=unsafe, changed=changed)
+    unsafe = _formula_rows(out, flags) if seen & _FORMULA else np.zeros(n, bool)
+    return NormalisedKeys(values=out, bad=bad, unsafe=unsafe, changed=changed, missing=_empty(out))
+
+
+def _empty(arr: pa.Array) -> np.ndarray:
+    """Null or zero-length (normalised keys are trimmed: a blank one is empty)."""
+    n = len(arr)
+    buffers = arr.buffers()
+    if n == 0:
+        return np.zeros(0, bool)
+    offsets = np.frombuffer(buffers[1], dtype=np.int32)[arr.offset: arr.offset + n + 1]
+    out = offsets[1:] == offsets[:-1]
+    if arr.null_count:
+        out |= arr.is_null().to_numpy(zero_copy_only=False)
+    return out
 
 
 def _formula_rows(arr: pa.Array, flags: np.ndarray) -> np.ndarray:

@@ -442,7 +442,7 @@ def _is_text(t: pa.DataType) -> bool:
 def _text_key(col: pa.ChunkedArray, name: str, file: str) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray]:
     """Normalised keys of a text column; missing (empty once normalised), bad and unsafe masks."""
     keys = normalise_keys(text_column(col, name, file))
-    return keys.values, blank(keys.values), keys.bad, keys.unsafe
+    return keys.values, keys.missing, keys.bad, keys.unsafe
 
 
 def _dictionary_key(col: pa.ChunkedArray, name: str, file: str
