@@ -19,6 +19,11 @@ input           kind      reader
 ``policies``    register  the policy register, as read (rows are checked by the engine)
 ``assessments`` table     field loss assessments; bad rows go to the run's rejects
 ==============  ========  ==================================================================
+
+``policies``, ``assessments`` and ``yields`` share the reading options of
+:class:`TableReading` (separator, decimal mark, thousands separator, date format,
+encoding, ``columns:`` mapping the file's own headers), so an insurer's spreadsheet
+export is read as it is.
 """
 
 from __future__ import annotations
@@ -353,12 +358,6 @@ class YieldsReader(Reader):
 
 
 # --------------------------------------------------------------------------- policy register
-class TableSpec(InputSpec):
-    """A table (CSV or Parquet)."""
-
-    path: Path
-
-
 class PoliciesSpec(TableReading):
     """``inputs.policies`` — the policy register (CSV or Parquet), with the table reading options."""
 

@@ -216,7 +216,8 @@ def _check_header(names: list[str], required: Iterable[str], p: Path, original: 
 
 def read_csv_table(p: Path, required: Iterable[str], *, dictionary_columns: Iterable[str] = (),
                    options: TableOptions = TableOptions()) -> pa.Table:
-    """A CSV (optionally compressed) as an Arrow table of text columns (keys dictionary-encoded)."""
+    """A CSV (optionally compressed) as an Arrow table of text columns (keys dictionary-encoded),
+    written as ``options`` say, columns named after ``options.columns``."""
     return _read_csv(p, required, dictionary_columns, options)[0]
 
 

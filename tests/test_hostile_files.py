@@ -248,10 +248,11 @@ def test_keys_are_carried_normalised_into_the_ledger_and_payments(region, tmp_pa
 def test_hostile_free_text_is_written_safely(region, tmp_path, capsys):
     hostile = '"=HYPERLINK(""http://evil"",""klik"")"'
     data = lines(row("P1", "F1", D, "yield", "0", hostile), row("P2", "F2", D, "yield", "1", "aman"),
-                 header=H + ",catatan")
+                 row("<script>alert(1)</script>", "F3", D, "yield", "1", "x"), header=H + ",catatan")
     code, _, out, err = _run(region, tmp_path, Case(data), capsys)
     assert code == 0, err
-    _accounted(out, 2)
+    _accounted(out, 3)
+    assert "<script>alert" not in (out / "report.html").read_text()  # the report escapes what it shows
     text = (out / "rejects.csv").read_text()
     assert "\"'=HYPERLINK" in text and ",\"=HYPERLINK" not in text
     for line in text.splitlines()[1:]:

@@ -125,3 +125,29 @@ def test_the_line_of_every_record_is_where_it_starts(rows, blank, end):
                                                                                 "h2": pa.string()}))
         assert table.num_rows == len(rows)
         assert RecordLines.of(path, ",")(range(len(rows))).tolist() == starts
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.lists(st.sampled_from(["a", "bb", "", '"x\ny"', '"p""q"', '"r,s"', '"\r\n"', 'c"d']),
+                              min_size=1, max_size=3), max_size=12),
+       ends=st.lists(st.sampled_from(["\n", "\r\n", "\r", "\n\n", "\r\n\r\n"]), min_size=12, max_size=12),
+       block=st.integers(1, 16))
+def test_the_line_scan_is_the_same_in_blocks_of_any_size(rows, ends, block):
+    """Lines are found the same however the file is cut into blocks (the numpy path for blocks
+    without quotes and the kernel hand their state over) and with or without field counts."""
+    import panen.datasets.csvlines as csvlines
+
+    text = "h" + ends[0] + "".join(",".join(r) + ends[i % len(ends)] for i, r in enumerate(rows))
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "t.csv"
+        path.write_text(text, newline="")
+        whole = csvlines.scan_records(path, ",")
+        saved = csvlines._BLOCK
+        try:
+            csvlines._BLOCK = block
+            cut = csvlines.scan_records(path, ",", lines_only=True)
+            cut_full = csvlines.scan_records(path, ",")
+        finally:
+            csvlines._BLOCK = saved
+        assert cut.lines.tolist() == whole.lines.tolist() == cut_full.lines.tolist()
+        assert cut_full.fields.tolist() == whole.fields.tolist()
