@@ -31,7 +31,7 @@ from numba import njit
 
 from panen.engine.errors import InputError
 
-__all__ = ["RecordLines", "Located", "decode_error_offset", "locate_offset", "scan_records"]
+__all__ = ["Located", "RecordLines", "count_line_breaks", "decode_error_offset", "locate_offset", "scan_records"]
 
 _BLOCK = 1 << 22
 
@@ -245,8 +245,9 @@ def scan_records(path: str | Path, separator: str, *, want: int | None = None, s
                     lines.append(plain)
                     base += buf.size
                     continue
-            out_line = np.empty(buf.size + 1, np.int64)
-            out_fields = np.empty(buf.size + 1, np.int64)
+            # a record takes a byte and a line end, and one may end at the block's first byte
+            out_line = np.empty(buf.size // 2 + 2, np.int64)
+            out_fields = np.empty(buf.size // 2 + 2, np.int64)
             k = _scan(buf, base, sep, st, out_line, out_fields, limit, stop)
             lines.append(out_line[:k].copy())
             fields.append(out_fields[:k].copy())
@@ -286,6 +287,26 @@ def decode_error_offset(path: str | Path, encoding: str) -> tuple[int, bytes] | 
             base += len(block)
 
 
+def count_line_breaks(path: str | Path) -> tuple[int, bool]:
+    """Line breaks in a file (LF, CR and CRLF each one) and whether it ends with one (vectorised counts)."""
+    total, prev_cr, last = 0, False, 0
+    with _open(Path(path)) as stream:
+        while True:
+            block = stream.read(_BLOCK)
+            if not block:
+                break
+            buf = np.frombuffer(block, dtype=np.uint8)
+            cr = buf == 13
+            n_cr = int(np.count_nonzero(cr))
+            total += int(np.count_nonzero(buf == 10)) + n_cr
+            if n_cr:  # a CRLF is one line break
+                total -= int(np.count_nonzero(cr[:-1] & (buf[1:] == 10)))
+            if prev_cr and buf[0] == 10:
+                total -= 1
+            prev_cr, last = bool(buf[-1] == 13), int(buf[-1])
+    return total, last in (10, 13)
+
+
 @dataclass
 class RecordLines:
     """Text lines of a CSV's data rows, found on demand (only when a row must be located).
@@ -294,13 +315,20 @@ class RecordLines:
     1-based lines. The file's size and modification time are remembered when it is read:
     if the file changed since, locating refuses with an :class:`InputError` rather than
     name a wrong line.
+
+    With ``rows`` (the number of data rows the reader returned) a file without blank lines
+    and without line breaks inside values is recognised by counting its line breaks alone
+    (one record per line: row ``i`` is line ``i + 2``); any other file is scanned record
+    by record.
     """
 
     path: Path
     separator: str
     size: int
     mtime_ns: int
+    rows: int | None = None
     _lines: np.ndarray | None = field(default=None, repr=False)
+    _one_per_line: bool | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, path: str | Path, separator: str) -> "RecordLines":
@@ -311,11 +339,17 @@ class RecordLines:
         rows = np.asarray(rows, dtype=np.int64)
         if rows.size == 0:
             return np.zeros(0, np.int64)
+        st = os.stat(self.path)
+        if (st.st_size, st.st_mtime_ns) != (self.size, self.mtime_ns):
+            raise InputError("the file changed while it was being read; run again", file=self.path)
+        if self._one_per_line is None and self.rows is not None:
+            breaks, ends_with_break = count_line_breaks(self.path)
+            records = self.rows + 1  # and the header
+            self._one_per_line = breaks == records - (0 if ends_with_break else 1)
+        if self._one_per_line:
+            return rows + 2
         need = int(rows.max()) + 2  # + the header
         if self._lines is None or self._lines.size < need:
-            st = os.stat(self.path)
-            if (st.st_size, st.st_mtime_ns) != (self.size, self.mtime_ns):
-                raise InputError("the file changed while it was being read; run again", file=self.path)
             self._lines = scan_records(self.path, self.separator, want=need, lines_only=True).lines
         if self._lines.size < need:  # cannot happen for rows the reader returned
             raise InputError(f"row {int(rows.max()) + 1} not found when locating lines", file=self.path)

@@ -332,6 +332,7 @@ def read_located(path: str | Path, required: Iterable[str], *, what: str, dictio
     else:
         lines = RecordLines.of(p, options.separator)
         table, _ = _read_csv(p, required, dictionary_columns, options)
+        lines.rows = table.num_rows
     # every source of `columns:` is in the header (checked when reading it)
     source = {dst: src for src, dst in options.columns.items() if src != dst}
     return LocatedTable(path=p, table=table.combine_chunks(), lines=lines, source_columns=source, text=options.text)
