@@ -27,6 +27,8 @@ import shapely
 
 from panen.engine.errors import InputError, Problem
 
+from .ids import id_problems, ids_as_keys
+
 __all__ = ["read_districts", "DISTRICT_ID"]
 
 #: Name of the normalised id column in every district layer the engine sees.
@@ -50,7 +52,8 @@ def read_districts(
         pyogrio engine.
     id_column
         Column holding the district code (e.g. ``kode_bps_style`` for BPS codes such as
-        ``"3212"`` = Indramayu). Copied, as ``str``, into ``district_id``; the original
+        ``"3212"`` = Indramayu). Copied, as a normalised key (trimmed, NFKC, invisible
+        characters removed, like the register's), into ``district_id``; the original
         columns are kept.
     layer
         Layer name or index for multi-layer files (GeoPackage); default the first layer.
@@ -65,7 +68,8 @@ def read_districts(
     ------
     InputError
         Missing or unreadable file; ``id_column`` absent (the message lists the available
-        columns); null/empty or duplicate ids (rows named); null/empty or non-polygonal
+        columns); null/empty, duplicate, or unusable ids (a control character, or a
+        spreadsheet formula: rows named); null/empty or non-polygonal
         geometry (rows named); no CRS. All problems found are reported together.
 
     Warns
@@ -97,10 +101,12 @@ def read_districts(
         )
 
     problems: list[Problem] = []
-    ids = _ids_as_str(gdf[id_column])
+    ids, bad, unsafe = ids_as_keys(gdf[id_column])
     missing = ids.isna().to_numpy()
     for i in np.flatnonzero(missing):
         problems.append(Problem("district id is empty", file=path, row=int(i) + 1, column=id_column))
+    problems += id_problems(gdf[id_column], bad, unsafe, file=path, column=id_column, what="district id")
+    missing = missing | bad | unsafe
     dup = ids.duplicated(keep=False).to_numpy() & ~missing
     for value in pd.unique(ids[dup]):
         rows = (np.flatnonzero((ids == value).to_numpy()) + 1).tolist()
@@ -132,21 +138,6 @@ def read_districts(
     else:
         out.insert(0, DISTRICT_ID, ids.astype(str).to_numpy())
     return out
-
-
-def _ids_as_str(values: pd.Series) -> pd.Series:
-    """District ids as stripped strings, ``NaN`` for null/blank ids.
-
-    Integer-valued numbers (Shapefile/GeoPackage may store ``3212`` as int or float) become
-    ``"3212"``, never ``"3212.0"``.
-    """
-    if pd.api.types.is_float_dtype(values.dtype):
-        finite = values.dropna()
-        if (finite == np.round(finite)).all():
-            values = values.astype("Int64")
-    out = values.astype("string").str.strip()
-    out = out.mask(out == "")
-    return out.astype(object).where(out.notna(), np.nan)
 
 
 def _check_geometry(geoms: gpd.GeoSeries, path: Path) -> tuple[np.ndarray, list[Problem], list[int]]:

@@ -19,28 +19,42 @@ input           kind      reader
 ``policies``    register  the policy register, as read (rows are checked by the engine)
 ``assessments`` table     field loss assessments; bad rows go to the run's rejects
 ==============  ========  ==================================================================
+
+``policies``, ``assessments`` and ``yields`` share the reading options of
+:class:`TableReading` (separator, decimal mark, thousands separator, date format,
+encoding, ``columns:`` mapping the file's own headers), so an insurer's spreadsheet
+export is read as it is.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 import xarray as xr
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from panen.engine.api import ASSESSMENT_COLUMNS, InputInfo, InputSpec, OpenedInput, Reader
+from panen.engine.api import (ASSESSMENT_COLUMNS, REGISTER_OPTIONAL_COLUMNS, REGISTER_REQUIRED_COLUMNS, InputInfo,
+                              InputSpec, OpenedInput, Reader)
 from panen.engine.errors import InputError
+from panen.engine.infra.arrowcols import TextFormat, date_format_problem
+
+if TYPE_CHECKING:
+    from .tables import TableOptions
 
 __all__ = [
     "AssessmentsReader",
+    "AssessmentsSpec",
     "DistrictsReader",
     "NdviReader",
     "PoliciesReader",
+    "PoliciesSpec",
     "RainfallReader",
+    "TableReading",
     "YieldsReader",
+    "YieldsSpec",
 ]
 
 _TABLE_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst", ".parquet", ".pq", ".parq")
@@ -63,6 +77,108 @@ def _series_info(name: str, path: str, ds: xr.Dataset) -> InputInfo:
                      frequency=ds.attrs.get("frequency"),
                      time_range=(times[0], times[-1]) if times.size else None,
                      zones=frozenset(str(d) for d in ds["district"].values.tolist()))
+
+
+# --------------------------------------------------------------------------- reading options of tables
+class TableReading(InputSpec):
+    """How a table input's file is written: the insurer's own export, read as it is.
+
+    Shared by ``inputs.policies``, ``inputs.assessments`` and ``inputs.yields``. The
+    defaults are panen's own format (comma-separated UTF-8, ``.`` decimals, ISO dates,
+    panen's column names); an Indonesian spreadsheet export typically needs::
+
+        policies:
+          path: data/polis_mt1.csv
+          separator: ";"
+          decimal: ","
+          thousands: "."
+          date_format: "%d/%m/%Y"
+          encoding: cp1252
+          columns: {no_polis: policy_id, nik_petani: farmer_id, kode_kabupaten: district_id,
+                    kode_produk: product_id, luas_lahan_ha: area_ha, tanggal_tanam: sowing_date}
+
+    ``separator`` and ``encoding`` apply to CSV files; ``decimal``, ``thousands``,
+    ``date_format`` and ``columns`` to CSV and Parquet alike (a Parquet column stored as
+    text is parsed the same way).
+    """
+
+    #: The columns ``columns:`` may map onto (``None``: any name).
+    mappable: ClassVar[tuple[str, ...] | None] = None
+
+    path: Path = Field(description="CSV (.csv, .csv.gz, .csv.bz2, .csv.zst) or Parquet (.parquet, .pq) file")
+    separator: str = Field(",", description="CSV field separator: ',', ';', '\\t' (or 'tab') or '|'")
+    decimal: Literal[".", ","] = Field(".", description="decimal mark of numbers: '.' or ','")
+    thousands: Literal[".", ",", " "] | None = Field(
+        None, description="thousands separator (digits then strictly in groups of three: 6.000.000), or none")
+    date_format: str = Field("%Y-%m-%d", description="date pattern from %d %m %Y %y, e.g. '%d/%m/%Y'")
+    encoding: str = Field("utf-8", description="text encoding of a CSV, e.g. utf-8, cp1252, latin-1")
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="the file's headers mapped to the columns panen reads, e.g. "
+                                          "{kode_kabupaten: district_id, luas_lahan_ha: area_ha}")
+
+    @field_validator("separator", mode="before")
+    @classmethod
+    def _separator(cls, v: Any) -> Any:
+        from .tables import separator_problem
+
+        v = "\t" if v == "tab" else v
+        if isinstance(v, str):
+            problem = separator_problem(v)
+            if problem:
+                raise ValueError(problem)
+        return v
+
+    @field_validator("thousands")
+    @classmethod
+    def _thousands(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is not None and v == info.data.get("decimal"):
+            raise ValueError(f"the thousands separator {v!r} is also the decimal mark")
+        return v
+
+    @field_validator("date_format")
+    @classmethod
+    def _date_format(cls, v: str) -> str:
+        problem = date_format_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, v: str) -> str:
+        from .tables import encoding_problem
+
+        problem = encoding_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, v: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        allowed = cls._mappable(info.data)
+        problems = []
+        if allowed is not None:
+            problems += [f"{src!r} is mapped to {dst!r}, which is not a column panen reads here "
+                         f"(one of: {', '.join(allowed)})" for src, dst in v.items() if dst not in allowed]
+        targets = list(v.values())
+        problems += [f"more than one column is mapped to {t!r}" for t in sorted({t for t in targets
+                                                                                   if targets.count(t) > 1})]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return v
+
+    @classmethod
+    def _mappable(cls, data: dict) -> tuple[str, ...] | None:
+        return cls.mappable
+
+    def table_options(self) -> "TableOptions":
+        """These options for :mod:`panen.datasets.tables`."""
+        from .tables import TableOptions
+
+        return TableOptions(separator=self.separator, encoding=self.encoding, columns=dict(self.columns),
+                            text=TextFormat(decimal=self.decimal, thousands=self.thousands,
+                                            date_format=self.date_format))
 
 
 # --------------------------------------------------------------------------- districts
@@ -100,17 +216,20 @@ class DistrictsReader(Reader):
 
 
 def _id_list(path: Path, column: str) -> list[str]:
-    from panen.engine.infra.arrowcols import check_header
+    from .ids import id_problems, ids_as_keys
+    from .tables import read_located
 
-    from .tables import read_table
-
-    table = read_table(path, [column], what="district list")
-    check_header(table.column_names, [column], path)
-    ids = pd.Series(table[column].to_pandas(), dtype="str").str.strip()
-    blank = ids.isna() | (ids == "")
+    located = read_located(path, [column], what="district list")
+    raw = pd.Series(located.table[column].to_pandas())
+    ids, bad, unsafe = ids_as_keys(raw)
+    blank = ids.isna().to_numpy() & ~bad & ~unsafe
     if blank.any():
-        raise InputError(f"district id is empty (row {int(np.flatnonzero(blank.to_numpy())[0]) + 1})",
-                         file=path, column=column)
+        i = int(np.flatnonzero(blank)[0])
+        line = int(located.lines(np.array([i]))[0]) if located.lines is not None else None
+        raise InputError(f"district id is empty (row {i + 1})", file=path, column=column, line=line, row=i + 1)
+    problems = id_problems(raw, bad, unsafe, file=path, column=column, what="district id", lines=located.lines)
+    if problems:
+        raise InputError(problems)
     dup = ids[ids.duplicated()]
     if len(dup):
         raise InputError(f"district id {dup.iloc[0]!r} is listed more than once", file=path, column=column)
@@ -212,10 +331,13 @@ class NdviReader(Reader):
 
 
 # --------------------------------------------------------------------------- yields
-class YieldsSpec(InputSpec):
-    """``inputs.yields`` — district yields history (CSV/Parquet)."""
+class YieldsSpec(TableReading):
+    """``inputs.yields`` — district yields history (CSV/Parquet), with the table reading options.
 
-    path: Path
+    ``columns:`` may map the file's headers onto the names below (``district_column``,
+    ``year_column``, ...), which then name the columns after mapping.
+    """
+
     district_column: str = Field("district_id", description="district key column, e.g. kode_bps")
     year_column: str = "year"
     yield_column: str = Field("yield", description="yield column, e.g. produktivitas_ku_ha")
@@ -223,6 +345,16 @@ class YieldsSpec(InputSpec):
     units: Literal["t/ha", "ku/ha", "q/ha", "kg/ha"] = Field("t/ha", description="units of the yield column")
     missing_values: list[float | str] = Field(default_factory=list, description="codes meaning missing, e.g. [-1]")
     extra_columns: list[str] = Field(default_factory=list, description="more columns to carry (e.g. expected)")
+
+    @model_validator(mode="after")
+    def _mapped_onto_read_columns(self) -> "YieldsSpec":
+        names = [self.district_column, self.year_column, self.yield_column, self.season_column, *self.extra_columns]
+        allowed = [n for n in names if n]
+        wrong = [f"{src!r} is mapped to {dst!r}, which is none of the columns read (one of: {', '.join(allowed)})"
+                 for src, dst in self.columns.items() if dst not in allowed]
+        if wrong:
+            raise ValueError("columns: " + "; ".join(wrong))
+        return self
 
 
 class YieldsReader(Reader):
@@ -240,7 +372,8 @@ class YieldsReader(Reader):
 
         table = read_yields(spec.path, district_column=spec.district_column, year_column=spec.year_column,
                             yield_column=spec.yield_column, season_column=spec.season_column, units=spec.units,
-                            missing_values=tuple(spec.missing_values), extra_columns=tuple(spec.extra_columns))
+                            missing_values=tuple(spec.missing_values), extra_columns=tuple(spec.extra_columns),
+                            options=spec.table_options())
         info = InputInfo(name=self.name, kind="table", path=str(spec.path), columns=tuple(map(str, table.columns)),
                          units=table.attrs.get("units", "t/ha"),
                          zones=frozenset(table["district_id"].astype(str)))
@@ -248,40 +381,45 @@ class YieldsReader(Reader):
 
 
 # --------------------------------------------------------------------------- policy register
-class TableSpec(InputSpec):
-    """A table (CSV or Parquet)."""
+class PoliciesSpec(TableReading):
+    """``inputs.policies`` — the policy register (CSV or Parquet), with the table reading options."""
 
-    path: Path
+    mappable = REGISTER_REQUIRED_COLUMNS + REGISTER_OPTIONAL_COLUMNS
 
 
 class PoliciesReader(Reader):
     """The policy register (:func:`panen.datasets.policies.read_policies`), rows as read."""
 
     name = "policies"
-    Spec = TableSpec
+    Spec = PoliciesSpec
     description = "policy register (CSV/Parquet): policy_id, farmer_id, district_id, product_id, area_ha, ..."
 
-    def kind_of(self, spec: TableSpec) -> str:
+    def kind_of(self, spec: PoliciesSpec) -> str:
         return "register"
 
-    def open(self, spec: TableSpec, **hints: Any) -> OpenedInput:
+    def open(self, spec: PoliciesSpec, **hints: Any) -> OpenedInput:
         from .policies import read_policies
 
-        register = read_policies(spec.path)
+        register = read_policies(spec.path, spec.table_options())
         info = InputInfo(name=self.name, kind="register", path=str(spec.path),
                          columns=tuple(register.table.column_names))
         return OpenedInput(info=info, data=register)
 
-    def inspect(self, spec: TableSpec) -> InputInfo:
-        from panen.engine.api import REGISTER_REQUIRED_COLUMNS
-
+    def inspect(self, spec: PoliciesSpec) -> InputInfo:
         from .tables import read_header
 
-        names = read_header(spec.path, REGISTER_REQUIRED_COLUMNS, what="policy register")
+        names = read_header(spec.path, REGISTER_REQUIRED_COLUMNS, what="policy register",
+                            options=spec.table_options())
         return InputInfo(name=self.name, kind="register", path=str(spec.path), columns=tuple(names))
 
 
 # --------------------------------------------------------------------------- loss assessments
+class AssessmentsSpec(TableReading):
+    """``inputs.assessments`` — field loss assessments (CSV or Parquet), with the table reading options."""
+
+    mappable = ASSESSMENT_COLUMNS
+
+
 class AssessmentsReader(Reader):
     """Field loss assessments (:func:`panen.datasets.assessments.read_assessments`); bad rows are rejects.
 
@@ -291,21 +429,22 @@ class AssessmentsReader(Reader):
     """
 
     name = "assessments"
-    Spec = TableSpec
+    Spec = AssessmentsSpec
     description = "field loss assessments (CSV/Parquet): one row per plot, peril and event"
 
-    def kind_of(self, spec: TableSpec) -> str:
+    def kind_of(self, spec: AssessmentsSpec) -> str:
         return "table"
 
-    def open(self, spec: TableSpec, **hints: Any) -> OpenedInput:
+    def open(self, spec: AssessmentsSpec, **hints: Any) -> OpenedInput:
         from .assessments import read_assessments
 
-        valid, rejects = read_assessments(spec.path, peril_key=hints.get("peril_key"))
+        valid, rejects = read_assessments(spec.path, peril_key=hints.get("peril_key"), options=spec.table_options())
         info = InputInfo(name=self.name, kind="table", path=str(spec.path), columns=tuple(ASSESSMENT_COLUMNS))
         return OpenedInput(info=info, data=valid, rejects=rejects)
 
-    def inspect(self, spec: TableSpec) -> InputInfo:
+    def inspect(self, spec: AssessmentsSpec) -> InputInfo:
         from .tables import read_header
 
-        names = read_header(spec.path, ASSESSMENT_COLUMNS, what="loss assessments file")
+        names = read_header(spec.path, ASSESSMENT_COLUMNS, what="loss assessments file",
+                            options=spec.table_options())
         return InputInfo(name=self.name, kind="table", path=str(spec.path), columns=tuple(names))

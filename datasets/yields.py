@@ -27,22 +27,35 @@ Rows with a missing yield are kept (as NaN), so the table still shows which year
 asked for; years absent from the file are simply absent. Both count as "not available" to
 the triggers.
 
+District (and season) ids are normalised keys, as the register's
+(:mod:`panen.datasets.ids`): ``"3271 "`` is district ``3271``. An insurer's or statistics
+office's own export is read with :class:`~panen.datasets.tables.TableOptions` (separator,
+encoding, decimal mark, ``columns:`` mapping its headers).
+
 Bad input raises :class:`~panen.engine.errors.InputError` naming the file, the 1-based
-data row (header excluded) and the column; every problem found is reported at once. A
+data row (header excluded), its text line (CSV) and the column; every problem found is
+reported at once. A
 yield that parses as infinite (``inf``) is bad input, not a number to normalise or to
 skip: the trigger and the backtest loss reference would otherwise disagree on it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
 from os import PathLike
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from panen.engine.errors import InputError, Problem
+from panen.engine.infra.arrowcols import ISO, TextFormat, number_column
+
+from .ids import id_problems, ids_as_keys
+from .tables import TableOptions, read_header, read_located
 
 __all__ = ["YIELD_UNITS", "read_yields"]
 
@@ -66,6 +79,7 @@ def read_yields(
     missing_values: Iterable[float | str] = (),
     district_map: Mapping[str, str] | None = None,
     extra_columns: Iterable[str] = (),
+    options: TableOptions | None = None,
 ) -> pd.DataFrame:
     """Read a district yield table and normalise it to ``district_id, year, yield`` [t/ha].
 
@@ -97,6 +111,9 @@ def read_yields(
         Further yield-valued columns to keep under their own names (e.g. an expected
         yield for ``normal_yield: {method: given, column: expected}``), converted with
         the same ``units`` and missing-value rules.
+    options
+        How the file is written (separator, encoding, decimal mark, its own headers mapped
+        onto the column names above: :class:`~panen.datasets.tables.TableOptions`).
 
     Returns
     -------
@@ -132,32 +149,39 @@ def read_yields(
     extra = list(dict.fromkeys(extra_columns))
     wanted = list(dict.fromkeys([district_column, year_column, yield_column]
                                 + ([season_column] if season_column else []) + extra))
-    raw = _read_table(path, wanted)
+    options = options or TableOptions()
+    raw, lines = _read_table(path, wanted, options)
+    text = options.text
 
     divisor = _DIVISOR[units]
     missing_numbers, missing_tokens = _split_missing(missing_values)
     problems: list[Problem] = []
 
-    ids = _ids_as_text(raw[district_column])
-    for i in np.flatnonzero(ids.isna().to_numpy()):
+    ids, bad, unsafe = ids_as_keys(raw[district_column])
+    empty = ids.isna().to_numpy() & ~bad & ~unsafe
+    for i in np.flatnonzero(empty):
         problems.append(Problem("district id is empty", file=path, row=int(i) + 1, column=district_column))
+    problems += id_problems(raw[district_column], bad, unsafe, file=path, column=district_column,
+                            what="district id")
     if district_map:
-        lookup = {str(k).strip(): str(v) for k, v in district_map.items()}
+        keys, _, _ = ids_as_keys(pd.Series([str(k) for k in district_map], dtype=object))
+        lookup = {k: str(v) for k, v in zip(keys.tolist(), district_map.values())}
         ids = ids.map(lambda v: lookup.get(v, v) if isinstance(v, str) else v)
 
-    years = _parse_years(raw[year_column], path, year_column, problems)
-    yields = {col: _parse_yields(raw[col], path, col, divisor, missing_numbers, missing_tokens, problems)
+    years = _parse_years(raw[year_column], path, year_column, problems, text)
+    yields = {col: _parse_yields(raw[col], path, col, divisor, missing_numbers, missing_tokens, problems, text)
               for col in [yield_column, *extra]}
 
     key_columns = {"district_id": ids, "year": years}
     if season_column:
-        seasons = _ids_as_text(raw[season_column])
-        for i in np.flatnonzero(seasons.isna().to_numpy()):
+        seasons, s_bad, s_unsafe = ids_as_keys(raw[season_column])
+        for i in np.flatnonzero(seasons.isna().to_numpy() & ~s_bad & ~s_unsafe):
             problems.append(Problem("season is empty", file=path, row=int(i) + 1, column=season_column))
+        problems += id_problems(raw[season_column], s_bad, s_unsafe, file=path, column=season_column, what="season")
         key_columns["season"] = seasons
     problems.extend(_duplicates(pd.DataFrame(key_columns), path, district_column, year_column, season_column))
     if problems:
-        raise InputError(problems)
+        raise InputError(_with_lines(problems, lines, options))
 
     out = pd.DataFrame({
         "district_id": ids.astype(str).to_numpy(),
@@ -175,17 +199,11 @@ def read_yields(
 
 
 # --------------------------------------------------------------------------- helpers
-def _read_table(path: Path, wanted: list[str]) -> pd.DataFrame:
-    """The ``wanted`` columns of a CSV (all as text) or Parquet (as stored) file."""
-    try:
-        if path.suffix.lower() in _PARQUET_SUFFIXES:
-            import pyarrow.parquet as pq
-
-            available = list(pq.read_schema(path).names)
-        else:
-            available = list(pd.read_csv(path, nrows=0).columns)
-    except Exception as exc:  # pandas/pyarrow raise a family of errors; report them all alike
-        raise InputError(f"cannot read yields file: {exc}", file=path) from exc
+def _read_table(path: Path, wanted: list[str], options: TableOptions
+                ) -> tuple[pd.DataFrame, Callable[[np.ndarray], np.ndarray] | None]:
+    """The ``wanted`` columns of a CSV (all as text; pandas' NA tokens missing) or Parquet (as
+    stored) file, and the rows' text lines (CSV)."""
+    available = read_header(path, [], what="yields file", options=options)
     missing = [c for c in wanted if c not in available]
     if missing:
         raise InputError([
@@ -193,12 +211,36 @@ def _read_table(path: Path, wanted: list[str]) -> pd.DataFrame:
                     file=path, column=c)
             for c in missing
         ])
-    try:
-        if path.suffix.lower() in _PARQUET_SUFFIXES:
-            return pd.read_parquet(path, columns=wanted)
-        return pd.read_csv(path, usecols=wanted, dtype=str)
-    except Exception as exc:
-        raise InputError(f"cannot read yields file: {exc}", file=path) from exc
+    located = read_located(path, wanted, what="yields file", options=options)
+    table = located.table.select(wanted)
+    columns = {}
+    for name in wanted:
+        col = table[name]
+        if pa.types.is_dictionary(col.type):
+            col = pc.cast(col, col.type.value_type)
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            # the tokens pandas reads as missing (NA, NaN, null, #N/A, ...) are missing here too
+            col = pc.if_else(pc.is_in(pc.utf8_trim_whitespace(col), value_set=_NA_TOKENS),
+                             pa.scalar(None, col.type), col)
+            columns[name] = pd.Series(np.asarray(col.to_pandas(), dtype=object))
+        else:
+            columns[name] = col.to_pandas()
+    return pd.DataFrame(columns), located.lines
+
+
+#: Cell texts pandas' CSV reader reads as missing (its default ``na_values``).
+_NA_TOKENS = pa.array(["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                       "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"], pa.string())
+
+
+def _with_lines(problems: list[Problem], lines: Callable[[np.ndarray], np.ndarray] | None,
+                options: TableOptions) -> list[Problem]:
+    """The problems, each row-located one with its text line (and the column as the file names it)."""
+    shown = {dst: src for src, dst in options.columns.items()}
+    rows = np.array([p.row for p in problems if p.row is not None], np.int64)
+    at = dict(zip(rows.tolist(), lines(rows - 1).tolist())) if lines is not None and rows.size else {}
+    return [dataclasses.replace(p, line=at.get(p.row) if p.row is not None else p.line,
+                                column=shown.get(p.column, p.column)) for p in problems]
 
 
 def _split_missing(values: Iterable[float | str]) -> tuple[np.ndarray, set[str]]:
@@ -211,30 +253,23 @@ def _split_missing(values: Iterable[float | str]) -> tuple[np.ndarray, set[str]]
     return np.asarray(numbers, dtype=float), tokens
 
 
-def _ids_as_text(values: pd.Series) -> pd.Series:
-    """Ids as stripped text (object dtype), NaN for null/blank; ``3212.0`` → ``"3212"``."""
-    if pd.api.types.is_float_dtype(values.dtype):
-        finite = values.dropna()
-        if (finite == np.round(finite)).all():
-            values = values.astype("Int64")
-    out = values.astype("string").str.strip()
-    out = out.mask(out == "")
-    return out.astype(object).where(out.notna(), np.nan)
+def _to_number(values: pd.Series, text: TextFormat = ISO) -> tuple[np.ndarray, np.ndarray]:
+    """``(numbers, bad)``: float values (NaN where blank) and a mask of unparsable cells.
 
-
-def _to_number(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """``(numbers, bad)``: float values (NaN where blank) and a mask of unparsable cells."""
+    Text is read in the file's :class:`TextFormat` (``52,3`` with ``decimal: ","``); an
+    infinite value is a number here (the callers refuse it).
+    """
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
         return values.to_numpy(dtype=float, na_value=np.nan), np.zeros(len(values), dtype=bool)
-    text = values.astype("string").str.strip()
-    blank = text.isna() | (text == "")
-    numbers = pd.to_numeric(text.mask(blank), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    bad = np.isnan(numbers) & ~blank.to_numpy(dtype=bool) & ~text.str.lower().isin(["nan"]).to_numpy(dtype=bool, na_value=False)
-    return numbers, bad
+    arr = pa.chunked_array([pa.array(values.astype("string").array, type=pa.string(), from_pandas=True)])
+    numbers, missing, bad = number_column(arr, "", "", text)
+    numbers = np.where(missing, np.nan, numbers)
+    return numbers, bad & ~np.isinf(numbers)
 
 
-def _parse_years(values: pd.Series, path: Path, column: str, problems: list[Problem]) -> pd.Series:
-    numbers, bad = _to_number(values)
+def _parse_years(values: pd.Series, path: Path, column: str, problems: list[Problem],
+                 text: TextFormat = ISO) -> pd.Series:
+    numbers, bad = _to_number(values, text)
     whole = np.isfinite(numbers) & (numbers == np.round(numbers))
     for i in np.flatnonzero(~whole):
         cell = values.iloc[i]
@@ -244,12 +279,12 @@ def _parse_years(values: pd.Series, path: Path, column: str, problems: list[Prob
 
 
 def _parse_yields(values: pd.Series, path: Path, column: str, divisor: int, missing_numbers: np.ndarray,
-                  missing_tokens: set[str], problems: list[Problem]) -> np.ndarray:
+                  missing_tokens: set[str], problems: list[Problem], text: TextFormat = ISO) -> np.ndarray:
     """Yield cells → [t/ha]; missing codes, blanks and non-positive values → NaN."""
     if missing_tokens and not pd.api.types.is_numeric_dtype(values.dtype):
-        text = values.astype("string").str.strip()
-        values = values.mask(text.isin(list(missing_tokens)).to_numpy(dtype=bool, na_value=False))
-    numbers, bad = _to_number(values)
+        cells = values.astype("string").str.strip()
+        values = values.mask(cells.isin(list(missing_tokens)).to_numpy(dtype=bool, na_value=False))
+    numbers, bad = _to_number(values, text)
     for i in np.flatnonzero(bad):
         problems.append(Problem(f"yield {values.iloc[i]!r} is not a number", file=path, row=int(i) + 1,
                                 column=column))

@@ -33,7 +33,7 @@ registering a reader; nothing in the engine changes.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -45,7 +45,7 @@ import xarray as xr
 from pydantic import BaseModel, ConfigDict, Field
 
 from panen.engine.errors import PluginError
-from panen.engine.infra.arrowcols import check_header
+from panen.engine.infra.arrowcols import ISO, TextFormat, check_header
 
 __all__ = [
     "ASSESSMENT_COLUMNS",
@@ -260,11 +260,25 @@ class PolicyRegister:
     table
         All columns as read: strings for CSV (nothing is parsed yet, so a bad number is a
         row reject, not a failed read), the file's own types for Parquet; the key columns
-        as dictionary arrays. Row ``i`` is data row ``i + 1`` of the file.
+        as dictionary arrays. Row ``i`` is data row ``i + 1`` of the file. Columns are
+        named as panen names them (a reader maps the file's own headers).
+    lines
+        ``lines(rows)``: the 1-based text lines of 0-based rows, as a text editor numbers
+        them (header = line 1); ``None`` when the source has no lines (Parquet, memory).
+        Called only for rejected rows.
+    source_columns
+        panen's column name → the file's header, where the reader renamed it; rejects
+        name the column as the file does.
+    text
+        How the file writes numbers and dates (decimal mark, thousands separator, date
+        format); ISO by default.
     """
 
     path: str
     table: pa.Table
+    lines: Callable[[np.ndarray], np.ndarray] | None = None
+    source_columns: Mapping[str, str] = field(default_factory=dict)
+    text: TextFormat = ISO
 
     @property
     def n_rows(self) -> int:

@@ -11,6 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+#: Control characters shown as escapes when a problem is printed (a hostile file's text
+#: in a message must not move the cursor or clear the screen).
+_TERMINAL_SAFE = {c: f"\\x{c:02x}" for c in (*range(0x09), *range(0x0B, 0x20), 0x7F, *range(0x80, 0xA0))}
+
+
 @dataclass(frozen=True)
 class Problem:
     """One located problem in a config or input file.
@@ -23,6 +28,9 @@ class Problem:
         The file the problem is in, if any.
     row
         1-based data row (header excluded) for tables, or line for YAML, if known.
+    line
+        1-based text line of a table file as a text editor numbers it (the header is
+        line 1; blank lines and line breaks inside quoted values count), if known.
     column
         Column name (tables), if known.
     key
@@ -35,19 +43,23 @@ class Problem:
     row: int | None = None
     column: str | None = None
     key: str | None = None
+    line: int | None = None
 
     def __str__(self) -> str:
         where = []
         if self.file is not None:
             where.append(str(self.file))
-        if self.row is not None:
+        if self.line is not None:
+            where.append(f"line {self.line}" + (f" (row {self.row})" if self.row is not None else ""))
+        elif self.row is not None:
             where.append(f"{'line' if self.key else 'row'} {self.row}")
         if self.column is not None:
             where.append(f"column {self.column!r}")
         if self.key:
             where.append(self.key)
         prefix = ", ".join(where)
-        return f"{prefix}: {self.message}" if prefix else self.message
+        text = f"{prefix}: {self.message}" if prefix else self.message
+        return text.translate(_TERMINAL_SAFE)  # file content never drives the terminal (escape sequences)
 
 
 class PanenError(Exception):
@@ -58,9 +70,9 @@ class _ProblemsError(PanenError):
     """An error that carries a list of located problems (all reported at once)."""
 
     def __init__(self, problems: list[Problem] | Problem | str, *, file: str | Path | None = None,
-                 row: int | None = None, column: str | None = None) -> None:
+                 row: int | None = None, column: str | None = None, line: int | None = None) -> None:
         if isinstance(problems, str):
-            problems = [Problem(problems, file=file, row=row, column=column)]
+            problems = [Problem(problems, file=file, row=row, column=column, line=line)]
         elif isinstance(problems, Problem):
             problems = [problems]
         self.problems: list[Problem] = list(problems)
@@ -77,6 +89,10 @@ class _ProblemsError(PanenError):
     @property
     def column(self) -> str | None:
         return self.problems[0].column if self.problems else None
+
+    @property
+    def line(self) -> int | None:
+        return self.problems[0].line if self.problems else None
 
 
 class ConfigError(_ProblemsError):

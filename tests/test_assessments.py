@@ -107,7 +107,7 @@ def test_duplicates_reject_every_occurrence(tmp_path):
     assert list(valid.index) == [2, 4]
     assert rejects.row.tolist() == [1, 3]
     assert set(rejects.reason) == {"duplicate_assessment"}
-    assert "occurs 2 times (first at row 1)" in rejects.message.iloc[1]
+    assert "occurs 2 times (first at row 1, line 2)" in rejects.message.iloc[1]
     assert rejects.damage_intensity_pct.tolist() == ["80", "90"]  # raw values kept for the fix
 
 

@@ -118,7 +118,7 @@ def test_validate_command_exits_2_and_lists_problems(cfg_dir, capsys):
     load_config(good)
     assert main(["validate", str(good)]) == 2
     err = capsys.readouterr().err
-    assert "policies.csv, column 'policy_id': required column 'policy_id' is missing" in err
+    assert "policies.csv, line 1, column 'policy_id': required column 'policy_id' is missing" in err
     assert "rain.nc: cannot read NetCDF file" in err and "districts.geojson: cannot read district file" in err
 
 

@@ -20,13 +20,20 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from pydantic import BaseModel, TypeAdapter
-
+from panen.datasets.readers import TableReading
 from panen.engine.api import REGISTER_OPTIONAL_COLUMNS, REGISTER_REQUIRED_COLUMNS
-from panen.engine.config import (AdjusterConfig, LimitsConfig, DesignConfig, LossReference, OutputConfig, PricingConfig,
-                                 SeasonConfig)
+from panen.engine.config import (
+    AdjusterConfig,
+    DesignConfig,
+    LimitsConfig,
+    LossReference,
+    OutputConfig,
+    PricingConfig,
+    SeasonConfig,
+)
 from panen.engine.maths.terms import Terms
 from panen.engine.registry import get_reader, get_trigger
+from pydantic import BaseModel, TypeAdapter
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 
@@ -119,10 +126,30 @@ def test_every_documented_input_key_is_a_key_of_its_readers_spec(name):
     spec.model_validate(REFERENCE["inputs"][name])  # the documented example values are accepted
 
 
+def reading_options_table() -> set[str]:
+    """The keys of the "Reading the insurer's own files" table (shared by every table input)."""
+    start = README.index("**Reading the insurer's own files.**")
+    table = README[start:README.index("\n\n", README.index("| key |", start))]
+    return set(re.findall(r"^\| `(\w+)` \|", table, re.M))
+
+
 @pytest.mark.parametrize("name", sorted(REFERENCE["inputs"]))
 def test_every_key_of_a_readers_spec_is_documented(name):
     spec = get_reader(name).Spec
-    assert set(spec.model_fields) - set(REFERENCE["inputs"][name]) == set(), f"inputs.{name}"
+    shared = set(TableReading.model_fields) - {"path"} if issubclass(spec, TableReading) else set()
+    assert set(spec.model_fields) - set(REFERENCE["inputs"][name]) - shared == set(), f"inputs.{name}"
+
+
+def test_the_reading_options_table_documents_exactly_the_shared_keys_and_its_example_validates():
+    assert reading_options_table() == set(TableReading.model_fields) - {"path"}
+    start = README.index("**Reading the insurer's own files.**")
+    example = yaml.safe_load(yaml_blocks(README[start:])[0])["inputs"]
+    assert set(example) == {"policies", "assessments", "yields"}
+    for name, section_ in example.items():
+        spec = get_reader(name).Spec
+        assert issubclass(spec, TableReading)
+        assert set(section_) <= set(spec.model_fields), f"inputs.{name}"  # `columns` is a free mapping
+        spec.model_validate(section_)
 
 
 def test_the_backtest_sections_documented_keys_exist_and_validate():

@@ -24,6 +24,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
+from panen.engine.infra.safetext import csv_safe_table
+
 __all__ = ["FIXED_GPKG_DATE", "PARQUET_OPTIONS", "BackgroundParquet", "ParquetFile", "fixed_gpkg_date",
            "write_table_atomic"]
 
@@ -186,7 +188,13 @@ def write_table_atomic(table: pa.Table | pd.DataFrame, path: str | Path,
     (:func:`_dictionary_columns`), no min/max statistics for free text.
 
     CSV: header row, comma separated, integers without a decimal point, floats in
-    shortest round-trip form, dates ISO, nulls empty, text quoted.
+    shortest round-trip form, dates ISO, nulls empty, text quoted. Every text cell is made
+    safe for spreadsheets (:func:`~panen.engine.infra.safetext.csv_safe_text`): control
+    and invisible characters are written as escapes (``\\x00``, ``\\n``), and a cell that
+    would start a formula (``= + - @``) and is no plain signed number gets a leading ``'``.
+    Keys were checked when read (a key that would need this is rejected), so ids in a CSV
+    are the ids in the Parquet file; only free text (messages, raw values echoed in
+    ``rejects.csv``, labels as written) can differ.
 
     Same table and same pyarrow version → the same bytes. The temp file is fsynced before
     the rename, and the rename is atomic on POSIX and Windows: a reader sees the old file
@@ -208,6 +216,7 @@ def write_table_atomic(table: pa.Table | pd.DataFrame, path: str | Path,
             sink.abort()
             raise
         return sink.commit()
+    t = csv_safe_table(t)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:

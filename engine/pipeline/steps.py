@@ -874,6 +874,7 @@ def raise_if_strict(rejects: pd.DataFrame, *, first: Problem | None = None) -> N
     if len(rejects):
         raise InputError(([first] if first is not None else []) + [
                           Problem(f"{r.reason}: {r.message}", file=r.file, row=int(r.row),
-                                  column=None if pd.isna(r.column) else r.column)
+                                  column=None if pd.isna(r.column) else r.column,
+                                  line=None if pd.isna(getattr(r, "line", None)) else int(r.line))
                           for r in rejects.head(50).itertuples()]
                          + ([Problem(f"... and {len(rejects) - 50} more rejected rows")] if len(rejects) > 50 else []))

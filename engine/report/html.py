@@ -1096,7 +1096,8 @@ def _headline(o: RunOutputs) -> _Section:
     rows = []
     for pid in o.product_ids:
         trigger = o.product(pid).get("trigger", "") or ("named peril (policy wording)" if pid == o.adjuster_id else "")
-        s = sums.loc[pid] if pid in sums.index else pd.Series(0, index=sums.columns)  # a cover without policies
+        # a product whose every policy was rejected has no ledger rows: zeros, not a crash
+        s = sums.loc[pid] if pid in sums.index else pd.Series(0, index=sums.columns)
         r = {"product_id": pid, "trigger": trigger, "policies": int(sizes.get(pid, 0)),
              "farmers": int(farmers.get(pid, 0)), "area_ha": round(float(s["area_ha"]), 2) if "area_ha" in s else None,
              **{c: int(s[c]) for c in _MONEY},

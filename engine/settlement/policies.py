@@ -8,8 +8,16 @@ Two stages, kept apart on purpose:
   they raise :class:`~panen.engine.errors.InputError` naming the file and column, and the
   CLI exits 2 with every problem listed.
 * :func:`validate_policies` checks every *row* and moves bad rows to a rejects table with a
-  reason code and a message naming the file, the 1-based data row (header excluded) and
-  the column. No row is ever dropped silently: ``len(valid) + len(rejects) == rows read``.
+  reason code and a message naming the file, the 1-based data row (header excluded), the
+  text line the row starts on (header = line 1; blank lines and line breaks inside quoted
+  values count, as in a text editor) and the column, named as the file names it. No row
+  is ever dropped silently: ``len(valid) + len(rejects) == rows read``.
+
+Keys (``policy_id, farmer_id, district_id, product_id, group_id``) are compared as
+normalised text (:func:`panen.engine.infra.safetext.normalise_keys`: invisible characters
+removed, NFKC, trimmed), and the valid table — hence the ledger and the payments —
+carries the normalised key: ``"P001 "`` and ``"P0\u200b01"`` are one policy id, which
+occurs twice.
 
 Everything is vectorised over Arrow/numpy arrays (a numba kernel finds duplicate policy
 ids by hashing), so a national register of ten million rows validates in seconds.
@@ -46,8 +54,9 @@ from numba import njit
 
 from panen.engine.api import (REGISTER_KEY_COLUMNS, REGISTER_OPTIONAL_COLUMNS, REGISTER_REQUIRED_COLUMNS,
                               PolicyRegister)
-from panen.engine.infra.arrowcols import (as_text, date_column, key_column, number_column,
-                                         string_buffers, string_column)
+from panen.engine.infra.arrowcols import (TextFormat, as_text, blank, date_column, key_column, number_column,
+                                         string_buffers, text_column)
+from panen.engine.infra.safetext import line_breaks, normalise_key_dictionary, normalise_keys
 
 __all__ = [
     "KEY_COLUMNS",
@@ -68,12 +77,16 @@ _COUNT_COLUMNS: dict[str, int] = {"event_number": 1, "interruption_days": 0}
 #: groups are too many — hundreds of thousands — for per-chunk dictionaries to pay off.)
 KEY_COLUMNS = REGISTER_KEY_COLUMNS
 #: Leading columns of the rejects table; the row's raw values follow.
-REJECT_COLUMNS: tuple[str, ...] = ("file", "row", "column", "policy_id", "product_id", "reason", "message")
+REJECT_COLUMNS: tuple[str, ...] = ("file", "row", "line", "column", "policy_id", "product_id", "reason", "message")
 
 #: Reject reason codes, in the order they are checked: a row with several problems is
 #: rejected once, for the first.
 REASONS: dict[str, str] = {
     "missing_value": "a required value is empty",
+    "bad_key": "a key holds a control character or a bidirectional/line-separator format character",
+    "unsafe_text": "a key begins with =, +, - or @ (a spreadsheet would run it as a formula)",
+    "multiline_value": "a value panen does not parse (an extra column, a sowing date no product uses) spans "
+                       "lines (a quote may be missing: the lines may be policies)",
     "duplicate_policy_id": "the policy id occurs more than once in the register",
     "unknown_product": "the product is not configured for this run",
     "unknown_district": "the district is not in the district layer, or not in the data of the product",
@@ -87,7 +100,7 @@ REASONS: dict[str, str] = {
                                       "(limits.max_sum_insured_per_ha)",
     "bad_event_number": "the event number is not a whole number >= 1",
     "bad_interruption_days": "the interruption length is not a whole number of days >= 0",
-    "bad_date": "the sowing date is not an ISO date (YYYY-MM-DD)",
+    "bad_date": "the sowing date of a sowing-anchored product is not a date in the file's date format",
     "missing_sowing_date": "the product is anchored on the sowing date but none is given",
     "sowing_date_outside_window": "the sowing date is outside the window the product can assess",
 }
@@ -255,8 +268,13 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str] |
     """Split a register into valid policies and rejects (no row is ever dropped).
 
     Checks, in order (a row is rejected once, for the first problem found; see
-    :data:`REASONS`): a required value is empty (``missing_value``, naming the column);
-    the policy id occurs more than once (``duplicate_policy_id`` — *every* occurrence is
+    :data:`REASONS`): a required value is empty (``missing_value``, naming the column;
+    a key of nothing but spaces and invisible characters is empty); a key holds a
+    control or bidirectional/line-separator character (``bad_key``) or would start a
+    spreadsheet formula (``unsafe_text``: ``=``, ``+``, ``-``, ``@``, unless a plain
+    signed number); a value panen does not otherwise parse (an extra column, the sowing
+    date) spans lines (``multiline_value``: a missing quote may have swallowed policies);
+    the normalised policy id occurs more than once (``duplicate_policy_id`` — *every* occurrence is
     rejected); unknown product; unknown district; an unparsable number (``bad_number``)
     in ``area_ha``, ``sum_insured``, ``actual_value``, ``event_number`` or
     ``interruption_days``; ``area_ha <= 0``
@@ -264,15 +282,18 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str] |
     (``bad_sum_insured``); an ``actual_value`` that is not a positive whole number of
     rupiah (``bad_actual_value``); an ``event_number`` below 1 or an
     ``interruption_days`` below 0, or either fractional (``bad_event_number``,
-    ``bad_interruption_days``); an unparsable ``sowing_date`` (``bad_date``); and for
-    products anchored on the sowing date, a missing sowing date
+    ``bad_interruption_days``); and for products anchored on the sowing date (only
+    theirs: a sowing date no product uses is not parsed), an unparsable ``sowing_date``
+    (``bad_date``), a missing sowing date
     (``missing_sowing_date``) or one outside the product's ``sowing_window``
     (``sowing_date_outside_window``, inclusive bounds).
 
     Parameters
     ----------
     register
-        As returned by :func:`read_policies` or :meth:`PolicyRegister.from_frame`.
+        As returned by :func:`read_policies` or :meth:`PolicyRegister.from_frame`; its
+        ``text`` format says how numbers and dates are written (decimal comma,
+        ``dd/mm/yyyy``), its ``lines`` and ``source_columns`` locate rejects.
     district_ids
         Every district id of the district layer; ``None`` when the run has no district
         layer (each product's ``districts`` are then its own data's).
@@ -287,16 +308,18 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str] |
     Returns
     -------
     valid : pandas.DataFrame
-        One row per accepted policy, in file order, typed: ids as strings, ``district_id``
-        / ``product_id`` / ``group_id`` as categoricals, ``area_ha`` float64 [ha],
-        ``sum_insured`` and ``actual_value`` nullable Int64 [Rp], ``event_number`` and
-        ``interruption_days`` nullable Int64, ``sowing_date``
-        datetime64. Optional columns appear only if the register has them; columns
+        One row per accepted policy, in file order, typed: ids as normalised strings,
+        ``district_id`` / ``product_id`` / ``group_id`` as categoricals, ``area_ha``
+        float64 [ha], ``sum_insured`` and ``actual_value`` nullable Int64 [Rp],
+        ``event_number`` and ``interruption_days`` nullable Int64, ``sowing_date``
+        datetime64 (``NaT`` for policies of products not anchored on it). Optional columns appear only if the register has them; columns
         outside the contract are not carried.
     rejects : pandas.DataFrame
-        ``file, row, column, policy_id, product_id, reason, message`` followed by the raw
-        values of every other register column (as text), sorted by ``row`` (1-based data
-        row of the file, header excluded).
+        ``file, row, line, column, policy_id, product_id, reason, message`` followed by
+        the raw values of every other register column (as text, under the file's names),
+        sorted by ``row`` (1-based data row of the file, header excluded); ``line`` is
+        the text line the row starts on (nullable: ``<NA>`` for Parquet and in-memory
+        registers).
 
     Raises
     ------
@@ -308,26 +331,55 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str] |
     n = t.num_rows
     names = t.column_names
     reason = np.zeros(n, np.int8)
-    column = np.zeros(n, np.int8)
+    column = np.zeros(n, np.int16)  # an export may have hundreds of columns
     # every optional column has a code, present or not: a missing sowing_date column is still
     # the column a "missing_sowing_date" reject names
     col_names = list(REQUIRED_COLUMNS) + list(OPTIONAL_COLUMNS)
     col_index = {c: i for i, c in enumerate(col_names)}
+    extra = [c for c in names if c not in col_index]  # columns outside the contract, named in rejects too
+    col_names += extra
+    col_index.update({c: len(col_index) + i for i, c in enumerate(extra)})
 
     def flag(mask: np.ndarray, why: str, col: str) -> None:
+        if not mask.any():
+            return
         sel = mask & (reason == 0)
         reason[sel] = _REASON_CODES[why]
         column[sel] = col_index[col]
 
-    policy_id, policy_missing = string_column(t["policy_id"], "policy_id", file)
-    farmer_id, farmer_missing = string_column(t["farmer_id"], "farmer_id", file)
-    d_codes, d_values, d_missing = key_column(t["district_id"], "district_id", file)
-    p_codes, p_values, p_missing = key_column(t["product_id"], "product_id", file)
-    area, area_missing, area_bad = number_column(t["area_ha"], "area_ha", file)
+    # Keys are compared as normalised text (trimmed, NFKC, invisible characters removed):
+    # "P001 " and "P0\u200b01" are one policy, "3271 " is district 3271. A key that is still
+    # unusable (control or bidirectional characters; a formula a spreadsheet would run) is
+    # rejected, never rewritten: the ledger's ids are the CSV's ids.
+    policy_id, policy_missing, policy_bad, policy_unsafe = _text_key(t["policy_id"], "policy_id", file)
+    farmer_id, farmer_missing, farmer_bad, farmer_unsafe = _text_key(t["farmer_id"], "farmer_id", file)
+    d_codes, d_values, d_missing, d_bad, d_unsafe = _dictionary_key(t["district_id"], "district_id", file)
+    p_codes, p_values, p_missing, p_bad, p_unsafe = _dictionary_key(t["product_id"], "product_id", file)
+    group = None
+    if "group_id" in names:  # optional: an empty group id is a missing one
+        group_values, group_blank, group_bad, group_unsafe = _text_key(t["group_id"], "group_id", file)
+        group = (group_values, group_blank)
+    text_format = register.text
+    area, area_missing, area_bad = number_column(t["area_ha"], "area_ha", file, text_format)
 
     for col, missing in (("policy_id", policy_missing), ("farmer_id", farmer_missing),
                          ("district_id", d_missing), ("product_id", p_missing), ("area_ha", area_missing)):
         flag(missing, "missing_value", col)
+    keys = [("policy_id", policy_bad, policy_unsafe), ("farmer_id", farmer_bad, farmer_unsafe),
+            ("district_id", d_bad, d_unsafe), ("product_id", p_bad, p_unsafe)]
+    if group is not None:
+        keys.append(("group_id", group_bad, group_unsafe))
+    for col, bad, _ in keys:
+        flag(bad, "bad_key", col)
+    for col, _, unsafe in keys:
+        flag(unsafe, "unsafe_text", col)
+    # A quoted value may hold line breaks; in a column panen does not read (a note, an
+    # address) it could also hold whole lines of policies swallowed by a missing quote,
+    # which would then be neither paid nor rejected. Such rows are rejected.
+    # (sowing_date too: it is parsed only for the products anchored on it)
+    for name in extra + (["sowing_date"] if "sowing_date" in names else []):
+        if _is_text(t[name].type):
+            flag(line_breaks(t[name]), "multiline_value", name)
 
     # An insurer must decide which of two rows with one policy id is the real policy;
     # keeping the first would pay on whichever row happened to come first in the file,
@@ -357,10 +409,10 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str] |
     flag(area_bad, "bad_number", "area_ha")
     sum_insured = actual_value = sowing = None
     if "sum_insured" in names:
-        sum_insured, si_missing, si_bad = number_column(t["sum_insured"], "sum_insured", file)
+        sum_insured, si_missing, si_bad = number_column(t["sum_insured"], "sum_insured", file, text_format)
         flag(si_bad, "bad_number", "sum_insured")
     if "actual_value" in names:
-        actual_value, av_missing, av_bad = number_column(t["actual_value"], "actual_value", file)
+        actual_value, av_missing, av_bad = number_column(t["actual_value"], "actual_value", file, text_format)
         flag(av_bad, "bad_number", "actual_value")
     flag(~area_missing & ~area_bad & ~(area > 0), "non_positive_area", "area_ha")
     if sum_insured is not None:
@@ -391,7 +443,7 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str] |
     counts_columns: dict[str, np.ndarray] = {}
     for name, minimum in _COUNT_COLUMNS.items():
         if name in names:
-            values, c_missing, c_bad = number_column(t[name], name, file)
+            values, c_missing, c_bad = number_column(t[name], name, file, text_format)
             flag(c_bad, "bad_number", name)
             ok = (values >= minimum) & (values == np.floor(values)) & (values < _MAX_RUPIAH)
             flag(~c_missing & ~c_bad & ~ok, f"bad_{name}", name)
@@ -399,12 +451,18 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str] |
 
     # per-product rules, looked up by product code (index len(p_names) = unknown product)
     rules = [products.get(v) for v in p_names] + [None]
-    by_sowing = np.array([r is not None and r.anchor == "sowing_date" for r in rules], bool)[p_codes]
-    if "sowing_date" in names:
-        sowing, sd_missing, sd_bad = date_column(t["sowing_date"], "sowing_date", file)
+    sowing_products = np.array([r is not None and r.anchor == "sowing_date" for r in rules], bool)
+    by_sowing = sowing_products[p_codes]
+    # The sowing date matters only to products anchored on it: it is parsed (and a bad one
+    # rejected) only for their policies; a sowing_date column no product uses is not read.
+    sd_missing = np.ones(n, bool)
+    sd_bad = np.zeros(n, bool)
+    if "sowing_date" in names and by_sowing.any():
+        sowing, sd_missing, sd_bad = date_column(t["sowing_date"], "sowing_date", file, text_format)
+        if not by_sowing.all():
+            sd_missing, sd_bad = sd_missing | ~by_sowing, sd_bad & by_sowing
+            sowing = np.where(by_sowing, sowing, 0)
         flag(sd_bad, "bad_date", "sowing_date")
-    else:
-        sd_missing = np.ones(n, bool)
     flag(by_sowing & sd_missing, "missing_sowing_date", "sowing_date")
     if sowing is not None:
         lo = np.array([_days(r.sowing_window[0]) if r is not None and r.sowing_window else np.iinfo(np.int64).min
@@ -413,20 +471,45 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str] |
                        for r in rules], np.int64)[p_codes]
         flag(by_sowing & ~sd_missing & ~sd_bad & ((sowing < lo) | (sowing > hi)),
              "sowing_date_outside_window", "sowing_date")
+    elif "sowing_date" in names:  # carried (as not given) so the valid table keeps its columns
+        sowing = np.zeros(n, np.int64)
 
     rejected = reason != 0
     rejects = _rejects_frame(register, rejected, reason, column, col_names, counts, first_row,
-                             (p_codes, p_values), products, limits)
+                             (p_codes, p_values), products, policy_id, limits)
     valid = _valid_frame(
         ~rejected, policy_id=policy_id, farmer_id=farmer_id, district=(d_codes, d_values),
         product=(p_codes, p_values), area=area, sum_insured=sum_insured,
         sowing=None if sowing is None else (sowing, sd_missing | sd_bad),
-        group=string_column(t["group_id"], "group_id", file) if "group_id" in names else None,
-        actual_value=actual_value, counts=counts_columns,
+        group=group, actual_value=actual_value, counts=counts_columns,
     )
     if len(valid) + len(rejects) != n:  # the one rule of this module; cannot happen
         raise RuntimeError(f"validate_policies lost rows: {len(valid)} + {len(rejects)} != {n}")
     return valid, rejects
+
+
+def _is_text(t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+def _text_key(col: pa.ChunkedArray, name: str, file: str) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray]:
+    """Normalised keys of a text column; missing (empty once normalised), bad and unsafe masks."""
+    keys = normalise_keys(text_column(col, name, file))
+    return keys.values, keys.missing, keys.bad, keys.unsafe
+
+
+def _dictionary_key(col: pa.ChunkedArray, name: str, file: str
+                    ) -> tuple[np.ndarray, pa.Array, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_text_key` of a dictionary-encoded key column, worked on its dictionary."""
+    codes, values, _ = key_column(col, name, file)
+    codes, values, bad, unsafe = normalise_key_dictionary(codes, values)
+    missing = codes < 0
+    blank_value = blank(values) if len(values) else np.zeros(0, bool)
+    if blank_value.any():
+        missing |= blank_value[np.where(missing, 0, codes)] & ~missing
+    return codes, values, missing, bad, unsafe
 
 
 def _days(d: date) -> int:
@@ -483,7 +566,7 @@ def _valid_frame(keep: np.ndarray, *, policy_id: pa.ChunkedArray, farmer_id: pa.
 def _rejects_frame(register: PolicyRegister, rejected: np.ndarray, reason: np.ndarray, column: np.ndarray,
                    col_names: list[str], counts: np.ndarray, first_row: np.ndarray,
                    product: tuple[np.ndarray, pa.Array], products: Mapping[str, ProductRules],
-                   limits: Limits) -> pd.DataFrame:
+                   policy_id: pa.Array, limits: Limits) -> pd.DataFrame:
     idx = np.flatnonzero(rejected)
     raw = register.table.filter(pa.array(rejected))  # chunk-wise; take would concatenate every column
     text = {name: as_text(raw[name]) for name in raw.column_names}
@@ -491,6 +574,10 @@ def _rejects_frame(register: PolicyRegister, rejected: np.ndarray, reason: np.nd
                                              pa.array(list(REASONS))).cast(pa.string())
     columns = pa.DictionaryArray.from_arrays(pa.array(column[idx].astype(np.int32)),
                                              pa.array(col_names)).cast(pa.string())
+    # the column as the file names it (a reader may have mapped the insurer's header)
+    shown = [register.source_columns.get(c, c) for c in col_names]
+    shown_columns = pa.DictionaryArray.from_arrays(pa.array(column[idx].astype(np.int32)),
+                                                   pa.array(shown)).cast(pa.string())
     p_codes, p_values = product
     windows = pa.array([_window_text(products.get(v)) for v in p_values.to_pylist()] + [None], pa.string())
     sources = pa.array([_district_source(products.get(v)) for v in p_values.to_pylist()] + ["the district layer"],
@@ -498,11 +585,18 @@ def _rejects_frame(register: PolicyRegister, rejected: np.ndarray, reason: np.nd
     codes = p_codes[idx]
     at = pa.array(np.where(codes < 0, len(windows) - 1, codes))
     window, source = windows.take(at), sources.take(at)
-    messages = _messages(reasons, columns, text, counts[idx], first_row[idx], window, source, products, limits)
+    first = first_row[idx]
+    lines = first_lines = None
+    if register.lines is not None and len(idx):
+        located = np.asarray(register.lines(np.concatenate([idx, np.where(first >= 0, first, 0)])), np.int64)
+        lines, first_lines = located[:len(idx)], located[len(idx):]
+    messages = _messages(reasons, columns, shown_columns, text, counts[idx], first, first_lines, window, source,
+                         products, policy_id.take(pa.array(idx)), register.text, limits)
     out = {
         "file": pd.Series(np.full(len(idx), register.path, dtype=object), dtype="str"),
         "row": pd.Series(idx + 1, dtype="int64"),
-        "column": columns.to_pandas(),
+        "line": pd.Series(pd.array(lines if lines is not None else [None] * len(idx), dtype="Int64")),
+        "column": shown_columns.to_pandas(),
         "policy_id": text["policy_id"].to_pandas(),
         "product_id": text["product_id"].to_pandas(),
         "reason": reasons.to_pandas(),
@@ -510,8 +604,8 @@ def _rejects_frame(register: PolicyRegister, rejected: np.ndarray, reason: np.nd
     }
     for name in raw.column_names:
         if name not in ("policy_id", "product_id"):
-            key = name if name not in REJECT_COLUMNS else f"raw_{name}"
-            out[key] = text[name].to_pandas()
+            key = register.source_columns.get(name, name)
+            out[key if key not in REJECT_COLUMNS else f"raw_{key}"] = text[name].to_pandas()
     return pd.DataFrame(out)
 
 
@@ -528,9 +622,10 @@ def _window_text(rules: ProductRules | None) -> str | None:
     return f"{rules.sowing_window[0]}..{rules.sowing_window[1]}"
 
 
-def _messages(reasons: pa.Array, columns: pa.Array, text: dict[str, pa.Array], counts: np.ndarray,
-              first_row: np.ndarray, window: pa.Array, source: pa.Array,
-              products: Mapping[str, ProductRules], limits: Limits) -> pa.Array:
+def _messages(reasons: pa.Array, columns: pa.Array, shown: pa.Array, text: dict[str, pa.Array], counts: np.ndarray,
+              first_row: np.ndarray, first_line: np.ndarray | None, window: pa.Array, source: pa.Array,
+              products: Mapping[str, ProductRules], policy_id: pa.Array, text_format: TextFormat,
+              limits: Limits) -> pa.Array:
     """One human message per reject, built with vectorised string kernels."""
     n = len(reasons)
     if n == 0:
@@ -542,19 +637,34 @@ def _messages(reasons: pa.Array, columns: pa.Array, text: dict[str, pa.Array], c
     quoted = pc.fill_null(pc.binary_join_element_wise("'", value, "'", ""), "''")
     product = pc.fill_null(pc.binary_join_element_wise("'", text["product_id"], "'", ""), "''")
     configured = ", ".join(sorted(products)) or "none"
+    # a duplicate found on the normalised id says what it was read as
+    raw_id = pc.fill_null(text["policy_id"], "")
+    read_as = pc.if_else(pc.equal(raw_id, pc.fill_null(policy_id, "")), "",
+                         pc.binary_join_element_wise(" (read as '", pc.fill_null(policy_id, ""), "')", ""))
+    first_at = pc.cast(pa.array(first_row + 1), pa.string())
+    if first_line is not None:
+        first_at = pc.binary_join_element_wise(first_at, ", line ", pc.cast(pa.array(first_line), pa.string()), "")
 
     def join(*parts):
         return pc.binary_join_element_wise(*parts, "")
 
     templates = {
-        "missing_value": join(columns, " is empty, and it is required"),
-        "duplicate_policy_id": join("policy_id ", quoted, " occurs ", pc.cast(pa.array(counts), pa.string()),
-                                    " times (first at row ", pc.cast(pa.array(first_row + 1), pa.string()),
+        "missing_value": join(shown, " is empty, and it is required"),
+        "bad_key": join(shown, " ", quoted, " holds a control character (NUL, tab, line break, ...) or a "
+                        "bidirectional/line-separator format character; ids must be printable text"),
+        "unsafe_text": join(shown, " ", quoted, " begins with '=', '+', '-' or '@': a spreadsheet opening the "
+                            "CSV would run it as a formula (a plain signed number is allowed)"),
+        "multiline_value": join(shown, " ", quoted, " spans several lines: a quote may be missing, and the lines "
+                                "it holds may be other policies; quote the value or remove the line breaks"),
+        "duplicate_policy_id": join("policy_id ", quoted, read_as, " occurs ", pc.cast(pa.array(counts), pa.string()),
+                                    " times (first at row ", first_at,
                                     "); every occurrence is rejected until the insurer resolves which is real"),
         "unknown_product": join("product_id ", quoted, f" is not a configured product ({configured})"),
         "unknown_district": join("district_id ", quoted, " is not in ", source),
-        "bad_number": join(columns, " ", quoted, " is not a number (digits with '.' as the decimal "
-                           "separator, no thousands separators)"),
+        "bad_number": join(shown, " ", quoted, f" is not a number (written like {text_format.example_number()}: "
+                           f"decimal mark '{text_format.decimal}', "
+                           + (f"thousands separator '{text_format.thousands}' in groups of three)"
+                              if text_format.thousands else "no thousands separator)")),
         "non_positive_area": join("area_ha must be > 0 ha, got ", quoted),
         "bad_sum_insured": join("sum_insured must be a non-negative whole number of rupiah, got ", quoted),
         "bad_actual_value": join("actual_value must be a positive whole number of rupiah, got ", quoted),
@@ -568,7 +678,7 @@ def _messages(reasons: pa.Array, columns: pa.Array, text: dict[str, pa.Array], c
         "bad_event_number": join("event_number must be a whole number >= 1 (1 = the first event of the "
                                  "policy year), got ", quoted),
         "bad_interruption_days": join("interruption_days must be a whole number of days >= 0, got ", quoted),
-        "bad_date": join("sowing_date ", quoted, " is not an ISO date (YYYY-MM-DD)"),
+        "bad_date": join(shown, " ", quoted, f" is not {text_format.describe_dates()}"),
         "missing_sowing_date": join("product ", product, " is anchored on the sowing date, but sowing_date is empty"),
         "sowing_date_outside_window": join("sowing_date ", quoted, " is outside the sowing window ",
                                            pc.fill_null(window, "?"), " of product ", product),
