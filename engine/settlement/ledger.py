@@ -23,8 +23,8 @@ Ledger columns (the contract, README "Outputs")::
     policy_id, farmer_id, district_id, product_id, sum_insured [Rp], payout_rate [fraction],
     gross_payout [Rp], deductible [Rp], net_payout [Rp]
 
-followed by ``area_ha`` [ha], ``cohort`` (window anchor date), ``status`` (``paid`` |
-``no_payout`` | ``withheld_missing_data``) and ``group_id`` when the register has it.
+followed by ``area_ha`` [ha], ``cohort`` (window anchor date), ``status`` (:data:`STATUS_VALUES`)
+and ``group_id`` when the register has it.
 ``district_id``, ``product_id``, ``status`` and ``group_id`` are Arrow dictionary columns
 (categoricals in pandas).
 """
@@ -69,10 +69,14 @@ MONEY_COLUMNS: tuple[str, ...] = ("sum_insured", "gross_payout", "deductible", "
 #: ``paid``: net payout > 0; ``no_payout``: assessed, nothing due; ``withheld_missing_data``:
 #: the district/cohort was flagged for too little valid data — rate null, no money, not a
 #: reject; ``declined``: a named-peril cover assessed the policy's claims and declined them
-#: all (``reason`` says why); ``not_assessed``: a named-peril policy with no loss assessment.
-STATUS_VALUES: tuple[str, ...] = ("paid", "no_payout", "withheld_missing_data", "declined", "not_assessed")
-_PAID, _NO_PAYOUT, _WITHHELD, _DECLINED, _NOT_ASSESSED = 0, 1, 2, 3, 4
-_OUTCOME_STATUS = {"paid": _PAID, "no_payout": _NO_PAYOUT, "declined": _DECLINED, "not_assessed": _NOT_ASSESSED}
+#: all (``reason`` says why); ``not_assessed``: a named-peril policy with no loss assessment;
+#: ``referred``: a named-peril policy with nothing paid and a claim referred to a person
+#: (e.g. ``unknown_peril``) — no money yet, like ``declined`` in every total and payment.
+STATUS_VALUES: tuple[str, ...] = ("paid", "no_payout", "withheld_missing_data", "declined", "not_assessed",
+                                  "referred")
+_PAID, _NO_PAYOUT, _WITHHELD, _DECLINED, _NOT_ASSESSED, _REFERRED = 0, 1, 2, 3, 4, 5
+_OUTCOME_STATUS = {"paid": _PAID, "no_payout": _NO_PAYOUT, "declined": _DECLINED, "not_assessed": _NOT_ASSESSED,
+                   "referred": _REFERRED}
 #: Reason of a named-peril policy without any assessment.
 NOT_ASSESSED_REASON = "no_assessment"
 
