@@ -365,3 +365,57 @@ def test_spelling_variants_apply_to_whole_words_only(wording):
     assert wording.peril_code("bercak cokelat") == "brown_spot"
     assert wording._key("cokelatan") == "cokelatan"
     assert np.array_equal(settle([plot(1, peril="Bercak Cokelat")], wording)["indemnity"], [PAID])
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def _autp_only_run(tmp_path: Path) -> Path:
+    """An AUTP-only batch: 3 policies; P1 paid (white stem borer), P2 referred (hama aneh), P3 declined (hama putih)."""
+    pd.DataFrame({"policy_id": ["P1", "P2", "P3"], "farmer_id": ["F1", "F2", "F3"], "district_id": ["3201"] * 3,
+                  "product_id": ["autp"] * 3, "area_ha": [0.4, 0.4, 0.4], "sowing_date": ["2023-11-20"] * 3,
+                  "group_id": ["G1"] * 3}).to_csv(tmp_path / "policies.csv", index=False)
+    rows = [plot(1, peril="white stem borer"), plot(2, peril="hama aneh"), plot(3, peril="hama putih")]
+    for r, pid in zip(rows, ["P1", "P2", "P3"]):
+        r["policy_id"] = pid
+    pd.DataFrame(rows).to_csv(tmp_path / "assessments.csv", index=False)
+    cfg = {"season": {"id": "2024-MT1", "start": "2023-11-01", "end": "2024-03-31", "year": 2024},
+           "inputs": {"policies": {"path": "policies.csv"}, "assessments": {"path": "assessments.csv"}},
+           "products": [], "adjuster": {"wording": str(WORDING_FILE)}, "output": {"formats": ["csv"]}}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return tmp_path / "run.yaml"
+
+
+def test_referred_claim_through_a_run_and_strict(tmp_path, capsys):
+    """End to end: the referred plot is listed, unpaid and counted; ``--strict`` fails on it (exit 2).
+
+    Source: Jasindo AUTP wording BAB III (stem borer covered, hama putih not); 0.4 ha x
+    Rp 6,000,000/ha = Rp 2,400,000 for the one paid policy.
+    """
+    from panen.engine.cli import main
+
+    cfg = _autp_only_run(tmp_path)
+    assert main(["run", str(cfg), "--out", str(tmp_path / "out")]) == 0
+    stdout = capsys.readouterr().out
+    assert "1 referred to a person (1 plots)" in stdout
+    out = tmp_path / "out"
+    claims = pd.read_csv(out / "autp_claims.csv", dtype=str)
+    assert list(zip(claims["policy_id"], claims["decision"], claims["reason"], claims["indemnity"])) == [
+        ("P1", "paid", "paid", "2400000"), ("P2", "referred", "unknown_peril", "0"),
+        ("P3", "declined", "peril_excluded_special", "0")]
+    ledger = pd.read_csv(out / "payouts.csv", dtype=str).set_index("policy_id")
+    assert ledger.loc[["P1", "P2", "P3"], "status"].tolist() == ["paid", "referred", "declined"]
+    assert ledger.loc[["P1", "P2", "P3"], "net_payout"].tolist() == ["2400000", "0", "0"]
+    summary = pd.read_csv(out / "summary.csv")
+    total = summary[summary["level"] == "total"].iloc[0]
+    assert (int(total["referred"]), int(total["net_payout"])) == (1, 2_400_000)
+    payments = pd.read_csv(out / "payments.csv")
+    assert int(payments["amount"].sum()) == 2_400_000
+    manifest = (out / "manifest.json").read_text()
+    assert '"plots_referred": 1' in manifest and '"policies_referred": 1' in manifest
+
+    strict = tmp_path / "strict"
+    assert main(["run", str(cfg), "--out", str(strict), "--strict", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "assessments.csv" in err and "row 2" in err and "unknown_peril" in err and "'hama aneh'" in err
+    assert not strict.exists(), "nothing half-written"
