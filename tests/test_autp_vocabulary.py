@@ -414,8 +414,12 @@ def test_referred_claim_through_a_run_and_strict(tmp_path, capsys):
     manifest = (out / "manifest.json").read_text()
     assert '"plots_referred": 1' in manifest and '"policies_referred": 1' in manifest
 
+    # a blank line before the referred row: the message names the line an editor shows
+    text = (tmp_path / "assessments.csv").read_text().splitlines(keepends=True)
+    (tmp_path / "assessments.csv").write_text("".join(text[:2] + ["\n"] + text[2:]))
     strict = tmp_path / "strict"
     assert main(["run", str(cfg), "--out", str(strict), "--strict", "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "assessments.csv" in err and "row 2" in err and "unknown_peril" in err and "'hama aneh'" in err
+    assert "assessments.csv, line 4 (row 2), column 'peril'" in err  # header = line 1, blank line 3
+    assert "unknown_peril" in err and "'hama aneh'" in err
     assert not strict.exists(), "nothing half-written"

@@ -876,10 +876,10 @@ def raise_if_referred(claims: Mapping[str, pd.DataFrame], opened: Mapping[str, O
                       covers: list[Cover]) -> None:
     """``--strict``: a claim referred to a person (e.g. an unknown peril name) fails the run (exit 2).
 
-    Each of the first 50 is named by the assessments file, its data row (the row
-    ``rejects.csv`` would give it: 1-based, header excluded) and column ``peril``, with the
-    reason and the peril as written; a run without ``--strict`` lists them as ``referred``
-    in ``autp_claims.csv`` instead.
+    Each of the first 50 is named by the assessments file, its text line (for a CSV whose
+    reader recorded ``attrs["lines"]``) and data row (as ``rejects.csv`` gives them) and
+    column ``peril``, with the reason and the peril as written; a run without ``--strict``
+    lists them as ``referred`` in ``autp_claims.csv`` instead.
     """
     problems: list[Problem] = []
     total = 0
@@ -889,14 +889,19 @@ def raise_if_referred(claims: Mapping[str, pd.DataFrame], opened: Mapping[str, O
         cl = claims[c.id]
         referred = cl[(cl["decision"] == "referred").to_numpy(bool)]
         total += len(referred)
-        info = opened[c.inputs()[0]].info
+        data = opened[c.inputs()[0]]
+        info = data.info
         numbered = pd.api.types.is_integer_dtype(referred.index.dtype)
         first = referred.head(max(50 - len(problems), 0))
-        for row, r in zip(first.index, first.itertuples()):
+        locate = getattr(data.data, "attrs", {}).get("lines")
+        lines = [None] * len(first)
+        if numbered and callable(locate) and len(first):
+            lines = [int(x) for x in locate(first.index.to_numpy(np.int64) - 1)]
+        for row, line, r in zip(first.index, lines, first.itertuples()):
             problems.append(Problem(f"referred ({r.reason}): peril {r.peril!r} of policy {r.policy_id!r}, plot "
                                     f"{r.plot_id!r} matches no peril of the {c.id} wording; add the name to the "
                                     f"wording or correct the assessment", file=getattr(info, "path", None),
-                                    row=int(row) if numbered else None, column="peril"))
+                                    row=int(row) if numbered else None, line=line, column="peril"))
     if problems:
         if total > len(problems):
             problems.append(Problem(f"... and {total - len(problems)} more referred claims"))
