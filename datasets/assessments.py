@@ -105,7 +105,9 @@ def read_assessments(path: str | PathLike[str], *, peril_key: Callable[[str], st
         ``plot_area_ha`` [ha], ``damage_intensity_pct, damaged_area_pct`` [%] (float64),
         (``policy_id`` and ``plot_id`` normalised keys)
         ``crop_age_days`` [days, int64], ``event_date, notice_date`` (datetime64).
-        ``attrs["source"]`` is the path.
+        ``attrs["source"]`` is the path; for a CSV, ``attrs["lines"]`` maps 0-based data
+        rows (index - 1) to the 1-based text lines a text editor shows them on (found only
+        when called, e.g. to name a referred claim under ``--strict``).
     rejects : pandas.DataFrame
         :data:`REJECT_COLUMNS` followed by the raw text of the row's other columns,
         sorted by ``row``. Checks, in order (:data:`REASONS`): an empty value
@@ -125,8 +127,25 @@ def read_assessments(path: str | PathLike[str], *, peril_key: Callable[[str], st
     located = read_located(path, ASSESSMENT_COLUMNS, what="loss assessments file", options=options or TableOptions())
     if peril_key is None and wording is not None:
         peril_key = wording.peril_code
-    return split_assessments(located.table, str(Path(path)), peril_key=peril_key, lines=located.lines,
-                             source_columns=located.source_columns, text=located.text)
+    valid, rejects = split_assessments(located.table, str(Path(path)), peril_key=peril_key, lines=located.lines,
+                                       source_columns=located.source_columns, text=located.text)
+    if located.lines is not None:
+        valid.attrs["lines"] = _SharedLines(located.lines)
+    return valid, rejects
+
+
+class _SharedLines:
+    """Rows -> text lines, carried in ``DataFrame.attrs``: pandas deep-copies attrs on every
+    derived frame, and this shares the one (lazily scanned) locator instead of copying it."""
+
+    def __init__(self, lines: Callable[[np.ndarray], np.ndarray]) -> None:
+        self._lines = lines
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        return self._lines(rows)
+
+    def __deepcopy__(self, memo: dict) -> _SharedLines:
+        return self
 
 
 def split_assessments(table: pa.Table | pd.DataFrame, file: str = "<memory>", *,

@@ -98,8 +98,8 @@ Realism (magnitudes after CHIRPS over Java and BPS yields)
   districts; the two pest districts claim brown planthopper, rats, blast or tungro
   outbreaks the rain never shows; every district has background claims (pests, diseases,
   local floods) reaching puso on ~1.5–3 % of its area, as AUTP's national 1.5–2.6 %
-  (BPS, Statistik Indonesia). Some claims fail the wording's gates: excluded perils (keong mas, fire,
-  grassy stunt, bacterial leaf blight; ~3 %), late notices (> 7 days; ~3.5 %) and crops
+  (BPS, Statistik Indonesia). Some claims fail the wording's gates: excluded perils (fire; and keong mas,
+  grassy stunt, bacterial leaf blight unless the programme endorsement covers them; ~3 %), late notices (> 7 days; ~3.5 %) and crops
   too young (< 10 days transplanted, < 30 days tabela/salibu; ~5–8 %). Methods: 85 %
   transplanting, 11 % tabela, 4 % salibu. For the default seed the district share of
   insured area at puso has Spearman ρ ≈ 0.95 with the planted yield loss; the basis risk

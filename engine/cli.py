@@ -369,15 +369,16 @@ def _print_pricing_summary(res) -> None:
 def _print_summary(res) -> None:
     c = res.counts
     print(f"run {res.run_id}: {c['policies_valid']:,} policies settled, {c['policies_rejected']:,} rejected, "
-          f"{c.get('policies_withheld', 0):,} withheld for missing data")
+          f"{c.get('policies_withheld', 0):,} withheld for missing data, {c.get('policies_referred', 0):,} referred "
+          f"to a person ({c.get('plots_referred', 0):,} plots)")
     header = (f"{'product':<10} {'policies':>9} {'districts':>9} {'triggered':>9} {'paid':>8} {'withheld':>8} "
-              f"{'sum insured [Rp]':>18} {'net payout [Rp]':>16} {'paid % SI':>10}")
+              f"{'referred':>8} {'sum insured [Rp]':>18} {'net payout [Rp]':>16} {'paid % SI':>10}")
     print(header)
     print("-" * len(header))
     for r in res.products.itertuples():
         ratio = r.net_payout / r.sum_insured if r.sum_insured else 0.0
         print(f"{r.product_id:<10} {r.policies:>9,} {r.districts:>9} {r.districts_triggered:>9} {r.policies_paid:>8,} "
-              f"{r.policies_withheld:>8,} {r.sum_insured:>18,} {r.net_payout:>16,} {ratio:>10.2%}")
+              f"{r.policies_withheld:>8,} {r.policies_referred:>8,} {r.sum_insured:>18,} {r.net_payout:>16,} {ratio:>10.2%}")
     if "premium" in res.products.columns:
         for r in res.products.dropna(subset=["premium"]).itertuples():
             print(f"{r.product_id} premium Rp {int(r.premium):,} = government subsidy Rp {int(r.subsidy):,} "

@@ -115,6 +115,9 @@ class AdjusterConfig(_Strict):
     """``adjuster:`` — a named-peril cover settled from field loss assessments (e.g. AUTP)."""
 
     wording: Path = Field(description="policy wording file, e.g. configs/autp.yaml")
+    endorsements: list[str] | None = Field(
+        None, description="endorsements attached to the wording: names of its endorsement_options (e.g. "
+                          "programme) or peril codes of special exclusions; replaces the wording's own list")
 
 
 # --------------------------------------------------------------------------- backtest analysis sections
@@ -420,6 +423,15 @@ def parse_config(data: Any, *, base_dir: Path | str = ".", source: Path | None =
                 wording = load_wording(wpath)
             except ConfigError as exc:
                 problems.extend(exc.problems)
+            if wording is not None and model.adjuster.endorsements is not None:
+                try:
+                    wording = wording.with_endorsements(model.adjuster.endorsements)
+                except ConfigError as exc:  # located in the run config, not the wording file
+                    for p in exc.problems:
+                        at = p.key.replace("endorsements", "", 1) if p.key and p.key.startswith("endorsements") \
+                            else ""
+                        add(("adjuster", "endorsements", *([int(at.strip("[]"))] if at.startswith("[") else [])),
+                            p.message)
             if inputs.assessments is None:
                 add(("inputs",), "inputs.assessments (field loss assessments) is required by the adjuster")
             if purpose == "run" and inputs.policies is None:

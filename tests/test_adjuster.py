@@ -190,11 +190,22 @@ def test_stem_rot_is_covered_and_the_choice_is_recorded(wording):
     assert one(plot(peril="stem_rot"), wording).indemnity == 2_400_000
 
 
-def test_unknown_and_uncovered_perils(wording):
-    assert one(plot(peril="alien invasion"), wording).reason == "unknown_peril"
+def test_unknown_peril_is_referred_and_uncovered_peril_declined(wording, raw_wording):
+    """An unknown name is referred (not declined); a known peril in no list is peril_not_covered.
+
+    Source: Jasindo AUTP wording, special exclusion 4f (tanah longsor); the shipped wording
+    lists every peril it names, so ``peril_not_covered`` is shown on a wording with one
+    unlisted peril.
+    """
+    c = one(plot(peril="alien invasion"), wording)
+    assert (c.decision, c.reason, c.indemnity) == ("referred", "unknown_peril", 0)
+    assert pd.isna(c.peril_code)
     c = one(plot(peril="tanah longsor"), wording)
-    assert (c.reason, c.peril_code) == ("peril_not_covered", "landslide")
-    assert pd.isna(one(plot(peril="alien invasion"), wording).peril_code)
+    assert (c.decision, c.reason, c.peril_code) == ("declined", "peril_excluded_special", "landslide")
+    data = copy.deepcopy(raw_wording)
+    data["perils"]["hail"] = {"name": "hujan es", "name_en": "hail", "kind": "natural"}
+    c = one(plot(peril="hujan es"), parse_wording(data))
+    assert (c.decision, c.reason, c.peril_code) == ("declined", "peril_not_covered", "hail")
 
 
 # --------------------------------------------------------------------------- dates

@@ -6,19 +6,21 @@ module only applies it. Another named-peril cover is another wording file, not n
 A loss assessment (one row per plot, peril and event, as a POPT pest observer records it)
 pays the plot's whole *insured area* x ``sum_insured_per_ha`` when every gate passes, and
 nothing otherwise — AUTP has no partial payment. The gates, in the order that decides the
-one primary ``reason`` of a declined plot (:data:`REASONS`):
+one primary ``reason`` of a plot that is not paid (:data:`REASONS`):
 
 ============================  ==============================================================
-reason                        the plot is declined because ...
+reason                        the plot is not paid because ...
 ============================  ==============================================================
 ``invalid_assessment``        a value is missing or impossible (the reader rejects these rows;
                               the gate guards callers that build frames themselves)
 ``unknown_policy``            ``policies`` was given and the policy id is not in it
-``unknown_peril``             the peril text matches no code, name or alias of the wording
+``unknown_peril``             the peril text matches no code, name or alias of the wording:
+                              the claim is **referred** (see below), not declined
 ``peril_excluded``            the peril is a general exclusion (earthquake, fire, ...)
-``peril_excluded_special``    a special exclusion not lifted by an endorsement (golden apple
-                              snail, grassy stunt, riot, ...)
-``peril_not_covered``         a known peril the wording neither covers nor excludes
+``peril_excluded_special``    a special exclusion not lifted by an endorsement (hama putih,
+                              riot, landslide, storm, ...)
+``peril_not_covered``         a known peril the wording neither covers nor excludes (none in
+                              the shipped AUTP wording; kept for wordings that have such)
 ``outside_cover_period``      the event is outside the cover period (inclusive bounds)
 ``late_notice``               notified more than ``notice_days`` after the event
 ``unknown_planting_method``   the planting method matches no method of the wording
@@ -27,6 +29,17 @@ reason                        the plot is declined because ...
 ``already_paid``              an earlier event of the season already settled this plot
 ``area_cap``                  the policy's or the farmer's insured area is used up
 ============================  ==============================================================
+
+**Referred, not declined.** A peril name the wording cannot resolve is not evidence that
+the loss is uninsured — field reports use local names, misspellings and species names the
+wording may not list yet (each wrongful decline costs the farmer Rp 6,000,000/ha). Such a
+claim gets ``decision = referred``, reason ``unknown_peril`` (the name stays in ``peril`` as
+written): not paid, not declined, listed for a person to resolve (add the name to the
+wording, or correct the assessment) and rerun. Only a claim whose one failed gate is the
+unknown peril is referred: a claim that fails a gate that does not depend on the peril
+(cover period, notice, crop age, threshold, an unknown policy, an invalid value) is declined
+for that reason whatever its peril, with ``unknown_peril`` still listed in ``reasons``.
+Referred claims take no area from the caps and do not settle their plot.
 
 Coverage comes first (if the peril is not insured nothing else matters), then the dates
 of the claim (cover period, notice), then the crop (age), then the damage; ``already_paid``
@@ -103,7 +116,9 @@ from panen.engine.settlement.rates import POLICY_OUTCOMES, PolicyAmounts
 __all__ = [
     "ASSESSMENT_COLUMNS",
     "CLAIM_COLUMNS",
+    "DECISIONS",
     "REASONS",
+    "REFERRAL_REASONS",
     "REASON_CODES",
     "Wording",
     "adjust",
@@ -116,11 +131,13 @@ __all__ = [
 ]
 
 
-#: Decline reasons in precedence order: a plot's ``reason`` is the first that applies.
+#: Reasons a plot is not paid, in precedence order: a plot's ``reason`` is the first that
+#: applies (``unknown_peril`` refers the claim to a person instead of declining it, unless
+#: another gate fails too: then the first of the others is the reason).
 REASONS: dict[str, str] = {
     "invalid_assessment": "a required value is missing or impossible",
     "unknown_policy": "the policy is not in the policy register",
-    "unknown_peril": "the peril matches no code, name or alias of the wording",
+    "unknown_peril": "the peril matches no code, name or alias of the wording: referred to a person",
     "peril_excluded": "the peril is a general exclusion",
     "peril_excluded_special": "the peril is a special exclusion not lifted by an endorsement",
     "peril_not_covered": "the peril is neither covered nor excluded by the wording",
@@ -135,6 +152,10 @@ REASONS: dict[str, str] = {
 _GATE = {name: i for i, name in enumerate(REASONS)}
 #: Categories of the ``reason`` column: "paid", then the decline reasons in precedence order.
 REASON_CODES: tuple[str, ...] = ("paid", *REASONS)
+#: Categories of the ``decision`` column.
+DECISIONS: tuple[str, ...] = ("paid", "declined", "referred")
+#: Reasons that refer a claim to a person instead of declining it.
+REFERRAL_REASONS: tuple[str, ...] = ("unknown_peril",)
 
 #: Columns of the claims table (``autp_claims.csv``); ``farmer_id`` only with ``policies``.
 CLAIM_COLUMNS: tuple[str, ...] = (
@@ -200,6 +221,13 @@ class Peril(_Strict):
     aliases: list[Label] = []
 
 
+class EndorsementOption(_Strict):
+    """A named endorsement (``endorsement_options.<name>``): the special exclusions it lifts, and its source."""
+
+    lifts: list[Code] = Field(min_length=1, description="peril codes of the special exclusions it covers")
+    source: Label = Field(description="the document that grants the cover (e.g. the programme guideline)")
+
+
 class Overlap(_Strict):
     """A peril the wording lists in more than one place, and the recorded reading."""
 
@@ -221,9 +249,13 @@ class Wording(_Strict):
     Cross-checks beyond the field types: every listed code is in ``perils``; no peril is
     listed twice (in one list, or as both covered and excluded) unless ``overlaps`` records
     the reading taken; an overlap names a peril listed in more than one place and a list
-    it is in; ``endorsements`` lift special exclusions only; no label (code, name, English
-    name, alias) means two perils or two planting methods; ``min_crop_age_days`` and
-    ``planting_methods`` name the same methods.
+    it is in; ``endorsements`` (endorsement option names or peril codes) lift special
+    exclusions only; no label (code, name, English name, alias, read through
+    ``spelling_variants``) means two perils or two planting methods; ``min_crop_age_days``
+    and ``planting_methods`` name the same methods.
+
+    Labels match after :func:`normalise_label` (case, accents, spaces, ``_``/``-``) and then
+    word by word through ``spelling_variants`` (``cokelat`` reads ``coklat``).
     """
 
     id: Code
@@ -243,6 +275,8 @@ class Wording(_Strict):
     general_exclusions: list[Code] = []
     special_exclusions: list[Code] = []
     overlaps: dict[Code, Overlap] = {}
+    spelling_variants: dict[Label, Label] = Field({}, description="word -> its standard spelling, for matching")
+    endorsement_options: dict[Code, EndorsementOption] = {}
     endorsements: list[Code] = []
 
     _peril_labels: dict[str, int] = PrivateAttr(default_factory=dict)
@@ -279,16 +313,34 @@ class Wording(_Strict):
                                                                  f"peril {code!r} is in ({', '.join(lists)})"))
         effective = {code: (self.overlaps[code].treat_as if code in self.overlaps and len(lists) > 1 else lists[0])
                      for code, lists in where.items()}
-        for i, code in enumerate(self.endorsements):
+        def lift_problem(code: str) -> str | None:
             if code not in self.perils:
-                problems.append((("endorsements", i), f"unknown peril code {code!r}"))
-            elif effective.get(code) != "special_exclusions":
+                return f"unknown peril code {code!r}"
+            if effective.get(code) != "special_exclusions":
                 what = {"covered": "already covered", "general_exclusions": "a general exclusion"}.get(
                     effective.get(code, ""), "not a special exclusion")
-                problems.append((("endorsements", i), f"an endorsement can only lift a special exclusion; "
-                                                      f"{code!r} is {what}"))
-        problems += _label_clashes(self.perils, ("name", "name_en"), "perils")
-        problems += _label_clashes(self.planting_methods, ("name",), "planting_methods")
+                return f"an endorsement can only lift a special exclusion; {code!r} is {what}"
+            return None
+
+        for name, option in self.endorsement_options.items():
+            if name in self.perils:
+                problems.append((("endorsement_options", name), f"{name!r} is also a peril code; an endorsement "
+                                                                f"option needs a name of its own"))
+            for j, code in enumerate(option.lifts):
+                if (why := lift_problem(code)) is not None:
+                    problems.append((("endorsement_options", name, "lifts", j), why))
+        for i, code in enumerate(self.endorsements):
+            if code in self.endorsement_options:
+                continue
+            if (why := lift_problem(code)) is not None:
+                if code not in self.perils and self.endorsement_options:
+                    why += f" (nor an endorsement option: {', '.join(self.endorsement_options)})"
+                problems.append((("endorsements", i), why))
+        for word, standard in self.spelling_variants.items():
+            if len(normalise_label(word).split()) != 1 or len(normalise_label(standard).split()) != 1:
+                problems.append((("spelling_variants", word), "a spelling variant maps one word to one word"))
+        problems += _label_clashes(self.perils, ("name", "name_en"), "perils", self._key)
+        problems += _label_clashes(self.planting_methods, ("name",), "planting_methods", self._key)
         for method in self.planting_methods:
             if method not in self.min_crop_age_days:
                 problems.append((("min_crop_age_days",), f"no minimum crop age for planting method {method!r}"))
@@ -300,9 +352,9 @@ class Wording(_Strict):
             raise _Located(problems)
 
         # lookup tables for the adjuster
-        self._peril_labels.update(_labels(self.perils, ("name", "name_en")))
-        self._method_labels.update(_labels(self.planting_methods, ("name",)))
-        lifted = set(self.endorsements)
+        self._peril_labels.update(_labels(self.perils, ("name", "name_en"), self._key))
+        self._method_labels.update(_labels(self.planting_methods, ("name",), self._key))
+        lifted = self.lifted
         kind = {"covered": _COVERED, "general_exclusions": _GENERAL, "special_exclusions": _SPECIAL}
         self._peril_class = np.array(
             [_COVERED if code in lifted else kind[effective[code]] if code in effective else _NOT_COVERED
@@ -310,6 +362,23 @@ class Wording(_Strict):
         return self
 
     # ---------------------------------------------------------------- lookups
+    def _key(self, label: object) -> str:
+        """The matching key of a label: :func:`normalise_label`, then ``spelling_variants`` word by word."""
+        key = normalise_label(label)
+        if not self.spelling_variants:
+            return key
+        variants = {normalise_label(k): normalise_label(v) for k, v in self.spelling_variants.items()}
+        return " ".join(variants.get(w, w) for w in key.split(" "))
+
+    @property
+    def lifted(self) -> frozenset[str]:
+        """Peril codes the attached endorsements cover (option names expanded)."""
+        out: set[str] = set()
+        for name in self.endorsements:
+            option = self.endorsement_options.get(name)
+            out.update(option.lifts if option is not None else [name])
+        return frozenset(out)
+
     @property
     def peril_codes(self) -> list[str]:
         """Peril codes in file order."""
@@ -322,12 +391,12 @@ class Wording(_Strict):
 
     def peril_code(self, label: object) -> str | None:
         """The peril code a field label means (code, name, English name or alias), or ``None``."""
-        i = self._peril_labels.get(normalise_label(label)) if label is not None else None
+        i = self._peril_labels.get(self._key(label)) if label is not None else None
         return None if i is None else self.peril_codes[i]
 
     def planting_method_code(self, label: object) -> str | None:
         """The planting-method code a field label means, or ``None``."""
-        i = self._method_labels.get(normalise_label(label)) if label is not None else None
+        i = self._method_labels.get(self._key(label)) if label is not None else None
         return None if i is None else self.method_codes[i]
 
     def coverage(self, code: str) -> Literal["covered", "general_exclusion", "special_exclusion", "not_covered"]:
@@ -338,7 +407,11 @@ class Wording(_Strict):
         return ("covered", "general_exclusion", "special_exclusion", "not_covered")[c]
 
     def with_endorsements(self, codes: Iterable[str]) -> Wording:
-        """The same wording with ``endorsements`` replaced (validated again)."""
+        """The same wording with ``endorsements`` replaced (validated again).
+
+        ``codes`` are names of ``endorsement_options`` (``["programme"]``) or peril codes of
+        special exclusions (``["golden_apple_snail"]``).
+        """
         data = self.model_dump()
         data["endorsements"] = list(codes)
         return parse_wording(data)
@@ -360,26 +433,27 @@ class Wording(_Strict):
         return self.premium_per_ha - self.subsidy_per_ha
 
 
-def _labels(entries: dict[str, BaseModel], fields: Sequence[str]) -> dict[str, int]:
+def _labels(entries: dict[str, BaseModel], fields: Sequence[str], key=normalise_label) -> dict[str, int]:
     out: dict[str, int] = {}
     for i, (code, entry) in enumerate(entries.items()):
         for label in (code, *(getattr(entry, f) for f in fields), *entry.aliases):
-            out.setdefault(normalise_label(label), i)
+            out.setdefault(key(label), i)
     return out
 
 
-def _label_clashes(entries: dict[str, BaseModel], fields: Sequence[str], section: str) -> list[tuple[tuple, str]]:
+def _label_clashes(entries: dict[str, BaseModel], fields: Sequence[str], section: str,
+                   key=normalise_label) -> list[tuple[tuple, str]]:
     owner: dict[str, str] = {}
     problems = []
     for code, entry in entries.items():
         labelled = [((section, code), code)] + [((section, code, f), getattr(entry, f)) for f in fields] \
             + [((section, code, "aliases", j), a) for j, a in enumerate(entry.aliases)]
         for loc, label in labelled:
-            key = normalise_label(label)
-            if not key:
+            k = key(label)
+            if not k:
                 problems.append((loc, "empty label"))
-            elif owner.setdefault(key, code) != code:
-                problems.append((loc, f"label {label!r} also means {owner[key]!r}; a label must name one entry"))
+            elif owner.setdefault(k, code) != code:
+                problems.append((loc, f"label {label!r} also means {owner[k]!r}; a label must name one entry"))
     return problems
 
 
@@ -509,9 +583,11 @@ def policy_amounts(claims: pd.DataFrame, policies: pd.DataFrame, wording: Wordin
     -------
     PolicyAmounts
         Per policy: ``gross`` = Σ indemnity of its paid plots [Rp]; outcome ``paid`` (gross
-        > 0), ``declined`` (claims assessed, none paid; ``reason`` = the distinct primary
-        reasons of its plots, ``;``-separated in precedence order) or ``not_assessed`` (no
-        claim: reason ``no_assessment``); ``sum_insured`` = round_half_up(insured area ×
+        > 0), ``referred`` (nothing paid and at least one claim referred to a person: the
+        policy's money is not decided yet), ``declined`` (claims assessed, none paid or
+        referred) — ``reason`` = the distinct primary reasons of its unpaid plots,
+        ``;``-separated in precedence order — or ``not_assessed`` (no claim: reason
+        ``no_assessment``); ``sum_insured`` = round_half_up(insured area ×
         Rp/ha) with the wording's per-farmer area cap (:func:`premium`) — the most the
         policy can be paid in the season.
 
@@ -527,6 +603,7 @@ def policy_amounts(claims: pd.DataFrame, policies: pd.DataFrame, wording: Wordin
     n = len(ids)
     gross = np.zeros(n, np.int64)
     assessed = np.zeros(n, bool)
+    referred = np.zeros(n, bool)
     masks = np.zeros(n, np.int64)  # bit i: the policy has a plot declined for REASON_CODES[i]
     if len(claims):
         position = _claim_rows(claims, ids, claim_rows)
@@ -534,13 +611,15 @@ def policy_amounts(claims: pd.DataFrame, policies: pd.DataFrame, wording: Wordin
         at = position[known]
         np.add.at(gross, at, claims["indemnity"].to_numpy(np.int64)[known])
         assessed[at] = True
+        referred[at[(claims["decision"] == "referred").to_numpy(bool)[known]]] = True
         primary = pd.Categorical(claims["reason"], categories=list(REASON_CODES)).codes.astype(np.int64)[known]
         declined_plot = primary > 0  # code 0 is "paid"
         np.bitwise_or.at(masks, at[declined_plot], np.left_shift(1, primary[declined_plot]))
     paid = gross > 0
     outcome = np.where(paid, POLICY_OUTCOMES.index("paid"),
-                       np.where(assessed, POLICY_OUTCOMES.index("declined"),
-                                POLICY_OUTCOMES.index("not_assessed"))).astype(np.int8)
+                       np.where(referred, POLICY_OUTCOMES.index("referred"),
+                                np.where(assessed, POLICY_OUTCOMES.index("declined"),
+                                         POLICY_OUTCOMES.index("not_assessed")))).astype(np.int8)
     # the distinct primary reasons of a policy's declined plots, ";"-joined in precedence
     # order: one text per distinct mask (a handful), gathered as a dictionary array
     masks = np.where(paid, 0, np.where(assessed, masks, -1))
@@ -638,8 +717,9 @@ def adjust(assessments: pd.DataFrame, wording: Wording, *, season_start: dt.date
         and ``planting_method_code`` are the wording's codes (missing when unknown);
         ``insured_area_ha`` [ha] is the area the claim is insured for (after the caps, for
         claims that reach them; otherwise the plot area limited by the policy's area and
-        the farmer cap); ``decision`` is ``paid`` or ``declined``; ``reason`` the primary
-        reason (``paid`` or one of :data:`REASONS`, an ordered categorical); ``reasons``
+        the farmer cap); ``decision`` is ``paid``, ``declined`` or ``referred`` (the peril
+        name is unknown and no other gate failed: a person must resolve it); ``reason`` the
+        primary reason (``paid`` or one of :data:`REASONS`, an ordered categorical); ``reasons``
         every failed gate, ``;``-separated in precedence order (empty for a clean
         payment); ``sum_insured`` and ``indemnity`` are int64 rupiah, ``indemnity`` is
         ``sum_insured`` when paid, else 0.
@@ -766,8 +846,13 @@ def adjust(assessments: pd.DataFrame, wording: Wording, *, season_start: dt.date
     sum_insured = round_rupiah(np.where(finite, insured, 0.0) * wording.sum_insured_per_ha)
     indemnity = np.where(paid, sum_insured, 0)
 
-    # ---- reasons: primary from the lowest set bit, the audit list from the distinct bit sets
-    low = bits & -bits
+    # ---- reasons: primary from the lowest set bit, the audit list from the distinct bit sets.
+    # A claim whose only failed gates are referral reasons is referred; otherwise its primary
+    # reason is the first failed gate that is not a referral reason (it fails whatever the peril).
+    refer_bits = sum(1 << _GATE[r] for r in REFERRAL_REASONS)
+    referred = ~paid & (bits != 0) & ((bits & ~refer_bits) == 0)
+    decide = np.where(referred, bits, bits & ~refer_bits)
+    low = decide & -decide
     primary = np.where(paid, 0, np.log2(np.maximum(low, 1)).astype(np.int64) + 1)
     patterns, inverse = np.unique(bits, return_inverse=True)
     names = list(REASONS)
@@ -792,8 +877,8 @@ def adjust(assessments: pd.DataFrame, wording: Wording, *, season_start: dt.date
                                                           categories=pd.Index(wording.method_codes, dtype="str")),
         "event_date": _as_datetime(event, event_nat),
         "notice_date": _as_datetime(notice, notice_nat),
-        "decision": pd.Categorical.from_codes(np.where(paid, 0, 1), categories=pd.Index(["paid", "declined"],
-                                                                                        dtype="str")),
+        "decision": pd.Categorical.from_codes(np.where(paid, 0, np.where(referred, 2, 1)),
+                                              categories=pd.Index(DECISIONS, dtype="str")),
         "reason": pd.Categorical.from_codes(primary, categories=pd.Index(REASON_CODES, dtype="str"), ordered=True),
         "reasons": reasons,
         "sum_insured": sum_insured.astype(np.int64),

@@ -198,6 +198,7 @@ def _run(config: RunConfig, out_dir: Path | None, *, strict: bool, scheduler: st
                             + [r.assign(source="assessments") for r in assessment_rejects], ignore_index=True)
     if strict:
         steps.raise_if_strict(rejects)
+        steps.raise_if_referred(claims, opened, covers)
     if len(valid) == 0 and not allow_empty:
         read = opened[steps.POLICIES].data.n_rows
         head = Problem(f"no policy row is valid ({read:,} read, {len(rejects):,} rejected): nothing to settle. "
@@ -296,12 +297,14 @@ def _counts(opened, valid: pd.DataFrame, rejects: pd.DataFrame, products: pd.Dat
         "districts": int(len(districts)),
         "policies_paid": int(products["policies_paid"].sum()),
         "policies_withheld": int(products["policies_withheld"].sum()),
+        "policies_referred": int(products["policies_referred"].sum()),
         "districts_triggered": int(pc.count_distinct(triggered).as_py()),
     }
     if claims:
         every = pd.concat(list(claims.values()), ignore_index=True)
         counts["plots_assessed"] = int(len(every))
         counts["plots_paid"] = int((every["decision"] == "paid").sum())
+        counts["plots_referred"] = int((every["decision"] == "referred").sum())
         counts["assessments_rejected"] = int((rejects["source"] == "assessments").sum()) if "source" in rejects else 0
     return counts
 
@@ -351,7 +354,8 @@ def _write_manifest(result: RunResult, stage: Path, fingerprints: dict[str, Inpu
         "inputs": _hash_inputs(fingerprints),
         "districts": ({"path": str(districts.path), "id_column": districts.id_column, "layer": districts.layer}
                       if districts is not None else None),
-        "adjuster": ({"wording": str(config.adjuster_path), "id": config.adjuster.id} if config.adjuster else None),
+        "adjuster": ({"wording": str(config.adjuster_path), "id": config.adjuster.id,
+                      "endorsements": list(config.adjuster.endorsements)} if config.adjuster else None),
         "products": [p.model_dump(mode="json") for p in config.products],
         "covers": [{"id": c.id, "kind": "named_peril" if c.per_policy else "index"} for c in result.covers],
         "counts": result.counts,

@@ -72,6 +72,7 @@ __all__ = [
     "open_inputs",
     "policy_rules",
     "product_summary",
+    "raise_if_referred",
     "raise_if_strict",
     "rate_tables",
     "season_of",
@@ -774,7 +775,7 @@ def district_index(results: Mapping[str, xr.Dataset]) -> pd.DataFrame:
 
 
 def product_summary(ledger: pa.Table, covers: list[Cover], valid: pd.DataFrame) -> pd.DataFrame:
-    """Per cover: policies, districts, districts triggered, policies paid/withheld, money [Rp].
+    """Per cover: policies, districts, districts triggered, policies paid/withheld/referred, money [Rp].
 
     A named-peril cover also gets its premium, government subsidy and farmers' share [Rp]
     (the wording's premium rate on the insured area, capped per farmer). Computed with
@@ -792,12 +793,13 @@ def product_summary(ledger: pa.Table, covers: list[Cover], valid: pd.DataFrame) 
         "product_id": product, "district_id": district,
         "paid": pc.cast(pc.greater(t["net_payout"], 0), pa.int64()),
         "withheld": pc.cast(pc.equal(status, "withheld_missing_data"), pa.int64()),
+        "referred": pc.cast(pc.equal(status, "referred"), pa.int64()),
         "triggered": pc.fill_null(pc.greater(t["payout_rate"], 0), False),
         "sum_insured": t["sum_insured"], "net_payout": t["net_payout"],
     })
     per = keys.group_by("product_id", use_threads=False).aggregate(
         [("district_id", "count"), ("district_id", "count_distinct"), ("paid", "sum"), ("withheld", "sum"),
-         ("sum_insured", "sum"), ("net_payout", "sum")])
+         ("referred", "sum"), ("sum_insured", "sum"), ("net_payout", "sum")])
     trig = keys.filter(keys["triggered"]).group_by("product_id", use_threads=False).aggregate(
         [("district_id", "count_distinct")])
     triggered = dict(zip(trig["product_id"].to_pylist(), trig["district_id_count_distinct"].to_pylist()))
@@ -808,6 +810,7 @@ def product_summary(ledger: pa.Table, covers: list[Cover], valid: pd.DataFrame) 
         "districts_triggered": [int(triggered.get(p, 0)) for p in per["product_id"].to_pylist()],
         "policies_paid": per["paid_sum"].to_numpy().astype(np.int64),
         "policies_withheld": per["withheld_sum"].to_numpy().astype(np.int64),
+        "policies_referred": per["referred_sum"].to_numpy().astype(np.int64),
         "sum_insured": per["sum_insured_sum"].to_numpy().astype(np.int64),
         "net_payout": per["net_payout_sum"].to_numpy().astype(np.int64),
     }).sort_values("product_id", kind="stable").reset_index(drop=True)
@@ -861,12 +864,48 @@ def with_basis_risk(totals: pd.DataFrame, basis: pd.DataFrame) -> pd.DataFrame:
     b = basis.assign(product_id=basis["product_id"].astype(str), district_id=basis["district_id"].astype(str))
     t = totals.assign(product_id=totals["product_id"].astype(str), district_id=totals["district_id"].astype(str))
     district = t[t["level"] == "district"].merge(b.loc[b["level"] == "district", key + metrics], on=key, how="left")
-    money = [c for c in ("policies", "withheld", "area_ha", "sum_insured", "gross_payout", "deductible", "net_payout")
-             if c in district.columns]
+    money = [c for c in ("policies", "withheld", "referred", "area_ha", "sum_insured", "gross_payout", "deductible",
+                         "net_payout") if c in district.columns]
     product = district.groupby("product_id", sort=True)[money].sum().reset_index()
     product = product.assign(level="product", district_id="").merge(
         b.loc[b["level"] == "product", ["product_id"] + metrics], on="product_id", how="left")
     return pd.concat([district, product[district.columns], t[t["level"] == "total"]], ignore_index=True)
+
+
+def raise_if_referred(claims: Mapping[str, pd.DataFrame], opened: Mapping[str, OpenedInput],
+                      covers: list[Cover]) -> None:
+    """``--strict``: a claim referred to a person (e.g. an unknown peril name) fails the run (exit 2).
+
+    Each of the first 50 is named by the assessments file, its text line (for a CSV whose
+    reader recorded ``attrs["lines"]``) and data row (as ``rejects.csv`` gives them) and
+    column ``peril``, with the reason and the peril as written; a run without ``--strict``
+    lists them as ``referred`` in ``autp_claims.csv`` instead.
+    """
+    problems: list[Problem] = []
+    total = 0
+    for c in covers:
+        if not isinstance(c, NamedPerilCover) or c.id not in claims:
+            continue
+        cl = claims[c.id]
+        referred = cl[(cl["decision"] == "referred").to_numpy(bool)]
+        total += len(referred)
+        data = opened[c.inputs()[0]]
+        info = data.info
+        numbered = pd.api.types.is_integer_dtype(referred.index.dtype)
+        first = referred.head(max(50 - len(problems), 0))
+        locate = getattr(data.data, "attrs", {}).get("lines")
+        lines = [None] * len(first)
+        if numbered and callable(locate) and len(first):
+            lines = [int(x) for x in locate(first.index.to_numpy(np.int64) - 1)]
+        for row, line, r in zip(first.index, lines, first.itertuples()):
+            problems.append(Problem(f"referred ({r.reason}): peril {r.peril!r} of policy {r.policy_id!r}, plot "
+                                    f"{r.plot_id!r} matches no peril of the {c.id} wording; add the name to the "
+                                    f"wording or correct the assessment", file=getattr(info, "path", None),
+                                    row=int(row) if numbered else None, line=line, column="peril"))
+    if problems:
+        if total > len(problems):
+            problems.append(Problem(f"... and {total - len(problems)} more referred claims"))
+        raise InputError(problems)
 
 
 def raise_if_strict(rejects: pd.DataFrame, *, first: Problem | None = None) -> None:

@@ -93,6 +93,7 @@ LABEL_MAX = 60
 DOT_DISTRICTS = 40
 
 WITHHELD = "withheld_missing_data"
+REFERRED = "referred"  # a named-peril policy awaiting a person's review: no money yet
 _MONEY = ("sum_insured", "gross_payout", "deductible", "net_payout")
 
 
@@ -1076,12 +1077,13 @@ def _headline(o: RunOutputs) -> _Section:
     p_code, p_names = pd.factorize(p["product_id"])
     f_code, f_names = pd.factorize(p["farmer_id"])
     flags = pd.DataFrame({"product": p_code, "paid": (p["net_payout"] > 0).to_numpy(),
-                          "withheld": (p["status"] == WITHHELD).to_numpy()})
+                          "withheld": (p["status"] == WITHHELD).to_numpy(),
+                          "referred": (p["status"] == REFERRED).to_numpy()})
     for c in (*_MONEY, "area_ha"):
         if c in p.columns:
             flags[c] = p[c].to_numpy()
     g = flags.groupby("product", sort=False)
-    sums = g[[c for c in (*_MONEY, "area_ha", "paid", "withheld") if c in flags.columns]].sum()
+    sums = g[[c for c in (*_MONEY, "area_ha", "paid", "withheld", "referred") if c in flags.columns]].sum()
     sums.index = np.asarray(p_names, dtype=object)[sums.index.to_numpy()]
     sizes = pd.Series(np.bincount(p_code, minlength=len(p_names)), index=np.asarray(p_names, dtype=object))
     pairs = pd.unique(p_code.astype(np.int64) * max(len(f_names), 1) + np.where(f_code < 0, 0, f_code))
@@ -1102,7 +1104,7 @@ def _headline(o: RunOutputs) -> _Section:
              "farmers": int(farmers.get(pid, 0)), "area_ha": round(float(s["area_ha"]), 2) if "area_ha" in s else None,
              **{c: int(s[c]) for c in _MONEY},
              "policies_paid": int(s["paid"]), "policies_withheld": int(s["withheld"]),
-             "districts_triggered": int(triggered.get(pid, 0))}
+             "policies_referred": int(s["referred"]), "districts_triggered": int(triggered.get(pid, 0))}
         for c in ("premium", "subsidy", "farmer_share"):
             r[c] = bym.get(pid, {}).get(c)
         r["payout_share"] = r["net_payout"] / r["sum_insured"] if r["sum_insured"] else None
@@ -1112,7 +1114,7 @@ def _headline(o: RunOutputs) -> _Section:
              "area_ha": round(float(p["area_ha"].sum()), 2) if "area_ha" in p else None,
              **{c: int(sums[c].sum()) for c in _MONEY},
              "policies_paid": int(sums["paid"].sum()), "policies_withheld": int(sums["withheld"].sum()),
-             "districts_triggered": int(len(np.unique(d_code[paying])))}
+             "policies_referred": int(sums["referred"].sum()), "districts_triggered": int(len(np.unique(d_code[paying])))}
     total["payout_share"] = total["net_payout"] / total["sum_insured"] if total["sum_insured"] else None
 
     adj = o.adjuster_id
@@ -1129,7 +1131,8 @@ def _headline(o: RunOutputs) -> _Section:
     cards = [
         _card("Farmers insured", total["farmers"], "int", "farmers"),
         _card("Policies settled, all covers", total["policies"], "int", "policies",
-              f"{total['policies_paid']:,} paid · {total['policies_withheld']:,} withheld for missing data"),
+              f"{total['policies_paid']:,} paid · {total['policies_withheld']:,} withheld for missing data"
+              + (f" · {total['policies_referred']:,} referred to a person" if total["policies_referred"] else "")),
         _card("Sum insured, all covers", total["sum_insured"], "money", "sum_insured", unit="Rp"),
         _card("Net payout, all covers", total["net_payout"], "money", "net_payout",
               f"{_fmt(total['payout_share'], 'pct')} of sum insured · gross Rp {total['gross_payout']:,}, "
@@ -1149,7 +1152,8 @@ def _headline(o: RunOutputs) -> _Section:
     paid = [Col("product_id", "product"), Col("gross_payout", "gross [Rp]", "money"),
             Col("deductible", "deductible [Rp]", "money"), Col("net_payout", "net payout [Rp]", "money"),
             Col("payout_share", "net / sum insured", "pct"), Col("policies_paid", "policies paid", "int"),
-            Col("policies_withheld", "withheld", "int"), Col("districts_triggered", "districts paid", "int")]
+            Col("policies_withheld", "withheld", "int"), Col("policies_referred", "referred", "int"),
+            Col("districts_triggered", "districts paid", "int")]
     key = lambda r, c: f"{r['product_id'] if r['product_id'] != 'all covers' else 'total'}.{c.key}"  # noqa: E731
     totals = [total]
     tab = ("<h3>Cover</h3>" + _table(
@@ -1219,7 +1223,8 @@ def _basis_section(o: RunOutputs) -> _Section | None:
         parts.append("<h3>AUTP claim decisions</h3>" + _table(
             g, [Col("decision", "decision"), Col("reason", "reason"), Col("plots", "plots", "int"),
                 Col("area", "insured area [ha]", "area"), Col("indemnity", "indemnity [Rp]", "money")],
-            csv_name="autp_claims.csv", caption="Every assessed plot has one decision and a reason code."))
+            csv_name="autp_claims.csv", caption="Every assessed plot has one decision and a reason code. Referred: "
+            "the peril name matches nothing in the wording; not paid, not declined, for a person to resolve."))
     if not parts:
         return None
     return _Section("basis", "Index against AUTP (basis risk)", "".join(parts))

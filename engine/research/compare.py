@@ -79,7 +79,8 @@ def compare_farmers(ledger: pd.DataFrame | pa.Table, claims: pd.DataFrame | pa.T
         row (amounts summed; withheld if any of them is).
     claims
         The adjuster's per-plot decisions (``autp_claims.csv``): ``policy_id``,
-        ``decision`` (``paid`` | ``declined``), ``indemnity [Rp]`` and, when the adjuster
+        ``decision`` (``paid`` | ``declined`` | ``referred``: only ``paid`` counts as an
+        adjusted loss; a referred claim is not decided yet), ``indemnity [Rp]`` and, when the adjuster
         had the register, ``farmer_id``. A row without ``farmer_id`` is linked through
         its ``policy_id`` (``register`` first, then the ledger).
     register

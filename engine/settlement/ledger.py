@@ -23,8 +23,8 @@ Ledger columns (the contract, README "Outputs")::
     policy_id, farmer_id, district_id, product_id, sum_insured [Rp], payout_rate [fraction],
     gross_payout [Rp], deductible [Rp], net_payout [Rp]
 
-followed by ``area_ha`` [ha], ``cohort`` (window anchor date), ``status`` (``paid`` |
-``no_payout`` | ``withheld_missing_data``) and ``group_id`` when the register has it.
+followed by ``area_ha`` [ha], ``cohort`` (window anchor date), ``status`` (:data:`STATUS_VALUES`)
+and ``group_id`` when the register has it.
 ``district_id``, ``product_id``, ``status`` and ``group_id`` are Arrow dictionary columns
 (categoricals in pandas).
 """
@@ -69,10 +69,14 @@ MONEY_COLUMNS: tuple[str, ...] = ("sum_insured", "gross_payout", "deductible", "
 #: ``paid``: net payout > 0; ``no_payout``: assessed, nothing due; ``withheld_missing_data``:
 #: the district/cohort was flagged for too little valid data — rate null, no money, not a
 #: reject; ``declined``: a named-peril cover assessed the policy's claims and declined them
-#: all (``reason`` says why); ``not_assessed``: a named-peril policy with no loss assessment.
-STATUS_VALUES: tuple[str, ...] = ("paid", "no_payout", "withheld_missing_data", "declined", "not_assessed")
-_PAID, _NO_PAYOUT, _WITHHELD, _DECLINED, _NOT_ASSESSED = 0, 1, 2, 3, 4
-_OUTCOME_STATUS = {"paid": _PAID, "no_payout": _NO_PAYOUT, "declined": _DECLINED, "not_assessed": _NOT_ASSESSED}
+#: all (``reason`` says why); ``not_assessed``: a named-peril policy with no loss assessment;
+#: ``referred``: a named-peril policy with nothing paid and a claim referred to a person
+#: (e.g. ``unknown_peril``) — no money yet, like ``declined`` in every total and payment.
+STATUS_VALUES: tuple[str, ...] = ("paid", "no_payout", "withheld_missing_data", "declined", "not_assessed",
+                                  "referred")
+_PAID, _NO_PAYOUT, _WITHHELD, _DECLINED, _NOT_ASSESSED, _REFERRED = 0, 1, 2, 3, 4, 5
+_OUTCOME_STATUS = {"paid": _PAID, "no_payout": _NO_PAYOUT, "declined": _DECLINED, "not_assessed": _NOT_ASSESSED,
+                   "referred": _REFERRED}
 #: Reason of a named-peril policy without any assessment.
 NOT_ASSESSED_REASON = "no_assessment"
 
@@ -767,7 +771,7 @@ class _LedgerInputs:
 # --------------------------------------------------------------------------- totals
 
 
-_TOTAL_COLUMNS = ("level", "product_id", "district_id", "policies", "withheld", "area_ha",
+_TOTAL_COLUMNS = ("level", "product_id", "district_id", "policies", "withheld", "referred", "area_ha",
                   "sum_insured", "gross_payout", "deductible", "net_payout")
 
 
@@ -784,7 +788,8 @@ def district_totals(ledger: pa.Table | pd.DataFrame) -> pd.DataFrame:
     pandas.DataFrame
         Columns ``level`` (``district`` | ``total``), ``product_id``, ``district_id``
         (null on the total row), ``policies``, ``withheld`` (policies withheld for missing
-        data), ``area_ha`` [ha], ``sum_insured``, ``gross_payout``, ``deductible``,
+        data), ``referred`` (named-peril policies with nothing paid and a claim referred to a
+        person), ``area_ha`` [ha], ``sum_insured``, ``gross_payout``, ``deductible``,
         ``net_payout`` [Rp, int64]. Sorted by product then district. The total row is
         summed from the ledger itself, not from the district rows, so :func:`reconcile`
         compares two independent sums.
@@ -795,10 +800,11 @@ def district_totals(ledger: pa.Table | pd.DataFrame) -> pd.DataFrame:
         "district_id": _as_strings(t["district_id"]),
         "policy_id": t["policy_id"],
         "withheld": pc.cast(pc.equal(_as_strings(t["status"]), "withheld_missing_data"), pa.int64()),
+        "referred": pc.cast(pc.equal(_as_strings(t["status"]), "referred"), pa.int64()),
         "area_ha": t["area_ha"],
         **{m: t[m] for m in MONEY_COLUMNS},
     })
-    aggregations = [("policy_id", "count"), ("withheld", "sum"), ("area_ha", "sum")]
+    aggregations = [("policy_id", "count"), ("withheld", "sum"), ("referred", "sum"), ("area_ha", "sum")]
     aggregations += [(m, "sum") for m in MONEY_COLUMNS]
     grouped = keys.group_by(["product_id", "district_id"], use_threads=False).aggregate(aggregations)
     grouped = grouped.sort_by([("product_id", "ascending"), ("district_id", "ascending")])
@@ -808,6 +814,7 @@ def district_totals(ledger: pa.Table | pd.DataFrame) -> pd.DataFrame:
         "district_id": grouped["district_id"].to_pandas(),
         "policies": grouped["policy_id_count"].to_numpy().astype(np.int64),
         "withheld": grouped["withheld_sum"].to_numpy().astype(np.int64),
+        "referred": grouped["referred_sum"].to_numpy().astype(np.int64),
         "area_ha": grouped["area_ha_sum"].to_numpy().astype(np.float64),
         **{m: grouped[f"{m}_sum"].to_numpy().astype(np.int64) for m in MONEY_COLUMNS},
     })
@@ -815,11 +822,12 @@ def district_totals(ledger: pa.Table | pd.DataFrame) -> pd.DataFrame:
         "level": "total", "product_id": None, "district_id": None,
         "policies": t.num_rows,
         "withheld": int(pc.sum(keys["withheld"]).as_py() or 0),
+        "referred": int(pc.sum(keys["referred"]).as_py() or 0),
         "area_ha": float(pc.sum(t["area_ha"]).as_py() or 0.0),
         **{m: int(np.sum(t[m].to_numpy(), dtype=np.int64)) for m in MONEY_COLUMNS},
     }
     out = pd.concat([frame, pd.DataFrame([total])], ignore_index=True)
-    for c in ("policies", "withheld", *MONEY_COLUMNS):
+    for c in ("policies", "withheld", "referred", *MONEY_COLUMNS):
         out[c] = out[c].astype(np.int64)
     out["level"] = out["level"].astype("str")
     out["product_id"] = out["product_id"].astype("str")

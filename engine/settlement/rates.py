@@ -70,7 +70,7 @@ class RateTable:
 
 
 #: Outcome of a policy under a named-peril cover (before the ledger applies terms), by code.
-POLICY_OUTCOMES: tuple[str, ...] = ("paid", "no_payout", "declined", "not_assessed")
+POLICY_OUTCOMES: tuple[str, ...] = ("paid", "no_payout", "declined", "not_assessed", "referred")
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,8 @@ class PolicyAmounts:
         indemnities).
     outcome
         ``(n,)`` int8 codes into :data:`POLICY_OUTCOMES`: ``paid`` (gross > 0),
-        ``no_payout``, ``declined`` (assessed, every claim declined), ``not_assessed``.
+        ``no_payout``, ``declined`` (assessed, every claim declined), ``not_assessed``,
+        ``referred`` (nothing paid yet, a claim awaits a person's review).
     reason
         ``(n,)`` text (an Arrow string or dictionary array): why a policy was declined or
         not assessed (reason codes, ``;``-separated), empty or null otherwise.
