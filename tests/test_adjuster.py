@@ -460,3 +460,42 @@ def test_indemnity_is_nothing_or_the_whole_insured_plot(wording, rows):
     assert not paid.duplicated(["policy_id", "plot_id"]).any()  # a plot is paid once a season
     assert (paid.groupby("policy_id").insured_area_ha.sum() <= 2.0 + 1e-9).all()  # 2 ha per farmer
     assert (c.insured_area_ha <= c.plot_area_ha).all()
+
+
+# --------------------------------------------------------------------------- premium and claims share one cap
+
+
+def test_the_area_charged_premium_is_the_area_paid_for_a_farmer_with_three_policies(wording):
+    """Pedoman Teknis AUTP: at most 2 ha per farmer; premium 3 % of Rp 6,000,000/ha.
+
+    Farmer F1 registers A 1.2 ha, B 0.5 ha, C 1.0 ha (register order). Premium fills the
+    2 ha in that order: A 1.2, B 0.5, C 0.3 ha -> Rp 216,000 + 90,000 + 54,000 = 360,000.
+    Claims use the same insured areas, whatever the event order: C's puso plot (1.0 ha,
+    earliest event) pays 0.3 ha = Rp 1,800,000, B 0.5 ha = 3,000,000, A 1.2 ha =
+    7,200,000; total Rp 12,000,000 = 2 ha x 6,000,000. (Filling in event order, C would
+    have taken 1.0 ha, and A only 0.5 ha of the 1.2 ha it paid premium for.)
+    """
+    policies = pd.DataFrame({"policy_id": ["A", "B", "C"], "farmer_id": ["F1"] * 3, "area_ha": [1.2, 0.5, 1.0]})
+    charged = premium(policies["area_ha"], wording, farmer_id=policies["farmer_id"])
+    assert charged["insured_area_ha"].tolist() == pytest.approx([1.2, 0.5, 0.3])
+    assert charged["premium"].tolist() == [216_000, 90_000, 54_000]
+    rows = [plot(1, policy_id="C", plot_area_ha=1.0, event_date="2024-01-05", notice_date="2024-01-06"),
+            plot(1, policy_id="B", plot_area_ha=0.5, event_date="2024-01-20", notice_date="2024-01-21"),
+            plot(1, policy_id="A", plot_area_ha=1.2, event_date="2024-02-01", notice_date="2024-02-02")]
+    c = settle(*rows, wording=wording, policies=policies)
+    assert c.insured_area_ha.tolist() == pytest.approx([0.3, 0.5, 1.2])
+    assert c.indemnity.tolist() == [1_800_000, 3_000_000, 7_200_000]
+    assert c.reason.tolist() == ["paid"] * 3 and c.reasons.tolist() == ["area_cap", "", ""]
+    assert c.indemnity.sum() == 12_000_000
+
+
+def test_a_policy_charged_no_premium_is_paid_nothing(wording):
+    # register order A 1.2, B 0.8, C 1.0: C is charged Rp 0 and its early puso pays Rp 0
+    policies = pd.DataFrame({"policy_id": ["A", "B", "C"], "farmer_id": ["F1"] * 3, "area_ha": [1.2, 0.8, 1.0]})
+    assert premium(policies["area_ha"], wording, farmer_id=policies["farmer_id"])["premium"].tolist() == \
+        [216_000, 144_000, 0]
+    rows = [plot(1, policy_id="C", plot_area_ha=1.0, event_date="2024-01-05", notice_date="2024-01-06"),
+            plot(1, policy_id="A", plot_area_ha=1.2, event_date="2024-02-01", notice_date="2024-02-02")]
+    c = settle(*rows, wording=wording, policies=policies)
+    assert c.reason.tolist() == ["area_cap", "paid"]
+    assert c.indemnity.tolist() == [0, 7_200_000]

@@ -5,7 +5,8 @@ module only applies it. Another named-peril cover is another wording file, not n
 
 A loss assessment (one row per plot, peril and event, as a POPT pest observer records it)
 pays the plot's whole *insured area* x ``sum_insured_per_ha`` when every gate passes, and
-nothing otherwise — AUTP has no partial payment. The gates, in the order that decides the
+nothing otherwise — AUTP has no partial payment (a wording with ``payout_basis:
+proportional`` pays the assessed loss instead, see *Payout basis*). The gates, in the order that decides the
 one primary ``reason`` of a declined plot (:data:`REASONS`):
 
 ============================  ==============================================================
@@ -19,8 +20,8 @@ reason                        the plot is declined because ...
 ``peril_excluded_special``    a special exclusion not lifted by an endorsement (golden apple
                               snail, grassy stunt, riot, ...)
 ``peril_not_covered``         a known peril the wording neither covers nor excludes
-``outside_cover_period``      the event is outside the cover period (inclusive bounds)
-``late_notice``               notified more than ``notice_days`` after the event
+``outside_cover_period``      the event is outside the cover period (see *Cover period*)
+``late_notice``               notified later than ``notice_days`` / ``notice_hours`` allow
 ``unknown_planting_method``   the planting method matches no method of the wording
 ``crop_too_young``            crop age below the minimum for the planting method
 ``below_threshold``           damage intensity or damaged area short of the threshold
@@ -43,17 +44,49 @@ order — and the first one settles the plot; later passing claims on it are
 ``already_paid``. Claim order is chronological so that adding a later assessment to a
 rerun never changes a claim already decided.
 
-**Area cap.** In the same claim order, each settling claim takes its plot's area from what
-is left of (1) its policy's ``area_ha`` (when ``policies`` has that column) and then (2)
-its farmer's ``max_insured_area_ha`` (2 ha) over all the farmer's policies (the farmer is
-``policies.farmer_id``; without ``policies``, each policy id counts as one farmer). The
-plot is paid on ``insured_area_ha = min(plot area, what is left)``; a claim that finds
-nothing left is declined ``area_cap``. Only claims that pay use the cap: a plot declined
-for another reason never takes area from the farmer's other plots. Area arithmetic is done
-in whole micro-hectares so the cap is exact (three 1 ha plots pay exactly 2 ha).
+**Area cap: the area charged premium is the area insured.** A policy's insured area is
+filled exactly as :func:`premium` charges it: in *register order*, each policy takes
+``min(area_ha, what is left of its farmer's max_insured_area_ha)`` (2 ha; the farmer is
+``policies.farmer_id``). A settling claim then takes its plot's area from what is left of
+its policy's insured area, in claim order; the plot is paid on ``insured_area_ha = min(plot
+area, what is left)``, and a claim that finds nothing left (a policy charged Rp 0 premium)
+is declined ``area_cap``. So a farmer's claims are never paid on more area, or other area,
+than premium was charged on, whatever order the events come in (Pedoman Teknis AUTP: the
+premium is 3 % of the sum insured of the insured area, at most 2 ha per farmer; no premium,
+no cover). Without ``policies`` (or for policies without an ``area_ha``) the area premium
+was charged on is unknown: each policy id counts as one farmer and the 2 ha are filled in
+claim order. Only claims that pay use the cap. Area arithmetic is done in whole
+micro-hectares so the cap is exact (three 1 ha policies insure exactly 2 ha).
 
-Money: ``sum_insured = round_half_up(insured_area_ha x sum_insured_per_ha)`` [Rp] and
-``indemnity`` is that or 0 — integer rupiah, rounded once (:func:`~.terms.round_rupiah`).
+**Cover period.** From ``cover_period.start_time`` on the start date to
+``cover_period.end_time`` on the end date (AUTP: 12:00 noon on both), local time of the
+plot as written (WIB, WITA or WIT: no time zone is converted, and a value with a UTC offset
+is refused). The dates are the run's season, or with ``basis: policy`` each policy's
+``cover_start``/``cover_end`` where the register gives them. An event with a clock time is
+covered when ``start <= event <= end``; an event given as a date only is covered when its
+day overlaps the period — a date-only event on the start or end day is covered (the
+assessment form records the date, not the hour, and the day cannot be split; the reading
+favours the insured). In an in-memory frame a datetime64 event at exactly 00:00:00 is a
+date only. With ``post_harvest``, a policy's ``harvest_date`` ends the standing-crop cover
+(events up to that day) and opens ``post_harvest.days`` calendar days (harvest day
+included) in which ``post_harvest.perils`` are covered, whatever the season; a
+post-harvest peril on a policy without a harvest date is ``outside_cover_period``.
+
+**Notice.** ``notice_days``: calendar days from the event day to the notice day (7: an
+event on 10 January notified on the 17th is in time, on the 18th late; clock times do not
+count). ``notice_hours``: hours between the two when both have a clock time (72: exactly
+72:00 is in time); when either is a date only, whole days, the hours rounded up to days
+(72 h = 3 days).
+
+**Payout basis.** ``threshold`` (AUTP): the whole insured area pays once intensity and
+damaged area reach the thresholds. ``proportional`` (PMFBY localized calamities and
+post-harvest losses, revised operational guidelines 2020, para 21): the assessed loss %
+of the sum insured of the affected area, ``round_half_up(insured_area_ha x
+sum_insured_per_ha x damage_intensity_pct/100 x damaged_area_pct/100)``.
+
+Money: ``sum_insured = round_half_up(insured_area_ha x sum_insured_per_ha)`` [Rp];
+``indemnity`` is that or 0 (``threshold``) or the proportional amount above
+(``proportional``) — integer rupiah, rounded once (:func:`~.terms.round_rupiah`).
 
 Everything is vectorised (factorised strings, numpy masks, one sort of the payable
 claims); a million assessments settle in a couple of seconds.
@@ -62,7 +95,9 @@ References
 ----------
 Jasindo AUTP policy wording (Polis Standar AUTP, approved by OJK); Kementerian Pertanian,
 Pedoman Teknis Asuransi Usaha Tani Padi (premium 3 %, 80 % APBN subsidy, puso >= 75 %,
-at most 2 ha per farmer).
+at most 2 ha per farmer). Government of India, Ministry of Agriculture & Farmers Welfare,
+PMFBY Revised Operational Guidelines (2020), para 21 (localized calamities, post-harvest
+losses: individual assessment).
 """
 
 from __future__ import annotations
@@ -507,8 +542,9 @@ def premium(area_ha: float | Sequence[float] | np.ndarray | pd.Series, wording: 
         The policy wording (rate, subsidy share, sum insured per ha, area cap).
     farmer_id
         Optional farmer of each policy: the cap (``max_insured_area_ha``) then applies to
-        the farmer's policies together, filled in the order given. Without it each
-        policy is capped alone.
+        the farmer's policies together, filled in the order given (register order).
+        Without it each policy is capped alone. :func:`adjust` pays claims on exactly
+        these insured areas: the area charged premium is the area insured.
 
     Returns
     -------
@@ -687,13 +723,18 @@ def adjust(assessments: pd.DataFrame, wording: Wording, *, season_start: dt.date
     wording
         The policy wording (:func:`load_wording`).
     season_start, season_end
-        The season (inclusive); the cover period when ``cover_period.basis`` is
+        The season's first and last dates; cover turns on them at the wording's
+        ``cover_period`` times. The cover period when ``cover_period.basis`` is
         ``season``, and the fallback for policies without their own dates.
     policies
-        Optional valid policy register of this cover (``policy_id, farmer_id`` and
-        optionally ``area_ha`` [ha], and ``cover_start, cover_end`` for a ``policy``
-        cover period). Given it, unknown policies are declined, the area cap is applied
-        per farmer and per policy ``area_ha``, and ``farmer_id`` is output.
+        Optional valid policy register of this cover, in register order (``policy_id,
+        farmer_id`` and optionally ``area_ha`` [ha]; ``cover_start, cover_end`` for a
+        ``policy`` cover period — datetime64 instants as
+        :func:`~panen.engine.settlement.policies.validate_policies` gives them, or text
+        and dates, a date alone taking the wording's time of day; ``harvest_date`` for a
+        ``post_harvest`` cover). Given it, unknown policies are declined, each policy's
+        insured area is its ``area_ha`` with the farmer cap filled in register order (as
+        :func:`premium`), and ``farmer_id`` is output.
     return_rows
         Also return each claim's row in ``policies`` (-1: unknown policy; ``None`` without
         ``policies``), for :func:`policy_amounts`.
