@@ -499,3 +499,67 @@ def test_a_policy_charged_no_premium_is_paid_nothing(wording):
     c = settle(*rows, wording=wording, policies=policies)
     assert c.reason.tolist() == ["area_cap", "paid"]
     assert c.indemnity.tolist() == [0, 7_200_000]
+
+
+# --------------------------------------------------------------------------- boundaries, as written
+
+
+@pytest.mark.parametrize(("method", "age", "reason"), [
+    # AUTP minimum crop age: 10 days after transplanting, 30 for direct seeding and salibu;
+    # exactly the minimum is old enough (the gate is age >= minimum)
+    ("transplanting", 9, "crop_too_young"), ("transplanting", 10, "paid"),
+    ("direct_seeding", 29, "crop_too_young"), ("direct_seeding", 30, "paid"),
+    ("salibu", 29, "crop_too_young"), ("salibu", 30, "paid"),
+])
+def test_minimum_crop_age_boundary(wording, method, age, reason):
+    assert one(plot(planting_method=method, crop_age_days=age), wording).reason == reason
+
+
+@pytest.mark.parametrize(("intensity", "area", "ge", "gt"), [
+    (75.0, 75.0, "paid", "below_threshold"),          # both exactly at the threshold
+    (75.0, 90.0, "paid", "below_threshold"),          # one exactly at it is enough to fail '>'
+    (90.0, 75.0, "paid", "below_threshold"),
+    (74.99, 90.0, "below_threshold", "below_threshold"),
+    (75.01, 75.01, "paid", "paid"),
+])
+def test_threshold_boundary_under_ge_and_gt(wording, raw_wording, intensity, area, ge, gt):
+    strict = copy.deepcopy(raw_wording)
+    strict["thresholds"]["comparison"] = ">"
+    row = plot(damage_intensity_pct=intensity, damaged_area_pct=area)
+    assert (one(row, wording).reason, one(row, parse_wording(strict)).reason) == (ge, gt)
+
+
+@pytest.mark.parametrize(("event", "notice", "reason"), [
+    # notice_days counts calendar days; the clock time of either does not matter
+    ("2024-01-10 23:00", "2024-01-17 23:59", "paid"),       # day 7
+    ("2024-01-10 01:00", "2024-01-17 23:59", "paid"),       # 7 days 22 h 59 min, still day 7
+    ("2024-01-10 23:59", "2024-01-18 00:01", "late_notice"),  # 7 days 2 min, but day 8
+    ("2024-01-10", "2024-01-17 08:00", "paid"),
+])
+def test_notice_days_are_calendar_days(wording, event, notice, reason):
+    assert one(plot(event_date=event, notice_date=notice), wording).reason == reason
+
+
+@pytest.mark.parametrize(("event", "notice", "reason"), [
+    ("2024-01-10 14:00", "2024-01-13 14:00", "paid"),         # exactly 72 h
+    ("2024-01-10 14:00", "2024-01-13 14:01", "late_notice"),  # 72 h 1 min
+    ("2024-01-10", "2024-01-13", "paid"),                     # a date only: 72 h = 3 days
+    ("2024-01-10", "2024-01-14", "late_notice"),
+    ("2024-01-10 14:00", "2024-01-13", "paid"),               # one date only: whole days
+    ("2024-01-10 14:00", "2024-01-10 13:00", "invalid_assessment"),  # notified before the event
+])
+def test_notice_hours_between_clock_times_else_whole_days(raw_wording, event, notice, reason):
+    data = copy.deepcopy(raw_wording)
+    del data["notice_days"]
+    data["notice_hours"] = 72
+    assert one(plot(event_date=event, notice_date=notice), parse_wording(data)).reason == reason
+
+
+@pytest.mark.parametrize("change", [{"notice_hours": 72}, {"notice_days": None}])
+def test_exactly_one_notice_limit(raw_wording, change):
+    data = copy.deepcopy(raw_wording)
+    data.update(change)
+    if data["notice_days"] is None:
+        del data["notice_days"]
+    with pytest.raises(ConfigError, match="exactly one of notice_days"):
+        parse_wording(data)
