@@ -148,3 +148,54 @@ def test_post_harvest_peril_must_be_known_and_not_excluded(raw):
         parse_wording(data)
     keys = {p.key for p in err.value.problems}
     assert keys == {"post_harvest.perils[1]", "post_harvest.perils[2]"}
+
+
+# --------------------------------------------------------------------------- through a run
+
+
+def test_a_run_reads_the_registers_dates_in_its_own_format(tmp_path):
+    """An insurer's `;`/dd/mm/yyyy export: the cover dates, harvest dates and clock times are
+    read through the register's and the assessments' reading options, bad dates are rejects."""
+    from panen.engine.config import load_config
+    from panen.engine.pipeline.run import run_batch
+
+    (tmp_path / "polis.csv").write_text(
+        "no_polis;petani;kab;produk;luas;mulai;akhir;panen\n"
+        "P1;F1;3212;pmfby_localized;2,0;01/07/2024;15/11/2024;20/10/2024\n"
+        "P2;F2;3212;pmfby_localized;1,0;;;\n"
+        "P3;F3;3212;pmfby_localized;1,0;15/11/2024;01/07/2024;\n"      # ends before it starts
+        "P4;F4;3212;pmfby_localized;1,0;31/06/2024;;\n",                 # no such date
+        encoding="utf-8")
+    header = "policy_id;plot_id;peril;plot_area_ha;damage_intensity_pct;damaged_area_pct;crop_age_days;" \
+             "planting_method;event_date;notice_date\n"
+    (tmp_path / "kerusakan.csv").write_text(header + "\n".join([
+        "P1;A;hailstorm;1,0;50;40;60;transplanted;10/09/2024 16:00;13/09/2024 16:00",   # 1,200,000
+        "P1;B;unseasonal rain;0,8;35;100;110;transplanted;30/10/2024;31/10/2024",        # 1,680,000
+        "P2;A;cyclone;1,0;50;50;100;transplanted;30/10/2024;31/10/2024",                 # no harvest date
+        "P2;B;landslide;1,0;50;50;10;transplanted;20/06/2024 10:00;20/06/2024 11:00",    # 1,500,000 (the season)
+    ]) + "\n", encoding="utf-8")
+    config = {
+        "season": {"id": "2024-kharif", "start": "2024-06-15", "end": "2024-11-30"},
+        "inputs": {
+            "policies": {"path": "polis.csv", "separator": ";", "decimal": ",", "date_format": "%d/%m/%Y",
+                         "columns": {"no_polis": "policy_id", "petani": "farmer_id", "kab": "district_id",
+                                     "produk": "product_id", "luas": "area_ha", "mulai": "cover_start",
+                                     "akhir": "cover_end", "panen": "harvest_date"}},
+            "assessments": {"path": "kerusakan.csv", "separator": ";", "decimal": ",",
+                            "date_format": "%d/%m/%Y"},
+        },
+        "products": [],
+        "adjuster": {"wording": str(WORDING_FILE)},
+        "output": {"dir": "out", "formats": ["csv"]},
+    }
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    res = run_batch(load_config(tmp_path / "run.yaml"), tmp_path / "out")
+    claims = res.claims["pmfby_localized"].set_index(["policy_id", "plot_id"])
+    assert claims["indemnity"].to_dict() == {("P1", "A"): 1_200_000, ("P1", "B"): 1_680_000, ("P2", "A"): 0,
+                                             ("P2", "B"): 1_500_000}
+    assert claims.loc[("P2", "A"), "reason"] == "outside_cover_period"
+    rejects = pd.read_csv(tmp_path / "out" / "rejects.csv", dtype=str)
+    assert rejects[["policy_id", "column", "reason"]].values.tolist() == [
+        ["P3", "akhir", "cover_end_before_start"], ["P4", "mulai", "bad_date"]]
+    led = res.ledger.to_pandas().set_index("policy_id")
+    assert led["net_payout"].to_dict() == {"P1": 2_880_000, "P2": 1_500_000}
