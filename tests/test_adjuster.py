@@ -563,3 +563,17 @@ def test_exactly_one_notice_limit(raw_wording, change):
         del data["notice_days"]
     with pytest.raises(ConfigError, match="exactly one of notice_days"):
         parse_wording(data)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=assessments(), areas=st.lists(st.floats(0.05, 2.5).map(lambda a: round(a, 3)), min_size=4, max_size=4),
+       farmers=st.lists(st.sampled_from(["F0", "F1"]), min_size=4, max_size=4))
+def test_claims_never_use_more_area_than_premium_was_charged_on(wording, rows, areas, farmers):
+    policies = pd.DataFrame({"policy_id": [f"P{i}" for i in range(4)], "farmer_id": farmers, "area_ha": areas})
+    charged = premium(policies["area_ha"], wording, farmer_id=policies["farmer_id"])
+    insured = dict(zip(policies["policy_id"], charged["insured_area_ha"]))
+    c = settle(*rows, wording=wording, policies=policies)
+    used = c[c.decision == "paid"].groupby("policy_id").insured_area_ha.sum()
+    assert all(used[p] <= insured[p] + 1e-9 for p in used.index)
+    assert (c.indemnity.groupby(c.policy_id).sum() <= c.policy_id.map(
+        lambda p: round(insured[p] * 6_000_000)).groupby(c.policy_id).first()).all()

@@ -14,9 +14,12 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from panen.engine.errors import ConfigError
 from panen.engine.perils.adjuster import adjust, load_wording, parse_wording, policy_amounts, premium
@@ -197,5 +200,17 @@ def test_a_run_reads_the_registers_dates_in_its_own_format(tmp_path):
     rejects = pd.read_csv(tmp_path / "out" / "rejects.csv", dtype=str)
     assert rejects[["policy_id", "column", "reason"]].values.tolist() == [
         ["P3", "akhir", "cover_end_before_start"], ["P4", "mulai", "bad_date"]]
+    written = (tmp_path / "out" / "autp_claims.csv").read_text(encoding="utf-8")
+    assert '"2024-09-10T16:00:00"' in written and '"2024-10-30T00:00:00"' in written  # event times kept
     led = res.ledger.to_pandas().set_index("policy_id")
     assert led["net_payout"].to_dict() == {"P1": 2_880_000, "P2": 1_500_000}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(area=st.floats(0.01, 3.0), intensity=st.floats(0, 100), damaged=st.floats(0, 100))
+def test_proportional_payout_is_between_nothing_and_the_sum_insured(wording, policies, area, intensity, damaged):
+    row = farm(plot_area_ha=area, damage_intensity_pct=intensity, damaged_area_pct=damaged)
+    c = decide([row], wording, policies).iloc[0]
+    assert 0 <= c.indemnity <= c.sum_insured
+    expected = np.floor(c.insured_area_ha * 6_000_000 * intensity / 100 * damaged / 100 + 0.5)
+    assert abs(c.indemnity - expected) <= 1  # the rounding of one float product, to the rupiah

@@ -983,9 +983,12 @@ def _instants(col: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         nat = np.isnat(secs)
         v = np.where(nat, 0, secs.astype(np.int64))
         return v, ~nat & (v % _DAY != 0), nat
-    text = pa.chunked_array([pa.array(
-        [None if x is None or (not isinstance(x, str) and pd.isna(x)) else
-         x.isoformat() if isinstance(x, (dt.date, pd.Timestamp)) else str(x) for x in col.tolist()], pa.string())])
+    try:  # text (the usual case): straight to Arrow
+        text = pa.chunked_array([pa.array(col, type=pa.string(), from_pandas=True)])
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # dates, timestamps, mixed objects
+        text = pa.chunked_array([pa.array(
+            [None if x is None or (not isinstance(x, str) and pd.isna(x)) else
+             x.isoformat() if isinstance(x, (dt.date, pd.Timestamp)) else str(x) for x in col.tolist()], pa.string())])
     v, has_time, missing, bad = datetime_column(text, str(col.name), "<frame>")
     nat = missing | bad
     return np.where(nat, 0, v), has_time & ~nat, nat
