@@ -39,8 +39,9 @@ threshold. A paid plot whose area was partly cut by the cap is ``paid`` with ``r
 
 **One payment per plot per season.** A plot (``policy_id`` + ``plot_id``) is paid at most
 its sum insured per season: claims passing every gate are taken in *claim order* —
-``event_date``, then ``notice_date``, ``policy_id``, ``plot_id``, ``peril_code``, file
-order — and the first one settles the plot; later passing claims on it are
+``event_date``, then ``notice_date`` (instants; a date alone counts as 00:00 of its day),
+``policy_id``, ``plot_id``, ``peril_code``, file order — and the first one settles the
+plot; later passing claims on it are
 ``already_paid``. Claim order is chronological so that adding a later assessment to a
 rerun never changes a claim already decided.
 
