@@ -5,7 +5,7 @@ for one natural plot (petak alami), one peril and one event (README, "The AUTP a
 
     policy_id, plot_id, peril, plot_area_ha [ha], damage_intensity_pct [%],
     damaged_area_pct [%], crop_age_days [days after planting, HST], planting_method,
-    event_date (ISO), notice_date (ISO)
+    event_date, notice_date (a date, or a date and a local clock time: 2024-01-10 14:30)
 
 Two kinds of problem, as for the policy register (:mod:`panen.engine.settlement.policies`):
 
@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from panen.engine.api import ASSESSMENT_COLUMNS
-from panen.engine.infra.arrowcols import (ISO, TextFormat, as_text, check_header, date_column, number_column,
+from panen.engine.infra.arrowcols import (ISO, TextFormat, as_text, check_header, datetime_column, number_column,
                                          string_column)
 from panen.engine.infra.safetext import line_breaks, normalise_keys
 from panen.engine.infra.text import normalise_label
@@ -180,7 +180,9 @@ def split_assessments(table: pa.Table | pd.DataFrame, file: str = "<memory>", *,
         keys[c] = normalise_keys(text[c][0])
         text[c] = (keys[c].values, keys[c].missing)
     numbers = {c: number_column(table[c], c, file, text_format) for c in _NUMBERS}
-    dates = {c: date_column(table[c], c, file, text_format) for c in _DATES}
+    # (seconds, time given, missing, unparsable): a date, or a date and a local clock time
+    stamps = {c: datetime_column(table[c], c, file, text_format) for c in _DATES}
+    dates = {c: (v[0], v[2], v[3]) for c, v in stamps.items()}
     missing = {c: v[1] for c, v in text.items()} | {c: v[1] for c, v in numbers.items()} \
         | {c: v[1] for c, v in dates.items()}
     for c in ASSESSMENT_COLUMNS:
@@ -212,7 +214,10 @@ def split_assessments(table: pa.Table | pd.DataFrame, file: str = "<memory>", *,
          "crop_age_days")
     event, notice = dates["event_date"][0], dates["notice_date"][0]
     dates_ok = ~missing["event_date"] & ~dates["event_date"][2] & ~missing["notice_date"] & ~dates["notice_date"][2]
-    flag(dates_ok & (notice < event), "notice_before_event", "notice_date")
+    # with both clock times the instants are compared, else the calendar days
+    timed = stamps["event_date"][1] & stamps["notice_date"][1]
+    flag(dates_ok & np.where(timed, notice < event, notice // 86_400 < event // 86_400), "notice_before_event",
+         "notice_date")
 
     # duplicates among rows whose key is readable, whatever else is wrong with them
     key_ok = ~missing["policy_id"] & ~missing["plot_id"] & ~missing["peril"] & ~missing["event_date"] \
@@ -230,8 +235,8 @@ def split_assessments(table: pa.Table | pd.DataFrame, file: str = "<memory>", *,
         "damage_intensity_pct": numbers["damage_intensity_pct"][0][keep],
         "damaged_area_pct": numbers["damaged_area_pct"][0][keep],
         "crop_age_days": age[keep].astype(np.int64),
-        "event_date": event[keep].astype("datetime64[D]").astype("datetime64[s]"),
-        "notice_date": notice[keep].astype("datetime64[D]").astype("datetime64[s]"),
+        "event_date": event[keep].astype("datetime64[s]"),
+        "notice_date": notice[keep].astype("datetime64[s]"),
     }, columns=list(ASSESSMENT_COLUMNS), index=pd.Index(np.flatnonzero(keep) + 1, name="row"))
     valid.attrs["source"] = file
     if len(valid) + len(rejects) != n:  # the one rule of this module; cannot happen
@@ -317,7 +322,8 @@ def _rejects(table: pa.Table, file: str, rejected: np.ndarray, reason: np.ndarra
         "multiline_value": shown + " " + quoted + " spans several lines: a quote may be missing, and the lines "
                                                   "it holds may be other assessments; quote it or remove the line breaks",
         "bad_number": shown + " " + quoted + number_rule,
-        "bad_date": shown + " " + quoted + f" is not {text_format.describe_dates()}",
+        "bad_date": shown + " " + quoted + f" is not {text_format.describe_dates()}, optionally with a local "
+                                            "clock time (HH:MM, no time zone)",
         "percent_out_of_range": shown + " must be between 0 and 100 %, got " + quoted,
         "non_positive_area": "plot_area_ha must be > 0 ha, got " + quoted,
         "bad_crop_age": "crop_age_days must be a whole number of days >= 0, got " + quoted,

@@ -235,8 +235,8 @@ def test_cover_period_per_policy(raw_wording):
                wording=w, policies=policies)
     # P001 covers 15 Jan - 10 May: 10 Jan is outside, 20 Apr inside; P002 falls back to the season
     assert c.reason.tolist() == ["outside_cover_period", "paid", "paid"]
-    with pytest.raises(ConfigError, match="cover_period"):
-        settle(plot(), wording=w)
+    # without a register (or without the columns) every policy is covered for the season
+    assert one(plot(1), w).reason == "paid"
 
 
 # --------------------------------------------------------------------------- caps and repeats
@@ -471,3 +471,120 @@ def test_indemnity_is_nothing_or_the_whole_insured_plot(wording, rows):
     assert not paid.duplicated(["policy_id", "plot_id"]).any()  # a plot is paid once a season
     assert (paid.groupby("policy_id").insured_area_ha.sum() <= 2.0 + 1e-9).all()  # 2 ha per farmer
     assert (c.insured_area_ha <= c.plot_area_ha).all()
+
+
+# --------------------------------------------------------------------------- premium and claims share one cap
+
+
+def test_the_area_charged_premium_is_the_area_paid_for_a_farmer_with_three_policies(wording):
+    """Pedoman Teknis AUTP: at most 2 ha per farmer; premium 3 % of Rp 6,000,000/ha.
+
+    Farmer F1 registers A 1.2 ha, B 0.5 ha, C 1.0 ha (register order). Premium fills the
+    2 ha in that order: A 1.2, B 0.5, C 0.3 ha -> Rp 216,000 + 90,000 + 54,000 = 360,000.
+    Claims use the same insured areas, whatever the event order: C's puso plot (1.0 ha,
+    earliest event) pays 0.3 ha = Rp 1,800,000, B 0.5 ha = 3,000,000, A 1.2 ha =
+    7,200,000; total Rp 12,000,000 = 2 ha x 6,000,000. (Filling in event order, C would
+    have taken 1.0 ha, and A only 0.5 ha of the 1.2 ha it paid premium for.)
+    """
+    policies = pd.DataFrame({"policy_id": ["A", "B", "C"], "farmer_id": ["F1"] * 3, "area_ha": [1.2, 0.5, 1.0]})
+    charged = premium(policies["area_ha"], wording, farmer_id=policies["farmer_id"])
+    assert charged["insured_area_ha"].tolist() == pytest.approx([1.2, 0.5, 0.3])
+    assert charged["premium"].tolist() == [216_000, 90_000, 54_000]
+    rows = [plot(1, policy_id="C", plot_area_ha=1.0, event_date="2024-01-05", notice_date="2024-01-06"),
+            plot(1, policy_id="B", plot_area_ha=0.5, event_date="2024-01-20", notice_date="2024-01-21"),
+            plot(1, policy_id="A", plot_area_ha=1.2, event_date="2024-02-01", notice_date="2024-02-02")]
+    c = settle(*rows, wording=wording, policies=policies)
+    assert c.insured_area_ha.tolist() == pytest.approx([0.3, 0.5, 1.2])
+    assert c.indemnity.tolist() == [1_800_000, 3_000_000, 7_200_000]
+    assert c.reason.tolist() == ["paid"] * 3 and c.reasons.tolist() == ["area_cap", "", ""]
+    assert c.indemnity.sum() == 12_000_000
+
+
+def test_a_policy_charged_no_premium_is_paid_nothing(wording):
+    # register order A 1.2, B 0.8, C 1.0: C is charged Rp 0 and its early puso pays Rp 0
+    policies = pd.DataFrame({"policy_id": ["A", "B", "C"], "farmer_id": ["F1"] * 3, "area_ha": [1.2, 0.8, 1.0]})
+    assert premium(policies["area_ha"], wording, farmer_id=policies["farmer_id"])["premium"].tolist() == \
+        [216_000, 144_000, 0]
+    rows = [plot(1, policy_id="C", plot_area_ha=1.0, event_date="2024-01-05", notice_date="2024-01-06"),
+            plot(1, policy_id="A", plot_area_ha=1.2, event_date="2024-02-01", notice_date="2024-02-02")]
+    c = settle(*rows, wording=wording, policies=policies)
+    assert c.reason.tolist() == ["area_cap", "paid"]
+    assert c.indemnity.tolist() == [0, 7_200_000]
+
+
+# --------------------------------------------------------------------------- boundaries, as written
+
+
+@pytest.mark.parametrize(("method", "age", "reason"), [
+    # AUTP minimum crop age: 10 days after transplanting, 30 for direct seeding and salibu;
+    # exactly the minimum is old enough (the gate is age >= minimum)
+    ("transplanting", 9, "crop_too_young"), ("transplanting", 10, "paid"),
+    ("direct_seeding", 29, "crop_too_young"), ("direct_seeding", 30, "paid"),
+    ("salibu", 29, "crop_too_young"), ("salibu", 30, "paid"),
+])
+def test_minimum_crop_age_boundary(wording, method, age, reason):
+    assert one(plot(planting_method=method, crop_age_days=age), wording).reason == reason
+
+
+@pytest.mark.parametrize(("intensity", "area", "ge", "gt"), [
+    (75.0, 75.0, "paid", "below_threshold"),          # both exactly at the threshold
+    (75.0, 90.0, "paid", "below_threshold"),          # one exactly at it is enough to fail '>'
+    (90.0, 75.0, "paid", "below_threshold"),
+    (74.99, 90.0, "below_threshold", "below_threshold"),
+    (75.01, 75.01, "paid", "paid"),
+])
+def test_threshold_boundary_under_ge_and_gt(wording, raw_wording, intensity, area, ge, gt):
+    strict = copy.deepcopy(raw_wording)
+    strict["thresholds"]["comparison"] = ">"
+    row = plot(damage_intensity_pct=intensity, damaged_area_pct=area)
+    assert (one(row, wording).reason, one(row, parse_wording(strict)).reason) == (ge, gt)
+
+
+@pytest.mark.parametrize(("event", "notice", "reason"), [
+    # notice_days counts calendar days; the clock time of either does not matter
+    ("2024-01-10 23:00", "2024-01-17 23:59", "paid"),       # day 7
+    ("2024-01-10 01:00", "2024-01-17 23:59", "paid"),       # 7 days 22 h 59 min, still day 7
+    ("2024-01-10 23:59", "2024-01-18 00:01", "late_notice"),  # 7 days 2 min, but day 8
+    ("2024-01-10", "2024-01-17 08:00", "paid"),
+])
+def test_notice_days_are_calendar_days(wording, event, notice, reason):
+    assert one(plot(event_date=event, notice_date=notice), wording).reason == reason
+
+
+@pytest.mark.parametrize(("event", "notice", "reason"), [
+    ("2024-01-10 14:00", "2024-01-13 14:00", "paid"),         # exactly 72 h
+    ("2024-01-10 14:00", "2024-01-13 14:01", "late_notice"),  # 72 h 1 min
+    ("2024-01-10", "2024-01-13", "paid"),                     # a date only: 72 h = 3 days
+    ("2024-01-10", "2024-01-14", "late_notice"),
+    ("2024-01-10 14:00", "2024-01-13", "paid"),               # one date only: whole days
+    ("2024-01-10 14:00", "2024-01-10 13:00", "invalid_assessment"),  # notified before the event
+])
+def test_notice_hours_between_clock_times_else_whole_days(raw_wording, event, notice, reason):
+    data = copy.deepcopy(raw_wording)
+    del data["notice_days"]
+    data["notice_hours"] = 72
+    assert one(plot(event_date=event, notice_date=notice), parse_wording(data)).reason == reason
+
+
+@pytest.mark.parametrize("change", [{"notice_hours": 72}, {"notice_days": None}])
+def test_exactly_one_notice_limit(raw_wording, change):
+    data = copy.deepcopy(raw_wording)
+    data.update(change)
+    if data["notice_days"] is None:
+        del data["notice_days"]
+    with pytest.raises(ConfigError, match="exactly one of notice_days"):
+        parse_wording(data)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=assessments(), areas=st.lists(st.floats(0.05, 2.5).map(lambda a: round(a, 3)), min_size=4, max_size=4),
+       farmers=st.lists(st.sampled_from(["F0", "F1"]), min_size=4, max_size=4))
+def test_claims_never_use_more_area_than_premium_was_charged_on(wording, rows, areas, farmers):
+    policies = pd.DataFrame({"policy_id": [f"P{i}" for i in range(4)], "farmer_id": farmers, "area_ha": areas})
+    charged = premium(policies["area_ha"], wording, farmer_id=policies["farmer_id"])
+    insured = dict(zip(policies["policy_id"], charged["insured_area_ha"]))
+    c = settle(*rows, wording=wording, policies=policies)
+    used = c[c.decision == "paid"].groupby("policy_id").insured_area_ha.sum()
+    assert all(used[p] <= insured[p] + 1e-9 for p in used.index)
+    assert (c.indemnity.groupby(c.policy_id).sum() <= c.policy_id.map(
+        lambda p: round(insured[p] * 6_000_000)).groupby(c.policy_id).first()).all()

@@ -294,3 +294,29 @@ def test_output_formats_and_payments_by_change_what_is_written(region, tmp_path)
     out = tmp_path / "group" / "out"
     assert (out / "payouts.parquet").exists() and not (out / "payouts.csv").exists()
     assert set(pd.read_csv(out / "payments.csv")["payee_type"]) == {"group"}
+
+
+# --------------------------------------------------------------------------- the named-peril wording
+def test_every_key_of_the_named_peril_wording_is_documented():
+    """Every key of a wording file (``configs/autp.yaml``'s model, nested models included) is
+    named in the README's wording table, and every key the table names exists."""
+    from panen.engine.perils.adjuster import Wording
+
+    text = section("The AUTP adjuster and index vs indemnity")
+    table = text[text.index("### The wording file, key by key"):text.index("**Rules, as written.**")]
+    documented = set().union(*(words(code) for code in re.findall(r"`([^`]+)`", table)))
+    keys: set[str] = set()
+    todo, seen = [Wording], set()
+    while todo:
+        m = todo.pop()
+        if m in seen:
+            continue
+        seen.add(m)
+        keys |= set(m.model_fields)
+        for f in m.model_fields.values():
+            todo.extend(models_in(f.annotation))
+    assert keys - documented == set()
+    rows = [r for r in table.splitlines() if r.startswith("| `")]
+    cells = [re.split(r"(?<!\\)\|", r)[1] for r in rows]  # a "\|" inside a cell is not a cell border
+    top = {w for cell in cells for code in re.findall(r"`([^`]+)`", cell) for w in words(code)}
+    assert top == set(Wording.model_fields)

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from panen.engine.errors import InputError, Problem
 
-__all__ = ["ISO", "TextFormat", "as_text", "blank", "check_header", "date_column", "dictionary_codes", "key_column",
+__all__ = ["ISO", "TextFormat", "as_text", "blank", "check_header", "date_column", "datetime_column", "dictionary_codes", "key_column",
            "number_column", "string_buffers", "string_column", "text_column"]
 
 _NUMBER_RE = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
@@ -260,6 +260,59 @@ def date_column(col: pa.ChunkedArray, name: str, file: str | Path,
     null = days.is_null().to_numpy(zero_copy_only=False)
     out = pc.fill_null(pc.cast(days, pa.int32()), 0).to_numpy(zero_copy_only=False).astype(np.int64)
     return out, missing, ~missing & null
+
+
+_CLOCK = r"^(?P<date>.*?)(?:[T ]+(?P<hh>[0-9]{1,2}):(?P<mm>[0-9]{2})(?::(?P<ss>[0-9]{2}))?)?$"
+
+
+def datetime_column(col: pa.ChunkedArray, name: str, file: str | Path,
+                    fmt: TextFormat = ISO) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """int64 seconds since 1970-01-01 00:00 (local time as written), time-given mask, missing and unparsable masks.
+
+    Text is a date in ``fmt.date_format`` (read as :func:`date_column` reads it),
+    optionally followed by ``T`` or spaces and a clock time ``HH:MM`` or ``HH:MM:SS``
+    (00:00 to 23:59:59). A date alone gives 00:00 and ``False`` in the time-given mask, so
+    the caller decides what a date without a time means. Times are wall-clock times as
+    written, with no time zone: a value carrying a zone or UTC offset (``Z``, ``+07:00``)
+    is unparsable, never converted (Indonesia spans WIB, WITA and WIT; a cover period is
+    written in the plot's local time). A date or naive timestamp column (Parquet) is taken
+    as is; a timestamp with a time zone is read as its wall-clock time in that zone.
+    """
+    t = col.type
+    if pa.types.is_dictionary(t):
+        col, t = pc.cast(col, t.value_type), t.value_type
+    if pa.types.is_date(t):
+        days, missing, bad = date_column(col, name, file, fmt)
+        return days * 86_400, np.zeros(len(days), bool), missing, bad
+    if pa.types.is_timestamp(t):
+        if t.tz is not None:
+            col = pc.local_timestamp(col)
+        missing = col.is_null().to_numpy(zero_copy_only=False)
+        secs = pc.fill_null(pc.cast(pc.cast(col, pa.timestamp("s")), pa.int64()), 0).to_numpy(
+            zero_copy_only=False).astype(np.int64)
+        return secs, secs % 86_400 != 0, missing, np.zeros(len(secs), bool)
+    if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
+        raise _unsupported(col, name, file, "dates")
+    missing = blank(col)
+    parts = pc.extract_regex(pc.utf8_trim_whitespace(col), _CLOCK)
+    matched = ~parts.is_null().to_numpy(zero_copy_only=False)
+    date_text = pc.struct_field(parts, "date")
+    if not isinstance(date_text, pa.ChunkedArray):
+        date_text = pa.chunked_array([date_text])
+    days, _, bad_day = date_column(pc.fill_null(date_text, ""), name, file, fmt)
+
+    def number(field: str) -> np.ndarray:
+        v = pc.fill_null(pc.struct_field(parts, field), "")
+        v = pc.if_else(pc.equal(v, ""), "0", v)
+        return pc.cast(v, pa.int64()).to_numpy(zero_copy_only=False).astype(np.int64)
+
+    hh, mm, ss = number("hh"), number("mm"), number("ss")
+    hh_text = pc.fill_null(pc.struct_field(parts, "hh"), "")
+    has_time = pc.not_equal(hh_text, "").to_numpy(zero_copy_only=False)
+    clock_ok = (hh < 24) & (mm < 60) & (ss < 60)
+    bad = ~missing & (~matched | bad_day | ~clock_ok)
+    secs = np.where(bad | missing, 0, days * 86_400 + hh * 3600 + mm * 60 + ss)
+    return secs, has_time & ~bad & ~missing, missing, bad
 
 
 _LEADING_ZERO = r"(^|[^0-9])0+([0-9])"

@@ -5,8 +5,9 @@ module only applies it. Another named-peril cover is another wording file, not n
 
 A loss assessment (one row per plot, peril and event, as a POPT pest observer records it)
 pays the plot's whole *insured area* x ``sum_insured_per_ha`` when every gate passes, and
-nothing otherwise — AUTP has no partial payment. The gates, in the order that decides the
-one primary ``reason`` of a plot that is not paid (:data:`REASONS`):
+nothing otherwise — AUTP has no partial payment (a wording with ``payout_basis:
+proportional`` pays the assessed loss instead, see *Payout basis*). The gates, in the order that
+decides the one primary ``reason`` of a plot that is not paid (:data:`REASONS`):
 
 ============================  ==============================================================
 reason                        the plot is not paid because ...
@@ -21,8 +22,8 @@ reason                        the plot is not paid because ...
                               riot, landslide, storm, ...)
 ``peril_not_covered``         a known peril the wording neither covers nor excludes (none in
                               the shipped AUTP wording; kept for wordings that have such)
-``outside_cover_period``      the event is outside the cover period (inclusive bounds)
-``late_notice``               notified more than ``notice_days`` after the event
+``outside_cover_period``      the event is outside the cover period (see *Cover period*)
+``late_notice``               notified later than ``notice_days`` / ``notice_hours`` allow
 ``unknown_planting_method``   the planting method matches no method of the wording
 ``crop_too_young``            crop age below the minimum for the planting method
 ``below_threshold``           damage intensity or damaged area short of the threshold
@@ -51,22 +52,55 @@ threshold. A paid plot whose area was partly cut by the cap is ``paid`` with ``r
 
 **One payment per plot per season.** A plot (``policy_id`` + ``plot_id``) is paid at most
 its sum insured per season: claims passing every gate are taken in *claim order* —
-``event_date``, then ``notice_date``, ``policy_id``, ``plot_id``, ``peril_code``, file
-order — and the first one settles the plot; later passing claims on it are
+``event_date``, then ``notice_date`` (instants; a date alone counts as 00:00 of its day),
+``policy_id``, ``plot_id``, ``peril_code``, file order — and the first one settles the
+plot; later passing claims on it are
 ``already_paid``. Claim order is chronological so that adding a later assessment to a
 rerun never changes a claim already decided.
 
-**Area cap.** In the same claim order, each settling claim takes its plot's area from what
-is left of (1) its policy's ``area_ha`` (when ``policies`` has that column) and then (2)
-its farmer's ``max_insured_area_ha`` (2 ha) over all the farmer's policies (the farmer is
-``policies.farmer_id``; without ``policies``, each policy id counts as one farmer). The
-plot is paid on ``insured_area_ha = min(plot area, what is left)``; a claim that finds
-nothing left is declined ``area_cap``. Only claims that pay use the cap: a plot declined
-for another reason never takes area from the farmer's other plots. Area arithmetic is done
-in whole micro-hectares so the cap is exact (three 1 ha plots pay exactly 2 ha).
+**Area cap: the area charged premium is the area insured.** A policy's insured area is
+filled exactly as :func:`premium` charges it: in *register order*, each policy takes
+``min(area_ha, what is left of its farmer's max_insured_area_ha)`` (2 ha; the farmer is
+``policies.farmer_id``). A settling claim then takes its plot's area from what is left of
+its policy's insured area, in claim order; the plot is paid on ``insured_area_ha = min(plot
+area, what is left)``, and a claim that finds nothing left (a policy charged Rp 0 premium)
+is declined ``area_cap``. So a farmer's claims are never paid on more area, or other area,
+than premium was charged on, whatever order the events come in (Pedoman Teknis AUTP: the
+premium is 3 % of the sum insured of the insured area, at most 2 ha per farmer; no premium,
+no cover). Without ``policies`` (or for policies without an ``area_ha``) the area premium
+was charged on is unknown: each policy id counts as one farmer and the 2 ha are filled in
+claim order. Only claims that pay use the cap. Area arithmetic is done in whole
+micro-hectares so the cap is exact (three 1 ha policies insure exactly 2 ha).
 
-Money: ``sum_insured = round_half_up(insured_area_ha x sum_insured_per_ha)`` [Rp] and
-``indemnity`` is that or 0 — integer rupiah, rounded once (:func:`~.terms.round_rupiah`).
+**Cover period.** From ``cover_period.start_time`` on the start date to
+``cover_period.end_time`` on the end date (AUTP: 12:00 noon on both), local time of the
+plot as written (WIB, WITA or WIT: no time zone is converted, and a value with a UTC offset
+is refused). The dates are the run's season, or with ``basis: policy`` each policy's
+``cover_start``/``cover_end`` where the register gives them. An event with a clock time is
+covered when ``start <= event <= end``; an event given as a date only is covered when its
+day overlaps the period — a date-only event on the start or end day is covered (the
+assessment form records the date, not the hour, and the day cannot be split; the reading
+favours the insured). In an in-memory frame a datetime64 event at exactly 00:00:00 is a
+date only. With ``post_harvest``, a policy's ``harvest_date`` ends the standing-crop cover
+(events up to that day) and opens ``post_harvest.days`` calendar days (harvest day
+included) in which ``post_harvest.perils`` are covered, whatever the season; a
+post-harvest peril on a policy without a harvest date is ``outside_cover_period``.
+
+**Notice.** ``notice_days``: calendar days from the event day to the notice day (7: an
+event on 10 January notified on the 17th is in time, on the 18th late; clock times do not
+count). ``notice_hours``: hours between the two when both have a clock time (72: exactly
+72:00 is in time); when either is a date only, whole days, the hours rounded up to days
+(72 h = 3 days).
+
+**Payout basis.** ``threshold`` (AUTP): the whole insured area pays once intensity and
+damaged area reach the thresholds. ``proportional`` (PMFBY localized calamities and
+post-harvest losses, revised operational guidelines 2020, para 21): the assessed loss %
+of the sum insured of the affected area, ``round_half_up(insured_area_ha x
+sum_insured_per_ha x damage_intensity_pct/100 x damaged_area_pct/100)``.
+
+Money: ``sum_insured = round_half_up(insured_area_ha x sum_insured_per_ha)`` [Rp];
+``indemnity`` is that or 0 (``threshold``) or the proportional amount above
+(``proportional``) — integer rupiah, rounded once (:func:`~.terms.round_rupiah`).
 
 Everything is vectorised (factorised strings, numpy masks, one sort of the payable
 claims); a million assessments settle in a couple of seconds.
@@ -75,7 +109,9 @@ References
 ----------
 Jasindo AUTP policy wording (Polis Standar AUTP, approved by OJK); Kementerian Pertanian,
 Pedoman Teknis Asuransi Usaha Tani Padi (premium 3 %, 80 % APBN subsidy, puso >= 75 %,
-at most 2 ha per farmer).
+at most 2 ha per farmer). Government of India, Ministry of Agriculture & Farmers Welfare,
+PMFBY Revised Operational Guidelines (2020), para 21 (localized calamities, post-harvest
+losses: individual assessment).
 """
 
 from __future__ import annotations
@@ -108,6 +144,7 @@ from panen.engine.infra.yamlio import nearest_line as _nearest_line
 from panen.engine.infra.yamlio import pydantic_message as _msg
 from panen.engine.api import ASSESSMENT_COLUMNS
 from panen.engine.errors import ConfigError, InputError, Problem
+from panen.engine.infra.arrowcols import datetime_column
 from panen.engine.infra.atomic import write_table_atomic
 from panen.engine.infra.text import normalise_label
 from panen.engine.maths.terms import round_rupiah
@@ -170,6 +207,8 @@ _NAT = np.iinfo(np.int64).min  # day number standing for a missing date
 _LISTS = ("covered", "general_exclusions", "special_exclusions")
 # peril classes, after overlaps and endorsements
 _COVERED, _GENERAL, _SPECIAL, _NOT_COVERED, _UNKNOWN = 0, 1, 2, 3, 4
+_POST_HARVEST = 5  # covered only in the post-harvest window (post_harvest.perils, not in covered)
+_DAY = 86_400  # seconds
 
 
 # --------------------------------------------------------------------------- the wording model
@@ -189,12 +228,53 @@ class Premium(_Strict):
     subsidy_share: float = Field(ge=0, le=1, description="government share of the premium (AUTP 0.80)")
 
 
-class CoverPeriod(_Strict):
-    """``cover_period:`` — the season of the run, or each policy's own dates."""
+ClockTime = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")]
 
-    basis: Literal["season", "policy"] = "season"
-    start_column: str = Field("cover_start", description="policy register column with the first covered day")
-    end_column: str = Field("cover_end", description="policy register column with the last covered day")
+
+def _seconds(clock: str) -> int:
+    """``"HH:MM"`` as seconds after midnight (``"24:00"``: 86,400, the end of the day)."""
+    hh, mm = clock.split(":")
+    return int(hh) * 3600 + int(mm) * 60
+
+
+class CoverPeriod(_Strict):
+    """``cover_period:`` — the season of the run, or each policy's own dates; the time of day it turns.
+
+    The AUTP wording's period is one planting season from 12:00 noon local time on the
+    start date to 12:00 noon on the end date (``start_time: "12:00"``, ``end_time:
+    "12:00"``). Times are the plot's local time as written (WIB, WITA or WIT): no time
+    zone conversion is done anywhere.
+    """
+
+    basis: Literal["season", "policy"] = Field(
+        "season", description="'season': the run's season; 'policy': each policy's register cover_start/cover_end "
+                              "where given, else the season")
+    start_time: ClockTime = Field("00:00", description="local time of day cover starts on the start date (HH:MM)")
+    end_time: ClockTime = Field("24:00", description="local time of day cover ends on the end date (HH:MM, 24:00 = "
+                                                     "the end of the day)")
+
+    @model_validator(mode="after")
+    def _start_is_a_time_of_day(self) -> CoverPeriod:
+        if self.start_time == "24:00":
+            raise ValueError("start_time must be 00:00-23:59 (24:00 is only an end)")
+        return self
+
+    @property
+    def times(self) -> tuple[int, int]:
+        """(start, end) time of day [s after midnight]."""
+        return _seconds(self.start_time), _seconds(self.end_time)
+
+
+class PostHarvest(_Strict):
+    """``post_harvest:`` — cover of a crop left cut and spread in the field after harvest.
+
+    PMFBY revised operational guidelines (2020), para 21: losses from cyclone,
+    cyclonic/unseasonal rain and hailstorm to a crop cut and spread to dry in the field,
+    within 14 days of harvesting, are assessed individually.
+    """
+
+    days: PositiveInt = Field(description="days after the harvest date the cover lasts (PMFBY 14)")
+    perils: list[Code] = Field(min_length=1, description="perils covered in that window")
 
 
 class Thresholds(_Strict):
@@ -266,7 +346,14 @@ class Wording(_Strict):
     premium: Premium
     max_insured_area_ha: PositiveFloat | None = Field(None, description="insured area cap per farmer [ha]")
     cover_period: CoverPeriod = CoverPeriod()
-    notice_days: NonNegativeInt = Field(description="days after the event the loss must be notified by")
+    post_harvest: PostHarvest | None = None
+    notice_days: NonNegativeInt | None = Field(None, description="calendar days after the event the loss must be "
+                                                                 "notified by (AUTP 7)")
+    notice_hours: PositiveInt | None = Field(None, description="hours after the event the loss must be notified "
+                                                               "by (PMFBY 72)")
+    payout_basis: Literal["threshold", "proportional"] = Field(
+        "threshold", description="'threshold': the whole insured area pays once the thresholds are reached (AUTP "
+                                 "puso); 'proportional': loss % x sum insured of the affected area (PMFBY para 21)")
     thresholds: Thresholds
     min_crop_age_days: dict[Code, NonNegativeInt]
     planting_methods: dict[Code, PlantingMethod]
@@ -282,6 +369,7 @@ class Wording(_Strict):
     _peril_labels: dict[str, int] = PrivateAttr(default_factory=dict)
     _peril_class: np.ndarray = PrivateAttr(default=None)
     _method_labels: dict[str, int] = PrivateAttr(default_factory=dict)
+    _post_harvest: np.ndarray = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _cross_check(self) -> Wording:
@@ -341,6 +429,18 @@ class Wording(_Strict):
                 problems.append((("spelling_variants", word), "a spelling variant maps one word to one word"))
         problems += _label_clashes(self.perils, ("name", "name_en"), "perils", self._key)
         problems += _label_clashes(self.planting_methods, ("name",), "planting_methods", self._key)
+        if (self.notice_days is None) == (self.notice_hours is None):
+            problems.append((("notice_days",), "give exactly one of notice_days (calendar days) and notice_hours"))
+        if self.post_harvest is not None:
+            lifted_now = self.lifted
+            for i, code in enumerate(self.post_harvest.perils):
+                if code not in self.perils:
+                    problems.append((("post_harvest", "perils", i), f"unknown peril code {code!r}"))
+                elif effective.get(code) in ("general_exclusions", "special_exclusions") \
+                        and code not in lifted_now:
+                    problems.append((("post_harvest", "perils", i), f"peril {code!r} is excluded "
+                                                                    f"({effective[code]}); it cannot be covered "
+                                                                    f"after harvest"))
         for method in self.planting_methods:
             if method not in self.min_crop_age_days:
                 problems.append((("min_crop_age_days",), f"no minimum crop age for planting method {method!r}"))
@@ -356,9 +456,12 @@ class Wording(_Strict):
         self._method_labels.update(_labels(self.planting_methods, ("name",), self._key))
         lifted = self.lifted
         kind = {"covered": _COVERED, "general_exclusions": _GENERAL, "special_exclusions": _SPECIAL}
-        self._peril_class = np.array(
-            [_COVERED if code in lifted else kind[effective[code]] if code in effective else _NOT_COVERED
-             for code in self.perils] + [_UNKNOWN], np.int8)
+        after = set(self.post_harvest.perils) if self.post_harvest is not None else set()
+        cls = [_COVERED if code in lifted else kind[effective[code]] if code in effective else _NOT_COVERED
+               for code in self.perils]
+        self._peril_class = np.array([_POST_HARVEST if c == _NOT_COVERED and code in after else c
+                                      for c, code in zip(cls, self.perils)] + [_UNKNOWN], np.int8)
+        self._post_harvest = np.array([code in after for code in self.perils] + [False], bool)
         return self
 
     # ---------------------------------------------------------------- lookups
@@ -399,12 +502,14 @@ class Wording(_Strict):
         i = self._method_labels.get(self._key(label)) if label is not None else None
         return None if i is None else self.method_codes[i]
 
-    def coverage(self, code: str) -> Literal["covered", "general_exclusion", "special_exclusion", "not_covered"]:
-        """How the wording treats a peril code, after overlaps and endorsements."""
+    def coverage(self, code: str) -> Literal["covered", "general_exclusion", "special_exclusion", "not_covered",
+                                             "post_harvest"]:
+        """How the wording treats a peril code, after overlaps and endorsements (``post_harvest``: covered
+        only in the post-harvest window)."""
         if code not in self.perils:
             raise KeyError(f"unknown peril code {code!r}")
         c = int(self._peril_class[self.peril_codes.index(code)])
-        return ("covered", "general_exclusion", "special_exclusion", "not_covered")[c]
+        return ("covered", "general_exclusion", "special_exclusion", "not_covered", "", "post_harvest")[c]
 
     def with_endorsements(self, codes: Iterable[str]) -> Wording:
         """The same wording with ``endorsements`` replaced (validated again).
@@ -513,8 +618,9 @@ def premium(area_ha: float | Sequence[float] | np.ndarray | pd.Series, wording: 
         The policy wording (rate, subsidy share, sum insured per ha, area cap).
     farmer_id
         Optional farmer of each policy: the cap (``max_insured_area_ha``) then applies to
-        the farmer's policies together, filled in the order given. Without it each
-        policy is capped alone.
+        the farmer's policies together, filled in the order given (register order).
+        Without it each policy is capped alone. :func:`adjust` pays claims on exactly
+        these insured areas: the area charged premium is the area insured.
 
     Returns
     -------
@@ -698,13 +804,18 @@ def adjust(assessments: pd.DataFrame, wording: Wording, *, season_start: dt.date
     wording
         The policy wording (:func:`load_wording`).
     season_start, season_end
-        The season (inclusive); the cover period when ``cover_period.basis`` is
+        The season's first and last dates; cover turns on them at the wording's
+        ``cover_period`` times. The cover period when ``cover_period.basis`` is
         ``season``, and the fallback for policies without their own dates.
     policies
-        Optional valid policy register of this cover (``policy_id, farmer_id`` and
-        optionally ``area_ha`` [ha], and ``cover_start, cover_end`` for a ``policy``
-        cover period). Given it, unknown policies are declined, the area cap is applied
-        per farmer and per policy ``area_ha``, and ``farmer_id`` is output.
+        Optional valid policy register of this cover, in register order (``policy_id,
+        farmer_id`` and optionally ``area_ha`` [ha]; ``cover_start, cover_end`` for a
+        ``policy`` cover period — datetime64 instants as
+        :func:`~panen.engine.settlement.policies.validate_policies` gives them, or text
+        and dates, a date alone taking the wording's time of day; ``harvest_date`` for a
+        ``post_harvest`` cover). Given it, unknown policies are declined, each policy's
+        insured area is its ``area_ha`` with the farmer cap filled in register order (as
+        :func:`premium`), and ``farmer_id`` is output.
     return_rows
         Also return each claim's row in ``policies`` (-1: unknown policy; ``None`` without
         ``policies``), for :func:`policy_amounts`.
@@ -753,8 +864,9 @@ def adjust(assessments: pd.DataFrame, wording: Wording, *, season_start: dt.date
     intensity = _numbers(assessments["damage_intensity_pct"])
     damaged = _numbers(assessments["damaged_area_pct"])
     age = _numbers(assessments["crop_age_days"])
-    event, event_nat = _days(assessments["event_date"])
-    notice, notice_nat = _days(assessments["notice_date"])
+    event_s, event_timed, event_nat = _instants(assessments["event_date"])
+    notice_s, notice_timed, notice_nat = _instants(assessments["notice_date"])
+    event, notice = event_s // _DAY, notice_s // _DAY  # calendar days
 
     # ---- codes: peril and planting method, through their distinct labels only
     peril_idx = _lookup(peril_text, wording.peril_code, wording.peril_codes)
@@ -766,32 +878,55 @@ def adjust(assessments: pd.DataFrame, wording: Wording, *, season_start: dt.date
     # ---- the policy register
     policy_code, policy_uniques = pd.factorize(policy_id, sort=True)
     farmer_col = None
-    policy_area = np.full(n, np.inf)
-    cover_start = np.full(n, season[0], np.int64)
-    cover_end = np.full(n, season[1], np.int64)
+    policy_area = np.full(n, np.inf)  # the policy's insured area [ha] (premium's, in register order)
+    t0, t1 = wording.cover_period.times
+    cover_start = np.full(n, season[0] * _DAY + t0, np.int64)  # [s], local time
+    cover_end = np.full(n, season[1] * _DAY + t1, np.int64)
+    harvest = np.full(n, _NAT, np.int64)  # [day]
     unknown_policy = np.zeros(n, bool)
-    if policies is None and wording.cover_period.basis == "policy":
-        raise ConfigError(Problem("the wording's cover period is per policy (cover_period.basis: policy), "
-                                  "but no policy register was given", key="cover_period.basis"))
+    at = None
     if policies is not None:
-        at, farmer_col, farmer_code, policy_area, starts, ends = _join_policies(policies, policy_code,
-                                                                                policy_uniques, wording)
+        at, farmer_col, farmer_code, policy_area, starts, ends, harvest = _join_policies(
+            policies, policy_code, policy_uniques, wording)
         unknown_policy = (at < 0) & ~policy_blank
-        if starts is not None:
-            cover_start = np.where(starts == _NAT, cover_start, starts)
-            cover_end = np.where(ends == _NAT, cover_end, ends)
+        cover_start = np.where(starts == _NAT, cover_start, starts)
+        cover_end = np.where(ends == _NAT, cover_end, ends)
     else:
         farmer_code = policy_code
 
     # ---- the gates (True = failed)
     dates_ok = ~event_nat & ~notice_nat
+    timed = event_timed & notice_timed
     invalid = (policy_blank | plot_blank | ~(area > 0) | ~_in_percent(intensity) | ~_in_percent(damaged)
                | ~(age >= 0) | ~dates_ok)
-    delay = np.where(dates_ok, notice - np.where(dates_ok, event, 0), 0)
-    invalid |= delay < 0
+    delay_days = np.where(dates_ok, notice - np.where(dates_ok, event, 0), 0)
+    delay_s = np.where(dates_ok, notice_s - np.where(dates_ok, event_s, 0), 0)
+    invalid |= np.where(timed, delay_s, delay_days) < 0
+    if wording.notice_days is not None:  # the wording counts calendar days; clock times do not matter
+        late = delay_days > wording.notice_days
+    else:  # hours between two clock times; with a date only, whole days: 72 h -> 3 days
+        late = np.where(timed, delay_s > wording.notice_hours * 3600,
+                        delay_days > -(-wording.notice_hours // 24))
     ge = wording.thresholds.comparison == ">="
     t_int, t_area = wording.thresholds.damage_intensity_pct, wording.thresholds.damaged_area_pct
     reach = ((intensity >= t_int) & (damaged >= t_area)) if ge else ((intensity > t_int) & (damaged > t_area))
+    # The cover period: an event with a clock time is inside when start <= time <= end
+    # (both bounds inclusive); an event given as a date only is inside when its day
+    # overlaps the period at all, so a date-only event on the start or end day (where
+    # cover turns at noon) is covered: the day cannot be split, and the assessment form
+    # records the date, not the hour (read in favour of the insured).
+    day0 = np.where(event_nat, 0, event) * _DAY
+    in_period = np.where(event_timed, (event_s >= cover_start) & (event_s <= cover_end),
+                         (day0 < cover_end) & (day0 + _DAY > cover_start))
+    standing = in_period
+    if wording.post_harvest is not None:
+        # standing-crop cover ends with the harvest day; post-harvest perils are covered
+        # from the harvest day to harvest + days (calendar days, inclusive)
+        has_harvest = harvest != _NAT
+        standing = in_period & (~has_harvest | (event <= harvest))
+        after = wording._post_harvest[peril_idx] & has_harvest & (event >= harvest) \
+            & (event <= harvest + wording.post_harvest.days)
+        standing = np.where(peril_class == _POST_HARVEST, after, standing | after)
     gates = {
         "invalid_assessment": invalid,
         "unknown_policy": unknown_policy,
@@ -799,8 +934,8 @@ def adjust(assessments: pd.DataFrame, wording: Wording, *, season_start: dt.date
         "peril_excluded": peril_class == _GENERAL,
         "peril_excluded_special": peril_class == _SPECIAL,
         "peril_not_covered": peril_class == _NOT_COVERED,
-        "outside_cover_period": ~event_nat & ((event < cover_start) | (event > cover_end)),
-        "late_notice": dates_ok & (delay > wording.notice_days),
+        "outside_cover_period": ~event_nat & ~standing,
+        "late_notice": dates_ok & late,
         "unknown_planting_method": method_idx < 0,
         "crop_too_young": (method_idx >= 0) & ~(age >= min_age),
         "below_threshold": ~reach,
@@ -813,6 +948,7 @@ def adjust(assessments: pd.DataFrame, wording: Wording, *, season_start: dt.date
     plot_area_cap = np.minimum(area, policy_area)
     if wording.max_insured_area_ha is not None:
         plot_area_cap = np.minimum(plot_area_cap, wording.max_insured_area_ha)
+    event, notice = event_s, notice_s  # claim order by instant
     insured = np.where(area > 0, plot_area_cap, np.nan)
     payable = np.flatnonzero(bits == 0)
     paid = np.zeros(n, bool)
@@ -830,11 +966,13 @@ def adjust(assessments: pd.DataFrame, wording: Wording, *, season_start: dt.date
         a_u = _micro(a)
         levels = []
         own = policy_area[claims]
-        if np.isfinite(own).any():  # the policy's own insured area (policy register area_ha)
+        if np.isfinite(own).any():  # the policy's insured area: what premium was charged on
             limited = np.isfinite(own)
             levels.append((policy_code[claims], np.where(limited, _micro(np.where(limited, own, 0)), _NO_CAP)))
-        if wording.max_insured_area_ha is not None:
-            levels.append((farmer_code[claims], np.full(claims.size, _micro(np.float64(wording.max_insured_area_ha)))))
+        if wording.max_insured_area_ha is not None and not np.isfinite(own).all():
+            # policies without a register area: the farmer cap, filled in claim order
+            levels.append((farmer_code[claims], np.where(np.isfinite(own), _NO_CAP,
+                                                         _micro(np.float64(wording.max_insured_area_ha)))))
         got = _fill_caps(a, a_u, levels)
         insured[claims] = got
         cut = got < a
@@ -844,7 +982,11 @@ def adjust(assessments: pd.DataFrame, wording: Wording, *, season_start: dt.date
     # ---- money
     finite = np.isfinite(insured)
     sum_insured = round_rupiah(np.where(finite, insured, 0.0) * wording.sum_insured_per_ha)
-    indemnity = np.where(paid, sum_insured, 0)
+    if wording.payout_basis == "threshold":
+        indemnity = np.where(paid, sum_insured, 0)
+    else:  # loss % x sum insured of the affected area, rounded once
+        loss = np.where(paid, intensity * damaged, 0.0) / 10_000
+        indemnity = round_rupiah(np.where(finite, insured, 0.0) * wording.sum_insured_per_ha * loss)
 
     # ---- reasons: primary from the lowest set bit, the audit list from the distinct bit sets.
     # A claim whose only failed gates are referral reasons is referred; otherwise its primary
@@ -875,8 +1017,8 @@ def adjust(assessments: pd.DataFrame, wording: Wording, *, season_start: dt.date
         "planting_method": method_text.array,
         "planting_method_code": pd.Categorical.from_codes(method_idx,
                                                           categories=pd.Index(wording.method_codes, dtype="str")),
-        "event_date": _as_datetime(event, event_nat),
-        "notice_date": _as_datetime(notice, notice_nat),
+        "event_date": _as_datetime(event_s, event_nat),
+        "notice_date": _as_datetime(notice_s, notice_nat),
         "decision": pd.Categorical.from_codes(np.where(paid, 0, np.where(referred, 2, 1)),
                                               categories=pd.Index(DECISIONS, dtype="str")),
         "reason": pd.Categorical.from_codes(primary, categories=pd.Index(REASON_CODES, dtype="str"), ordered=True),
@@ -886,7 +1028,7 @@ def adjust(assessments: pd.DataFrame, wording: Wording, *, season_start: dt.date
     })
     frame = pd.DataFrame(out, index=index)
     if return_rows:  # each claim's row in ``policies`` (-1: unknown), for policy_amounts
-        return frame, (np.asarray(at, np.int64) if policies is not None else None)
+        return frame, (np.asarray(at, np.int64) if at is not None else None)
     return frame
 
 
@@ -914,21 +1056,35 @@ def _keep_numbers(col: pd.Series, values: np.ndarray) -> np.ndarray:
     return values
 
 
-def _days(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """int64 days since 1970-01-01 (``_NAT`` where missing) and the missing mask."""
+def _instants(col: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """int64 seconds since 1970-01-01 (local time as written), time-given mask, missing mask.
+
+    A datetime64 column (as :func:`~panen.datasets.assessments.read_assessments` gives)
+    holds a date when the value is at exactly 00:00:00, else a date and clock time.
+    Text is read as ISO dates, optionally with a clock time (``2024-01-10 14:30``); a
+    ``datetime.date`` is a date.
+    """
     if pd.api.types.is_datetime64_any_dtype(col.dtype):
-        stamps = col
-    else:
-        stamps = pd.to_datetime(col, errors="coerce", format="ISO8601")
-    d = stamps.to_numpy(dtype="datetime64[D]")
-    nat = np.isnat(d)
-    return np.where(nat, _NAT, d.astype(np.int64)), nat
+        stamps = col.dt.tz_localize(None) if getattr(col.dt, "tz", None) is not None else col
+        secs = stamps.to_numpy(dtype="datetime64[s]")
+        nat = np.isnat(secs)
+        v = np.where(nat, 0, secs.astype(np.int64))
+        return v, ~nat & (v % _DAY != 0), nat
+    try:  # text (the usual case): straight to Arrow
+        text = pa.chunked_array([pa.array(col, type=pa.string(), from_pandas=True)])
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # dates, timestamps, mixed objects
+        text = pa.chunked_array([pa.array(
+            [None if x is None or (not isinstance(x, str) and pd.isna(x)) else
+             x.isoformat() if isinstance(x, (dt.date, pd.Timestamp)) else str(x) for x in col.tolist()], pa.string())])
+    v, has_time, missing, bad = datetime_column(text, str(col.name), "<frame>")
+    nat = missing | bad
+    return np.where(nat, 0, v), has_time & ~nat, nat
 
 
-def _as_datetime(days: np.ndarray, nat: np.ndarray) -> np.ndarray:
-    d = np.where(nat, 0, days).astype("datetime64[D]")
+def _as_datetime(secs: np.ndarray, nat: np.ndarray) -> np.ndarray:
+    d = np.where(nat, 0, secs).astype("datetime64[s]")
     d[nat] = np.datetime64("NaT")
-    return d.astype("datetime64[s]")
+    return d
 
 
 def _in_percent(x: np.ndarray) -> np.ndarray:
@@ -944,11 +1100,10 @@ def _lookup(text: pd.Series, resolve, codes: list[str]) -> np.ndarray:
 
 
 def _join_policies(policies: pd.DataFrame, policy_code: np.ndarray, policy_uniques: pd.Index, wording: Wording):
-    """Per assessment: row in ``policies`` (-1 unknown), farmer id, policy area [ha], cover dates."""
+    """Per assessment: row in ``policies`` (-1 unknown), farmer id and code, the policy's insured
+    area [ha], its own cover start and end [s] and harvest day (``_NAT`` where not given)."""
     source = policies.attrs.get("source", "<policies>")
     need = ["policy_id", "farmer_id"]
-    if wording.cover_period.basis == "policy":
-        need += [wording.cover_period.start_column, wording.cover_period.end_column]
     missing = [c for c in need if c not in policies.columns]
     if missing:
         raise InputError([Problem(f"policy register column {c!r} is missing (the adjuster needs it)",
@@ -968,13 +1123,52 @@ def _join_policies(policies: pd.DataFrame, policy_code: np.ndarray, policy_uniqu
     f_code = np.where(f_code < 0, len(f_uniques) + np.arange(m), f_code)  # no farmer id: its own farmer
     farmer_code = np.append(f_code, -1)[at]
     farmer = farmers.array.take(at, allow_fill=True)
-    own = _numbers(policies["area_ha"]) if "area_ha" in policies.columns else np.full(m, np.inf)
-    area = np.append(np.where(np.isfinite(own), own, np.inf), np.inf)[at]
-    starts = ends = None
+    own = _numbers(policies["area_ha"]) if "area_ha" in policies.columns else np.full(m, np.nan)
+    insured = _insured_areas(own, f_code, wording)
+    area = np.append(insured, np.inf)[at]
+    t0, t1 = wording.cover_period.times
+    starts = ends = np.full(len(at), _NAT, np.int64)
     if wording.cover_period.basis == "policy":
-        starts = np.append(_days(policies[wording.cover_period.start_column])[0], _NAT)[at]
-        ends = np.append(_days(policies[wording.cover_period.end_column])[0], _NAT)[at]
-    return at, farmer, farmer_code, area, starts, ends
+        starts = np.append(_policy_instants(policies, "cover_start", t0), _NAT)[at]
+        ends = np.append(_policy_instants(policies, "cover_end", t1), _NAT)[at]
+    harvest = np.full(len(at), _NAT, np.int64)
+    if wording.post_harvest is not None and "harvest_date" in policies.columns:
+        h = _policy_instants(policies, "harvest_date", 0)
+        harvest = np.append(np.where(h == _NAT, _NAT, h // _DAY), _NAT)[at]
+    return at, farmer, farmer_code, area, starts, ends, harvest
+
+
+def _policy_instants(policies: pd.DataFrame, column: str, time_of_day: int) -> np.ndarray:
+    """A register date(-time) column as seconds (``_NAT`` where not given).
+
+    Validated registers carry instants (datetime64: the time of day already applied);
+    text or ``datetime.date`` values without a clock time take ``time_of_day`` [s].
+    """
+    if column not in policies.columns:
+        return np.full(len(policies), _NAT, np.int64)
+    col = policies[column]
+    if pd.api.types.is_datetime64_any_dtype(col.dtype):
+        secs = col.to_numpy(dtype="datetime64[s]")
+        nat = np.isnat(secs)
+        return np.where(nat, _NAT, secs.astype(np.int64))
+    v, timed, nat = _instants(col)
+    return np.where(nat, _NAT, np.where(timed, v, v + time_of_day))
+
+
+def _insured_areas(area: np.ndarray, farmer_code: np.ndarray, wording: Wording) -> np.ndarray:
+    """Each policy's insured area [ha]: its area, the farmer cap filled in register order.
+
+    The same fill as :func:`premium`: the area premium was charged on is the area that is
+    insured, and claims never use more of it. A policy without an area is ``inf`` (its
+    plots are then capped per farmer in claim order).
+    """
+    known = np.isfinite(area) & (area >= 0)
+    out = np.where(known, area, np.inf)
+    cap = wording.max_insured_area_ha
+    if cap is not None and known.any():
+        k = np.flatnonzero(known)
+        out[k] = _fill_caps(area[k], _micro(area[k]), [(farmer_code[k], np.full(k.size, _micro(np.float64(cap))))])
+    return out
 
 
 # --------------------------------------------------------------------------- writing
@@ -992,6 +1186,11 @@ def write_claims(claims: pd.DataFrame, path: str | Path) -> Path:
         if pa.types.is_dictionary(field.type):
             col = pc.cast(col, pa.string())
         elif pa.types.is_timestamp(field.type):
-            col = pc.cast(col, pa.date32())
+            # dates stay dates; a column holding a clock time is written as local ISO date-times
+            secs = pc.fill_null(pc.cast(pc.cast(col, pa.timestamp("s")), pa.int64()), 0)
+            if (secs.to_numpy(zero_copy_only=False) % _DAY != 0).any():
+                col = pc.strftime(pc.cast(col, pa.timestamp("s")), format="%Y-%m-%dT%H:%M:%S")
+            else:
+                col = pc.cast(col, pa.date32())
         columns.append(col)
     return write_table_atomic(pa.table(columns, names=t.column_names), path)

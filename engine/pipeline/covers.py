@@ -48,6 +48,17 @@ class Cover:
         """Window reach [days after the anchor], or ``None`` (reads whole inputs)."""
         return None
 
+    @property
+    def cover_times(self) -> tuple[int, int] | None:
+        """Time of day [s] a register ``cover_start``/``cover_end`` date starts/ends cover, or
+        ``None`` when the cover does not read them (default)."""
+        return None
+
+    @property
+    def reads_harvest_date(self) -> bool:
+        """Whether the cover reads the register's ``harvest_date`` (default no)."""
+        return False
+
 
 @dataclass(frozen=True)
 class IndexCover(Cover):
@@ -102,6 +113,15 @@ class NamedPerilCover(Cover):
     def hints(self, name: str) -> dict[str, Any]:
         # duplicates among assessments are found on the wording's peril codes
         return {"peril_key": self.wording.peril_code} if name == "assessments" else {}
+
+    @property
+    def cover_times(self) -> tuple[int, int] | None:
+        period = self.wording.cover_period
+        return period.times if period.basis == "policy" else None
+
+    @property
+    def reads_harvest_date(self) -> bool:
+        return self.wording.post_harvest is not None
 
     @property
     def label(self) -> str:

@@ -314,7 +314,8 @@ def policy_rules(covers: list[Cover], season: Season, opened: Mapping[str, Opene
             sum_insured_per_ha=c.sum_insured_per_ha, anchor=c.anchor if sowing_windows else "season_start",
             sowing_window=_sowing_window(c, season, opened) if sowing_windows else None,
             districts=None if (zoned.layer is not None or own is None) else frozenset(own),
-            districts_source=zoned.source.get(c.id, "the product's data"))
+            districts_source=zoned.source.get(c.id, "the product's data"),
+            cover_times=c.cover_times, harvest_date=c.reads_harvest_date)
     return rules
 
 

@@ -54,8 +54,8 @@ from numba import njit
 
 from panen.engine.api import (REGISTER_KEY_COLUMNS, REGISTER_OPTIONAL_COLUMNS, REGISTER_REQUIRED_COLUMNS,
                               PolicyRegister)
-from panen.engine.infra.arrowcols import (TextFormat, as_text, blank, date_column, key_column, number_column,
-                                         string_buffers, text_column)
+from panen.engine.infra.arrowcols import (TextFormat, as_text, blank, date_column, datetime_column, key_column,
+                                         number_column, string_buffers, text_column)
 from panen.engine.infra.safetext import line_breaks, normalise_key_dictionary, normalise_keys
 
 __all__ = [
@@ -100,13 +100,17 @@ REASONS: dict[str, str] = {
                                       "(limits.max_sum_insured_per_ha)",
     "bad_event_number": "the event number is not a whole number >= 1",
     "bad_interruption_days": "the interruption length is not a whole number of days >= 0",
-    "bad_date": "the sowing date of a sowing-anchored product is not a date in the file's date format",
+    "bad_date": "a date the product reads (sowing date of a sowing-anchored product; cover_start, cover_end, "
+                "harvest_date of a named-peril cover) is not a date (or date and local time) in the file's format",
+    "cover_end_before_start": "the policy's cover_end is before its cover_start",
     "missing_sowing_date": "the product is anchored on the sowing date but none is given",
     "sowing_date_outside_window": "the sowing date is outside the window the product can assess",
 }
 _REASON_CODES = {name: i + 1 for i, name in enumerate(REASONS)}  # 0 = valid
 
 _MAX_RUPIAH = float(2**53)  # integers above this are not exact in float64
+#: Optional date columns parsed only for the products that read them (a bad one elsewhere is no reject).
+_PARSED_IF_USED = ("sowing_date", "cover_start", "cover_end", "harvest_date")
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,13 @@ class ProductRules:
     districts_source
         What ``districts`` come from, for the reject message (e.g. ``"the yields table
         (inputs.yields)"``).
+    cover_times
+        For a product that reads each policy's own cover period (the register's
+        ``cover_start``, ``cover_end``: dates, or dates with a local clock time): the time
+        of day [s after midnight] a date written without a time starts and ends cover
+        (AUTP: 12:00 noon, 43,200 s, on both). ``None``: the product does not read them.
+    harvest_date
+        Whether the product reads the register's ``harvest_date`` (a post-harvest cover).
     """
 
     sum_insured_per_ha: int
@@ -163,6 +174,8 @@ class ProductRules:
     sowing_window: tuple[date, date] | None = None
     districts: frozenset[str] | None = None
     districts_source: str = "the product's data"
+    cover_times: tuple[int, int] | None = None
+    harvest_date: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.sum_insured_per_ha, bool) or not isinstance(self.sum_insured_per_ha, (int, np.integer)) \
@@ -286,7 +299,12 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str] |
     theirs: a sowing date no product uses is not parsed), an unparsable ``sowing_date``
     (``bad_date``), a missing sowing date
     (``missing_sowing_date``) or one outside the product's ``sowing_window``
-    (``sowing_date_outside_window``, inclusive bounds).
+    (``sowing_date_outside_window``, inclusive bounds); for named-peril covers that read
+    them (:attr:`ProductRules.cover_times`, ``harvest_date``), an unparsable
+    ``cover_start``, ``cover_end`` or ``harvest_date`` (``bad_date``; a value with a time
+    zone or UTC offset is unparsable: times are the plot's local time as written), and a
+    ``cover_end`` before the ``cover_start`` (``cover_end_before_start``; equal instants
+    are allowed). A date written without a clock time takes the cover's time of day.
 
     Parameters
     ----------
@@ -312,7 +330,9 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str] |
         ``district_id`` / ``product_id`` / ``group_id`` as categoricals, ``area_ha``
         float64 [ha], ``sum_insured`` and ``actual_value`` nullable Int64 [Rp],
         ``event_number`` and ``interruption_days`` nullable Int64, ``sowing_date``
-        datetime64 (``NaT`` for policies of products not anchored on it). Optional columns appear only if the register has them; columns
+        datetime64 (``NaT`` for policies of products not anchored on it), ``cover_start,
+        cover_end`` datetime64[s] (local instants, the time of day applied; ``NaT`` when
+        not given or not read) and ``harvest_date`` datetime64[s]. Optional columns appear only if the register has them; columns
         outside the contract are not carried.
     rejects : pandas.DataFrame
         ``file, row, line, column, policy_id, product_id, reason, message`` followed by
@@ -377,7 +397,7 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str] |
     # address) it could also hold whole lines of policies swallowed by a missing quote,
     # which would then be neither paid nor rejected. Such rows are rejected.
     # (sowing_date too: it is parsed only for the products anchored on it)
-    for name in extra + (["sowing_date"] if "sowing_date" in names else []):
+    for name in extra + [c for c in _PARSED_IF_USED if c in names]:
         if _is_text(t[name].type):
             flag(line_breaks(t[name]), "multiline_value", name)
 
@@ -474,6 +494,32 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str] |
     elif "sowing_date" in names:  # carried (as not given) so the valid table keeps its columns
         sowing = np.zeros(n, np.int64)
 
+    # A named-peril cover's own cover period and harvest date, parsed only for its policies.
+    # A date alone takes the cover's time of day (AUTP: 12:00 noon); a date and a local
+    # clock time is that instant. A blank value falls back to the season in the adjuster.
+    cover_times = [r.cover_times if r is not None else None for r in rules]
+    reads_cover = np.array([c is not None for c in cover_times], bool)[p_codes]
+    cover: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for i, name in enumerate(("cover_start", "cover_end")):
+        if name not in names or not reads_cover.any():
+            continue
+        secs, timed, c_missing, c_bad = datetime_column(t[name], name, file, text_format)
+        flag(reads_cover & c_bad, "bad_date", name)
+        of_day = np.array([c[i] if c is not None else 0 for c in cover_times], np.int64)[p_codes]
+        secs = np.where(timed, secs, secs + of_day)
+        cover[name] = (secs, ~reads_cover | c_missing | c_bad)
+    if len(cover) == 2:
+        (s0, no_start), (s1, no_end) = cover["cover_start"], cover["cover_end"]
+        flag(~no_start & ~no_end & (s1 < s0), "cover_end_before_start", "cover_end")
+    reads_harvest = np.array([r is not None and r.harvest_date for r in rules], bool)[p_codes]
+    harvest = None
+    if "harvest_date" in names and reads_harvest.any():
+        h_days, h_missing, h_bad = date_column(t["harvest_date"], "harvest_date", file, text_format)
+        flag(reads_harvest & h_bad, "bad_date", "harvest_date")
+        harvest = (h_days * 86_400, ~reads_harvest | h_missing | h_bad)
+    if harvest is not None:
+        cover["harvest_date"] = harvest
+
     rejected = reason != 0
     rejects = _rejects_frame(register, rejected, reason, column, col_names, counts, first_row,
                              (p_codes, p_values), products, policy_id, limits)
@@ -481,7 +527,7 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str] |
         ~rejected, policy_id=policy_id, farmer_id=farmer_id, district=(d_codes, d_values),
         product=(p_codes, p_values), area=area, sum_insured=sum_insured,
         sowing=None if sowing is None else (sowing, sd_missing | sd_bad),
-        group=group, actual_value=actual_value, counts=counts_columns,
+        group=group, actual_value=actual_value, counts=counts_columns, instants=cover,
     )
     if len(valid) + len(rejects) != n:  # the one rule of this module; cannot happen
         raise RuntimeError(f"validate_policies lost rows: {len(valid)} + {len(rejects)} != {n}")
@@ -521,7 +567,8 @@ def _valid_frame(keep: np.ndarray, *, policy_id: pa.ChunkedArray, farmer_id: pa.
                  area: np.ndarray, sum_insured: np.ndarray | None,
                  sowing: tuple[np.ndarray, np.ndarray] | None,
                  group: tuple[pa.ChunkedArray, np.ndarray] | None,
-                 actual_value: np.ndarray | None, counts: Mapping[str, np.ndarray]) -> pd.DataFrame:
+                 actual_value: np.ndarray | None, counts: Mapping[str, np.ndarray],
+                 instants: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None) -> pd.DataFrame:
     everything = bool(keep.all())
     keep_arrow = pa.array(keep)
 
@@ -560,6 +607,10 @@ def _valid_frame(keep: np.ndarray, *, policy_id: pa.ChunkedArray, farmer_id: pa.
         out["actual_value"] = rupiah(actual_value)
     for name, values in counts.items():  # whole numbers, NaN = not given
         out[name] = rupiah(values)
+    for name, (secs, missing) in (instants or {}).items():  # [s] local time; NaT = not given
+        stamps = rows(secs).astype("datetime64[s]")
+        stamps[rows(missing)] = np.datetime64("NaT")
+        out[name] = stamps
     return pd.DataFrame(out, copy=False)
 
 
@@ -678,7 +729,12 @@ def _messages(reasons: pa.Array, columns: pa.Array, shown: pa.Array, text: dict[
         "bad_event_number": join("event_number must be a whole number >= 1 (1 = the first event of the "
                                  "policy year), got ", quoted),
         "bad_interruption_days": join("interruption_days must be a whole number of days >= 0, got ", quoted),
-        "bad_date": join(shown, " ", quoted, f" is not {text_format.describe_dates()}"),
+        "bad_date": join(shown, " ", quoted, f" is not {text_format.describe_dates()}",
+                         pc.if_else(pc.is_in(columns, pa.array(["cover_start", "cover_end"])),
+                                    ", optionally with a local clock time (HH:MM, no time zone)", "")),
+        "cover_end_before_start": join("cover_end ", quoted, " is before cover_start '",
+                                       pc.fill_null(text.get("cover_start", pa.nulls(n, pa.string())), ""),
+                                       "': the policy would cover nothing"),
         "missing_sowing_date": join("product ", product, " is anchored on the sowing date, but sowing_date is empty"),
         "sowing_date_outside_window": join("sowing_date ", quoted, " is outside the sowing window ",
                                            pc.fill_null(window, "?"), " of product ", product),
