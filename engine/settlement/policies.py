@@ -156,6 +156,10 @@ class ProductRules:
     districts_source
         What ``districts`` come from, for the reject message (e.g. ``"the yields table
         (inputs.yields)"``).
+    sum_insured_factor
+        Multiplier of each policy's sum insured (given or area × Rp/ha), e.g. ARPI's
+        protection factor (:attr:`panen.engine.api.ProductParams.sum_insured_factor`);
+        the ledger rounds the product to the rupiah. Default 1.
     """
 
     sum_insured_per_ha: int
@@ -163,8 +167,11 @@ class ProductRules:
     sowing_window: tuple[date, date] | None = None
     districts: frozenset[str] | None = None
     districts_source: str = "the product's data"
+    sum_insured_factor: float = 1.0
 
     def __post_init__(self) -> None:
+        if not (np.isfinite(self.sum_insured_factor) and self.sum_insured_factor > 0):
+            raise ValueError(f"sum_insured_factor must be a positive number, got {self.sum_insured_factor!r}")
         if isinstance(self.sum_insured_per_ha, bool) or not isinstance(self.sum_insured_per_ha, (int, np.integer)) \
                 or self.sum_insured_per_ha <= 0:
             raise ValueError(f"sum_insured_per_ha must be a positive whole number of rupiah, "
