@@ -21,7 +21,7 @@ input           kind      reader
 ``notifications`` table   notified insurance units: prevented sowing, mid-season adversity
 ==============  ========  ==================================================================
 
-``policies``, ``assessments`` and ``yields`` share the reading options of
+``policies``, ``assessments``, ``yields`` and ``notifications`` share the reading options of
 :class:`TableReading` (separator, decimal mark, thousands separator, date format,
 encoding, ``columns:`` mapping the file's own headers), so an insurer's spreadsheet
 export is read as it is.

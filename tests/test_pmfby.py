@@ -377,3 +377,27 @@ def test_a_season_with_every_pmfby_event_settles_to_the_rupiah(tmp_path):
     assert manifest["on_account"] == {"by_product": {"yield": {"policies": 1, "policies_paid": 1,
                                                                "on_account_payout": 6250}},
                                       "policies": 1, "on_account_payout": 6250, "deducted_from_final": False}
+
+
+def test_validate_names_a_yields_column_the_term_sheet_needs_but_the_reader_did_not_carry():
+    from panen.engine.api import InputInfo
+
+    info = {"yields": InputInfo(name="yields", kind="table", columns=("district_id", "year", "yield", "ty"))}
+    params = product(missing_years="fill", fill_column="state_yield", area_correction={"sown_area_column": "sown"})
+    problems = AreaYieldTrigger.check_inputs(params, info)
+    assert len(problems) == 2
+    assert "fill_column 'state_yield' is not a column of the yields table" in problems[0]
+    assert "read it with inputs.yields.extra_columns" in problems[0]
+    assert "area_correction.sown_area_column 'sown'" in problems[1] and "area_columns" in problems[1]
+    notified = product(normal_yield=None, indemnity_level=None, threshold_column="ty")
+    assert AreaYieldTrigger.check_inputs(notified, info) == []
+
+
+def test_yields_area_columns_are_carried_in_hectares_whatever_the_yield_units(tmp_path):
+    from panen.datasets.yields import read_yields
+
+    p = tmp_path / "yields.csv"
+    p.write_text("district_id,year,yield,sown_ha\n3212,2015,52.3,120.5\n3212,2014,50,\n")
+    df = read_yields(p, units="ku/ha", area_columns=("sown_ha",))
+    assert df["yield"].tolist() == pytest.approx([5.23, 5.0])
+    assert df["sown_ha"].iloc[0] == 120.5 and np.isnan(df["sown_ha"].iloc[1])

@@ -15,18 +15,53 @@ Layers 1 and 2, the ``best_of`` and ``mean`` term-sheet models and the yields-ta
 helpers live in :mod:`panen.engine.maths.yieldhistory`, which the backtest's loss reference
 shares; they are re-exported here.
 
-Rules (documented here once, tested in ``tests/test_area_yield.py``):
+Rules (documented here once, tested in ``tests/test_area_yield.py`` and, for the PMFBY
+events and ARPI's protection factor, ``tests/test_pmfby.py``):
 
 * **Window.** The history of season year ``Y`` is the ``L`` harvest years immediately
   before it, ``Y − L … Y − 1`` (``L = of`` for ``best_of``, ``years`` for ``mean``). The
   season's own yield is the *actual* yield and never part of its normal yield.
 * **Missing years are missing, never zero.** A year is *available* when the table has a
   positive yield for it; blank, missing-coded, non-positive and absent years are not.
-  ``valid_fraction`` = available years / ``L``. With fewer than ``min_years`` available
-  (default ``L``: a complete window) the district is flagged: normal yield, threshold and
-  payout rate are NaN and its policies are withheld, not paid. With enough years,
-  ``best_of`` averages the best ``min(best, n)`` of the ``n`` available years and ``mean``
-  averages the ``n`` available years — the missing years are simply left out.
+  ``valid_fraction`` = available years / ``L``. What a missing year does is a named rule,
+  ``missing_years``:
+
+  - ``withhold`` (the default, the safe one): every year of the window must be available,
+    else the district is flagged — normal yield, threshold and payout rate are NaN and its
+    policies are withheld with the reason, not paid;
+  - ``average_available`` (with ``min_years``): with at least ``min_years`` available,
+    ``best_of`` averages the best ``min(best, n)`` of the ``n`` available years and
+    ``mean`` the ``n`` available years — the missing years are left out, which lowers the
+    threshold when the best years are the missing ones (the guideline's illustration with
+    its two best years blank: 2.71 instead of 3.76 t/ha, −28 %); fewer → withheld;
+  - ``fill`` (with ``fill_column``): a missing year takes the value of ``fill_column`` on
+    the same district and year row — the yield of the next higher unit (e.g. the state's
+    that year), as PMFBY practice fills an insurance unit's gap from the higher unit; a year
+    neither has stays missing, so the district is withheld. ``filled_years`` counts them;
+    ``valid_fraction`` and ``history_years`` count the district's own years.
+* **Notified threshold** (``threshold_column``). The threshold yield the state notified for
+  the district and season, read from the season year's row, replaces level × normal yield
+  (no history is read); a district without one is withheld.
+* **Area correction** (``area_correction``; PMFBY Revised Operational Guidelines 2020,
+  para. 21). Where the area insured in a district (the product's valid policies,
+  :attr:`TriggerInputs.insured_area`) exceeds its sown area (an area column of the yields
+  table on the season's row), the claim rate × sown / insured; never above 1. A district
+  with a claim, insured area and no sown area is withheld (a claim is never paid
+  uncorrected); a rate of 0 stays 0 without it. Without a register (a backtest) it is not
+  applied, with a warning.
+* **Notifications** (``prevented_sowing``, ``mid_season_adversity``; para. 21). Rows of the
+  notifications table for this product (its id or ``all``) dated within the season apply.
+  A district notified for *prevented sowing* pays ``prevented_sowing.rate`` (≤ 0.25) of
+  the sum insured whatever its yield (even none: nothing was harvested), not area-corrected
+  (the guideline pays on the area insured), and the cover ends — that is its whole claim.
+  A district notified for *mid-season adversity* gets ``on_account_rate`` =
+  ``mid_season_adversity.rate`` (≤ 0.25) × the likely claim: the product's claim formula
+  on the notification's estimated yield, area-corrected; its final claim is the usual one
+  on the actual yield (withheld until there is one). The engine pays the on-account rate in
+  its own output, never in the final payouts, and does not yet deduct it from them.
+* **ARPI protection factor** (``protection_factor``, 0.8–1.2; 7 CFR 407.9). Policy
+  protection = sum insured × factor (:attr:`AreaYieldParams.sum_insured_factor`, applied
+  by the ledger) and indemnity = payment factor × policy protection.
 * **Trend** (``trend: {method: linear}``). Before the normal yield is taken, an ordinary
   least-squares line ``y = a + b·year`` is fitted to the available ``(year, yield)`` points
   of the window, and each year's yield is moved along it to the season year:
@@ -34,7 +69,7 @@ Rules (documented here once, tested in ``tests/test_area_yield.py``):
   normal yield). With fewer than 3 available points no line is fitted and the history is
   used unadjusted (``trend_slope`` is NaN). A perfect line detrends to a flat history at
   its season-year value. Availability (``valid_fraction``, ``min_years``) is counted on the
-  raw history; a year a steep falling trend would adjust to zero or below drops out of the
+  raw (or filled) history; a year a steep falling trend would adjust to zero or below drops out of the
   normal yield like a missing year.
 * **Actual yield.** The table's yield for ``(district, Y)``; missing or absent → flagged.
   Districts absent from the table → flagged.
@@ -271,8 +306,10 @@ class AreaYieldTrigger(Trigger):
     References
     ----------
     PMFBY Operational Guidelines (revamped, effective Kharif 2020), "Assessment of Claims",
-    para. 21.1 (threshold yield, claim formula). 7 CFR 407.9, Area Risk Protection
-    Insurance Basic Provisions (Area Yield Protection payment factor).
+    para. 21.1 (threshold yield, claim formula); PMFBY Revised Operational Guidelines (2020),
+    para. 21 (prevented / failed sowing, mid-season adversity, area correction factor).
+    7 CFR 407.9, Area Risk Protection Insurance Basic Provisions (Area Yield Protection
+    payment factor; section 3, coverage level and protection factor).
     """
 
     name = "area_yield"
