@@ -367,6 +367,11 @@ def test_a_season_with_every_pmfby_event_settles_to_the_rupiah(tmp_path):
     # A3 (ARPI): 6,000,000 × 1.2 × (3.384 − 2.5) / (3.384 − 0.18 × 3.76) = 7,200,000 × 0.884 / 2.7072 = 2,351,064
     assert led["net_payout"].to_dict() == {"A1": 6270, "A2": 6270, "A3": 2_351_064, "B1": 10_000, "C1": 0, "D1": 0}
     assert led.loc["C1", "status"] == "withheld_missing_data" and led.loc["A3", "sum_insured"] == 7_200_000
+    index = pd.read_csv(res.out_dir / "district_index.csv", dtype={"district_id": str}, keep_default_na=False)
+    index = index[index["product_id"] == "yield"].set_index("district_id")
+    # B was paid on its notification, without a harvest yield: the audit trail says so, not "missing data"
+    assert index.loc["B", "reason"] == "no index value; the district was settled without it"
+    assert index.loc["C", "reason"] == "no 2015 yield in the yields table" and index.loc["A", "reason"] == ""
     advance = pd.read_csv(res.out_dir / "on_account.csv", dtype={"policy_id": str})
     # C: likely claim (3.384 − 1.692) / 3.384 = 50 %; on account 25 % of it = 12.5 % of 50,000
     assert advance[["policy_id", "on_account_payout"]].values.tolist() == [["C1", 6250]]

@@ -829,7 +829,10 @@ def district_index(results: Mapping[str, xr.Dataset]) -> pd.DataFrame:
     Columns ``district_id, product_id, cohort, phase, index_value, payout_rate`` (the
     phase's weighted rate), ``valid_fraction, flagged, reason``. A row is flagged when its
     phase has no index or when its district and cohort could not be assessed (then
-    ``reason`` says why), so a withheld district never shows an unflagged row.
+    ``reason`` says why), so a withheld district never shows an unflagged row. A phase without
+    an index in a district that was nevertheless settled (a trigger that pays on something
+    else, e.g. a notified prevented sowing) is flagged with the reason "no index value; the
+    district was settled without it", never "missing data".
     """
     frames = []
     for pid, ds in results.items():
@@ -838,8 +841,12 @@ def district_index(results: Mapping[str, xr.Dataset]) -> pd.DataFrame:
         df.insert(1, "product_id", pid)
         level = ds[["flagged", "reason"]].to_dataframe().reset_index().rename(columns={"district": "district_id"})
         df = df.merge(level, on=["district_id", "cohort"], how="left", validate="many_to_one")
-        df["flagged"] = df["index_value"].isna() | df["flagged"].fillna(False).astype(bool)
-        df["reason"] = np.where(df["flagged"], df["reason"].fillna("").replace("", "missing data"), "")
+        settled = ~df["flagged"].fillna(False).astype(bool)  # the district and cohort were assessed
+        df["flagged"] = df["index_value"].isna() | ~settled
+        # a phase without an index in a district settled without it (e.g. a notified prevented sowing)
+        without = np.where(settled, "no index value; the district was settled without it", "missing data")
+        df["reason"] = np.where(df["flagged"], df["reason"].fillna("").mask(df["reason"].fillna("") == "", without),
+                                "")
         df["cohort"] = pd.to_datetime(df["cohort"]).dt.strftime("%Y-%m-%d")
         frames.append(df[["district_id", "product_id", "cohort", "phase", "index_value", "payout_rate",
                           "valid_fraction", "flagged", "reason"]])
