@@ -13,8 +13,8 @@ wrong before harvest, and the notification — not the yield — starts the clai
 
 A notifications table has one row per notification: ``district_id, product_id, kind,
 date`` and, for ``mid_season_adversity``, ``estimated_yield`` (in ``units``, normalised to
-t/ha like the yields table). ``product_id`` is ``all`` for a notification of every product
-in the district. The table is distrusted: a blank id, a kind that is not one of
+t/ha like the yields table). ``product_id`` is ``all`` (in any case) for a notification of
+every product in the district. The table is distrusted: a blank id, a kind that is not one of
 :data:`NOTIFICATION_KINDS`, an unparsable date, a missing or non-positive estimated yield on
 a mid-season row (or one given on a prevented-sowing row), and two rows of one district,
 product and kind (an ``all`` row counts for every product) are each a located problem
@@ -104,6 +104,9 @@ def read_notifications(path: str | Path, *, units: str = "t/ha",
         for i in np.flatnonzero(ids.isna().to_numpy() & ~bad & ~unsafe):
             problem(int(i), column, f"{what} is empty")
         keys[column] = ids
+    product = keys["product_id"]
+    every = product.notna().to_numpy() & (product.astype(str).str.lower() == ALL_PRODUCTS).to_numpy()
+    keys["product_id"] = product.mask(every, ALL_PRODUCTS)  # ALL, All: every product, never a product "All"
     kind = keys["kind"]
     for i in np.flatnonzero(kind.notna().to_numpy() & ~kind.isin(NOTIFICATION_KINDS).to_numpy()):
         problem(int(i), "kind", f"kind {kind.iloc[i]!r} is not one of {', '.join(NOTIFICATION_KINDS)}")

@@ -257,10 +257,10 @@ def write(tmp_path, text, name="notifications.csv"):
 
 def test_reader_reads_and_normalises_units(tmp_path):
     p = write(tmp_path, "district_id,product_id,kind,date,estimated_yield\n"
-                        "3212,all,prevented_sowing,2015-07-20,\n"
+                        "3212,ALL,prevented_sowing,2015-07-20,\n"
                         "3213,yield,mid_season_adversity,2015-08-15,16.92\n")
     df = read_notifications(p, units="ku/ha")
-    assert df["district_id"].tolist() == ["3212", "3213"]
+    assert df["district_id"].tolist() == ["3212", "3213"] and df["product_id"].tolist() == ["all", "yield"]
     assert df["estimated_yield"].iloc[1] == pytest.approx(1.692) and np.isnan(df["estimated_yield"].iloc[0])
     assert df["line"].tolist() == [2, 3] and df["date"].iloc[0] == np.datetime64("2015-07-20")
 

@@ -186,8 +186,8 @@ class AreaYieldParams(ProductParams):
     """
 
     trigger: Literal["area_yield"] = "area_yield"
-    normal_yield: NormalYield | None = Field(
-        None, description="{method: best_of, best, of} | {method: mean, years} | {method: given, column}; "
+    normal_yield: BestOfNormal | MeanNormal | GivenNormal | None = Field(
+        None, discriminator="method", description="{method: best_of, best, of} | {method: mean, years} | {method: given, column}; "
                           "required unless threshold_column")
     trend: LinearTrend | None = Field(None, description="{method: linear}: detrend the history to the season year")
     indemnity_level: float | None = Field(
