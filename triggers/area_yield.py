@@ -79,7 +79,7 @@ events and ARPI's protection factor, ``tests/test_pmfby.py``):
 from __future__ import annotations
 
 import warnings
-from typing import Annotated, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -143,9 +143,6 @@ class LinearTrend(_Strict):
     """Linear (OLS) trend adjustment of the history to the season year."""
 
     method: Literal["linear"]
-
-
-NormalYield = Annotated[BestOfNormal | MeanNormal | GivenNormal, Field(discriminator="method")]
 
 
 class PreventedSowing(_Strict):
