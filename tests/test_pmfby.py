@@ -406,3 +406,12 @@ def test_yields_area_columns_are_carried_in_hectares_whatever_the_yield_units(tm
     df = read_yields(p, units="ku/ha", area_columns=("sown_ha",))
     assert df["yield"].tolist() == pytest.approx([5.23, 5.0])
     assert df["sown_ha"].iloc[0] == 120.5 and np.isnan(df["sown_ha"].iloc[1])
+
+
+def test_reader_reads_parquet_and_locates_its_problems_by_row(tmp_path):
+    p = tmp_path / "notifications.parquet"
+    pd.DataFrame({"district_id": ["3212", "3212"], "product_id": ["yield", "yield"],
+                  "kind": ["prevented_sowing", "prevented_sowing"], "date": ["2015-07-20", "2015-07-21"]}).to_parquet(p)
+    with pytest.raises(InputError, match="a second prevented_sowing notification .*first is on row 1") as err:
+        read_notifications(p)
+    assert err.value.problems[0].row == 2 and err.value.problems[0].line is None

@@ -522,9 +522,9 @@ def _notified(params: AreaYieldParams, inputs: TriggerInputs, keys: list[str]) -
         i = where[d]
         if i in first:
             seen = first[i]
-            problem(r, f"district {d!r} is notified twice ({kind[i]} on line {int(lines[seen])}, {k} here)"
-                    if k != kind[i] else f"a second {k} notification for district {d!r} (the first is on line "
-                                         f"{int(lines[seen])})")
+            on = f"line {int(lines[seen])}" if lines[seen] else f"row {seen + 1}"
+            problem(r, f"district {d!r} is notified twice ({kind[i]} on {on}, {k} here)" if k != kind[i]
+                    else f"a second {k} notification for district {d!r} (the first is on {on})")
             continue
         if k == "mid_season_adversity" and not (est[r] > 0):
             problem(r, f"the mid-season adversity notification of district {d!r} has no estimated yield",
