@@ -467,8 +467,8 @@ def _notified(params: AreaYieldParams, inputs: TriggerInputs, keys: list[str]) -
     """Per district: the notification kind that applies to this product (``""`` none) and its estimated yield [t/ha].
 
     A notification applies when its ``product_id`` is the product's id or ``all`` and its
-    date lies within the season (rows of other seasons are left alone, with a warning
-    counting them). It is distrusted: a district the product does not settle on, two
+    date lies within the season (rows of other seasons are left alone; when a register is
+    settled, a warning counts them — a backtest replays many seasons and warns of none). It is distrusted: a district the product does not settle on, two
     notifications of one kind for one district, and a district notified both for prevented
     sowing (the cover ended) and mid-season adversity are located errors. A notified kind
     the term sheet does not cover is not paid (a warning names it).
@@ -492,7 +492,7 @@ def _notified(params: AreaYieldParams, inputs: TriggerInputs, keys: list[str]) -
     dates = pd.to_datetime(table["date"]).to_numpy().astype("datetime64[D]")
     season = (dates >= inputs.season.start) & (dates <= inputs.season.end)
     other = int((mine & ~season).sum())
-    if other:
+    if other and inputs.insured_area is not None:  # settling a register; a backtest replays every season
         warnings.warn(f"{label}: {other} notification(s) dated outside the season {inputs.season.id} "
                       f"({inputs.season.start} .. {inputs.season.end}) were not applied", UserWarning, stacklevel=3)
     rows = np.flatnonzero(mine & season)

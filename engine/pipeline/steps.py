@@ -680,10 +680,14 @@ def evaluate(covers: list[Cover], season: Season, cohorts: Mapping[str, np.ndarr
                 parts = [_evaluate_one(c, s, a[i:i + 1], district_ids, series, tables) for i, s in enumerate(seasons)]
                 out[c.id] = xr.concat(parts, dim="cohort", coords="minimal", compat="override", join="override",
                                       data_vars="all")
-        for w in caught:  # the plugin's warnings reach the user, and the manifest's notes
+        shown: set[str] = set()
+        for w in caught:  # the plugin's warnings reach the user, and the manifest's notes — each once
+            if str(w.message) in shown:
+                continue
+            shown.add(str(w.message))
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-            if notes is not None and issubclass(w.category, UserWarning):
-                notes.append(str(w.message))
+            if notes is not None and issubclass(w.category, UserWarning) and str(w.message) not in notes:
+                notes.append(str(w.message))  # once: a backtest evaluates a product season by season
     return out
 
 
