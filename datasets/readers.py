@@ -18,9 +18,10 @@ input           kind      reader
 ``yields``      table     district yields history, normalised to t/ha
 ``policies``    register  the policy register, as read (rows are checked by the engine)
 ``assessments`` table     field loss assessments; bad rows go to the run's rejects
+``notifications`` table   notified insurance units: prevented sowing, mid-season adversity
 ==============  ========  ==================================================================
 
-``policies``, ``assessments`` and ``yields`` share the reading options of
+``policies``, ``assessments``, ``yields`` and ``notifications`` share the reading options of
 :class:`TableReading` (separator, decimal mark, thousands separator, date format,
 encoding, ``columns:`` mapping the file's own headers), so an insurer's spreadsheet
 export is read as it is.
@@ -49,6 +50,8 @@ __all__ = [
     "AssessmentsSpec",
     "DistrictsReader",
     "NdviReader",
+    "NotificationsReader",
+    "NotificationsSpec",
     "PoliciesReader",
     "PoliciesSpec",
     "RainfallReader",
@@ -345,10 +348,13 @@ class YieldsSpec(TableReading):
     units: Literal["t/ha", "ku/ha", "q/ha", "kg/ha"] = Field("t/ha", description="units of the yield column")
     missing_values: list[float | str] = Field(default_factory=list, description="codes meaning missing, e.g. [-1]")
     extra_columns: list[str] = Field(default_factory=list, description="more columns to carry (e.g. expected)")
+    area_columns: list[str] = Field(default_factory=list,
+                                    description="area columns to carry unconverted [ha] (e.g. sown_area_ha)")
 
     @model_validator(mode="after")
     def _mapped_onto_read_columns(self) -> "YieldsSpec":
-        names = [self.district_column, self.year_column, self.yield_column, self.season_column, *self.extra_columns]
+        names = [self.district_column, self.year_column, self.yield_column, self.season_column, *self.extra_columns,
+                 *self.area_columns]
         allowed = [n for n in names if n]
         wrong = [f"{src!r} is mapped to {dst!r}, which is none of the columns read (one of: {', '.join(allowed)})"
                  for src, dst in self.columns.items() if dst not in allowed]
@@ -373,7 +379,7 @@ class YieldsReader(Reader):
         table = read_yields(spec.path, district_column=spec.district_column, year_column=spec.year_column,
                             yield_column=spec.yield_column, season_column=spec.season_column, units=spec.units,
                             missing_values=tuple(spec.missing_values), extra_columns=tuple(spec.extra_columns),
-                            options=spec.table_options())
+                            area_columns=tuple(spec.area_columns), options=spec.table_options())
         info = InputInfo(name=self.name, kind="table", path=str(spec.path), columns=tuple(map(str, table.columns)),
                          units=table.attrs.get("units", "t/ha"),
                          zones=frozenset(table["district_id"].astype(str)))
@@ -448,3 +454,36 @@ class AssessmentsReader(Reader):
         names = read_header(spec.path, ASSESSMENT_COLUMNS, what="loss assessments file",
                             options=spec.table_options())
         return InputInfo(name=self.name, kind="table", path=str(spec.path), columns=tuple(names))
+
+
+# --------------------------------------------------------------------------- notifications
+class NotificationsSpec(TableReading):
+    """``inputs.notifications`` — notified insurance units (CSV/Parquet), with the table reading options.
+
+    Columns ``district_id, product_id, kind, date`` and ``estimated_yield`` (mid-season
+    adversity rows); see :mod:`panen.datasets.notifications`.
+    """
+
+    mappable = ("district_id", "product_id", "kind", "date", "estimated_yield")
+    units: Literal["t/ha", "ku/ha", "q/ha", "kg/ha"] = Field("t/ha", description="units of estimated_yield")
+
+
+class NotificationsReader(Reader):
+    """Notifications of prevented sowing and mid-season adversity (:func:`panen.datasets.notifications.read_notifications`)."""
+
+    name = "notifications"
+    Spec = NotificationsSpec
+    description = "notified districts: prevented_sowing | mid_season_adversity (PMFBY para. 21), checked and located"
+
+    def kind_of(self, spec: NotificationsSpec) -> str:
+        return "table"
+
+    def open(self, spec: NotificationsSpec, **hints: Any) -> OpenedInput:
+        from .notifications import read_notifications
+
+        table = read_notifications(spec.path, units=spec.units, options=spec.table_options())
+        # zones=None: a notification never adds a district to those a product settles on; one
+        # naming a district the product does not know is the product's located error
+        info = InputInfo(name=self.name, kind="table", path=str(spec.path), columns=tuple(map(str, table.columns)),
+                         units="t/ha", zones=None)
+        return OpenedInput(info=info, data=table)

@@ -80,6 +80,7 @@ def read_yields(
     district_map: Mapping[str, str] | None = None,
     extra_columns: Iterable[str] = (),
     options: TableOptions | None = None,
+    area_columns: Iterable[str] = (),
 ) -> pd.DataFrame:
     """Read a district yield table and normalise it to ``district_id, year, yield`` [t/ha].
 
@@ -111,6 +112,10 @@ def read_yields(
         Further yield-valued columns to keep under their own names (e.g. an expected
         yield for ``normal_yield: {method: given, column: expected}``), converted with
         the same ``units`` and missing-value rules.
+    area_columns
+        Further area-valued columns [ha] to keep under their own names, not converted
+        (e.g. the season's sown area for ``area_correction``); blank, missing-coded and
+        non-positive cells are missing, as for yields.
     options
         How the file is written (separator, encoding, decimal mark, its own headers mapped
         onto the column names above: :class:`~panen.datasets.tables.TableOptions`).
@@ -147,8 +152,9 @@ def read_yields(
     if not path.exists():
         raise InputError("yields file not found", file=path)
     extra = list(dict.fromkeys(extra_columns))
+    areas = [c for c in dict.fromkeys(area_columns) if c not in extra]
     wanted = list(dict.fromkeys([district_column, year_column, yield_column]
-                                + ([season_column] if season_column else []) + extra))
+                                + ([season_column] if season_column else []) + extra + areas))
     options = options or TableOptions()
     raw, lines = _read_table(path, wanted, options)
     text = options.text
@@ -171,6 +177,8 @@ def read_yields(
     years = _parse_years(raw[year_column], path, year_column, problems, text)
     yields = {col: _parse_yields(raw[col], path, col, divisor, missing_numbers, missing_tokens, problems, text)
               for col in [yield_column, *extra]}
+    yields.update({col: _parse_yields(raw[col], path, col, 1, missing_numbers, missing_tokens, problems, text)
+                   for col in areas})  # hectares: not converted
 
     key_columns = {"district_id": ids, "year": years}
     if season_column:
@@ -190,7 +198,7 @@ def read_yields(
     })
     if season_column:
         out["season"] = key_columns["season"].astype(str).to_numpy()
-    for col in extra:
+    for col in [*extra, *areas]:
         if col in out.columns:
             raise InputError(f"extra column {col!r} clashes with a normalised column name", file=path, column=col)
         out[col] = yields[col]

@@ -94,6 +94,16 @@ class ProductParams(BaseModel):
     terms: dict[str, Any] | None = Field(None, description="policy terms (deductible, limit, share)")
 
     @property
+    def sum_insured_factor(self) -> float:
+        """Multiplier of every policy's sum insured under this term sheet [fraction] (default 1).
+
+        A product whose policy protection is the stated sum insured scaled by an elected
+        factor (ARPI's protection factor, 7 CFR 407.9) overrides this; the ledger then
+        settles on ``round(sum insured × factor)`` and payout rates stay in [0, 1].
+        """
+        return 1.0
+
+    @property
     def reach(self) -> tuple[int, int] | None:
         """Earliest start and latest end of the product's windows [days after the anchor].
 
@@ -320,6 +330,11 @@ class TriggerInputs:
         (``mm/day`` for daily rainfall). Possibly dask-backed.
     tables
         Tabular inputs by name (e.g. ``yields``) as DataFrames.
+    insured_area
+        Insured area [ha] per district of the product's valid policies (index: district id
+        as text; districts without policies absent), for rules that compare it with the
+        area sown (an area correction factor). ``None`` where no register is settled (a
+        backtest, a research call).
     """
 
     season: Season
@@ -327,6 +342,7 @@ class TriggerInputs:
     district_ids: np.ndarray
     series: dict[str, xr.Dataset] = field(default_factory=dict)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    insured_area: pd.Series | None = None
 
 
 #: Per-phase variables of a trigger result (dims ``phase, district, cohort``), for the audit trail.
@@ -350,6 +366,11 @@ class TriggerResult:
     * per phase on ``(phase, district, cohort)``: ``index_value`` [index units],
       ``phase_rate`` [fraction] and ``valid_fraction`` [fraction, 0..1] (default: one
       phase ``"season"`` whose rate is ``payout_rate``, index and valid fraction unknown).
+
+    * ``on_account_rate`` [fraction of sum insured, 0..1] on ``(district, cohort)`` — an
+      on-account (advance) payment due before the final claim (e.g. PMFBY mid-season
+      adversity), NaN where none is due. The engine pays it in its own output
+      (``on_account.csv``), never in the final payouts.
 
     Other variables (a normal yield, a strike) are kept for API users.
     """

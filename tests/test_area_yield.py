@@ -204,7 +204,7 @@ def test_too_few_history_years_are_flagged_not_paid():
     assert ds["valid_fraction"].item() == pytest.approx(5 / 7)
     assert ds["history_years"].item() == 5
     # with min_years 5 the 5 available years are used exactly as they are (no zeros)
-    ds = evaluate(product(min_years=5), table, 2015)
+    ds = evaluate(product(missing_years="average_available", min_years=5), table, 2015)
     assert ds["normal_yield"].item() == pytest.approx(np.mean([4.5, 2.0, 4.25, 4.3, 1.75]))
     assert not ds["flagged"].item()
 
@@ -214,7 +214,7 @@ def test_nan_and_non_positive_history_years_count_as_missing():
     table = yields_frame({"X": hist | {2009: np.nan, 2012: 0.0, 2015: 1.0}})
     ds = evaluate(product(), table, 2015)
     assert ds["flagged"].item() and ds["history_years"].item() == 5
-    ds = evaluate(product(min_years=4, normal_yield={"method": "best_of", "best": 3, "of": 7}), table, 2015)
+    ds = evaluate(product(missing_years="average_available", min_years=4, normal_yield={"method": "best_of", "best": 3, "of": 7}), table, 2015)
     assert ds["normal_yield"].item() == pytest.approx(np.mean([4.5, 4.3, 4.25]))
 
 
@@ -256,7 +256,8 @@ def test_yield_season_selects_rows_and_several_seasons_need_it():
     ({"formula": "arpi", "indemnity_level": 0.7, "loss_limit_factor": 0.7},
      "loss_limit_factor must be >= 0 and < indemnity_level (0.7); got 0.7"),
     ({"loss_limit_factor": 0.2}, "loss_limit_factor only applies to formula 'arpi'"),
-    ({"min_years": 8}, "min_years must be between 1 and the history window (of = 7); got 8"),
+    ({"missing_years": "average_available", "min_years": 8},
+     "min_years must be between 1 and the history window (of = 7); got 8"),
     ({"normal_yield": {"method": "given", "column": "e"}, "trend": {"method": "linear"}}, "trend only applies"),
     ({"normal_yield": {"method": "median", "years": 5}}, "does not match any of the expected tags"),
     ({"normal_yield": {"method": "mean", "years": 5, "best": 3}}, "Extra inputs are not permitted"),
@@ -452,13 +453,15 @@ def test_icrisat_missing_years_are_not_counted_as_zero():
     assert ds["flagged"].item() and ds["history_years"].item() == 6  # default: a complete window
     assert ds["valid_fraction"].item() == pytest.approx(6 / 7)
 
-    ds = evaluate(product(indemnity_level=0.8, min_years=5), table, 2010, [d])
+    ds = evaluate(product(indemnity_level=0.8, missing_years="average_available", min_years=5), table,
+                  2010, [d])
     hist = window.loc[(window["Dist Code"] == district) & (window[RICE] > 0), RICE].to_numpy() / 1000
     assert len(hist) == 6
     expected = np.sort(hist)[-5:].mean()  # best 5 of the 6 available years
     with_zero = np.sort(np.append(hist, 0.0))[-5:].mean()
     assert ds["normal_yield"].item() == pytest.approx(expected, rel=1e-12)
-    mean_ds = evaluate(product(normal_yield={"method": "mean", "years": 7}, indemnity_level=0.8, min_years=5),
+    mean_ds = evaluate(product(normal_yield={"method": "mean", "years": 7}, indemnity_level=0.8,
+                               missing_years="average_available", min_years=5),
                        table, 2010, [d])
     assert mean_ds["normal_yield"].item() == pytest.approx(hist.mean(), rel=1e-12)
     assert mean_ds["normal_yield"].item() != pytest.approx(np.append(hist, 0.0).mean())

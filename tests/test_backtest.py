@@ -421,7 +421,7 @@ def test_real_icrisat_area_yield_backtest_without_polygons(tmp_path):
                                  "yield_column": "RICE YIELD (Kg per ha)", "units": "kg/ha", "missing_values": [-1]}},
            "products": [{"id": "rice", "trigger": "area_yield", "sum_insured_per_ha": 40_000,
                          "normal_yield": {"method": "best_of", "best": 5, "of": 7}, "indemnity_level": 0.8,
-                         "min_years": 2}]}
+                         "missing_years": "average_available", "min_years": 2}]}
     (tmp_path / "icrisat.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     res = backtest(tmp_path / "icrisat.yaml", years=(2000, 2017))
     assert res.counts["districts"] == 311

@@ -56,6 +56,7 @@ products:
     sum_insured_per_ha: 6000000
     normal_yield: {method: best_of, best: 5, of: 7}
     indemnity_level: 0.8
+    missing_years: average_available
     min_years: 5
   - id: ndvi
     trigger: ndvi

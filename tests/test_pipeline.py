@@ -205,7 +205,8 @@ def test_a_short_yield_history_is_flagged_with_its_reason(region, tmp_path):
     di = pd.read_csv(res.out_dir / "district_index.csv", dtype={"district_id": str}, keep_default_na=False)
     row = di[di["district_id"] == first].iloc[0]
     assert bool(row["flagged"])
-    assert "yield history of 3 year(s) in the 7 before 2024; the normal yield needs 5" == row["reason"]
+    assert row["reason"] == ("yield history of 3 year(s) in the 7 before 2024; the normal yield needs 5 "
+                             "(missing_years: average_available)")
     led = ledger(res.out_dir)
     mine = led[led["district_id"] == first]
     assert (mine["status"].astype(str) == "withheld_missing_data").all()

@@ -50,8 +50,9 @@ EXAMPLES: dict[str, dict[str, tuple[dict, list[dict]]]] = {
         ]),
         "mean-trend-arpi": ({"normal_yield": {"method": "mean", "years": 10}, "trend": {"method": "linear"},
                              "indemnity_level": 0.9, "formula": "arpi", "loss_limit_factor": 0.18,
-                             "min_years": 8}, [
-            {"normal_yield": {"method": "mean", "years": 10}, "indemnity_level": 0.9, "min_years": 11},
+                             "missing_years": "average_available", "min_years": 8}, [
+            {"normal_yield": {"method": "mean", "years": 10}, "indemnity_level": 0.9,
+             "missing_years": "average_available", "min_years": 11},
             {"normal_yield": {"method": "mean", "years": 10}, "indemnity_level": 0.5, "formula": "arpi",
              "loss_limit_factor": 0.6},
         ]),

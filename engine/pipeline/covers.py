@@ -35,6 +35,8 @@ class Cover:
     terms: Terms | None = None
     #: Whether the cover is decided per district (an index) or per policy (a wording).
     per_policy: bool = False
+    #: Multiplier of every policy's sum insured (:attr:`ProductParams.sum_insured_factor`).
+    sum_insured_factor: float = 1.0
 
     def inputs(self) -> tuple[str, ...]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -83,6 +85,10 @@ class IndexCover(Cover):
     @property
     def reach(self) -> tuple[int, int] | None:
         return self.params.reach
+
+    @property
+    def sum_insured_factor(self) -> float:
+        return float(self.params.sum_insured_factor)
 
     def inputs(self) -> tuple[str, ...]:
         return tuple(self.plugin.required_inputs(self.params))

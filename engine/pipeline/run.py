@@ -85,6 +85,9 @@ class RunResult:
     payments, comparison, district_index
         ``payments.csv``, ``comparison.csv`` (``None`` without a comparison) and
         ``district_index.csv`` as tables.
+    on_account
+        ``on_account.csv``: on-account (advance) payments per policy, apart from the final
+        payouts (:func:`steps.on_account`); ``None`` when no cover has any.
     notes, data_quality
         Decisions and warnings of the run; per gridded or series input, the values outside
         its physically possible range that were treated as missing (``valid_range``,
@@ -114,6 +117,7 @@ class RunResult:
     district_index: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
     data_quality: dict[str, dict] = field(default_factory=dict)
+    on_account: pd.DataFrame | None = None
 
 
 def run_batch(config: RunConfig, out_dir: str | Path | None, *, force: bool = False, strict: bool = False,
@@ -218,8 +222,10 @@ def _run(config: RunConfig, out_dir: Path | None, *, strict: bool, scheduler: st
             client.close()
     with t("evaluate"):
         tables = {n: o.data for n, o in opened.items() if o.kind == "table"}
-        results = steps.evaluate(covers, season, cohorts, zoned, series, tables, notes=notes)
+        results = steps.evaluate(covers, season, cohorts, zoned, series, tables, notes=notes,
+                                 insured_area=steps.insured_areas(valid, covers))
         sources.update(steps.rate_tables(results, covers, zoned))
+        advance = steps.on_account(results, covers, zoned, valid, rules)
 
     stage = new_stage(out_dir) if out_dir is not None else None
     try:
@@ -245,7 +251,7 @@ def _run(config: RunConfig, out_dir: Path | None, *, strict: bool, scheduler: st
                            covers=covers, inputs={n: o.info for n, o in opened.items()}, series=series,
                            results=results, claims=claims, policies=valid, rejects=rejects, ledger=ledger,
                            payments=money.payments, comparison=comparison, district_index=index_table, notes=notes,
-                           data_quality=quality)
+                           data_quality=quality, on_account=advance)
         result.run_id = _run_id(config, fingerprints)
         if stage is None:
             steps.verify_inputs(fingerprints)
@@ -324,6 +330,20 @@ def _write(result: RunResult, stage: Path) -> None:
         write_claims(pd.concat(list(result.claims.values())), stage / "autp_claims.csv")
     if result.comparison is not None:
         write_table_atomic(result.comparison, stage / "comparison.csv", "csv")
+    if result.on_account is not None:
+        write_table_atomic(result.on_account, stage / "on_account.csv", "csv")
+
+
+def _on_account_totals(frame: pd.DataFrame | None) -> dict[str, Any] | None:
+    """The manifest's ``on_account``: per product and in total, policies and amount [Rp] (``None``: none)."""
+    if frame is None:
+        return None
+    by = {pid: {"policies": int(len(g)), "policies_paid": int((g["on_account_payout"] > 0).sum()),
+                "on_account_payout": int(g["on_account_payout"].sum())}
+          for pid, g in frame.groupby("product_id", sort=True)}
+    return {"by_product": by, "policies": int(len(frame)),
+            "on_account_payout": int(frame["on_account_payout"].sum()),
+            "deducted_from_final": False}
 
 
 def _hash_inputs(fingerprints: dict[str, InputFingerprint]) -> dict[str, dict[str, str]]:
@@ -362,6 +382,7 @@ def _write_manifest(result: RunResult, stage: Path, fingerprints: dict[str, Inpu
         "by_product": json.loads(result.products.to_json(orient="records")),
         "notes": result.notes,
         "data_quality": result.data_quality,
+        "on_account": _on_account_totals(result.on_account),
         "timings_s": result.timings,
         "outputs": files,
         "environment": {"python": platform.python_version(), **package_versions()},

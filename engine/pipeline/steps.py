@@ -69,6 +69,10 @@ __all__ = [
     "evaluate",
     "fingerprint_inputs",
     "input_paths",
+    "insured_areas",
+    "on_account",
+    "insured_areas",
+    "on_account",
     "open_inputs",
     "policy_rules",
     "product_summary",
@@ -315,7 +319,7 @@ def policy_rules(covers: list[Cover], season: Season, opened: Mapping[str, Opene
             sowing_window=_sowing_window(c, season, opened) if sowing_windows else None,
             districts=None if (zoned.layer is not None or own is None) else frozenset(own),
             districts_source=zoned.source.get(c.id, "the product's data"),
-            cover_times=c.cover_times, harvest_date=c.reads_harvest_date)
+            cover_times=c.cover_times, harvest_date=c.reads_harvest_date, sum_insured_factor=c.sum_insured_factor)
     return rules
 
 
@@ -610,11 +614,13 @@ def _plausible(values: xr.DataArray, valid_range, dims: tuple[str, ...]) -> tupl
 
 # --------------------------------------------------------------------------- 5. evaluate covers
 def _evaluate_one(cover: IndexCover, season: Season, cohorts: np.ndarray, district_ids: np.ndarray,
-                  series: Mapping[str, xr.Dataset], tables: Mapping[str, pd.DataFrame]) -> xr.Dataset:
+                  series: Mapping[str, xr.Dataset], tables: Mapping[str, pd.DataFrame],
+                  insured_area: pd.Series | None = None) -> xr.Dataset:
     feeds = {n: series[n] for n in cover.inputs() if n in series}
     tabs = {n: tables[n] for n in cover.inputs() if n in tables}
     result = cover.plugin().evaluate(cover.params, TriggerInputs(season=season, cohorts=cohorts,
-                                                                 district_ids=district_ids, series=feeds, tables=tabs))
+                                                                 district_ids=district_ids, series=feeds, tables=tabs,
+                                                                 insured_area=insured_area))
     ds = standardise_result(result, trigger=cover.plugin.name, product_id=cover.id, district_ids=district_ids,
                             cohorts=cohorts)
     if any(v.chunks for v in ds.data_vars.values()):
@@ -629,7 +635,8 @@ def _evaluate_one(cover: IndexCover, season: Season, cohorts: np.ndarray, distri
 
 def evaluate(covers: list[Cover], season: Season, cohorts: Mapping[str, np.ndarray], zoned: Zones,
              series: Mapping[str, xr.Dataset], tables: Mapping[str, pd.DataFrame], *,
-             seasons: list[Season] | None = None, notes: list[str] | None = None) -> dict[str, xr.Dataset]:
+             seasons: list[Season] | None = None, notes: list[str] | None = None,
+             insured_area: Mapping[str, pd.Series] | None = None) -> dict[str, xr.Dataset]:
     """Each index cover's trigger per district and cohort, checked and completed.
 
     Parameters
@@ -649,6 +656,9 @@ def evaluate(covers: list[Cover], season: Season, cohorts: Mapping[str, np.ndarr
         the season itself (``backtest_by = "season"``, e.g. area yield reads the harvest
         year) is then evaluated once per season; one reading only series gets every
         season as a cohort of one evaluation.
+    insured_area
+        Cover id → insured area [ha] per district of its valid policies
+        (:func:`insured_areas`); ``None`` (a backtest) gives the triggers none.
 
     Returns
     -------
@@ -666,31 +676,101 @@ def evaluate(covers: list[Cover], season: Season, cohorts: Mapping[str, np.ndarr
             warnings.simplefilter("always")
             by = c.plugin.backtest_by or ("cohort" if any(n in series for n in c.inputs()) else "season")
             if seasons is None or by == "cohort":
-                out[c.id] = _evaluate_one(c, season, a, district_ids, series, tables)
+                area = None if insured_area is None else insured_area.get(c.id, pd.Series(dtype=float))
+                out[c.id] = _evaluate_one(c, season, a, district_ids, series, tables, area)
             else:
                 parts = [_evaluate_one(c, s, a[i:i + 1], district_ids, series, tables) for i, s in enumerate(seasons)]
                 out[c.id] = xr.concat(parts, dim="cohort", coords="minimal", compat="override", join="override",
                                       data_vars="all")
-        for w in caught:  # the plugin's warnings reach the user, and the manifest's notes
+        shown: set[str] = set()
+        for w in caught:  # the plugin's warnings reach the user, and the manifest's notes — each once
+            if str(w.message) in shown:
+                continue
+            shown.add(str(w.message))
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-            if notes is not None and issubclass(w.category, UserWarning):
-                notes.append(str(w.message))
+            if notes is not None and issubclass(w.category, UserWarning) and str(w.message) not in notes:
+                notes.append(str(w.message))  # once: a backtest evaluates a product season by season
     return out
 
 
-def rate_tables(results: Mapping[str, xr.Dataset], covers: list[Cover], zoned: Zones) -> dict[str, RateTable]:
-    """Each index cover's computed result as the ledger's :class:`RateTable` (districts in zone order)."""
+def rate_tables(results: Mapping[str, xr.Dataset], covers: list[Cover], zoned: Zones, *,
+                variable: str = "payout_rate") -> dict[str, RateTable]:
+    """Each index cover's computed result as the ledger's :class:`RateTable` (districts in zone order).
+
+    ``variable`` names the rate: ``payout_rate`` (the final claim), or ``on_account_rate``
+    (an advance, :func:`on_account`; covers whose result has none are left out, and a NaN
+    is "none due", flagged).
+    """
     out = {}
     for c in covers:
-        if c.id not in results:
+        if c.id not in results or variable not in results[c.id]:
             continue
         ds = results[c.id].transpose("district", "cohort", ...)
+        rate = np.asarray(ds[variable].transpose("district", "cohort").values, dtype=float)
+        flagged = np.asarray(ds["flagged"].values, dtype=bool) if variable == "payout_rate" else np.isnan(rate)
         out[c.id] = RateTable(product_id=c.id, district_ids=np.asarray(zoned.by_cover[c.id]),
-                              cohorts=ds["cohort"].values.astype("datetime64[D]"),
-                              rate=np.asarray(ds["payout_rate"].values, dtype=float),
-                              flagged=np.asarray(ds["flagged"].values, dtype=bool), anchor=c.anchor,
-                              reason=np.asarray(ds["reason"].values, dtype=object))
+                              cohorts=ds["cohort"].values.astype("datetime64[D]"), rate=rate, flagged=flagged,
+                              anchor=c.anchor,
+                              reason=np.asarray(ds["reason"].values, dtype=object) if variable == "payout_rate"
+                              else None)
     return out
+
+
+def insured_areas(valid: pd.DataFrame, covers: list[Cover]) -> dict[str, pd.Series]:
+    """Per index cover, the insured area [ha] per district of its valid policies (index: district id)."""
+    out = {}
+    for c in covers:
+        if c.per_policy:
+            continue
+        mine = valid.loc[(valid["product_id"] == c.id).to_numpy(), ["district_id", "area_ha"]]
+        area = mine.groupby(mine["district_id"].astype(str), sort=True)["area_ha"].sum()
+        out[c.id] = area.astype(float)
+    return out
+
+
+#: Columns of ``on_account.csv`` (money in integer rupiah).
+ON_ACCOUNT_COLUMNS: tuple[str, ...] = ("policy_id", "farmer_id", "district_id", "product_id", "sum_insured",
+                                       "on_account_rate", "on_account_payout")
+
+
+def on_account(results: Mapping[str, xr.Dataset], covers: list[Cover], zoned: Zones, valid: pd.DataFrame,
+               rules: Mapping[str, ProductRules]) -> pd.DataFrame | None:
+    """On-account (advance) payments per policy, apart from the final payouts; ``None`` if no cover has any.
+
+    A trigger result's ``on_account_rate`` (e.g. PMFBY mid-season adversity: a share of the
+    likely claim of a notified district) is settled through the same ledger as the final
+    claim — the same sum insured per policy, the same rounding to the rupiah, and the
+    ledger's own reconciliation — without policy terms (a deductible applies once, to the
+    final claim). Policies of districts with no on-account due are left out.
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        :data:`ON_ACCOUNT_COLUMNS`, sorted like the ledger: ``on_account_payout`` [Rp, int64]
+        = ``round_rupiah(sum_insured × on_account_rate)``.
+
+    Notes
+    -----
+    The final payouts (``payouts.csv``, ``payments.csv``) do not deduct these amounts:
+    deducting what was paid on account needs the record of what was actually paid — the
+    settlement store, which is not built yet. Until then an insurer who paid an on-account
+    batch deducts it from the final batch outside panen.
+    """
+    tables = rate_tables(results, covers, zoned, variable="on_account_rate")
+    if not tables:
+        return None
+    mine = valid[valid["product_id"].isin(list(tables)).to_numpy()]
+    ledger = build_ledger(mine, tables, {k: rules[k] for k in tables}, {k: None for k in tables})
+    reconcile(ledger, district_totals(ledger))
+    frame = ledger.select(["policy_id", "farmer_id", "district_id", "product_id", "sum_insured", "payout_rate",
+                           "gross_payout"]).to_pandas()
+    frame = frame[frame["payout_rate"].notna().to_numpy()].rename(
+        columns={"payout_rate": "on_account_rate", "gross_payout": "on_account_payout"})
+    for col in ("policy_id", "farmer_id", "district_id", "product_id"):
+        frame[col] = frame[col].astype(str)
+    frame["on_account_payout"] = frame["on_account_payout"].astype(np.int64)
+    frame["sum_insured"] = frame["sum_insured"].astype(np.int64)
+    return frame[list(ON_ACCOUNT_COLUMNS)].reset_index(drop=True)
 
 
 def adjust_claims(cover: NamedPerilCover, opened: Mapping[str, OpenedInput], valid: pd.DataFrame,
@@ -755,7 +835,10 @@ def district_index(results: Mapping[str, xr.Dataset]) -> pd.DataFrame:
     Columns ``district_id, product_id, cohort, phase, index_value, payout_rate`` (the
     phase's weighted rate), ``valid_fraction, flagged, reason``. A row is flagged when its
     phase has no index or when its district and cohort could not be assessed (then
-    ``reason`` says why), so a withheld district never shows an unflagged row.
+    ``reason`` says why), so a withheld district never shows an unflagged row. A phase without
+    an index in a district that was nevertheless settled (a trigger that pays on something
+    else, e.g. a notified prevented sowing) is flagged with the reason "no index value; the
+    district was settled without it", never "missing data".
     """
     frames = []
     for pid, ds in results.items():
@@ -764,8 +847,12 @@ def district_index(results: Mapping[str, xr.Dataset]) -> pd.DataFrame:
         df.insert(1, "product_id", pid)
         level = ds[["flagged", "reason"]].to_dataframe().reset_index().rename(columns={"district": "district_id"})
         df = df.merge(level, on=["district_id", "cohort"], how="left", validate="many_to_one")
-        df["flagged"] = df["index_value"].isna() | df["flagged"].fillna(False).astype(bool)
-        df["reason"] = np.where(df["flagged"], df["reason"].fillna("").replace("", "missing data"), "")
+        settled = ~df["flagged"].fillna(False).astype(bool)  # the district and cohort were assessed
+        df["flagged"] = df["index_value"].isna() | ~settled
+        # a phase without an index in a district settled without it (e.g. a notified prevented sowing)
+        without = np.where(settled, "no index value; the district was settled without it", "missing data")
+        df["reason"] = np.where(df["flagged"], df["reason"].fillna("").mask(df["reason"].fillna("") == "", without),
+                                "")
         df["cohort"] = pd.to_datetime(df["cohort"]).dt.strftime("%Y-%m-%d")
         frames.append(df[["district_id", "product_id", "cohort", "phase", "index_value", "payout_rate",
                           "valid_fraction", "flagged", "reason"]])

@@ -491,7 +491,9 @@ def build_ledger(policies: pd.DataFrame | pa.Table, rate_tables: Mapping[str, Ra
         ``PARQUET_OPTIONS["row_group_size"]`` rows. Per policy:
 
         * ``sum_insured`` = given ``sum_insured``, else ``round_rupiah(area_ha ×
-          sum_insured_per_ha)`` (AUTP: Rp 6,000,000/ha, proportional for other areas);
+          sum_insured_per_ha)`` (AUTP: Rp 6,000,000/ha, proportional for other areas); with a
+          product's ``sum_insured_factor`` ≠ 1 (ARPI's protection factor) that amount × the
+          factor, rounded once;
         * ``gross_payout`` = ``round_rupiah(sum_insured × payout_rate)``;
         * ``deductible``, ``net_payout`` from :func:`~panen.engine.maths.terms.apply_terms`;
         * in a flagged district/cohort (or where the rate is NaN): ``payout_rate`` null,
@@ -719,10 +721,12 @@ class _LedgerInputs:
             if lo >= hi:
                 continue
             rows, rel = slice(lo, hi), slice(lo - a, hi - a)
-            si = round_rupiah(area[rel] * self.products[pid].sum_insured_per_ha)
+            factor = self.products[pid].sum_insured_factor  # e.g. ARPI's protection factor; 1 for most
+            si = round_rupiah(area[rel] * self.products[pid].sum_insured_per_ha * factor)
             if self.given_si is not None:
                 present = self.given_si[1][perm[rel]]
-                si = np.where(present, self.given_si[0][perm[rel]], si)
+                given = self.given_si[0][perm[rel]]
+                si = np.where(present, given if factor == 1.0 else round_rupiah(given * factor), si)
             cover = self.amounts.get(pid)
             if cover is None:
                 g = round_rupiah(si * self.rate[rows])

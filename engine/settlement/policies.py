@@ -167,6 +167,10 @@ class ProductRules:
         (AUTP: 12:00 noon, 43,200 s, on both). ``None``: the product does not read them.
     harvest_date
         Whether the product reads the register's ``harvest_date`` (a post-harvest cover).
+    sum_insured_factor
+        Multiplier of each policy's sum insured (given or area × Rp/ha), e.g. ARPI's
+        protection factor (:attr:`panen.engine.api.ProductParams.sum_insured_factor`);
+        the ledger rounds the product to the rupiah. Default 1.
     """
 
     sum_insured_per_ha: int
@@ -176,8 +180,11 @@ class ProductRules:
     districts_source: str = "the product's data"
     cover_times: tuple[int, int] | None = None
     harvest_date: bool = False
+    sum_insured_factor: float = 1.0
 
     def __post_init__(self) -> None:
+        if not (np.isfinite(self.sum_insured_factor) and self.sum_insured_factor > 0):
+            raise ValueError(f"sum_insured_factor must be a positive number, got {self.sum_insured_factor!r}")
         if isinstance(self.sum_insured_per_ha, bool) or not isinstance(self.sum_insured_per_ha, (int, np.integer)) \
                 or self.sum_insured_per_ha <= 0:
             raise ValueError(f"sum_insured_per_ha must be a positive whole number of rupiah, "
