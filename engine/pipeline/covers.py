@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from panen.engine.api import ProductParams, Trigger
+from panen.engine.maths.premium import PremiumTerms
 from panen.engine.maths.terms import Terms
 from panen.engine.registry import get_trigger
 
@@ -56,6 +57,7 @@ class IndexCover(Cover):
     params: ProductParams
     plugin: type[Trigger]
     terms: Terms | None = None
+    premium: PremiumTerms | None = None
 
     @property
     def id(self) -> str:  # type: ignore[override]
@@ -110,7 +112,8 @@ class NamedPerilCover(Cover):
 
 def covers_of(config) -> list[Cover]:
     """Every cover a validated run config names: its products in config order, then the wording."""
-    out: list[Cover] = [IndexCover(params=p, plugin=get_trigger(p.trigger), terms=config.terms.get(p.id))
+    out: list[Cover] = [IndexCover(params=p, plugin=get_trigger(p.trigger), terms=config.terms.get(p.id),
+                                    premium=config.premiums.get(p.id))
                         for p in config.products]
     if config.adjuster is not None:
         out.append(NamedPerilCover(wording=config.adjuster))
