@@ -10,6 +10,8 @@ Permentan No. 40/2015 subsidises premium), subsidy share per product (the AUTP w
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 
@@ -64,14 +66,12 @@ def config(region: Path, folder: Path, *, premium: dict | None, yield_premium: d
 
 
 @pytest.fixture(scope="module")
-def run(region, tmp_path_factory, capsys_module=None):
+def run(region, tmp_path_factory):
+    """One `panen run`: rain with the full premium section, yield with a rate only, and AUTP; (out dir, stdout)."""
     from panen.engine.cli import main
 
     folder = tmp_path_factory.mktemp("run")
     p = config(region, folder, premium=RAIN_PREMIUM, yield_premium={"rate": 0.02})
-    import contextlib
-    import io
-
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         assert main(["run", str(p), "--quiet"]) == 0
