@@ -52,6 +52,11 @@ class Cover:
         """Window reach [days after the anchor], or ``None`` (reads whole inputs)."""
         return None
 
+    @property
+    def prices_premium(self) -> bool:
+        """Whether :meth:`premiums` gives amounts (default no)."""
+        return False
+
     def premiums(self, policies: pd.DataFrame) -> pd.DataFrame | None:
         """Premium of each of the cover's policies, or ``None`` when the cover prices none.
 
@@ -90,6 +95,10 @@ class IndexCover(Cover):
     def inputs(self) -> tuple[str, ...]:
         return tuple(self.plugin.required_inputs(self.params))
 
+    @property
+    def prices_premium(self) -> bool:
+        return self.premium is not None and self.premium.rate is not None
+
     def premiums(self, policies: pd.DataFrame) -> pd.DataFrame | None:
         """The term sheet's ``premium.rate`` on each policy's sum insured; ``None`` without a rate.
 
@@ -124,6 +133,10 @@ class NamedPerilCover(Cover):
 
     def inputs(self) -> tuple[str, ...]:
         return ("assessments",)
+
+    @property
+    def prices_premium(self) -> bool:
+        return True
 
     def premiums(self, policies: pd.DataFrame) -> pd.DataFrame:
         """The wording's premium (rate, subsidy share) on each policy's insured area, capped per farmer."""

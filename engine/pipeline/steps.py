@@ -797,6 +797,8 @@ def premiums(ledger: pa.Table, covers: list[Cover], valid: pd.DataFrame) -> pd.D
     product = pc.cast(product, pa.string()) if pa.types.is_dictionary(product.type) else product
     extra = [c for c in ("area_ha", "no_claim_years") if c in valid.columns]
     for c in covers:
+        if not c.prices_premium:
+            continue
         rows = ledger.filter(pc.equal(product, c.id)).select(list(PREMIUM_KEYS)).to_pandas()
         if not len(rows):
             continue
