@@ -75,7 +75,8 @@ __all__ = [
 class ProductParams(BaseModel):
     """Keys every product term sheet has; plugins subclass this for their own keys.
 
-    ``terms`` is validated by the engine (:mod:`panen.engine.maths.terms`), not by the plugin.
+    ``terms`` and ``premium`` are validated by the engine (:mod:`panen.engine.maths.terms`,
+    :mod:`panen.engine.maths.premium`), not by the plugin.
     Unknown keys and infinite or NaN numbers are errors (``extra="forbid"``,
     ``allow_inf_nan=False``; a subclass inherits both). A plugin's nested models should
     declare the same; the run config refuses a non-finite number given to them anyway.
@@ -92,6 +93,9 @@ class ProductParams(BaseModel):
         "season_start", description="what day 0 of the season windows is"
     )
     terms: dict[str, Any] | None = Field(None, description="policy terms (deductible, limit, share)")
+    premium: dict[str, Any] | None = Field(
+        None, description="premium: rate, subsidy_share, policy_fee, stamp_duty, no_claim_discount, tariff "
+                          "(validated by the engine: panen.engine.maths.premium.PremiumTerms)")
 
     @property
     def sum_insured_factor(self) -> float:
@@ -251,7 +255,7 @@ class Reader:
 REGISTER_REQUIRED_COLUMNS: tuple[str, ...] = ("policy_id", "farmer_id", "district_id", "product_id", "area_ha")
 REGISTER_OPTIONAL_COLUMNS: tuple[str, ...] = ("sum_insured", "sowing_date", "group_id", "actual_value",
                                               "event_number", "interruption_days", "cover_start", "cover_end",
-                                              "harvest_date")
+                                              "harvest_date", "no_claim_years")
 REGISTER_KEY_COLUMNS: tuple[str, ...] = ("district_id", "product_id")
 #: Columns of a loss assessments table (one row per plot, peril and event).
 ASSESSMENT_COLUMNS: tuple[str, ...] = (

@@ -29,6 +29,7 @@ from panen.engine.infra.yamlio import load_located_yaml
 from panen.engine.infra.yamlio import nearest_line as _nearest_line
 from panen.engine.infra.yamlio import pydantic_message as _msg
 from panen.engine.registry import get_reader, get_trigger
+from panen.engine.maths.premium import PremiumTerms
 from panen.engine.maths.terms import Terms
 from panen.engine.maths.yieldhistory import BestOfNormal, MeanNormal
 
@@ -146,7 +147,9 @@ class PricingConfig(_Strict):
     profit_loading: float = Field(0.10, ge=0, description="profit loading [fraction of the pure rate]")
     risk_load: RiskLoad | None = Field(
         None, description="null | {kind: std, factor} | {kind: tail, quantile, factor}: added once to the gross rate")
-    subsidy_share: float = Field(0.8, ge=0, le=1, description="government share of the premium [fraction] (AUTP 0.8)")
+    subsidy_share: float = Field(0.8, ge=0, le=1, description="government share of the premium [fraction] (AUTP "
+                                                               "0.8) of every product whose term sheet gives no "
+                                                               "premium.subsidy_share")
     detrend: bool = Field(False, description="remove a linear trend from each district's payout-rate history first")
     return_periods: list[float] = Field(
         default_factory=lambda: [5.0, 10.0, 20.0], min_length=1,
@@ -281,6 +284,8 @@ class RunConfig:
         Each product's validated term sheet (the plugin's ``Params`` model), in config order.
     terms
         Validated policy terms per product id (``None`` when a product has none).
+    premiums
+        Validated ``premium:`` section per product id (``None`` when a product has none).
     sha256
         Hash of the config file's bytes, for the manifest.
     pricing, loss_reference, design
@@ -294,6 +299,7 @@ class RunConfig:
     output: OutputConfig
     products: tuple[ProductParams, ...]
     terms: dict[str, Terms | None] = field(default_factory=dict)
+    premiums: dict[str, PremiumTerms | None] = field(default_factory=dict)
     sha256: str = ""
     adjuster: Any = None  # the validated named-peril wording (panen.engine.perils.adjuster.Wording), if configured
     adjuster_path: Path | None = None
@@ -347,6 +353,7 @@ def parse_config(data: Any, *, base_dir: Path | str = ".", source: Path | None =
 
     products: list[ProductParams] = []
     terms: dict[str, Terms | None] = {}
+    premiums: dict[str, PremiumTerms | None] = {}
     raw_products = data.get("products") or []
     if not isinstance(raw_products, list):
         raw_products = []
@@ -380,7 +387,7 @@ def parse_config(data: Any, *, base_dir: Path | str = ".", source: Path | None =
             valid = False
         else:
             for sub, value in _non_finite(params):  # a plugin's own nested model may allow them; a config never
-                if sub[:1] != ("terms",):  # the terms model says so itself, below
+                if sub[:1] not in (("terms",), ("premium",)):  # their models say so themselves, below
                     add(loc + sub, f"{label}: must be a finite number (got {value!r})")
                     valid = False
         raw_terms = raw.get("terms")
@@ -392,8 +399,18 @@ def parse_config(data: Any, *, base_dir: Path | str = ".", source: Path | None =
                 for err in exc.errors():
                     add(loc + ("terms",) + _untag(tuple(err["loc"]), raw_terms), f"{label}: {_msg(err)}")
                 valid = False
+        raw_premium = raw.get("premium")
+        product_premium = None
+        if isinstance(raw_premium, dict) and raw_premium:
+            try:
+                product_premium = PremiumTerms.model_validate(raw_premium)
+            except ValidationError as exc:
+                for err in exc.errors():
+                    add(loc + ("premium",) + _untag(tuple(err["loc"]), raw_premium), f"{label}: {_msg(err)}")
+                valid = False
         if valid:
             terms[params.id] = product_terms
+            premiums[params.id] = product_premium
             products.append(params)
 
     # every input section is checked (by the reader registered for its name), even when
@@ -448,7 +465,7 @@ def parse_config(data: Any, *, base_dir: Path | str = ".", source: Path | None =
     if output.dir is not None and not output.dir.is_absolute():
         output = output.model_copy(update={"dir": (base_dir / output.dir).resolve()})
     return RunConfig(path=source, season=model.season, inputs=inputs, output=output,
-                     products=tuple(products), terms=terms, sha256=sha256, adjuster=wording,
+                     products=tuple(products), terms=terms, premiums=premiums, sha256=sha256, adjuster=wording,
                      adjuster_path=(base_dir / model.adjuster.wording) if model.adjuster else None,
                      pricing=model.pricing, loss_reference=loss_reference, design=design, purpose=purpose,
                      limits=model.limits)

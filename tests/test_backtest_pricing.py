@@ -428,3 +428,44 @@ def test_real_chirps_java_nov_jan_pricing_and_el_nino_tail(tmp_path):
     assert tail["payout_1in5"] == pytest.approx(np.quantile(totals, 0.8, method="weibull"))
     assert (totals.loc[[1983, 1998, 2016]] > tail["payout_1in5"]).all()
     assert tail["payout_1in5"] < tail["payout_1in10"] < tail["payout_1in20"] <= tail["max_payout"]
+
+
+# --------------------------------------------------------------------------- tariff band and subsidy per product
+def test_a_rate_outside_the_tariff_band_is_clamped_and_flagged_and_the_product_keeps_its_subsidy(archive, tmp_path):
+    """OJK band [5 %, 25 %] on the rain product, its own subsidy share 50 % (pricing: says 80 %).
+
+    W: burn cost 0.18 × 1.35 = 24.3 %, inside the band; E: 2.0 / 9 × 1.35 = 30 %, clamped to
+    25 % (above_ceiling). Premium = round_half_up(sum insured × rate), subsidy = half of it.
+    """
+    product = {**RAIN, "premium": {"subsidy_share": 0.5, "tariff": {"floor": 0.05, "ceiling": 0.25}}}
+    cfg = {"season": {"id": "MT1", "start": "2022-11-01", "end": "2023-03-31", "year": 2023},
+           "inputs": {"districts": {"path": str(archive / "districts.gpkg")},
+                      "rainfall": {"path": str(archive / "rain.zarr"), "variable": "precip"},
+                      "policies": {"path": str(archive / "policies.csv")}},
+           "products": [product], "output": {"formats": ["csv"]}, "pricing": SECTIONS["pricing"]}
+    path = tmp_path / "bt.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    out = tmp_path / "out"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["backtest", str(path), "--years", f"{YEARS[0]}-{YEARS[1]}", "--out", str(out), "--quiet"]) == 0
+    p = read(out, "pricing.csv").set_index("district_id")
+    assert p.loc["W", "gross_premium_rate"] == pytest.approx(0.243)
+    assert p.loc["E", "gross_premium_rate"] == pytest.approx(0.30)
+    assert p.loc["W", "premium_rate"] == pytest.approx(0.243) and pd.isna(p.loc["W", "tariff_flag"])
+    assert p.loc["E", "premium_rate"] == 0.25 and p.loc["E", "tariff_flag"] == "above_ceiling"
+    assert set(p["subsidy_share"]) == {0.5}
+    si = p["sum_insured"].astype(int)
+    assert si.loc["W"] == 3_000_000 and si.loc["E"] == 1_500_000  # register: 1 M + 2 M; 0.25 ha × 6 M/ha
+    assert p.loc["W", "premium"] == 729_000 and p.loc["W", "subsidy"] == 364_500
+    assert p.loc["E", "premium"] == 375_000 and p.loc["E", "subsidy"] == 187_500
+    assert (p["subsidy"] + p["farmer_share"] == p["premium"]).all()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert any("outside the tariff band" in n for n in manifest["notes"])
+
+
+def test_without_a_subsidy_share_on_the_term_sheet_the_pricing_default_applies(run):
+    out, _ = run
+    p = read(out, "pricing.csv")
+    assert set(p["subsidy_share"]) == {0.8}
+    assert p["tariff_flag"].isna().all()                 # no band: nothing clamped
+    np.testing.assert_allclose(p["premium_rate"], p["gross_premium_rate"], rtol=0)

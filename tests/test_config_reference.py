@@ -31,6 +31,7 @@ from panen.engine.config import (
     PricingConfig,
     SeasonConfig,
 )
+from panen.engine.maths.premium import PremiumTerms
 from panen.engine.maths.terms import Terms
 from panen.engine.registry import get_reader, get_trigger
 from pydantic import BaseModel, TypeAdapter
@@ -193,7 +194,7 @@ def term_sheet_texts() -> dict[str, str]:
 def test_every_name_in_a_term_sheets_documentation_is_a_key_or_value_of_its_models(trigger):
     plugin = get_trigger(trigger)
     specs = [get_reader(name).Spec for name in plugin.inputs]  # a term may name a key of its input's section
-    known = vocabulary(plugin.Params, Terms, *specs) | COLUMNS | PLACEHOLDERS
+    known = vocabulary(plugin.Params, Terms, PremiumTerms, *specs) | COLUMNS | PLACEHOLDERS
     documented = set().union(*(words(code) for code in re.findall(r"`([^`]+)`", term_sheet_texts()[trigger])))
     assert documented - known == set()
 
@@ -210,8 +211,20 @@ def test_the_weather_tables_first_column_names_only_top_level_keys():
 def test_every_key_of_a_built_in_term_sheet_is_documented(trigger):
     params = get_trigger(trigger).Params
     documented = set().union(*(words(code) for code in re.findall(r"`([^`]+)`", term_sheet_texts()[trigger])))
-    base = {"id", "trigger", "sum_insured_per_ha", "anchor", "terms"}  # documented once, in the weather table
+    base = {"id", "trigger", "sum_insured_per_ha", "anchor", "terms", "premium"}  # documented once, in the weather table
     assert set(params.model_fields) - base - documented == set()
+
+
+def test_every_key_of_the_premium_section_is_documented_in_the_weather_table():
+    documented = set().union(*(words(code) for code in re.findall(r"`([^`]+)`", term_sheet_texts()["weather_index"])))
+    assert vocabulary(PremiumTerms) - documented == set()
+
+
+def test_the_premiums_paragraph_states_the_documented_example():
+    text = section("Config reference")
+    premiums = text[text.index("**Premiums.**"):text.index("**Area-yield term sheet**")]
+    for figure in ("1,102,500", "1,139,500", "944,200", "180,000 = 144,000 +"):
+        assert figure in premiums
 
 
 def test_every_documented_deductible_kind_is_a_terms_rule():

@@ -147,6 +147,7 @@ from panen.engine.errors import ConfigError, InputError, Problem
 from panen.engine.infra.arrowcols import datetime_column
 from panen.engine.infra.atomic import write_table_atomic
 from panen.engine.infra.text import normalise_label
+from panen.engine.maths.premium import policy_premiums, split_subsidy
 from panen.engine.maths.terms import round_rupiah
 from panen.engine.settlement.rates import POLICY_OUTCOMES, PolicyAmounts
 
@@ -525,12 +526,12 @@ class Wording(_Strict):
     @property
     def premium_per_ha(self) -> int:
         """Premium per hectare [Rp/ha] (AUTP: 180,000)."""
-        return int(round_rupiah(self.sum_insured_per_ha * self.premium.rate))
+        return int(policy_premiums([self.sum_insured_per_ha], self.premium.rate)["premium"].iloc[0])
 
     @property
     def subsidy_per_ha(self) -> int:
         """Government subsidy per hectare [Rp/ha] (AUTP: 144,000)."""
-        return int(round_rupiah(self.premium_per_ha * self.premium.subsidy_share))
+        return int(split_subsidy(self.premium_per_ha, self.premium.subsidy_share)[0])
 
     @property
     def farmer_share_per_ha(self) -> int:
@@ -660,10 +661,13 @@ def premium(area_ha: float | Sequence[float] | np.ndarray | pd.Series, wording: 
         if len(farmers) != len(area):
             raise ValueError("premium: farmer_id must have one entry per area")
         insured = _fill_caps(area, _micro(area), [(farmers, np.full(len(area), _micro(np.float64(cap))))])
-    money = round_rupiah(insured * (wording.sum_insured_per_ha * wording.premium.rate))
-    subsidy = round_rupiah(money * wording.premium.subsidy_share)
-    return pd.DataFrame({"area_ha": area, "insured_area_ha": insured, "premium": money, "subsidy": subsidy,
-                         "farmer_share": money - subsidy}, index=index)
+    # the one premium rule (panen.engine.maths.premium) on the capped sum insured, unrounded:
+    # round_half_up(insured area × Rp/ha × rate) once
+    money = policy_premiums(insured * wording.sum_insured_per_ha, wording.premium.rate,
+                            subsidy_share=wording.premium.subsidy_share)
+    return pd.DataFrame({"area_ha": area, "insured_area_ha": insured, "premium": money["premium"].to_numpy(),
+                         "subsidy": money["subsidy"].to_numpy(), "farmer_share": money["farmer_share"].to_numpy()},
+                        index=index)
 
 
 def policy_amounts(claims: pd.DataFrame, policies: pd.DataFrame, wording: Wording, *,

@@ -649,7 +649,7 @@ def _analyse(config: RunConfig, result: BacktestResult, tables: dict[str, pd.Dat
     """Pricing, loss reference, basis risk and design search, as the config's sections ask."""
     notes = result.notes
     if config.pricing is not None:
-        result.pricing, n = pricing_table(result, config.pricing)
+        result.pricing, n = pricing_table(result, config.pricing, config.premiums)
         notes.extend(n)
         result.tail, result.season_totals, n = tail_table(result, config.pricing)
         notes.extend(n)

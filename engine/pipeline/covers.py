@@ -19,7 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+import pandas as pd
+
 from panen.engine.api import ProductParams, Trigger
+from panen.engine.maths.premium import PREMIUM_COLUMNS, PremiumTerms, policy_premiums
 from panen.engine.maths.terms import Terms
 from panen.engine.registry import get_trigger
 
@@ -61,6 +65,19 @@ class Cover:
         """Whether the cover reads the register's ``harvest_date`` (default no)."""
         return False
 
+    def prices_premium(self) -> bool:
+        """Whether :meth:`premiums` gives amounts (default no)."""
+        return False
+
+    def premiums(self, policies: pd.DataFrame) -> pd.DataFrame | None:
+        """Premium of each of the cover's policies, or ``None`` when the cover prices none.
+
+        ``policies``: the cover's valid register rows with the ledger's ``sum_insured`` [Rp].
+        Returns :data:`panen.engine.maths.premium.PREMIUM_COLUMNS`, one row per policy, in
+        order (:func:`panen.engine.maths.premium.policy_premiums`, the one premium rule).
+        """
+        return None
+
 
 @dataclass(frozen=True)
 class IndexCover(Cover):
@@ -69,6 +86,7 @@ class IndexCover(Cover):
     params: ProductParams
     plugin: type[Trigger]
     terms: Terms | None = None
+    premium: PremiumTerms | None = None
 
     @property
     def id(self) -> str:  # type: ignore[override]
@@ -94,6 +112,22 @@ class IndexCover(Cover):
         return tuple(self.plugin.required_inputs(self.params))
 
     @property
+    def prices_premium(self) -> bool:
+        return self.premium is not None and self.premium.rate is not None
+
+    def premiums(self, policies: pd.DataFrame) -> pd.DataFrame | None:
+        """The term sheet's ``premium.rate`` on each policy's sum insured; ``None`` without a rate.
+
+        No ``subsidy_share`` on the term sheet: no subsidy (the policyholder pays it all).
+        A register ``no_claim_years`` column earns the term sheet's ``no_claim_discount``.
+        """
+        p = self.premium
+        if p is None or p.rate is None:
+            return None
+        years = policies["no_claim_years"] if "no_claim_years" in policies.columns else None
+        return policy_premiums(policies["sum_insured"].to_numpy(np.float64), p.rate, terms=p, no_claim_years=years)
+
+    @property
     def label(self) -> str:
         return f"product {self.id!r} (trigger {self.plugin.name})"
 
@@ -116,6 +150,26 @@ class NamedPerilCover(Cover):
     def inputs(self) -> tuple[str, ...]:
         return ("assessments",)
 
+    @property
+    def prices_premium(self) -> bool:
+        return True
+
+    def premiums(self, policies: pd.DataFrame) -> pd.DataFrame:
+        """The wording's premium (rate, subsidy share) on each policy's insured area, capped per farmer."""
+        from panen.engine.perils.adjuster import premium
+
+        money = premium(policies["area_ha"].to_numpy(np.float64), self.wording, farmer_id=policies["farmer_id"])
+        n = len(money)
+        out = pd.DataFrame({"premium_rate": np.full(n, float(self.wording.premium.rate)),
+                            "tariff_flag": np.full(n, "", dtype=object),
+                            "gross_premium": money["premium"].to_numpy(np.int64),
+                            "no_claim_discount": np.zeros(n, np.int64),
+                            "rate_premium": money["premium"].to_numpy(np.int64), "charges": np.zeros(n, np.int64),
+                            "premium": money["premium"].to_numpy(np.int64),
+                            "subsidy": money["subsidy"].to_numpy(np.int64),
+                            "farmer_share": money["farmer_share"].to_numpy(np.int64)})
+        return out[list(PREMIUM_COLUMNS)]
+
     def hints(self, name: str) -> dict[str, Any]:
         # duplicates among assessments are found on the wording's peril codes
         return {"peril_key": self.wording.peril_code} if name == "assessments" else {}
@@ -136,7 +190,8 @@ class NamedPerilCover(Cover):
 
 def covers_of(config) -> list[Cover]:
     """Every cover a validated run config names: its products in config order, then the wording."""
-    out: list[Cover] = [IndexCover(params=p, plugin=get_trigger(p.trigger), terms=config.terms.get(p.id))
+    out: list[Cover] = [IndexCover(params=p, plugin=get_trigger(p.trigger), terms=config.terms.get(p.id),
+                                    premium=config.premiums.get(p.id))
                         for p in config.products]
     if config.adjuster is not None:
         out.append(NamedPerilCover(wording=config.adjuster))

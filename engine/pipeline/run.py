@@ -60,7 +60,12 @@ class RunResult:
         Output file name → SHA-256.
     products
         Per cover: policies, districts, paid, withheld, sum insured and net payout [Rp]
-        (+ premium, subsidy, farmers' share [Rp] of a named-peril cover).
+        (+ premium, subsidy, farmers' share [Rp] of a cover that prices a premium: the
+        sums of ``premiums``).
+    premiums
+        Per policy of every cover that prices a premium (an index term sheet's
+        ``premium.rate``, a named-peril wording): ``premiums.csv``
+        (:func:`panen.engine.pipeline.steps.premiums`) [Rp].
     basis_risk
         Per index product: the farmer-level basis-risk metrics against the named-peril
         cover (``None`` without one).
@@ -118,6 +123,7 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
     data_quality: dict[str, dict] = field(default_factory=dict)
     on_account: pd.DataFrame | None = None
+    premiums: pd.DataFrame | None = None
 
 
 def run_batch(config: RunConfig, out_dir: str | Path | None, *, force: bool = False, strict: bool = False,
@@ -236,7 +242,8 @@ def _run(config: RunConfig, out_dir: Path | None, *, strict: bool, scheduler: st
                                  parquet_path=stage / "payouts.parquet" if streamed else None)
             index_table = steps.district_index(results)
         ledger = money.ledger
-        by_product = steps.product_summary(ledger, covers, valid)
+        premium_table = steps.premiums(ledger, covers, valid)
+        by_product = steps.product_summary(ledger, covers, valid, premium_table)
         counts = _counts(opened, valid, rejects, by_product, zoned, covers, claims, ledger)
         totals, comparison = money.totals, None
         for c in covers:
@@ -251,7 +258,7 @@ def _run(config: RunConfig, out_dir: Path | None, *, strict: bool, scheduler: st
                            covers=covers, inputs={n: o.info for n, o in opened.items()}, series=series,
                            results=results, claims=claims, policies=valid, rejects=rejects, ledger=ledger,
                            payments=money.payments, comparison=comparison, district_index=index_table, notes=notes,
-                           data_quality=quality, on_account=advance)
+                           data_quality=quality, on_account=advance, premiums=premium_table)
         result.run_id = _run_id(config, fingerprints)
         if stage is None:
             steps.verify_inputs(fingerprints)
@@ -324,6 +331,8 @@ def _write(result: RunResult, stage: Path) -> None:
     write_table_atomic(result.totals, stage / "summary.csv", "csv")
     write_table_atomic(result.payments, stage / "payments.csv", "csv")
     write_table_atomic(result.rejects, stage / "rejects.csv", "csv")
+    if result.premiums is not None and len(result.premiums):
+        write_table_atomic(result.premiums, stage / "premiums.csv", "csv")
     if result.claims:
         from panen.engine.perils.adjuster import write_claims
 

@@ -71,10 +71,9 @@ __all__ = [
     "input_paths",
     "insured_areas",
     "on_account",
-    "insured_areas",
-    "on_account",
     "open_inputs",
     "policy_rules",
+    "premiums",
     "product_summary",
     "raise_if_referred",
     "raise_if_strict",
@@ -862,12 +861,60 @@ def district_index(results: Mapping[str, xr.Dataset]) -> pd.DataFrame:
     return out.sort_values(["product_id", "district_id", "cohort", "phase"], kind="stable").reset_index(drop=True)
 
 
-def product_summary(ledger: pa.Table, covers: list[Cover], valid: pd.DataFrame) -> pd.DataFrame:
+#: Columns of :func:`premiums` before the premium rule's own (:data:`panen.engine.maths.premium.PREMIUM_COLUMNS`).
+PREMIUM_KEYS: tuple[str, ...] = ("policy_id", "farmer_id", "district_id", "product_id", "sum_insured")
+
+
+def premiums(ledger: pa.Table, covers: list[Cover], valid: pd.DataFrame) -> pd.DataFrame:
+    """Premium of every policy of every cover that prices one (:meth:`Cover.premiums`).
+
+    An index product prices one when its term sheet gives ``premium.rate`` (on the ledger's
+    sum insured); a named-peril wording always does (its rate on the insured area, capped
+    per farmer). One row per policy: :data:`PREMIUM_KEYS`, then the premium rule's columns
+    (rate after the tariff band, its flag, and ``gross_premium, no_claim_discount,
+    rate_premium, charges, premium, subsidy, farmer_share`` [Rp, int64]), sorted by
+    product and policy.
+    """
+    from panen.engine.maths.premium import PREMIUM_COLUMNS
+
+    import pyarrow.compute as pc
+
+    frames = []
+    product = ledger["product_id"]
+    product = pc.cast(product, pa.string()) if pa.types.is_dictionary(product.type) else product
+    extra = [c for c in ("area_ha", "no_claim_years") if c in valid.columns]
+    for c in covers:
+        if not c.prices_premium:
+            continue
+        rows = ledger.filter(pc.equal(product, c.id)).select(list(PREMIUM_KEYS)).to_pandas()
+        if not len(rows):
+            continue
+        for k in ("policy_id", "farmer_id", "district_id", "product_id"):
+            rows[k] = rows[k].astype(str)
+        mine = valid.loc[(valid["product_id"].astype(str) == c.id).to_numpy(), ["policy_id", *extra]]
+        mine = mine.assign(policy_id=mine["policy_id"].astype(str))
+        # in the register's order: the order a per-farmer area cap is filled in at settlement
+        rows = mine.merge(rows, on="policy_id", how="inner", validate="one_to_one")
+        money = c.premiums(rows)
+        if money is None:
+            continue
+        frames.append(pd.concat([rows[list(PREMIUM_KEYS)].reset_index(drop=True), money.reset_index(drop=True)],
+                                axis=1))
+    columns = [*PREMIUM_KEYS, *PREMIUM_COLUMNS]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    out = pd.concat(frames, ignore_index=True)[columns]
+    return out.sort_values(["product_id", "policy_id"], kind="stable").reset_index(drop=True)
+
+
+def product_summary(ledger: pa.Table, covers: list[Cover], valid: pd.DataFrame,
+                    premium_table: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per cover: policies, districts, districts triggered, policies paid/withheld/referred, money [Rp].
 
-    A named-peril cover also gets its premium, government subsidy and farmers' share [Rp]
-    (the wording's premium rate on the insured area, capped per farmer). Computed with
-    Arrow group-bys on the ledger (no per-policy Python objects).
+    A cover that prices a premium also gets its premium, government subsidy and farmers'
+    share [Rp]: the sums of :func:`premiums` (``premium_table``, computed when not given),
+    so they reconcile to the rupiah with the per-policy amounts. Computed with Arrow
+    group-bys on the ledger (no per-policy Python objects).
     """
     import pyarrow.compute as pc
 
@@ -902,17 +949,11 @@ def product_summary(ledger: pa.Table, covers: list[Cover], valid: pd.DataFrame) 
         "sum_insured": per["sum_insured_sum"].to_numpy().astype(np.int64),
         "net_payout": per["net_payout_sum"].to_numpy().astype(np.int64),
     }).sort_values("product_id", kind="stable").reset_index(drop=True)
-    for c in covers:
-        if isinstance(c, NamedPerilCover):
-            from panen.engine.perils.adjuster import premium
-
-            mine = valid[(valid["product_id"] == c.id).to_numpy()]
-            prem = premium(mine["area_ha"].to_numpy(float), c.wording, farmer_id=mine["farmer_id"])
-            at = out["product_id"] == c.id
-            for col in ("premium", "subsidy", "farmer_share"):
-                if col not in out.columns:
-                    out[col] = np.nan
-                out.loc[at, col] = int(prem[col].sum())
+    prem = premiums(ledger, covers, valid) if premium_table is None else premium_table
+    if len(prem):
+        sums = prem.groupby("product_id", sort=True)[["premium", "subsidy", "farmer_share"]].sum()
+        for col in ("premium", "subsidy", "farmer_share"):
+            out[col] = out["product_id"].map(sums[col]).astype("float64")  # NaN: the cover prices none
     return out
 
 

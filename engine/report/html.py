@@ -1116,6 +1116,9 @@ def _headline(o: RunOutputs) -> _Section:
              "policies_paid": int(sums["paid"].sum()), "policies_withheld": int(sums["withheld"].sum()),
              "policies_referred": int(sums["referred"].sum()), "districts_triggered": int(len(np.unique(d_code[paying])))}
     total["payout_share"] = total["net_payout"] / total["sum_insured"] if total["sum_insured"] else None
+    for c in ("premium", "subsidy", "farmer_share"):  # over the covers that price a premium
+        priced = [r[c] for r in rows if r[c] is not None and not _isnan(r[c])]
+        total[c] = int(sum(priced)) if priced else None
 
     adj = o.adjuster_id
     autp = None
@@ -1158,8 +1161,9 @@ def _headline(o: RunOutputs) -> _Section:
     totals = [total]
     tab = ("<h3>Cover</h3>" + _table(
         table, cover, limit=None, data_key=key, totals=totals,
-        caption="Per product, summed from the ledger (payouts.parquet). Premiums where the run prices them (the "
-                "AUTP wording: 80 % government subsidy, 20 % farmer share).")
+        caption="Per product, summed from the ledger (payouts.parquet). Premiums where the run prices them (an "
+                "index term sheet's premium rate, the named-peril wording — AUTP: 80 % government subsidy, 20 % "
+                "farmer share), summed from premiums.csv; the total is over the covers priced.")
            + "<h3>Payouts</h3>" + _table(
         table, paid, limit=None, data_key=key, totals=totals,
         caption="Gross = rate × sum insured, rounded to the rupiah; net = after the policy terms (deductible, "
@@ -1417,6 +1421,9 @@ def _pricing_section(o: RunOutputs, frame: _MapFrame | None) -> _Section | None:
                 Col("credibility_rate", "credibility rate", "pct"), Col("exposure", "exposure [Rp]", "money"),
                 Col("premium", "premium [Rp]", "money"), Col("subsidy", "subsidy [Rp]", "money"),
                 Col("farmer_share", "farmer share [Rp]", "money")]
+        if "tariff_flag" in pr.columns:  # the rate the premium is on, after the tariff band (OJK floor/ceiling)
+            pr["tariff_flag"] = pr["tariff_flag"].fillna("")
+            cols[8:8] = [Col("premium_rate", "premium rate (tariff band)", "pct"), Col("tariff_flag", "tariff")]
         parts.append("<h3>Premium per district</h3>" + _table(
             pr, cols, csv_name="pricing.csv", what="district rows",
             caption=f"Per product × district, highest burn cost first; exposure basis: {_esc(basis or '—')}. "

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from panen.engine.errors import ConfigError, DataQualityError, InputError
+from panen.engine.maths.premium import split_subsidy
 from panen.engine.maths.terms import round_rupiah
 
 __all__ = [
@@ -296,7 +297,8 @@ def premium_split(gross_rate: float | np.ndarray, sum_insured: float | np.ndarra
 
     ``premium = round(gross_rate × sum_insured)``; ``subsidy = round(premium ×
     subsidy_share)``; ``farmer = premium − subsidy``. Rounding is half up
-    (:func:`panen.engine.maths.terms.round_rupiah`), once per amount; the **farmer share absorbs
+    (:func:`panen.engine.maths.terms.round_rupiah`), once per amount, the subsidy by
+    :func:`panen.engine.maths.premium.split_subsidy`; the **farmer share absorbs
     the rounding** (it is the remainder), so ``subsidy + farmer == premium`` exactly.
 
     Parameters
@@ -332,8 +334,7 @@ def premium_split(gross_rate: float | np.ndarray, sum_insured: float | np.ndarra
     if not (np.isfinite(rate).all() and np.isfinite(si).all()) or (rate < 0).any() or (si < 0).any():
         raise InputError("premium_split: gross rates and sums insured must be finite and ≥ 0")
     premium = round_rupiah(rate * si)
-    subsidy = round_rupiah(np.asarray(premium, dtype=np.float64) * subsidy_share)
-    farmer = premium - subsidy
+    subsidy, farmer = split_subsidy(premium, subsidy_share)  # the one subsidy rule (maths.premium)
     if np.ndim(premium) == 0:
         return PremiumSplit(int(premium), int(subsidy), int(farmer))
     return PremiumSplit(premium, subsidy, farmer)

@@ -18,6 +18,7 @@ a function of those tables: no reading of inputs, no orchestration.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -377,10 +378,11 @@ def _detrended(rates: pd.DataFrame) -> pd.DataFrame:
 #: Columns of :func:`pricing_table`, in order.
 PRICING_COLUMNS = ("product_id", "district_id", "seasons", "missing", "burn_cost", "std", "standard_error",
                    "frequency", "max_rate", "gross_premium_rate", "exposure", "exposure_basis", "credibility_z",
-                   "credibility_rate", "sum_insured", "premium", "subsidy", "farmer_share")
+                   "credibility_rate", "sum_insured", "premium", "subsidy", "farmer_share", "premium_rate",
+                   "tariff_flag", "subsidy_share")
 
 
-def pricing_table(result, pricing) -> tuple[pd.DataFrame, list[str]]:
+def pricing_table(result, pricing, premiums: Mapping[str, Any] | None = None) -> tuple[pd.DataFrame, list[str]]:
     """Burn cost, gross rate, credibility and premium split per product and district.
 
     Per product × district, over the district's assessed seasons (flagged seasons are left
@@ -400,17 +402,30 @@ def pricing_table(result, pricing) -> tuple[pd.DataFrame, list[str]]:
       district with zero exposure (no policies in the register) has Z = 0 and the
       portfolio mean; a product where credibility is undefined (one district, one
       season) gets NaN and a note;
-    * ``sum_insured, premium, subsidy, farmer_share`` [Rp]: the gross premium on the
-      district's exposure (register) or on Rp 1,000,000 sum insured (no register),
-      split by ``pricing.subsidy_share`` (:func:`panen.engine.research.pricing.premium_split`);
-      empty when the district has no assessed season.
+    * ``premium_rate, tariff_flag``: the gross rate clamped into the product's tariff band
+      (its term sheet's ``premium.tariff``, the regulator's — OJK's — floor and ceiling),
+      flagged ``below_floor`` / ``above_ceiling`` when clamped (empty inside the band or
+      without one) (:func:`panen.engine.maths.premium.apply_tariff`);
+    * ``sum_insured, premium, subsidy, farmer_share`` [Rp]: the premium at ``premium_rate``
+      on the district's exposure (register) or on Rp 1,000,000 sum insured (no register),
+      split by ``subsidy_share``: the term sheet's ``premium.subsidy_share``, else
+      ``pricing.subsidy_share`` (:func:`panen.engine.maths.premium.policy_premiums`, the one
+      premium rule; per-policy charges and no-claim discounts do not apply to a district's
+      exposure); empty when the district has no assessed season.
+
+    ``premiums``: the validated ``premium:`` section per product id (``RunConfig.premiums``).
 
     Returns
     -------
     (pandas.DataFrame, list[str])
         :data:`PRICING_COLUMNS`, sorted by product and district; notes.
     """
-    from panen.engine.research.pricing import buhlmann_straub, burn_cost, gross_premium_rate, premium_split
+    from panen.engine.maths.premium import PremiumTerms, policy_premiums
+    from panen.engine.research.pricing import (
+        buhlmann_straub,
+        burn_cost,
+        gross_premium_rate,
+    )
 
     notes: list[str] = []
     rates = _season_rates(result)
@@ -456,10 +471,29 @@ def pricing_table(result, pricing) -> tuple[pd.DataFrame, list[str]]:
     ok = np.isfinite(g)
     for c in ("premium", "subsidy", "farmer_share"):
         out[c] = pd.array([pd.NA] * len(out), dtype="Int64")
-    if ok.any():
-        split = premium_split(g[ok], si[ok], pricing.subsidy_share)
-        for c, v in zip(("premium", "subsidy", "farmer_share"), split):
-            out.loc[ok, c] = np.asarray(v, dtype=np.int64)
+    out["premium_rate"] = g
+    out["tariff_flag"] = ""
+    out["subsidy_share"] = float(pricing.subsidy_share)
+    sheets = premiums or {}
+    for pid in out["product_id"].astype(str).unique():
+        sheet = sheets.get(pid)
+        share = sheet.subsidy_share if sheet is not None and sheet.subsidy_share is not None \
+            else float(pricing.subsidy_share)
+        at = (out["product_id"].astype(str) == pid).to_numpy()
+        out.loc[at, "subsidy_share"] = share
+        rows = at & ok
+        if not rows.any():
+            continue
+        money = policy_premiums(si[rows], g[rows], subsidy_share=share,
+                                terms=PremiumTerms(tariff=sheet.tariff if sheet is not None else None))
+        out.loc[rows, "premium_rate"] = money["premium_rate"].to_numpy(np.float64)
+        out.loc[rows, "tariff_flag"] = money["tariff_flag"].to_numpy(object)
+        for c in ("premium", "subsidy", "farmer_share"):
+            out.loc[rows, c] = money[c].to_numpy(np.int64)
+        clamped = int((money["tariff_flag"] != "").sum())
+        if clamped:
+            notes.append(f"pricing: product {pid!r}: the gross rate of {clamped} district(s) is outside the tariff "
+                         f"band and was clamped to it (tariff_flag)")
     unassessed = int((~ok).sum())
     if unassessed:
         notes.append(f"pricing: {unassessed} product × district(s) have no assessed season (not priced)")

@@ -27,12 +27,15 @@ Register columns (README, "Config reference")::
     policy_id, farmer_id, district_id, product_id, area_ha            required
     sum_insured [Rp], sowing_date (ISO), group_id, actual_value [Rp]   optional
     event_number [1-based], interruption_days [days]                  optional
+    no_claim_years [years, >= 0]                                      optional
 
 ``event_number`` (which event of the policy year the assessed loss is, for a ``dynamic``
 deductible) and ``interruption_days`` (length of the interruption, for a ``time_excess``
 deductible) are the per-policy context of those term rules (:mod:`panen.engine.maths.terms`); a
 product whose terms need one fails on the first policy without it, never pays it
-unreduced.
+unreduced. ``no_claim_years`` (consecutive claim-free years before the period) earns the
+term sheet's no-claim discount on the premium (:mod:`panen.engine.maths.premium`); an
+empty cell earns none.
 
 Low-cardinality keys (``district_id``, ``product_id``) are read as Arrow dictionary arrays
 (pandas categoricals in the valid table): ten million rows carry a few hundred distinct
@@ -72,7 +75,7 @@ __all__ = [
 REQUIRED_COLUMNS = REGISTER_REQUIRED_COLUMNS
 OPTIONAL_COLUMNS = REGISTER_OPTIONAL_COLUMNS
 #: Optional whole-number columns carried as term context, with their lowest valid value.
-_COUNT_COLUMNS: dict[str, int] = {"event_number": 1, "interruption_days": 0}
+_COUNT_COLUMNS: dict[str, int] = {"event_number": 1, "interruption_days": 0, "no_claim_years": 0}
 #: Read as dictionary arrays: a few hundred distinct values over millions of rows. (Farmer
 #: groups are too many — hundreds of thousands — for per-chunk dictionaries to pay off.)
 KEY_COLUMNS = REGISTER_KEY_COLUMNS
@@ -103,6 +106,7 @@ REASONS: dict[str, str] = {
     "bad_date": "a date the product reads (sowing date of a sowing-anchored product; cover_start, cover_end, "
                 "harvest_date of a named-peril cover) is not a date (or date and local time) in the file's format",
     "cover_end_before_start": "the policy's cover_end is before its cover_start",
+    "bad_no_claim_years": "the number of claim-free years is not a whole number >= 0",
     "missing_sowing_date": "the product is anchored on the sowing date but none is given",
     "sowing_date_outside_window": "the sowing date is outside the window the product can assess",
 }
@@ -300,9 +304,9 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str] |
     ``interruption_days``; ``area_ha <= 0``
     (``non_positive_area``); a negative, fractional or absurd (>= 2**53) ``sum_insured``
     (``bad_sum_insured``); an ``actual_value`` that is not a positive whole number of
-    rupiah (``bad_actual_value``); an ``event_number`` below 1 or an
-    ``interruption_days`` below 0, or either fractional (``bad_event_number``,
-    ``bad_interruption_days``); and for products anchored on the sowing date (only
+    rupiah (``bad_actual_value``); an ``event_number`` below 1, an
+    ``interruption_days`` or ``no_claim_years`` below 0, or any of them fractional
+    (``bad_event_number``, ``bad_interruption_days``, ``bad_no_claim_years``); and for products anchored on the sowing date (only
     theirs: a sowing date no product uses is not parsed), an unparsable ``sowing_date``
     (``bad_date``), a missing sowing date
     (``missing_sowing_date``) or one outside the product's ``sowing_window``
@@ -742,6 +746,7 @@ def _messages(reasons: pa.Array, columns: pa.Array, shown: pa.Array, text: dict[
         "cover_end_before_start": join("cover_end ", quoted, " is before cover_start '",
                                        pc.fill_null(text.get("cover_start", pa.nulls(n, pa.string())), ""),
                                        "': the policy would cover nothing"),
+        "bad_no_claim_years": join("no_claim_years must be a whole number of claim-free years >= 0, got ", quoted),
         "missing_sowing_date": join("product ", product, " is anchored on the sowing date, but sowing_date is empty"),
         "sowing_date_outside_window": join("sowing_date ", quoted, " is outside the sowing window ",
                                            pc.fill_null(window, "?"), " of product ", product),
