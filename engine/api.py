@@ -240,7 +240,7 @@ class Reader:
 #: Policy register columns (the contract): required, optional, and those read as dictionaries.
 REGISTER_REQUIRED_COLUMNS: tuple[str, ...] = ("policy_id", "farmer_id", "district_id", "product_id", "area_ha")
 REGISTER_OPTIONAL_COLUMNS: tuple[str, ...] = ("sum_insured", "sowing_date", "group_id", "actual_value",
-                                              "event_number", "interruption_days")
+                                              "event_number", "interruption_days", "daily_loss", "event_date")
 REGISTER_KEY_COLUMNS: tuple[str, ...] = ("district_id", "product_id")
 #: Columns of a loss assessments table (one row per plot, peril and event).
 ASSESSMENT_COLUMNS: tuple[str, ...] = (

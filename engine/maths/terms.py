@@ -98,13 +98,17 @@ __all__ = [
     "Deductible",
     "DynamicDeductible",
     "FranchiseDeductible",
+    "Instalments",
     "PercentOfLossDeductible",
     "PreparedTerms",
+    "ROUNDING_DIRECTIONS",
+    "Rounding",
     "StraightDeductible",
     "Terms",
     "TermsSteps",
     "TimeExcess",
     "UnconditionalDeductible",
+    "add_months",
     "apply_average_clause",
     "apply_franchise_deductible",
     "apply_limit",
@@ -112,8 +116,10 @@ __all__ = [
     "apply_straight_deductible",
     "apply_terms",
     "apply_terms_steps",
+    "in_deductible_window",
     "prepare_terms",
     "rate_of",
+    "round_ratio",
     "round_rupiah",
 ]
 
@@ -958,7 +964,7 @@ def prepare_terms(terms: Terms | None, loss: np.ndarray, context: Mapping[str, A
     return PreparedTerms(d.rule, d.prepare(g, ctx, terms.rounding.direction), terms.limit, terms.share, d.kind)
 
 
-def add_months(days: np.ndarray, months: int) -> np.ndarray:
+def add_months(days: np.ndarray, months: int | np.ndarray) -> np.ndarray:
     """Dates plus whole calendar months, clipped to the month's last day.
 
     Parameters
@@ -966,7 +972,7 @@ def add_months(days: np.ndarray, months: int) -> np.ndarray:
     days
         Dates as int days since 1970-01-01.
     months
-        Calendar months to add [months].
+        Calendar months to add [months], scalar or per date.
 
     Returns
     -------
@@ -982,7 +988,7 @@ def add_months(days: np.ndarray, months: int) -> np.ndarray:
     d = np.asarray(days, dtype=np.int64).astype("datetime64[D]")
     month = d.astype("datetime64[M]")
     day = (d - month.astype("datetime64[D]")).astype(np.int64)
-    target = month + np.timedelta64(int(months), "M")
+    target = month + np.asarray(months, dtype=np.int64).astype("timedelta64[M]")
     length = ((target + np.timedelta64(1, "M")).astype("datetime64[D]") - target.astype("datetime64[D]")).astype(
         np.int64)
     return (target.astype("datetime64[D]") + np.minimum(day, length - 1)).astype(np.int64)

@@ -739,12 +739,19 @@ class Settlement:
 
 def settle(valid: pd.DataFrame, sources: Mapping[str, RateTable | PolicyAmounts], rules: Mapping[str, ProductRules],
            terms: Mapping[str, Any], *, payments_by: str, season_id: str,
-           parquet_path: Path | None = None) -> Settlement:
-    """Every cover through one path: ledger → terms → rounding → totals (reconciled) → payments."""
-    ledger = build_ledger(valid, sources, rules, terms, parquet_path=parquet_path)
+           parquet_path: Path | None = None, season_end: Any = None) -> Settlement:
+    """Every cover through one path: ledger → terms → rounding → totals (reconciled) → payments.
+
+    ``season_end`` (a date) is an index cover's event date for a deductible limited to the
+    policy's first months, and the due date of the season's payments (instalments count
+    from it).
+    """
+    ledger = build_ledger(valid, sources, rules, terms, parquet_path=parquet_path, season_end=season_end)
     totals = district_totals(ledger)
     reconcile(ledger, totals)
-    return Settlement(ledger=ledger, totals=totals, payments=payments(ledger, by=payments_by, season_id=season_id))
+    schedule = {pid: t.instalments for pid, t in terms.items() if t is not None}
+    return Settlement(ledger=ledger, totals=totals, payments=payments(
+        ledger, by=payments_by, season_id=season_id, instalments=schedule, due=season_end))
 
 
 def district_index(results: Mapping[str, xr.Dataset]) -> pd.DataFrame:

@@ -27,10 +27,13 @@ Register columns (README, "Config reference")::
     policy_id, farmer_id, district_id, product_id, area_ha            required
     sum_insured [Rp], sowing_date (ISO), group_id, actual_value [Rp]   optional
     event_number [1-based], interruption_days [days]                  optional
+    daily_loss [Rp/day], event_date (ISO)                             optional
 
 ``event_number`` (which event of the policy year the assessed loss is, for a ``dynamic``
 deductible) and ``interruption_days`` (length of the interruption, for a ``time_excess``
-deductible) are the per-policy context of those term rules (:mod:`panen.engine.maths.terms`); a
+deductible), ``daily_loss`` (loss per day of the interruption, for a ``time_excess`` paid
+per day) and ``event_date`` (date of the loss event, for a deductible limited to the first
+months of the policy) are the per-policy context of those term rules (:mod:`panen.engine.maths.terms`); a
 product whose terms need one fails on the first policy without it, never pays it
 unreduced.
 
@@ -72,7 +75,7 @@ __all__ = [
 REQUIRED_COLUMNS = REGISTER_REQUIRED_COLUMNS
 OPTIONAL_COLUMNS = REGISTER_OPTIONAL_COLUMNS
 #: Optional whole-number columns carried as term context, with their lowest valid value.
-_COUNT_COLUMNS: dict[str, int] = {"event_number": 1, "interruption_days": 0}
+_COUNT_COLUMNS: dict[str, int] = {"event_number": 1, "interruption_days": 0, "daily_loss": 0}
 #: Read as dictionary arrays: a few hundred distinct values over millions of rows. (Farmer
 #: groups are too many — hundreds of thousands — for per-chunk dictionaries to pay off.)
 KEY_COLUMNS = REGISTER_KEY_COLUMNS
@@ -100,7 +103,9 @@ REASONS: dict[str, str] = {
                                       "(limits.max_sum_insured_per_ha)",
     "bad_event_number": "the event number is not a whole number >= 1",
     "bad_interruption_days": "the interruption length is not a whole number of days >= 0",
-    "bad_date": "the sowing date of a sowing-anchored product is not a date in the file's date format",
+    "bad_daily_loss": "the daily loss is not a whole number of rupiah >= 0",
+    "bad_date": "the sowing date of a sowing-anchored product, or the event date, is not a date in the file's "
+                "date format",
     "missing_sowing_date": "the product is anchored on the sowing date but none is given",
     "sowing_date_outside_window": "the sowing date is outside the window the product can assess",
 }
@@ -474,6 +479,12 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str] |
     elif "sowing_date" in names:  # carried (as not given) so the valid table keeps its columns
         sowing = np.zeros(n, np.int64)
 
+    event_date = None
+    if "event_date" in names:  # the loss event's date (term context): a bad one is rejected, an empty one absent
+        event_date, ed_missing, ed_bad = date_column(t["event_date"], "event_date", file, text_format)
+        flag(ed_bad, "bad_date", "event_date")
+        event_date = (event_date, ed_missing | ed_bad)
+
     rejected = reason != 0
     rejects = _rejects_frame(register, rejected, reason, column, col_names, counts, first_row,
                              (p_codes, p_values), products, policy_id, limits)
@@ -481,7 +492,7 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str] |
         ~rejected, policy_id=policy_id, farmer_id=farmer_id, district=(d_codes, d_values),
         product=(p_codes, p_values), area=area, sum_insured=sum_insured,
         sowing=None if sowing is None else (sowing, sd_missing | sd_bad),
-        group=group, actual_value=actual_value, counts=counts_columns,
+        group=group, actual_value=actual_value, counts=counts_columns, event_date=event_date,
     )
     if len(valid) + len(rejects) != n:  # the one rule of this module; cannot happen
         raise RuntimeError(f"validate_policies lost rows: {len(valid)} + {len(rejects)} != {n}")
@@ -521,7 +532,8 @@ def _valid_frame(keep: np.ndarray, *, policy_id: pa.ChunkedArray, farmer_id: pa.
                  area: np.ndarray, sum_insured: np.ndarray | None,
                  sowing: tuple[np.ndarray, np.ndarray] | None,
                  group: tuple[pa.ChunkedArray, np.ndarray] | None,
-                 actual_value: np.ndarray | None, counts: Mapping[str, np.ndarray]) -> pd.DataFrame:
+                 actual_value: np.ndarray | None, counts: Mapping[str, np.ndarray],
+                 event_date: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
     everything = bool(keep.all())
     keep_arrow = pa.array(keep)
 
@@ -560,6 +572,11 @@ def _valid_frame(keep: np.ndarray, *, policy_id: pa.ChunkedArray, farmer_id: pa.
         out["actual_value"] = rupiah(actual_value)
     for name, values in counts.items():  # whole numbers, NaN = not given
         out[name] = rupiah(values)
+    if event_date is not None:
+        days, missing = event_date
+        dates = rows(days).astype("datetime64[D]")
+        dates[rows(missing)] = np.datetime64("NaT")
+        out["event_date"] = dates.astype("datetime64[s]")
     return pd.DataFrame(out, copy=False)
 
 
@@ -678,6 +695,7 @@ def _messages(reasons: pa.Array, columns: pa.Array, shown: pa.Array, text: dict[
         "bad_event_number": join("event_number must be a whole number >= 1 (1 = the first event of the "
                                  "policy year), got ", quoted),
         "bad_interruption_days": join("interruption_days must be a whole number of days >= 0, got ", quoted),
+        "bad_daily_loss": join("daily_loss must be a whole number of rupiah per day >= 0, got ", quoted),
         "bad_date": join(shown, " ", quoted, f" is not {text_format.describe_dates()}"),
         "missing_sowing_date": join("product ", product, " is anchored on the sowing date, but sowing_date is empty"),
         "sowing_date_outside_window": join("sowing_date ", quoted, " is outside the sowing window ",
