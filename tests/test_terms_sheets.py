@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from pydantic import ValidationError
-
 from panen.engine.errors import ConfigError, InputError
-from panen.engine.maths.terms import Terms, add_months, apply_terms, apply_terms_steps, round_ratio
+from panen.engine.maths.terms import (
+    Terms,
+    add_months,
+    apply_terms,
+    apply_terms_steps,
+    round_ratio,
+)
+from pydantic import ValidationError
 
 
 def terms(**kw) -> Terms:
@@ -231,3 +236,10 @@ def test_instalments_are_a_count_of_at_least_two_months_apart():
     for bad in ({"count": 1}, {"count": 6, "every_months": 0}, {"count": 6, "every": 1}):
         with pytest.raises(ValidationError):
             terms(instalments=bad)
+
+
+def test_a_tiny_share_beyond_int64_is_still_exact():
+    # 1e-20 is 1/10**20 (beyond int64): 10**12 × 1e-20 = 1e-8 -> 0 down/half-up, 1 up
+    gross = np.array([10**12])
+    assert apply_terms(gross, terms(share=1e-20))[1].tolist() == [0]
+    assert apply_terms(gross, terms(share=1e-20, rounding={"mode": "up"}))[1].tolist() == [1]

@@ -283,10 +283,18 @@ def round_ratio(amount: np.ndarray, numerator: np.ndarray | int, denominator: np
     if direction not in ROUNDING_DIRECTIONS:
         raise ValueError(f"round_ratio: direction must be one of {ROUNDING_DIRECTIONS}, got {direction!r}")
     a = np.asarray(amount, dtype=np.int64)
-    num = np.broadcast_to(np.asarray(numerator, dtype=np.int64), a.shape)
-    den = np.broadcast_to(np.asarray(denominator, dtype=np.int64), a.shape) * np.int64(unit)
-    if a.size and (int(np.abs(a).max()) * int(np.abs(num).max()) >= 2**62 or int(den.max()) >= 2**61):
-        a, num, den = a.astype(object), num.astype(object), den.astype(object)  # exact, slower
+    if not a.size:
+        return np.zeros(a.shape, np.int64)
+    # a scalar ratio may be a Python integer beyond int64 (a share of 1e-20 is 1/10**20)
+    num_max = abs(int(numerator)) if np.ndim(numerator) == 0 else int(np.abs(numerator).max(initial=0))
+    den_max = abs(int(denominator)) if np.ndim(denominator) == 0 else int(np.abs(denominator).max(initial=0))
+    if int(np.abs(a).max()) * num_max < 2**62 and den_max * unit < 2**61:
+        num = np.asarray(numerator, dtype=np.int64)
+        den = np.asarray(denominator, dtype=np.int64) * np.int64(unit)
+    else:  # exact in Python integers, slower
+        a = a.astype(object)
+        num = int(numerator) if np.ndim(numerator) == 0 else np.asarray(numerator).astype(object)
+        den = (int(denominator) if np.ndim(denominator) == 0 else np.asarray(denominator).astype(object)) * unit
     product = a * num
     q = product // den  # (np.divmod has no object loop)
     r = product - q * den
