@@ -4,13 +4,19 @@ The money path of every product is fixed; **this is the one place the order of t
 is stated** (after OasisLMF's financial module: rules chosen by name, % terms
 converted to amounts first, then small vectorised kernels in a fixed order)::
 
-    gross [Rp] -> average clause -> deductible -> limit -> share -> round to rupiah -> net [Rp]
+    gross [Rp] -> average clause -> deductible -> limit -> share -> round to the unit -> net [Rp]
 
 Every step that multiplies by a fraction (average, a percentage deductible, time excess,
-share) rounds its result with :func:`round_rupiah` (half-up) right there, so each step
-hands whole rupiah to the next and ``gross - net`` splits exactly into the amounts
-retained by the average clause, the deductible, the limit and the share
-(:func:`apply_terms_steps`).
+share) rounds its result to whole rupiah right there, so each step hands whole rupiah to
+the next and ``gross - net`` splits exactly into the amounts retained by the average
+clause, the deductible, the limit and the share (:func:`apply_terms_steps`). Percentage
+deductibles are contract amounts, rounded half-up (:func:`rate_of`); the steps that split
+the loss between the parties (average clause, pro-rata time excess, share) round the
+*exact* quotient in integers (:func:`round_ratio`) in the product's :class:`Rounding`
+(half-up by default), and the share step rounds the net once to the payable unit (Rp 1,
+100 or 1,000). A net rounded *up* to a unit of 100 or 1,000 may pass the amount after the
+deductible by less than a unit (then ``deductible + net`` passes the gross by as much) but
+never the gross, the limit or the sum insured.
 
 *Why average before the deductible.* The British practice is to work out the averaged
 ("pro rata") loss first and take the excess off that figure ("Any excess on the policy
@@ -35,16 +41,24 @@ Config shape (``products[].terms`` in the run YAML; README "Config reference")::
     terms:
       deductible:                       # one of (discriminated on ``kind``):
         {kind: straight, amount: 300000}            # pay max(loss - amount, 0)
+        {kind: straight, rate: 0.05, minimum: 250000}
+                                                    # amount = max(5 % of the sum insured, minimum)
         {kind: franchise, amount: 35000}            # conditional: below amount 0, else all
+        {kind: franchise, rate: 0.03}               # ... 3 % of the sum insured
         {kind: unconditional, amount: 50000}        # always deducted: max(loss - amount, 0)
         {kind: percent_of_loss, rate: 0.10, minimum: 10000000}
                                                     # deduct max(rate × loss, minimum)
         {kind: time_excess, days: 3}                # first N days of an interruption unpaid
+        {kind: time_excess, days: 3, indemnity_days: 30, daily_loss: true}
+                                                    # days 4..30 at the register's daily loss
         {kind: dynamic, schedule: [0.05, 0.35, 0.80]}
                                                     # rate by event number in the policy year
+        # any of them with first_months: 3          # only events in the policy's first 3 months
       limit: 5000000                    # cap per policy [Rp]
       share: 0.9                        # insurer's coinsurance share (0, 1]
       average_clause: true              # pay loss × sum insured / actual value if under-insured
+      rounding: {mode: down, unit: 1, party: insured}   # half_up | down | up; 1 | 100 | 1000
+      instalments: {count: 6, every_months: 1}          # the net paid in six monthly instalments
 
 Rates (``rate``, ``schedule``) are fractions in [0, 1] with at most six decimals (whole
 parts per million), so percentage deductibles are computed exactly in integer rupiah.
@@ -64,6 +78,14 @@ Per-policy context (``context=`` of :func:`apply_terms`, a mapping of arrays ali
     Needed by ``dynamic``: which event of the policy year this loss is (1 = first).
 ``interruption_days`` [days, >= 0]
     Needed by ``time_excess``: length D of the interruption the loss covers.
+``daily_loss`` [Rp/day, >= 0]
+    Needed by ``time_excess`` with ``daily_loss: true``: the loss of each interruption day.
+``event_date``, ``policy_start`` [days since 1970-01-01; numpy dates accepted]
+    Needed by a deductible with ``first_months``: when the loss event happened and when the
+    policy's cover began (the ledger passes the policy's cohort as its start, and the
+    season's end as an index cover's event date where the register gives none).
+
+``sum_insured`` is also read, when given, to cap a net rounded to a unit of 100 or 1,000.
 
 A rule whose column is absent from the context raises
 :class:`~panen.engine.errors.ConfigError` (the term sheet asks for data the run does not
