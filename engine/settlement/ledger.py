@@ -746,7 +746,8 @@ class _LedgerInputs:
             for name, (values, present) in self.context.items():  # null -> masked: missing, never 0
                 context[name] = np.ma.MaskedArray(values[perm[rel]], mask=~present[perm[rel]])
             context["policy_start"] = self.cohort[rows]
-            if cover is None and self.season_end is not None:  # an index loss is known when the season closes
+            if (cover is None and self.season_end is not None and term is not None
+                    and "event_date" in term.context_columns):  # an index loss is known when the season closes
                 given = context.get("event_date")
                 context["event_date"] = (np.full(hi - lo, self.season_end, np.int64) if given is None
                                          else np.ma.filled(given.astype(np.int64), self.season_end))
