@@ -255,7 +255,7 @@ class Reader:
 REGISTER_REQUIRED_COLUMNS: tuple[str, ...] = ("policy_id", "farmer_id", "district_id", "product_id", "area_ha")
 REGISTER_OPTIONAL_COLUMNS: tuple[str, ...] = ("sum_insured", "sowing_date", "group_id", "actual_value",
                                               "event_number", "interruption_days", "cover_start", "cover_end",
-                                              "harvest_date", "no_claim_years")
+                                              "harvest_date", "no_claim_years", "daily_loss", "event_date")
 REGISTER_KEY_COLUMNS: tuple[str, ...] = ("district_id", "product_id")
 #: Columns of a loss assessments table (one row per plot, peril and event).
 ASSESSMENT_COLUMNS: tuple[str, ...] = (

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import typing
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -333,3 +334,37 @@ def test_every_key_of_the_named_peril_wording_is_documented():
     cells = [re.split(r"(?<!\\)\|", r)[1] for r in rows]  # a "\|" inside a cell is not a cell border
     top = {w for cell in cells for code in re.findall(r"`([^`]+)`", cell) for w in words(code)}
     assert top == set(Wording.model_fields)
+
+
+def test_terms_rounding_and_instalments_change_the_payouts_and_the_payments_they_reconcile_with(region, tmp_path):
+    """A real run: net payouts in whole Rp 1,000, paid in three instalments two months apart;
+    payments.csv still sums to the ledger's net payouts and the summary's total, and a rerun
+    writes the same bytes."""
+    from panen.engine.cli import main
+
+    demo = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "demo.yaml").read_text())
+    terms = {"deductible": {"kind": "straight", "rate": 0.01}, "rounding": {"unit": 1000},
+             "instalments": {"count": 3, "every_months": 2}}
+    outs = []
+    for name in ("a", "b"):
+        p = rain_config(region, tmp_path / name, product={"terms": terms}, output={"formats": ["csv"]})
+        assert main(["run", str(p), "--quiet"]) == 0
+        outs.append(tmp_path / name / "out")
+    out = outs[0]
+    led = pd.read_csv(out / "payouts.csv")
+    pay = pd.read_csv(out / "payments.csv", dtype={"due_date": str})
+    summary = pd.read_csv(out / "summary.csv")
+    paid = led[led["net_payout"] > 0]
+    assert len(paid) > 0 and (led["net_payout"] % 1000 == 0).all()
+    # 1 % of each policy's sum insured is the deductible wherever the gross exceeds it
+    big = led[led["gross_payout"] > led["sum_insured"] // 50]
+    assert (big["deductible"] == (big["sum_insured"] + 50) // 100).all()
+    assert int(pay["amount"].sum()) == int(led["net_payout"].sum()) == \
+        int(summary.loc[summary["level"] == "total", "net_payout"].iloc[0])
+    assert set(pay["instalment"]) == {1, 2, 3}
+    end = date.fromisoformat(str(demo["season"]["end"]))
+    first = pay[pay["instalment"] == 1]["due_date"].unique().tolist()
+    assert first == [end.isoformat()]
+    assert pay["payment_id"].str.fullmatch(r"[0-9a-f]{16}/[123]").all()
+    assert (outs[0] / "payments.csv").read_bytes() == (outs[1] / "payments.csv").read_bytes()
+    assert (outs[0] / "payouts.csv").read_bytes() == (outs[1] / "payouts.csv").read_bytes()

@@ -529,3 +529,104 @@ def test_register_to_ledger_end_to_end(tmp_path):
     assert ledger["policy_id"].tolist() == ["P1", "P2", "P4"]
     assert ledger["net_payout"].tolist() == [600_000, 0, 6_000_000]
     assert ledger["group_id"].tolist() == ["G1", "G1", "G2"]
+
+
+# --------------------------------------------------------------------------- issue 12: term context, instalments
+def test_a_first_months_deductible_reads_event_dates_from_the_register_and_the_season_end(tmp_path):
+    # rate 0.5 of Rp 6,000,000/ha = 3,000,000 gross; straight 300,000 for events in the first
+    # 3 months of the policy (season start 2023-11-01 -> up to 2024-01-31):
+    #   A1 event 2024-01-15 -> 2,700,000; A2 event 2024-02-01 -> 3,000,000;
+    #   A3 no event date: an index loss is known at the season end (2024-03-31) -> 3,000,000
+    path = tmp_path / "policies.csv"
+    path.write_text(
+        "policy_id,farmer_id,district_id,product_id,area_ha,event_date\n"
+        "A1,F1,D1,rain,1.0,2024-01-15\n"
+        "A2,F2,D1,rain,1.0,2024-02-01\n"
+        "A3,F3,D1,rain,1.0,\n"
+        "A4,F4,D1,rain,1.0,2024-02-30\n")
+    valid, rejects = validate_policies(read_policies(path), district_ids=["D1"], products=RULES)
+    assert rejects[["row", "reason", "column"]].values.tolist() == [[4, "bad_date", "event_date"]]
+    sheet = {"rain": Terms(deductible={"kind": "straight", "amount": 300_000, "first_months": 3})}
+    ledger = ledger_frame(build_ledger(valid, {"rain": rate_table([[0.5]])}, RULES, sheet,
+                                       season_end=date(2024, 3, 31))).set_index("policy_id")
+    assert ledger.loc[["A1", "A2", "A3"], "net_payout"].tolist() == [2_700_000, 3_000_000, 3_000_000]
+    assert ledger.loc[["A1", "A2", "A3"], "deductible"].tolist() == [300_000, 0, 0]
+    # a season ending inside the window: the undated index loss takes the deductible
+    ledger = ledger_frame(build_ledger(valid, {"rain": rate_table([[0.5]])}, RULES, sheet,
+                                       season_end=date(2024, 1, 31))).set_index("policy_id")
+    assert ledger.loc["A3", "net_payout"] == 2_700_000
+    # without a season end, an undated policy is named, never paid without its deductible
+    with pytest.raises(InputError, match=r"'event_date'.*policy_id A3"):
+        build_ledger(valid, {"rain": rate_table([[0.5]])}, RULES, sheet)
+
+
+def test_the_policy_start_of_a_sowing_anchored_cover_is_its_sowing_date():
+    # sown 2023-12-15: 3 months run to 2024-03-14; an event on 2024-03-01 takes the deductible,
+    # although it is four months after the season start
+    rules = {"rain": ProductRules(6_000_000, "sowing_date")}
+    pol = policies([{"policy_id": "S1", "district_id": "D1", "sowing_date": np.datetime64("2023-12-15"),
+                     "event_date": np.datetime64("2024-03-01")},
+                    {"policy_id": "S2", "district_id": "D1", "sowing_date": np.datetime64("2023-12-15"),
+                     "event_date": np.datetime64("2024-03-15")}])
+    rates = rate_table([[0.5]], cohorts=["2023-12-15"], anchor="sowing_date")
+    sheet = {"rain": Terms(deductible={"kind": "straight", "amount": 300_000, "first_months": 3})}
+    ledger = ledger_frame(build_ledger(pol, {"rain": rates}, rules, sheet))
+    assert ledger["net_payout"].tolist() == [2_700_000, 3_000_000]
+
+
+def test_a_time_excess_paid_per_day_reads_daily_loss_from_the_register(tmp_path):
+    # gross 0.5 × 6,000,000 = 3,000,000; 3 days' excess, 30 days' indemnity, daily loss from the
+    # register: B1 40 days × 50,000 -> days 4..30 = 27 × 50,000 = 1,350,000; B2 10 days × 80,000
+    # -> 7 × 80,000 = 560,000; B3 a daily loss of -5 is rejected
+    path = tmp_path / "policies.csv"
+    path.write_text(
+        "policy_id,farmer_id,district_id,product_id,area_ha,interruption_days,daily_loss\n"
+        "B1,F1,D1,rain,1.0,40,50000\n"
+        "B2,F2,D1,rain,1.0,10,80000\n"
+        "B3,F3,D1,rain,1.0,10,-5\n")
+    valid, rejects = validate_policies(read_policies(path), district_ids=["D1"], products=RULES)
+    assert rejects[["row", "reason", "column"]].values.tolist() == [[3, "bad_daily_loss", "daily_loss"]]
+    sheet = {"rain": Terms(deductible={"kind": "time_excess", "days": 3, "indemnity_days": 30, "daily_loss": True})}
+    ledger = ledger_frame(build_ledger(valid, {"rain": rate_table([[0.5]])}, RULES, sheet))
+    assert ledger["net_payout"].tolist() == [1_350_000, 560_000]
+    assert (ledger["deductible"] + ledger["net_payout"] == ledger["gross_payout"]).all()
+
+
+def test_a_payout_paid_in_six_monthly_instalments():
+    """The source's high-deductible example: a loss of 1,000,000 with a 10 % deductible pays
+    900,000 in six monthly instalments of 150,000."""
+    pol = policies([{"policy_id": "H1", "farmer_id": "F1", "district_id": "D1", "sum_insured": 1_000_000},
+                    {"policy_id": "H2", "farmer_id": "F2", "district_id": "D1", "sum_insured": 1_111_115}])
+    sheet = {"rain": Terms(deductible={"kind": "percent_of_loss", "rate": 0.10}, instalments={"count": 6})}
+    ledger = build_ledger(pol, {"rain": rate_table([[1.0]])}, RULES, sheet)
+    pay = payments(ledger, by="farmer", season_id="2024-MT1", instalments={"rain": sheet["rain"].instalments},
+                   due=date(2024, 3, 31))
+    f1 = pay[pay["payee_id"] == "F1"]
+    base = payment_id("2024-MT1", "rain", "farmer", "F1")
+    assert f1["payment_id"].tolist() == [f"{base}/{k}" for k in range(1, 7)]
+    assert f1["instalment"].tolist() == [1, 2, 3, 4, 5, 6]
+    assert f1["amount"].tolist() == [150_000] * 6
+    # monthly from the season end, clipped to the month's last day
+    assert f1["due_date"].tolist() == ["2024-03-31", "2024-04-30", "2024-05-31", "2024-06-30", "2024-07-31",
+                                       "2024-08-31"]
+    # H2: 1,111,115 - 111,112 (10 %, 111,111.5 half-up) = 1,000,003 = 6 × 166,667 + 1:
+    # the rupiah left over is paid with the first instalment
+    assert pay.loc[pay["payee_id"] == "F2", "amount"].tolist() == [166_668] + [166_667] * 5
+    assert int(pay["amount"].sum()) == int(district_totals(ledger)["net_payout"].iloc[-1]) == 1_900_003
+
+
+def test_instalments_every_three_months_and_amounts_below_the_count():
+    pol = policies([{"policy_id": "Q1", "farmer_id": "F1", "district_id": "D1", "sum_insured": 4},
+                    {"policy_id": "Q2", "farmer_id": "F2", "district_id": "D1", "sum_insured": 1_000}])
+    ledger = build_ledger(pol, {"rain": rate_table([[1.0]])}, RULES)
+    schedule = Terms(instalments={"count": 6, "every_months": 3}).instalments
+    pay = payments(ledger, by="farmer", season_id="S", instalments={"rain": schedule}, due=date(2023, 11, 30))
+    # 4 rupiah: 6 × 0 + 4, only the first instalment is positive; 1,000 = 6 × 166 + 4
+    assert pay[["payee_id", "instalment", "amount"]].values.tolist() == [
+        ["F1", 1, 4], ["F2", 1, 170], ["F2", 2, 166], ["F2", 3, 166], ["F2", 4, 166], ["F2", 5, 166], ["F2", 6, 166]]
+    assert pay.loc[pay["payee_id"] == "F2", "due_date"].tolist() == [
+        "2023-11-30", "2024-02-29", "2024-05-30", "2024-08-30", "2024-11-30", "2025-02-28"]
+    # without instalments: one payment, instalment 1, due on the given date (or empty)
+    single = payments(ledger, by="farmer", season_id="S", due=date(2024, 3, 31))
+    assert single[["instalment", "due_date"]].values.tolist() == [[1, "2024-03-31"], [1, "2024-03-31"]]
+    assert payments(ledger, by="farmer", season_id="S")["due_date"].tolist() == ["", ""]

@@ -20,7 +20,7 @@ from panen.engine.api import PolicyRegister
 from panen.engine.settlement.policies import REASONS, REJECT_COLUMNS, ProductRules, validate_policies
 
 HEADER = ["policy_id", "farmer_id", "district_id", "product_id", "area_ha", "sum_insured", "sowing_date",
-          "group_id", "actual_value", "event_number", "interruption_days"]
+          "group_id", "actual_value", "event_number", "interruption_days", "daily_loss", "event_date"]
 DISTRICTS = ["3212", "3213"]
 PRODUCTS = {
     "rain": ProductRules(6_000_000, "sowing_date", (date(2023, 10, 1), date(2023, 12, 31))),
@@ -31,7 +31,7 @@ PRODUCTS = {
 def good_row(i: int, **changes: str) -> dict[str, str]:
     row = {"policy_id": f"P{i:03d}", "farmer_id": f"F{i:03d}", "district_id": "3212", "product_id": "rain",
            "area_ha": "0.5", "sum_insured": "", "sowing_date": "2023-11-01", "group_id": "G1", "actual_value": "",
-           "event_number": "", "interruption_days": ""}
+           "event_number": "", "interruption_days": "", "daily_loss": "", "event_date": ""}
     row.update(changes)
     return row
 
@@ -72,6 +72,10 @@ def validate(path: Path, products=PRODUCTS):
     ({"event_number": "1.5"}, "bad_event_number", "event_number"),
     ({"interruption_days": "-1"}, "bad_interruption_days", "interruption_days"),
     ({"interruption_days": "2.5"}, "bad_interruption_days", "interruption_days"),
+    ({"daily_loss": "-1"}, "bad_daily_loss", "daily_loss"),
+    ({"daily_loss": "1500.5"}, "bad_daily_loss", "daily_loss"),
+    ({"daily_loss": "lots"}, "bad_number", "daily_loss"),
+    ({"event_date": "2024-02-30"}, "bad_date", "event_date"),
     ({"sowing_date": "2023-02-30"}, "bad_date", "sowing_date"),
     ({"sowing_date": "01/11/2023"}, "bad_date", "sowing_date"),
     ({"sowing_date": ""}, "missing_sowing_date", "sowing_date"),
@@ -214,6 +218,7 @@ def test_parquet_input_gives_the_same_valid_policies_and_rejects_as_csv(tmp_path
         "sowing_date": pa.array(pd.to_datetime(typed["sowing_date"]).dt.date, pa.date32()),
         "group_id": typed["group_id"], "actual_value": pa.nulls(len(typed), pa.int64()),
         "event_number": pa.nulls(len(typed), pa.int64()), "interruption_days": pa.nulls(len(typed), pa.int32()),
+        "daily_loss": pa.nulls(len(typed), pa.int64()), "event_date": pa.nulls(len(typed), pa.date32()),
     })
     pq_path = tmp_path / "p.parquet"
     pq.write_table(parquet, pq_path)

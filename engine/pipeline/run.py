@@ -239,6 +239,7 @@ def _run(config: RunConfig, out_dir: Path | None, *, strict: bool, scheduler: st
             streamed = stage is not None and "parquet" in config.output.formats
             money = steps.settle(valid, sources, rules, {c.id: c.terms for c in covers},
                                  payments_by=config.output.payments_by, season_id=season.id,
+                                 season_end=season.end,
                                  parquet_path=stage / "payouts.parquet" if streamed else None)
             index_table = steps.district_index(results)
         ledger = money.ledger

@@ -49,7 +49,13 @@ from panen.engine.maths.series import monthly_to_daily_equivalent
 from panen.engine.maths.zonal import build_weights, zonal_mean
 from panen.engine.pipeline.covers import Cover, IndexCover, NamedPerilCover
 from panen.engine.registry import get_reader
-from panen.engine.settlement.ledger import build_ledger, district_totals, payments, reconcile
+from panen.engine.settlement.ledger import (
+    ReconciliationError,
+    build_ledger,
+    district_totals,
+    payments,
+    reconcile,
+)
 from panen.engine.settlement.policies import Limits, ProductRules, validate_policies
 from panen.engine.settlement.rates import PolicyAmounts, RateTable
 
@@ -820,12 +826,23 @@ class Settlement:
 
 def settle(valid: pd.DataFrame, sources: Mapping[str, RateTable | PolicyAmounts], rules: Mapping[str, ProductRules],
            terms: Mapping[str, Any], *, payments_by: str, season_id: str,
-           parquet_path: Path | None = None) -> Settlement:
-    """Every cover through one path: ledger → terms → rounding → totals (reconciled) → payments."""
-    ledger = build_ledger(valid, sources, rules, terms, parquet_path=parquet_path)
+           parquet_path: Path | None = None, season_end: Any = None) -> Settlement:
+    """Every cover through one path: ledger → terms → rounding → totals (reconciled) → payments.
+
+    ``season_end`` (a date) is an index cover's event date for a deductible limited to the
+    policy's first months, and the due date of the season's payments (instalments count
+    from it).
+    """
+    ledger = build_ledger(valid, sources, rules, terms, parquet_path=parquet_path, season_end=season_end)
     totals = district_totals(ledger)
     reconcile(ledger, totals)
-    return Settlement(ledger=ledger, totals=totals, payments=payments(ledger, by=payments_by, season_id=season_id))
+    schedule = {pid: t.instalments for pid, t in terms.items() if t is not None}
+    paid = payments(ledger, by=payments_by, season_id=season_id, instalments=schedule, due=season_end)
+    net = int(totals.loc[totals["level"] == "total", "net_payout"].sum())
+    if int(paid["amount"].sum()) != net:  # payments (instalments included) pay the ledger's net, to the rupiah
+        raise ReconciliationError(f"payments sum to Rp {int(paid['amount'].sum()):,}, the ledger's net payouts "
+                                  f"to Rp {net:,}")
+    return Settlement(ledger=ledger, totals=totals, payments=paid)
 
 
 def district_index(results: Mapping[str, xr.Dataset]) -> pd.DataFrame:

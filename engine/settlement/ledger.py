@@ -35,7 +35,7 @@ import hashlib
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -48,7 +48,7 @@ from panen.engine.infra.atomic import PARQUET_OPTIONS, BackgroundParquet
 from panen.engine.infra.arrowcols import dictionary_codes, string_buffers
 from panen.engine.settlement.policies import ProductRules
 from panen.engine.settlement.rates import POLICY_OUTCOMES, PolicyAmounts, RateTable
-from panen.engine.maths.terms import Terms, apply_terms, round_rupiah
+from panen.engine.maths.terms import Instalments, Terms, add_months, apply_terms, round_rupiah
 
 __all__ = [
     "LEDGER_COLUMNS",
@@ -348,13 +348,13 @@ def _optional_column(table: pa.Table, name: str,
     """Values (0 where null) and a present mask of an optional column, in ``perm`` order
     (input order if ``perm`` is None).
 
-    ``sowing_date`` as int32 days since 1970-01-01; every other column (money [Rp], counts)
-    as int64. ``None`` if the column is absent.
+    ``sowing_date`` and ``event_date`` as int32 days since 1970-01-01; every other column
+    (money [Rp], counts) as int64. ``None`` if the column is absent.
     """
     if name not in table.column_names:
         return None
     col = table[name]
-    if name == "sowing_date":
+    if name in ("sowing_date", "event_date"):
         col = pc.cast(col if pa.types.is_date32(col.type) else pc.cast(col, pa.date32()), pa.int32())
     else:
         col = pc.cast(col, pa.int64())
@@ -457,7 +457,7 @@ def _rates_for(rt: RateTable, districts: pa.Array, district_codes: np.ndarray,
 def build_ledger(policies: pd.DataFrame | pa.Table, rate_tables: Mapping[str, RateTable | PolicyAmounts],
                  products: Mapping[str, ProductRules],
                  terms: Mapping[str, Terms | None] | None = None, *,
-                 parquet_path: str | Path | None = None) -> pa.Table:
+                 parquet_path: str | Path | None = None, season_end: Any = None) -> pa.Table:
     """One ledger row per valid policy: rate → sum insured → gross → terms → net [Rp].
 
     Parameters
@@ -466,8 +466,8 @@ def build_ledger(policies: pd.DataFrame | pa.Table, rate_tables: Mapping[str, Ra
         Valid policies (the first table of :func:`~panen.engine.settlement.policies.validate_policies`):
         ``policy_id, farmer_id, district_id, product_id, area_ha`` [ha] and optionally
         ``sum_insured`` [Rp], ``sowing_date``, ``group_id``, ``actual_value`` [Rp],
-        ``event_number``, ``interruption_days`` [days] (the last three: term context).
-        Not modified.
+        ``event_number``, ``interruption_days`` [days], ``daily_loss`` [Rp/day],
+        ``event_date`` (the last five: term context). Not modified.
     rate_tables
         What each cover decided (``product_id`` →): the payout rates per district and cohort
         of an index cover (:class:`~panen.engine.settlement.rates.RateTable`), or the gross
@@ -482,6 +482,14 @@ def build_ledger(policies: pd.DataFrame | pa.Table, rate_tables: Mapping[str, Ra
         at a time while later rows are still being built (a writer thread; Arrow's encoder
         releases the GIL). The file is byte-identical to
         ``write_table_atomic(ledger, parquet_path)``; on any error nothing is left behind.
+    season_end
+        The season's last day (date). Term context for a deductible limited to the first
+        months of the policy (``first_months``): a policy of an **index** cover without an
+        ``event_date`` takes the season end as its event date — an index loss has no day
+        of its own; it is established when the season's window closes. A named-peril
+        policy without one has no event date (its terms then fail, naming it). The policy
+        start is the policy's cohort: the sowing date of a sowing-anchored cover, else the
+        season start.
 
     Returns
     -------
@@ -576,6 +584,8 @@ def build_ledger(policies: pd.DataFrame | pa.Table, rate_tables: Mapping[str, Ra
     # 3. money and text, one row group at a time, handed to the writer as each is ready
     inputs = _LedgerInputs(t, policy_id, perm, d_s, p_s, d_values, p_values, bounds, product_ids,
                            rate, withheld, cohort, products, terms, amounts, reason, reasons.values())
+    if season_end is not None:
+        inputs.season_end = int(np.datetime64(season_end, "D").astype(np.int64))
     step = int(PARQUET_OPTIONS["row_group_size"])
     starts = range(0, n, step) if n else [0]
     # Row groups are built in order by a thread pool (most of the time goes to Arrow's
@@ -698,8 +708,10 @@ class _LedgerInputs:
         self.area = pc.cast(t["area_ha"], pa.float64()).to_numpy(zero_copy_only=False)  # input order
         self.given_si = _optional_column(t, "sum_insured", None)
         # per-policy term context from the register: missing values are masked, never 0
-        self.context = {name: col for name in ("actual_value", "event_number", "interruption_days")
+        self.context = {name: col for name in ("actual_value", "event_number", "interruption_days", "daily_loss",
+                                               "event_date")
                         if (col := _optional_column(t, name, None)) is not None}
+        self.season_end: int | None = None  # days since 1970: an index cover's event date where none is given
         self.text = {"policy_id": policy_id, "farmer_id": _one_chunk(_as_strings(t["farmer_id"]))}
         if "group_id" in t.column_names:
             self.text["group_id"] = _one_chunk(_as_strings(t["group_id"]))
@@ -741,6 +753,12 @@ class _LedgerInputs:
             term, context = self.terms.get(pid), {"sum_insured": si}
             for name, (values, present) in self.context.items():  # null -> masked: missing, never 0
                 context[name] = np.ma.MaskedArray(values[perm[rel]], mask=~present[perm[rel]])
+            context["policy_start"] = self.cohort[rows]
+            if (cover is None and self.season_end is not None and term is not None
+                    and "event_date" in term.context_columns):  # an index loss is known when the season closes
+                given = context.get("event_date")
+                context["event_date"] = (np.full(hi - lo, self.season_end, np.int64) if given is None
+                                         else np.ma.filled(given.astype(np.int64), self.season_end))
             ids = (self.text["policy_id"].take(perm_arrow.slice(rel.start, rel.stop - rel.start))
                    if term is not None and term.context_columns else None)  # only to name policies in errors
             ded, nt = apply_terms(g, term, context=context, product=pid, policy_ids=ids)
@@ -923,7 +941,8 @@ def payment_id(season_id: str, product_id: str, payee_type: str, payee_id: str) 
 
 
 def payments(ledger: pa.Table | pd.DataFrame, *, by: Literal["farmer", "group"] = "farmer",
-             season_id: str) -> pd.DataFrame:
+             season_id: str, instalments: Mapping[str, Instalments | None] | None = None,
+             due: Any = None) -> pd.DataFrame:
     """Payable net amounts per payee (farmer, or farmer group), ready for a bank batch.
 
     Parameters
@@ -937,18 +956,30 @@ def payments(ledger: pa.Table | pd.DataFrame, *, by: Literal["farmer", "group"] 
         of one name are two payees, never one.
     season_id
         The season, part of every payment id.
+    instalments
+        ``product_id`` → :class:`~panen.engine.maths.terms.Instalments` (the product's
+        ``terms.instalments``; missing or ``None``: one payment).
+    due
+        The date the season's payments fall due (the season's end in a run): the due date
+        of a single payment and of a first instalment. ``None``: ``due_date`` is empty.
 
     Returns
     -------
     pandas.DataFrame
         ``payment_id, season_id, product_id, payee_type, payee_id, district_id, policies,
-        amount`` [Rp, int64]; one row per product and payee with a positive amount, sorted
-        by product, district (groups) and payee. ``district_id`` is the group's district
-        (empty for farmers). Per payee and product, ``amount`` is the sum of the payee's net
-        payouts to the rupiah. A payment id (:func:`payment_id`; for a group the payee key
-        is ``district_id/group_id``) identifies the payee's payment for the season and
-        product, not the amount: if a corrected rerun changes an amount, the id stays the
-        same and the batch must treat it as an adjustment, not a second payment.
+        instalment, due_date, amount`` [Rp, int64]; one row per product and payee with a
+        positive amount — one per instalment for a product paid in instalments — sorted
+        by product, district (groups), payee and instalment. ``district_id`` is the group's
+        district (empty for farmers). Per payee and product, ``amount`` (summed over the
+        instalments) is the sum of the payee's net payouts to the rupiah. A payment id
+        (:func:`payment_id`; for a group the payee key is ``district_id/group_id``)
+        identifies the payee's payment for the season and product, not the amount: if a
+        corrected rerun changes an amount, the id stays the same and the batch must treat
+        it as an adjustment, not a second payment. An instalment's id is that id with
+        ``/k`` appended (``/1`` … ``/6``), ``instalment`` is k and ``due_date`` (ISO) is
+        ``due`` plus ``(k − 1) × every_months`` calendar months; the rupiah left by an even
+        split (fewer than ``count``) is paid with the first instalment, and an instalment
+        of 0 (an amount below ``count`` rupiah) is not listed.
 
     Raises
     ------
@@ -982,7 +1013,7 @@ def payments(ledger: pa.Table | pd.DataFrame, *, by: Literal["farmer", "group"] 
     districts = grouped["district_id"].to_pylist()
     keys = payees if by == "farmer" else [f"{d}/{q}" for d, q in zip(districts, payees)]
     ids = [payment_id(season_id, p, by, q) for p, q in zip(products, keys)]  # one per payment
-    return pd.DataFrame({
+    frame = pd.DataFrame({
         "payment_id": pd.Series(ids, dtype="str"),
         "season_id": pd.Series([season_id] * len(ids), dtype="str"),
         "product_id": pd.Series(products, dtype="str"),
@@ -990,5 +1021,44 @@ def payments(ledger: pa.Table | pd.DataFrame, *, by: Literal["farmer", "group"] 
         "payee_id": pd.Series(payees, dtype="str"),
         "district_id": pd.Series(districts, dtype="str"),
         "policies": grouped["net_payout_count"].to_numpy().astype(np.int64),
+        "instalment": np.ones(len(ids), np.int64),
+        "due_date": pd.Series([_iso(due)] * len(ids), dtype="str"),
         "amount": grouped["net_payout_sum"].to_numpy().astype(np.int64),
     })
+    schedules = {p: i for p, i in (instalments or {}).items() if i is not None}
+    if not schedules:
+        return frame
+    return _in_instalments(frame, schedules, due)
+
+
+def _iso(day: Any) -> str:
+    return "" if day is None else str(np.datetime64(day, "D"))
+
+
+def _in_instalments(frame: pd.DataFrame, schedules: Mapping[str, Instalments], due: Any) -> pd.DataFrame:
+    """Split the payments of products paid in instalments: one row per instalment.
+
+    ``amount = q × count + r`` (``0 <= r < count``): the first instalment is ``q + r``,
+    the others ``q``, so every payee's instalments add up to the amount exactly.
+    """
+    count = frame["product_id"].map(lambda p: schedules[p].count if p in schedules else 1).to_numpy(np.int64)
+    every = frame["product_id"].map(lambda p: schedules[p].every_months if p in schedules else 0).to_numpy(np.int64)
+    rows = np.repeat(np.arange(len(frame)), count)
+    k = np.arange(len(rows)) - np.repeat(np.cumsum(count) - count, count) + 1  # 1..count within each payment
+    amount = frame["amount"].to_numpy(np.int64)
+    q, r = np.divmod(amount, count)
+    part = q[rows] + np.where(k == 1, r[rows], 0)
+    out = frame.iloc[rows].reset_index(drop=True)
+    split = count[rows] > 1
+    out["payment_id"] = np.where(split, out["payment_id"] + "/" + pd.Series(k).astype(str), out["payment_id"])
+    out["instalment"] = k.astype(np.int64)
+    if due is not None:
+        start = np.full(len(rows), np.datetime64(due, "D").astype(np.int64))
+        months = (k - 1) * every[rows]
+        days = add_months(start, months)
+        out["due_date"] = pd.Series(days.astype("datetime64[D]").astype(str), dtype="str")
+    out["amount"] = part.astype(np.int64)
+    out = out[part > 0].reset_index(drop=True)
+    if int(out["amount"].sum()) != int(amount.sum()):  # the one rule of this function; cannot happen
+        raise ReconciliationError("instalments do not add up to the payments they split")
+    return out

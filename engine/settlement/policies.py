@@ -28,10 +28,13 @@ Register columns (README, "Config reference")::
     sum_insured [Rp], sowing_date (ISO), group_id, actual_value [Rp]   optional
     event_number [1-based], interruption_days [days]                  optional
     no_claim_years [years, >= 0]                                      optional
+    daily_loss [Rp/day], event_date (ISO)                             optional
 
 ``event_number`` (which event of the policy year the assessed loss is, for a ``dynamic``
 deductible) and ``interruption_days`` (length of the interruption, for a ``time_excess``
-deductible) are the per-policy context of those term rules (:mod:`panen.engine.maths.terms`); a
+deductible), ``daily_loss`` (loss per day of the interruption, for a ``time_excess`` paid
+per day) and ``event_date`` (date of the loss event, for a deductible limited to the first
+months of the policy) are the per-policy context of those term rules (:mod:`panen.engine.maths.terms`); a
 product whose terms need one fails on the first policy without it, never pays it
 unreduced. ``no_claim_years`` (consecutive claim-free years before the period) earns the
 term sheet's no-claim discount on the premium (:mod:`panen.engine.maths.premium`); an
@@ -75,7 +78,7 @@ __all__ = [
 REQUIRED_COLUMNS = REGISTER_REQUIRED_COLUMNS
 OPTIONAL_COLUMNS = REGISTER_OPTIONAL_COLUMNS
 #: Optional whole-number columns carried as term context, with their lowest valid value.
-_COUNT_COLUMNS: dict[str, int] = {"event_number": 1, "interruption_days": 0, "no_claim_years": 0}
+_COUNT_COLUMNS: dict[str, int] = {"event_number": 1, "interruption_days": 0, "no_claim_years": 0, "daily_loss": 0}
 #: Read as dictionary arrays: a few hundred distinct values over millions of rows. (Farmer
 #: groups are too many — hundreds of thousands — for per-chunk dictionaries to pay off.)
 KEY_COLUMNS = REGISTER_KEY_COLUMNS
@@ -103,10 +106,12 @@ REASONS: dict[str, str] = {
                                       "(limits.max_sum_insured_per_ha)",
     "bad_event_number": "the event number is not a whole number >= 1",
     "bad_interruption_days": "the interruption length is not a whole number of days >= 0",
-    "bad_date": "a date the product reads (sowing date of a sowing-anchored product; cover_start, cover_end, "
-                "harvest_date of a named-peril cover) is not a date (or date and local time) in the file's format",
+    "bad_date": "a date the product reads (sowing date of a sowing-anchored product; the event date of a term "
+                "rule; cover_start, cover_end, harvest_date of a named-peril cover) is not a date (or date and "
+                "local time) in the file's format",
     "cover_end_before_start": "the policy's cover_end is before its cover_start",
     "bad_no_claim_years": "the number of claim-free years is not a whole number >= 0",
+    "bad_daily_loss": "the daily loss is not a whole number of rupiah >= 0",
     "missing_sowing_date": "the product is anchored on the sowing date but none is given",
     "sowing_date_outside_window": "the sowing date is outside the window the product can assess",
 }
@@ -531,6 +536,12 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str] |
     if harvest is not None:
         cover["harvest_date"] = harvest
 
+    event_date = None
+    if "event_date" in names:  # the loss event's date (term context): a bad one is rejected, an empty one absent
+        event_date, ed_missing, ed_bad = date_column(t["event_date"], "event_date", file, text_format)
+        flag(ed_bad, "bad_date", "event_date")
+        event_date = (event_date, ed_missing | ed_bad)
+
     rejected = reason != 0
     rejects = _rejects_frame(register, rejected, reason, column, col_names, counts, first_row,
                              (p_codes, p_values), products, policy_id, limits)
@@ -538,7 +549,7 @@ def validate_policies(register: PolicyRegister, *, district_ids: Iterable[str] |
         ~rejected, policy_id=policy_id, farmer_id=farmer_id, district=(d_codes, d_values),
         product=(p_codes, p_values), area=area, sum_insured=sum_insured,
         sowing=None if sowing is None else (sowing, sd_missing | sd_bad),
-        group=group, actual_value=actual_value, counts=counts_columns, instants=cover,
+        group=group, actual_value=actual_value, counts=counts_columns, instants=cover, event_date=event_date,
     )
     if len(valid) + len(rejects) != n:  # the one rule of this module; cannot happen
         raise RuntimeError(f"validate_policies lost rows: {len(valid)} + {len(rejects)} != {n}")
@@ -579,7 +590,8 @@ def _valid_frame(keep: np.ndarray, *, policy_id: pa.ChunkedArray, farmer_id: pa.
                  sowing: tuple[np.ndarray, np.ndarray] | None,
                  group: tuple[pa.ChunkedArray, np.ndarray] | None,
                  actual_value: np.ndarray | None, counts: Mapping[str, np.ndarray],
-                 instants: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None) -> pd.DataFrame:
+                 instants: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+                 event_date: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
     everything = bool(keep.all())
     keep_arrow = pa.array(keep)
 
@@ -622,6 +634,11 @@ def _valid_frame(keep: np.ndarray, *, policy_id: pa.ChunkedArray, farmer_id: pa.
         stamps = rows(secs).astype("datetime64[s]")
         stamps[rows(missing)] = np.datetime64("NaT")
         out[name] = stamps
+    if event_date is not None:
+        days, missing = event_date
+        dates = rows(days).astype("datetime64[D]")
+        dates[rows(missing)] = np.datetime64("NaT")
+        out["event_date"] = dates.astype("datetime64[s]")
     return pd.DataFrame(out, copy=False)
 
 
@@ -747,6 +764,7 @@ def _messages(reasons: pa.Array, columns: pa.Array, shown: pa.Array, text: dict[
                                        pc.fill_null(text.get("cover_start", pa.nulls(n, pa.string())), ""),
                                        "': the policy would cover nothing"),
         "bad_no_claim_years": join("no_claim_years must be a whole number of claim-free years >= 0, got ", quoted),
+        "bad_daily_loss": join("daily_loss must be a whole number of rupiah per day >= 0, got ", quoted),
         "missing_sowing_date": join("product ", product, " is anchored on the sowing date, but sowing_date is empty"),
         "sowing_date_outside_window": join("sowing_date ", quoted, " is outside the sowing window ",
                                            pc.fill_null(window, "?"), " of product ", product),

@@ -94,3 +94,29 @@ def test_every_step_only_reduces_and_the_steps_add_up(case):
     chain = [s.gross, s.after_average, s.after_deductible, s.after_limit, s.net]
     for before, after in zip(chain, chain[1:]):
         assert (after <= before).all() and (after >= 0).all()
+
+
+roundings = st.fixed_dictionaries({"unit": st.sampled_from([1, 100, 1000]),
+                                   "party": st.sampled_from(["insurer", "insured"])})
+
+
+@settings(max_examples=200, deadline=None)
+@given(case=cases(), rounding=roundings)
+def test_any_rounding_keeps_the_caps_and_down_never_pays_more_than_half_up_or_up(case, rounding):
+    """Whatever the rounding: a multiple of the unit, never above the gross, the limit or (to a
+    unit) the sum insured; and the insurer's net is monotone in the direction: rounding the
+    insurer's side down pays at most half-up, which pays at most up."""
+    gross, _, terms, context = case
+    sheet = (terms or Terms()).model_dump()
+    nets = {}
+    for mode in ("down", "half_up", "up"):
+        t = Terms.model_validate({**sheet, "rounding": {**rounding, "mode": mode}})
+        _, net = apply_terms(gross, t, context=context)
+        assert (net >= 0).all() and (net <= gross).all() and (net % rounding["unit"] == 0).all()
+        if t.limit is not None:
+            assert (net <= t.limit).all()
+        if rounding["unit"] > 1:
+            assert (net <= context["sum_insured"]).all()
+        nets[mode] = net
+    low, high = ("down", "up") if rounding["party"] == "insurer" else ("up", "down")
+    assert (nets[low] <= nets["half_up"]).all() and (nets["half_up"] <= nets[high]).all()
