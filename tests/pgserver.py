@@ -48,7 +48,7 @@ def _version(path: str) -> int:
 
 
 class PostgresServer:
-    """``start()``, then :attr:`url` names database ``panen``; :meth:`new_database` makes more; ``stop()``."""
+    """``start()``, then :attr:`url` names database ``panen``; :meth:`new_database` gives an empty one; ``stop()``."""
 
     def __init__(self) -> None:
         self.bin = bindir()
@@ -57,6 +57,7 @@ class PostgresServer:
         self.socket = self.root  # a short path: Unix socket names are limited to ~107 bytes
         self.as_root = os.geteuid() == 0
         self._count = 0
+        self._admin = None  # a connection to the maintenance database, for CREATE DATABASE
 
     def _run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         cmd = [str(self.bin / args[0]), *args[1:]]
@@ -65,6 +66,14 @@ class PostgresServer:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=self.root)
 
     def start(self) -> "PostgresServer":
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
         if self.as_root:
             if subprocess.run(["id", "-u", USER], capture_output=True).returncode != 0:
                 made = subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
@@ -85,27 +94,32 @@ class PostgresServer:
         if started.returncode != 0:
             log = (self.root / "log").read_text(errors="replace")[-500:] if (self.root / "log").exists() else ""
             raise Unavailable(f"PostgreSQL did not start: {(started.stderr or started.stdout).strip()[-300:]} {log}")
-        self.new_database("panen")
-        return self
-
-    def url_of(self, database: str) -> str:
-        return f"postgresql+psycopg://panen@/{database}?host={self.socket}"
+        made = self._run("createdb", "-h", str(self.socket), "-U", "panen", "panen")
+        if made.returncode != 0:
+            raise Unavailable(f"createdb failed: {made.stderr.strip()}")
 
     @property
     def url(self) -> str:
-        return self.url_of("panen")
+        """Database ``panen`` (its ``public`` schema)."""
+        return f"postgresql+psycopg://panen@/panen?host={self.socket}"
 
     def new_database(self, name: str | None = None) -> str:
-        """Create an empty database; its URL."""
+        """An empty database of its own, as a URL: a new schema of database ``panen`` that the
+        URL puts first on the search path (a schema costs nothing; a database a second)."""
+        if self._admin is None:
+            import psycopg
+
+            self._admin = psycopg.connect(host=str(self.socket), user="panen", dbname="panen", autocommit=True)
         if name is None:
             self._count += 1
             name = f"t{self._count}"
-        made = self._run("createdb", "-h", str(self.socket), "-U", "panen", name)
-        if made.returncode != 0:
-            raise Unavailable(f"createdb failed: {made.stderr.strip()}")
-        return self.url_of(name)
+        self._admin.execute(f'CREATE SCHEMA "{name}"')
+        return f"{self.url}&options=-csearch_path%3D{name}"
 
     def stop(self) -> None:
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None
         if self.data.exists():
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(self.root, ignore_errors=True)

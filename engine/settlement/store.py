@@ -158,7 +158,7 @@ payments_table = sa.Table(
     sa.CheckConstraint(_in("payee_type", PAYEE_TYPES), name="payee_type"),
     sa.CheckConstraint(_in("status", PAYMENT_STATUSES), name="status"),
 )
-sa.Index("ix_paymentspayee", payments_table.c.season_id, *(payments_table.c[k] for k in PAYEE_KEY))
+sa.Index("ix_payments_payee", payments_table.c.season_id, *(payments_table.c[k] for k in PAYEE_KEY))
 recoveries_table = sa.Table(
     "recoveries", metadata,
     sa.Column("recovery_id", sa.String(), primary_key=True),
@@ -180,7 +180,7 @@ recoveries_table = sa.Table(
     sa.CheckConstraint("(status = 'superseded' AND superseded_by IS NOT NULL)"
                        " OR (status <> 'superseded' AND superseded_by IS NULL)", name="superseded"),
 )
-sa.Index("ix_recoveriespayee", recoveries_table.c.season_id, *(recoveries_table.c[k] for k in PAYEE_KEY))
+sa.Index("ix_recoveries_payee", recoveries_table.c.season_id, *(recoveries_table.c[k] for k in PAYEE_KEY))
 
 
 # --------------------------------------------------------------------------- values passed around
@@ -285,64 +285,68 @@ def default_store_path(out_dir: str | os.PathLike) -> Path:
     return Path(os.path.abspath(os.fspath(out_dir))).parent / DEFAULT_FILE_NAME
 
 
-def _problem(message: str) -> StoreError:
-    return StoreError(Problem(message, key="settlement.url"))
+def _problem(message: str, key: str | None = None) -> StoreError:
+    return StoreError(Problem(message, key=key))
+
+
+def _url_problem(message: str) -> StoreError:
+    return _problem(message, key="settlement.url")
 
 
 def _check_sqlite_path(text: str) -> Path:
     if text in (":memory:", "") or text.startswith("file:"):
-        raise _problem(f"the settlement store must be a file that outlives the run, not {text or 'an empty path'!r}: "
+        raise _url_problem(f"the settlement store must be a file that outlives the run, not {text or 'an empty path'!r}: "
                        f"name a file path, e.g. sqlite:///out/{DEFAULT_FILE_NAME}")
     path = Path(text)
     if path.is_dir():
-        raise _problem(f"{path} is a folder; the SQLite settlement store is a file (e.g. {path / DEFAULT_FILE_NAME})")
+        raise _url_problem(f"{path} is a folder; the SQLite settlement store is a file (e.g. {path / DEFAULT_FILE_NAME})")
     if not path.parent.is_dir():
-        raise _problem(f"the folder of the settlement store {path} does not exist ({path.parent}); create it first")
+        raise _url_problem(f"the folder of the settlement store {path} does not exist ({path.parent}); create it first")
     if path.exists():
         if not path.is_file():
-            raise _problem(f"{path} is not a regular file; the SQLite settlement store is a file")
+            raise _url_problem(f"{path} is not a regular file; the SQLite settlement store is a file")
         try:
             with open(path, "rb") as f:
                 head = f.read(16)
         except OSError as exc:
-            raise _problem(f"cannot read the settlement store {path}: {exc.strerror}") from None
+            raise _url_problem(f"cannot read the settlement store {path}: {exc.strerror}") from None
         if head and head != _SQLITE_MAGIC:
-            raise _problem(f"{path} is not an SQLite database, so not a panen settlement store; name another file")
+            raise _url_problem(f"{path} is not an SQLite database, so not a panen settlement store; name another file")
     return path
 
 
 def _engine_url(url: str | os.PathLike) -> sa.URL:
     """The SQLAlchemy URL of a store, or :class:`StoreError` for one panen cannot or must not use."""
     if url is None:
-        raise _problem("no settlement store named: give a file path or a database URL")
+        raise _url_problem("no settlement store named: give a file path or a database URL")
     text = os.fspath(url)
     if not isinstance(text, str):
-        raise _problem(f"the settlement store must be named by text, not {type(url).__name__}")
+        raise _url_problem(f"the settlement store must be named by text, not {type(url).__name__}")
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
-        raise _problem("the settlement store's path or URL holds a control character")
+        raise _url_problem("the settlement store's path or URL holds a control character")
     if not text.strip():
-        raise _problem("the settlement store's path or URL is empty (an unset variable?)")
+        raise _url_problem("the settlement store's path or URL is empty (an unset variable?)")
     if "://" not in text:  # a plain file path: the embedded SQLite store
         path = _check_sqlite_path(text)
         return sa.URL.create("sqlite+pysqlite", database=str(path))
     try:
         u = sa.make_url(text)
     except (sa.exc.ArgumentError, ValueError) as exc:
-        raise _problem(f"not a database URL: {exc}") from None
+        raise _url_problem(f"not a database URL: {exc}") from None
     backend, driver = u.get_backend_name(), u.get_driver_name()
     shown = u.render_as_string(hide_password=True)
     if backend == "sqlite":
         if driver not in ("pysqlite", "") or u.query:
-            raise _problem(f"{shown}: an SQLite store is named sqlite:///PATH, without options or another driver")
+            raise _url_problem(f"{shown}: an SQLite store is named sqlite:///PATH, without options or another driver")
         path = _check_sqlite_path(u.database or "")
         return sa.URL.create("sqlite+pysqlite", database=str(path))
     if backend == "postgresql":
         if u.drivername not in ("postgresql", "postgresql+psycopg"):
-            raise _problem(f"{shown}: panen reaches PostgreSQL through psycopg 3: write postgresql+psycopg://...")
+            raise _url_problem(f"{shown}: panen reaches PostgreSQL through psycopg 3: write postgresql+psycopg://...")
         if not u.database:
-            raise _problem(f"{shown}: name the database, e.g. postgresql+psycopg://USER@HOST/panen")
+            raise _url_problem(f"{shown}: name the database, e.g. postgresql+psycopg://USER@HOST/panen")
         return u.set(drivername="postgresql+psycopg")
-    raise _problem(f"{shown}: unsupported database {backend!r}; the settlement store runs on SQLite "
+    raise _url_problem(f"{shown}: unsupported database {backend!r}; the settlement store runs on SQLite "
                    f"(a file path or sqlite:///PATH) or PostgreSQL (postgresql+psycopg://USER@HOST/DATABASE)")
 
 
@@ -405,7 +409,7 @@ def open_store(url: str | os.PathLike, *, upgrade: bool = False) -> "SettlementS
     except sa.exc.OperationalError as exc:
         engine.dispose()
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
-        raise _problem(f"cannot open the settlement store {shown}: {reason}") from None
+        raise _url_problem(f"cannot open the settlement store {shown}: {reason}") from None
     except BaseException:
         engine.dispose()
         raise
@@ -815,9 +819,10 @@ class SettlementStore:
             or a batch id already recorded with other content.
         """
         pay = self._checked_rows(payments, batch, "payment_id", "payments")
-        rec = self._checked_rows(recoveries if recoveries is not None else
-                                 pd.DataFrame(columns=["recovery_id", *PAYEE_KEY, "amount"]),
-                                 batch, "recovery_id", "recoveries")
+        if recoveries is None:
+            recoveries = pd.DataFrame({"recovery_id": pd.Series([], dtype="str"), **_EMPTY_KEYS,
+                                       "amount": pd.Series([], dtype="int64")})
+        rec = self._checked_rows(recoveries, batch, "recovery_id", "recoveries")
         if "reissue_of" in payments.columns:
             pay["reissue_of"] = [None if pd.isna(v) else str(v) for v in payments["reissue_of"]]
         else:
