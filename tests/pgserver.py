@@ -82,7 +82,7 @@ class PostgresServer:
                     raise Unavailable(f"cannot create the user {USER} to run PostgreSQL as: {made.stderr.strip()}")
             if not shutil.which("runuser"):
                 raise Unavailable("running as root without runuser: cannot start PostgreSQL as another user")
-            shutil.chown(self.root, USER, USER)
+            shutil.chown(self.root, USER)
         os.chmod(self.root, 0o755)
         init = self._run("initdb", "-D", str(self.data), "-U", "panen", "-A", "trust", "-E", "UTF8",
                          "--no-sync", "--locale=C")
