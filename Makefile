@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/ledger.py
 	$(PY) benchmarks/backtest.py
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/store.py
 
 clean:
 	rm -rf out demo_data .pytest_cache

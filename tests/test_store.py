@@ -351,6 +351,11 @@ def test_recording_a_batch_twice_before_commit_records_it_once(store, tmp_path):
     assert not store.record_pending(batch, d.top_ups, d.recoveries).new
     with pytest.raises(StoreError, match="already recorded with other payments"):
         store.record_pending(batch, d.top_ups.assign(amount=[99]), d.recoveries)
+    elsewhere = d.batch(run_id="r", created_at="t", inputs={}, out_dir=tmp_path / "other")
+    with pytest.raises(StoreConflict, match="being published by another run into"):
+        store.record_pending(elsewhere, d.top_ups, d.recoveries)  # the same batch, while the first run publishes
+    store.commit(d.batch_id)
+    assert not store.record_pending(elsewhere, d.top_ups, d.recoveries).new  # once published: the same batch
     assert store.batches(SEASON)["paid"].tolist() == [100]
 
 

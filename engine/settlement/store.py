@@ -867,12 +867,19 @@ class SettlementStore:
             _canonical(rec.drop(columns="recovery_id"), [*PAYEE_KEY, "amount"])]))
         with self._writing() as conn:
             revision = self._lock_season(conn, batch.season_id)
-            existing = conn.execute(sa.select(batches_table.c.content_sha256, batches_table.c.state)
+            existing = conn.execute(sa.select(batches_table.c.content_sha256, batches_table.c.state,
+                                              batches_table.c.out_dir)
                                     .where(batches_table.c.batch_id == batch.batch_id)).first()
             if existing is not None:
                 if existing.content_sha256 != content:
                     raise _problem(f"batch {batch.batch_id} is already recorded with other payments; a batch's "
                                    f"content never changes")
+                if existing.state == "pending" and existing.out_dir != str(batch.out_dir):
+                    # another run is publishing this very batch; if it fails it rolls the batch back, and a
+                    # second folder holding it would then hold payments the store does not know
+                    raise StoreConflict(Problem(
+                        f"batch {batch.batch_id} is being published by another run into {existing.out_dir}; "
+                        f"run again once it has finished", key="settlement"))
                 return Recorded(batch.batch_id, new=False, state=existing.state,
                                 notes=[f"batch {batch.batch_id} was already recorded ({existing.state}): "
                                        f"nothing paid twice"])
