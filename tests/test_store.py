@@ -301,6 +301,8 @@ def test_a_later_batch_restates_open_recoveries(store, tmp_path):
 @pytest.mark.parametrize("table, message", [
     (due([("rain", "A", 1)]).assign(amount=[100.0]), "integer rupiah, got float64"),
     (due([("rain", "A", -5)]), "zero or more"),
+    (due([("rain", "A", 1)]).assign(amount=pd.Series([2**63], dtype="uint64")), "does not fit a 64-bit"),
+    (due([("rain", "A", 1)]).assign(amount=pd.Series([1], dtype="Int64").where([False])), "missing"),
     (due([("rain", "A", 1), ("rain", "A", 2)]), "listed twice"),
     (due([("rain", "A", 1)]).assign(payee_type="household"), "payee_type must be one of"),
     (due([("rain", "A", 1)], "group"), "district_id is empty for a group"),

@@ -482,6 +482,9 @@ def _check_amounts(values: pd.Series, what: str, *, positive: bool) -> np.ndarra
         raise _problem(f"{what}: amounts must be integer rupiah, got {values.dtype} (never floating point)")
     if values.isna().any():
         raise _problem(f"{what}: {int(values.isna().sum())} amount(s) missing")
+    if pd.api.types.is_unsigned_integer_dtype(values.dtype) and len(values) and \
+            int(values.max()) > np.iinfo(np.int64).max:
+        raise _problem(f"{what}: an amount of {int(values.max())} does not fit a 64-bit rupiah amount (BIGINT)")
     amounts = values.to_numpy(dtype=np.int64)
     bad = amounts <= 0 if positive else amounts < 0
     if bad.any():
