@@ -68,10 +68,11 @@ def main() -> None:
         path = Path(tmp) / "panen-settlement.sqlite"
         print(f"SQLite ({path}):")
         run(str(path), args.n, Path(tmp))
-        size = sum(os.path.getsize(p) for p in Path(tmp).glob("panen-settlement.sqlite*"))
+        size = os.path.getsize(path)
+        wal = sum(os.path.getsize(p) for p in Path(tmp).glob("panen-settlement.sqlite-*"))
         rows = args.n + args.n // 100 // 2
         print(f"  store size {size / 2**20:,.1f} MiB for {rows:,} payment rows ({size / rows:,.0f} bytes a row, "
-              f"indexes and the write-ahead log included)")
+              f"indexes included; write-ahead log and its index {wal / 2**20:,.1f} MiB)")
         if args.postgresql:
             print("PostgreSQL:")
             run(args.postgresql, args.n, Path(tmp))
