@@ -363,6 +363,7 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
         cur.execute("PRAGMA foreign_keys = ON")
         cur.execute("PRAGMA journal_mode = WAL")  # readers never block the writer, nor it them
         cur.execute("PRAGMA synchronous = FULL")  # a committed batch survives a power cut
+        cur.execute("PRAGMA cache_size = -131072")  # 128 MiB of pages at most: a batch of a million rows stays in memory
         cur.close()
 
     @sa.event.listens_for(engine, "begin")
