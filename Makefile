@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test install bench clean chromium
+.PHONY: demo test install bench clean chromium postgresql
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/panen demo --out out/demo --force
 
-test: $(STAMP) chromium
+test: $(STAMP) chromium postgresql
 	$(PY) -m pytest -q
 
 # The report test renders report.html in headless Chromium; install Debian's package when
@@ -29,11 +29,20 @@ chromium:
 	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || echo "chromium not installed: the report rendering test will be skipped"; }
 
+# The settlement store's tests start a throwaway PostgreSQL server (tests/pgserver.py); install
+# Debian's package when we can (root with apt-get), otherwise those tests are skipped.
+postgresql:
+	@{ command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; } || { [ "$$(id -u)" = 0 ] \
+	  && command -v apt-get >/dev/null 2>&1 \
+	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+	  || echo "postgresql not installed: the settlement store's PostgreSQL tests will be skipped"; }
+
 bench: $(STAMP)
 	$(PY) benchmarks/zonal.py
 	$(PY) benchmarks/ledger.py
 	$(PY) benchmarks/backtest.py
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/store.py
 
 clean:
 	rm -rf out demo_data .pytest_cache

@@ -109,3 +109,13 @@ class DataQualityError(_ProblemsError):
 
 class PluginError(PanenError):
     """A trigger plugin could not be found or is broken."""
+
+
+class StoreError(_ProblemsError):
+    """The settlement store cannot be opened or used as asked: a bad URL or path, a database
+    that is not a panen store or was written by a newer panen, a batch that contradicts it."""
+
+
+class StoreConflict(StoreError):
+    """Another process recorded a batch for the season after this batch's difference was
+    computed: compute the difference again (nothing was recorded)."""

@@ -1,4 +1,5 @@
-"""Shared fixtures: the real public data beside the project, skipping cleanly when absent."""
+"""Shared fixtures: the real public data beside the project, skipping cleanly when absent; a
+throwaway PostgreSQL server (skipped where it cannot start)."""
 
 from __future__ import annotations
 
@@ -25,3 +26,17 @@ def shared_file(*parts: str) -> Path:
     if not p.exists():
         pytest.skip(f"real data file {p} is absent")
     return p
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL server for the session (``tests/pgserver.py``); skipped where
+    PostgreSQL is not installed or cannot start."""
+    from pgserver import PostgresServer, Unavailable
+
+    try:
+        server = PostgresServer().start()
+    except Unavailable as exc:
+        pytest.skip(f"no PostgreSQL server: {exc}")
+    yield server
+    server.stop()

@@ -1,0 +1,1071 @@
+"""The settlement store: what every published batch of a season paid, kept in a database.
+
+A season is settled in several batches — on account during the season, a final
+settlement, corrections after a rainfall product update or a register fix (PMFBY's
+revised operational guidelines, para 21: on-account payments on mid-season adversity are
+"adjusted at final settlement"). Each batch pays only the difference between what a payee
+is now due and what the store says was already paid; an overpayment is never a negative
+payment but a *recovery* for a person to decide.
+
+The database is reached through SQLAlchemy Core: an embedded SQLite file by default (no
+server to start), or a PostgreSQL database by URL for an insurer's shared store. The
+schema is versioned with Alembic; the migration scripts are in ``migrations/`` beside this
+module and run programmatically when a store is opened (:func:`open_store`).
+
+Tables (money is integer rupiah, ``BIGINT``, everywhere; never floating point):
+
+``seasons``
+    ``season_id``, ``revision`` — a counter raised by every recorded or rolled-back
+    batch of the season; a difference remembers the revision it was computed at.
+``batches``
+    ``batch_id``, ``season_id``, ``sequence`` (1, 2, ... within the season), ``kind``
+    (``on_account | final | correction``), ``state`` (``pending``: recorded before its
+    output is published; ``committed``: published), ``status`` (the payment life cycle
+    ``draft → approved → exported → confirmed``; a pending batch is a draft), ``run_id``,
+    ``created_at`` (as the caller gives it: nothing here reads the clock, so reruns are
+    byte-identical), ``inputs`` (the inputs' hashes, JSON text), ``products`` (the
+    products the batch settles, JSON text), ``corrects`` (the batch it corrects),
+    ``out_dir`` (its output folder), ``content_sha256``.
+``payments``
+    ``payment_id`` (unique), ``batch_id``, ``season_id``, the payee key — ``product_id``,
+    ``payee_type`` (``policy | farmer | group``, as ``paymentsby`` says), ``district_id``
+    (a group is a group *within its district*; empty for farmers and policies),
+    ``payee_id`` — ``amount`` [Rp, > 0], ``status`` (``issued | failed | reissued |
+    confirmed``), ``reissue_of`` (the failed payment it replaces).
+``recoveries``
+    ``recovery_id``, ``batch_id``, ``season_id``, the payee key, ``amount`` owed back
+    [Rp, > 0], ``status`` (``open | decided | superseded``), ``recovered`` [Rp] (what a
+    person decided came back; the rest is waived), ``superseded_by`` (the later batch
+    that restated the payee's overpayment).
+
+Publishing a batch is crash safe (the next run recovers):
+
+1. :meth:`SettlementStore.difference` — what each payee is still owed, at the season's
+   current revision;
+2. :meth:`SettlementStore.record_pending` — the batch and its payments, recorded as
+   ``pending`` (refused with :class:`~panen.engine.errors.StoreConflict` if another
+   process recorded a batch of the season since step 1: two processes never both pay);
+3. the output folder is published (its ``manifest.json`` names the batch:
+   ``{"settlement": {"batch_id": ...}}``, :func:`published_batch_id`);
+4. :meth:`SettlementStore.commit`.
+
+A run killed between 2 and 4 leaves a pending batch; :meth:`SettlementStore.recover`
+resolves it against its output folder: committed if the folder holds that batch, else
+rolled back (deleted, as if never recorded). What counts as paid (:meth:`owed`):
+payments of pending and committed batches that are ``issued``, ``failed`` (a failed
+payment is re-issued by the export workflow, never paid again by a difference) or
+``confirmed`` — not ``reissued`` ones, whose replacement counts — less what decided
+recoveries brought back.
+
+Migrations: a new database is created at the newest schema. A database whose schema is
+*newer* than this panen is refused (:class:`~panen.engine.errors.StoreError`: upgrade
+panen). An *older* one is refused unless ``open_store(url, upgrade=True)``: an upgrade is
+one-way, and every other panen install sharing the store must then be upgraded too, so it
+is done on purpose, never as a side effect of a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from panen.engine.errors import InputError, Problem, StoreConflict, StoreError
+from panen.engine.infra import outdir
+
+__all__ = ["BATCH_KINDS", "BATCH_STATUSES", "PAYEE_TYPES", "PAYEE_KEY", "Batch", "Difference", "Recorded",
+           "SettlementStore", "default_store_path", "metadata", "open_store", "published_batch_id"]
+
+BATCH_KINDS = ("on_account", "final", "correction")
+BATCH_STATES = ("pending", "committed")
+BATCH_STATUSES = ("draft", "approved", "exported", "confirmed")
+PAYEE_TYPES = ("policy", "farmer", "group")
+PAYMENT_STATUSES = ("issued", "failed", "reissued", "confirmed")
+RECOVERY_STATUSES = ("open", "decided", "superseded")
+#: Payment statuses that count as paid (a failed payment is re-issued by the export, never by a difference).
+PAID_STATUSES = ("issued", "failed", "confirmed")
+#: The columns that name a payee (one payee per product: payments are per product and payee).
+PAYEE_KEY = ["product_id", "payee_type", "district_id", "payee_id"]
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+VERSION_TABLE = "panen_settlement_version"
+DEFAULT_FILE_NAME = "panen-settlement.sqlite"
+_OPEN_LOCK = 0x70616E656E  # b"panen": PostgreSQL advisory lock held while a store is created or upgraded
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+# --------------------------------------------------------------------------- schema
+metadata = sa.MetaData(naming_convention={
+    "pk": "pk_%(table_name)s", "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s", "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s"})
+
+
+def _in(column: str, values: Iterable[str]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+seasons_table = sa.Table(
+    "seasons", metadata,
+    sa.Column("season_id", sa.String(), primary_key=True),
+    sa.Column("revision", sa.BigInteger(), nullable=False),
+)
+batches_table = sa.Table(
+    "batches", metadata,
+    sa.Column("batch_id", sa.String(), primary_key=True),
+    sa.Column("season_id", sa.String(), sa.ForeignKey("seasons.season_id"), nullable=False),
+    sa.Column("sequence", sa.BigInteger(), nullable=False),
+    sa.Column("kind", sa.String(), nullable=False),
+    sa.Column("state", sa.String(), nullable=False, index=True),
+    sa.Column("status", sa.String(), nullable=False),
+    sa.Column("run_id", sa.String(), nullable=False),
+    sa.Column("created_at", sa.String(), nullable=False),
+    sa.Column("inputs", sa.Text(), nullable=False),
+    sa.Column("products", sa.Text(), nullable=False),
+    sa.Column("corrects", sa.String(), sa.ForeignKey("batches.batch_id"), nullable=True),
+    sa.Column("out_dir", sa.Text(), nullable=False),
+    sa.Column("content_sha256", sa.String(), nullable=False),
+    sa.CheckConstraint(_in("kind", BATCH_KINDS), name="kind"),
+    sa.CheckConstraint(_in("state", BATCH_STATES), name="state"),
+    sa.CheckConstraint(_in("status", BATCH_STATUSES), name="status"),
+    sa.CheckConstraint("state = 'committed' OR status = 'draft'", name="pending_is_draft"),
+    sa.CheckConstraint("kind <> 'correction' OR corrects IS NOT NULL", name="correction_names_batch"),
+    sa.UniqueConstraint("season_id", "sequence"),
+)
+payments_table = sa.Table(
+    "payments", metadata,
+    sa.Column("payment_id", sa.String(), primary_key=True),
+    sa.Column("batch_id", sa.String(), sa.ForeignKey("batches.batch_id"), nullable=False, index=True),
+    sa.Column("season_id", sa.String(), nullable=False),
+    sa.Column("product_id", sa.String(), nullable=False),
+    sa.Column("payee_type", sa.String(), nullable=False),
+    sa.Column("district_id", sa.String(), nullable=False),
+    sa.Column("payee_id", sa.String(), nullable=False),
+    sa.Column("amount", sa.BigInteger(), nullable=False),
+    sa.Column("status", sa.String(), nullable=False),
+    sa.Column("reissue_of", sa.String(), sa.ForeignKey("payments.payment_id"), nullable=True),
+    sa.CheckConstraint("amount > 0", name="amount_positive"),
+    sa.CheckConstraint(_in("payee_type", PAYEE_TYPES), name="payee_type"),
+    sa.CheckConstraint(_in("status", PAYMENT_STATUSES), name="status"),
+)
+sa.Index("ix_payments_payee", payments_table.c.season_id, *(payments_table.c[k] for k in PAYEE_KEY))
+recoveries_table = sa.Table(
+    "recoveries", metadata,
+    sa.Column("recovery_id", sa.String(), primary_key=True),
+    sa.Column("batch_id", sa.String(), sa.ForeignKey("batches.batch_id"), nullable=False, index=True),
+    sa.Column("season_id", sa.String(), nullable=False),
+    sa.Column("product_id", sa.String(), nullable=False),
+    sa.Column("payee_type", sa.String(), nullable=False),
+    sa.Column("district_id", sa.String(), nullable=False),
+    sa.Column("payee_id", sa.String(), nullable=False),
+    sa.Column("amount", sa.BigInteger(), nullable=False),
+    sa.Column("status", sa.String(), nullable=False),
+    sa.Column("recovered", sa.BigInteger(), nullable=True),
+    sa.Column("superseded_by", sa.String(), sa.ForeignKey("batches.batch_id"), nullable=True),
+    sa.CheckConstraint("amount > 0", name="amount_positive"),
+    sa.CheckConstraint(_in("payee_type", PAYEE_TYPES), name="payee_type"),
+    sa.CheckConstraint(_in("status", RECOVERY_STATUSES), name="status"),
+    sa.CheckConstraint("(status = 'decided' AND recovered IS NOT NULL AND recovered >= 0 AND recovered <= amount)"
+                       " OR (status <> 'decided' AND recovered IS NULL)", name="decided"),
+    sa.CheckConstraint("(status = 'superseded' AND superseded_by IS NOT NULL)"
+                       " OR (status <> 'superseded' AND superseded_by IS NULL)", name="superseded"),
+)
+sa.Index("ix_recoveries_payee", recoveries_table.c.season_id, *(recoveries_table.c[k] for k in PAYEE_KEY))
+
+
+# --------------------------------------------------------------------------- values passed around
+@dataclass(frozen=True)
+class Batch:
+    """One batch as recorded: what a run publishes, and what it was computed against.
+
+    Parameters
+    ----------
+    batch_id, season_id, kind
+        As :meth:`SettlementStore.difference` computed them (:meth:`Difference.batch`).
+    run_id
+        The run that publishes the batch (``manifest.json``'s ``run_id``).
+    created_at
+        When the batch was made, as the caller says (ISO 8601 text); never the store's clock.
+    inputs
+        The inputs' hashes, ``{name: sha256}``, stored as JSON text.
+    out_dir
+        The output folder the batch is published into (absolute path).
+    corrects
+        The batch this one corrects, or ``None``.
+    products
+        The products the batch settles (its scope).
+    basis
+        The season's revision the difference was computed at.
+    """
+
+    batch_id: str
+    season_id: str
+    kind: str
+    run_id: str
+    created_at: str
+    inputs: Mapping[str, str]
+    out_dir: str
+    corrects: str | None = None
+    products: tuple[str, ...] = ()
+    basis: int = 0
+
+
+@dataclass(frozen=True)
+class Difference:
+    """What a new batch of a season pays and lists for recovery (:meth:`SettlementStore.difference`).
+
+    Attributes
+    ----------
+    batch_id
+        16 hex digits naming the batch: SHA-256 of the season, kind, batch corrected,
+        products and the due amounts. The same due amounts for the same season, kind and
+        corrected batch are the same batch.
+    top_ups
+        ``payment_id, season_id, product_id, payee_type, district_id, payee_id, amount,
+        due, paid`` [Rp, int64]: one payment per payee still owed something (``amount =
+        due − paid > 0``); ``payment_id`` is ``BATCH-PAYEE`` (the batch id and 16 hex
+        digits of the payee key's SHA-256), new for every batch.
+    recoveries
+        ``recovery_id, season_id, product_id, payee_type, district_id, payee_id, amount,
+        due, paid`` [Rp, int64]: payees paid more than due (``amount = paid − due −
+        waived > 0``); never a negative payment.
+    basis
+        The season's revision the difference was computed at.
+    recorded
+        The batch is already in the store (the same batch published again): ``top_ups``
+        and ``recoveries`` are what it recorded, and recording it again changes nothing.
+    """
+
+    batch_id: str
+    season_id: str
+    kind: str
+    corrects: str | None
+    products: tuple[str, ...]
+    top_ups: pd.DataFrame
+    recoveries: pd.DataFrame
+    basis: int
+    recorded: bool = False
+
+    def batch(self, *, run_id: str, created_at: str, inputs: Mapping[str, str], out_dir: str | os.PathLike) -> Batch:
+        """The :class:`Batch` to record for this difference."""
+        return Batch(batch_id=self.batch_id, season_id=self.season_id, kind=self.kind, run_id=run_id,
+                     created_at=created_at, inputs=dict(inputs), out_dir=str(Path(out_dir).absolute()),
+                     corrects=self.corrects, products=self.products, basis=self.basis)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """The outcome of :meth:`SettlementStore.record_pending`: ``new`` is False when the same
+    batch (same id and content) was already recorded, and nothing changed."""
+
+    batch_id: str
+    new: bool
+    state: str
+    notes: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- opening
+def default_store_path(out_dir: str | os.PathLike) -> Path:
+    """The embedded store of a run into ``out_dir``: ``panen-settlement.sqlite`` in its parent folder.
+
+    Beside the output folders, not inside one: ``--force`` replaces an output folder, never
+    the record of what was paid, and every run whose output folders share a parent shares
+    the store.
+    """
+    return Path(os.path.abspath(os.fspath(out_dir))).parent / DEFAULT_FILE_NAME
+
+
+def _problem(message: str, key: str | None = None) -> StoreError:
+    return StoreError(Problem(message, key=key))
+
+
+def _url_problem(message: str) -> StoreError:
+    return _problem(message, key="settlement.url")
+
+
+def _check_sqlite_path(text: str) -> Path:
+    if text in (":memory:", "") or text.startswith("file:"):
+        raise _url_problem(f"the settlement store must be a file that outlives the run, not {text or 'an empty path'!r}: "
+                       f"name a file path, e.g. sqlite:///out/{DEFAULT_FILE_NAME}")
+    path = Path(text)
+    if path.is_dir():
+        raise _url_problem(f"{path} is a folder; the SQLite settlement store is a file (e.g. {path / DEFAULT_FILE_NAME})")
+    if not path.parent.is_dir():
+        raise _url_problem(f"the folder of the settlement store {path} does not exist ({path.parent}); create it first")
+    if path.exists():
+        if not path.is_file():
+            raise _url_problem(f"{path} is not a regular file; the SQLite settlement store is a file")
+        try:
+            with open(path, "rb") as f:
+                head = f.read(16)
+        except OSError as exc:
+            raise _url_problem(f"cannot read the settlement store {path}: {exc.strerror}") from None
+        if head and head != _SQLITE_MAGIC:
+            raise _url_problem(f"{path} is not an SQLite database, so not a panen settlement store; name another file")
+    return path
+
+
+def _engine_url(url: str | os.PathLike) -> sa.URL:
+    """The SQLAlchemy URL of a store, or :class:`StoreError` for one panen cannot or must not use."""
+    if url is None:
+        raise _url_problem("no settlement store named: give a file path or a database URL")
+    text = os.fspath(url)
+    if not isinstance(text, str):
+        raise _url_problem(f"the settlement store must be named by text, not {type(url).__name__}")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        raise _url_problem("the settlement store's path or URL holds a control character")
+    if not text.strip():
+        raise _url_problem("the settlement store's path or URL is empty (an unset variable?)")
+    if "://" not in text:  # a plain file path: the embedded SQLite store
+        path = _check_sqlite_path(text)
+        return sa.URL.create("sqlite+pysqlite", database=str(path))
+    try:
+        u = sa.make_url(text)
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        raise _url_problem(f"not a database URL: {exc}") from None
+    backend, driver = u.get_backend_name(), u.get_driver_name()
+    shown = u.render_as_string(hide_password=True)
+    if backend == "sqlite":
+        if driver not in ("pysqlite", "") or u.query:
+            raise _url_problem(f"{shown}: an SQLite store is named sqlite:///PATH, without options or another driver")
+        path = _check_sqlite_path(u.database or "")
+        return sa.URL.create("sqlite+pysqlite", database=str(path))
+    if backend == "postgresql":
+        if u.drivername not in ("postgresql", "postgresql+psycopg"):
+            raise _url_problem(f"{shown}: panen reaches PostgreSQL through psycopg 3: write postgresql+psycopg://...")
+        if not u.database:
+            raise _url_problem(f"{shown}: name the database, e.g. postgresql+psycopg://USER@HOST/panen")
+        return u.set(drivername="postgresql+psycopg")
+    raise _url_problem(f"{shown}: unsupported database {backend!r}; the settlement store runs on SQLite "
+                   f"(a file path or sqlite:///PATH) or PostgreSQL (postgresql+psycopg://USER@HOST/DATABASE)")
+
+
+def _sqlite_engine(url: sa.URL) -> sa.Engine:
+    path = Path(url.database)
+    if not path.exists():  # created private: the store names farmers and what they were paid
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    engine = sa.create_engine(url, connect_args={"timeout": 60}, hide_parameters=True)
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # pragma: no cover - exercised through every query
+        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
+        cur = dbapi_connection.cursor()
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.execute("PRAGMA journal_mode = WAL")  # readers never block the writer, nor it them
+        cur.execute("PRAGMA synchronous = FULL")  # a committed batch survives a power cut
+        cur.execute("PRAGMA cache_size = -131072")  # 128 MiB of pages at most: a batch of a million rows stays in memory
+        cur.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn):  # pragma: no cover - exercised through every transaction
+        # A write transaction takes the database's write lock up front (BEGIN IMMEDIATE), so two
+        # writers queue instead of both reading and then failing to upgrade their locks.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("panen_write") else "BEGIN")
+
+    return engine
+
+
+def open_store(url: str | os.PathLike, *, upgrade: bool = False) -> "SettlementStore":
+    """Open (creating it if new) the settlement store at ``url``.
+
+    Parameters
+    ----------
+    url
+        A file path (the embedded SQLite store; its folder must exist), ``sqlite:///PATH``,
+        or ``postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE`` (``postgresql://`` is
+        read as psycopg; a Unix socket is ``...@/DATABASE?host=/run/postgresql``).
+    upgrade
+        Migrate a store written by an older panen to this panen's schema. Without it such a
+        store is refused: an upgrade is one-way and other panen installs sharing the store
+        must be upgraded too.
+
+    Raises
+    ------
+    StoreError
+        A URL or path panen cannot use (another database, an in-memory SQLite, a folder, a
+        file that is not an SQLite database, a missing folder), a database that cannot be
+        reached, one holding other tables than a panen store's, one whose schema is newer
+        than this panen, or an older one without ``upgrade``. Passwords are never shown.
+    """
+    engine_url = _engine_url(url)
+    shown = engine_url.render_as_string(hide_password=True)
+    if engine_url.get_backend_name() == "sqlite":
+        engine = _sqlite_engine(engine_url)
+    else:
+        engine = sa.create_engine(engine_url, connect_args={"connect_timeout": 10}, hide_parameters=True,
+                                  pool_pre_ping=True)
+    store = SettlementStore(engine, shown)
+    try:
+        store._migrate(upgrade=upgrade)
+    except sa.exc.OperationalError as exc:
+        engine.dispose()
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+        raise _url_problem(f"cannot open the settlement store {shown}: {reason}") from None
+    except BaseException:
+        engine.dispose()
+        raise
+    return store
+
+
+def published_batch_id(out_dir: str | os.PathLike) -> str | None:
+    """The batch an output folder holds: ``manifest.json``'s ``settlement.batch_id`` (``None`` if none)."""
+    try:
+        manifest = json.loads((Path(out_dir) / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    settlement = manifest.get("settlement") if isinstance(manifest, dict) else None
+    batch_id = settlement.get("batch_id") if isinstance(settlement, dict) else None
+    return batch_id if isinstance(batch_id, str) else None
+
+
+# --------------------------------------------------------------------------- helpers on payee tables
+def _query_frame(conn: sa.Connection, query, columns: list[str]) -> pd.DataFrame:
+    """A query's rows as a DataFrame, column by column, from the driver's own tuples (SQLAlchemy's
+    row objects would cost more than the database; the columns read are text and integers)."""
+    rows = conn.execute(query).cursor.fetchall()
+    values = list(zip(*rows)) if rows else [()] * len(columns)
+    return pd.DataFrame({c: list(v) for c, v in zip(columns, values)}, columns=columns)
+
+
+def _bulk_insert(conn: sa.Connection, table: sa.Table, columns: list[str], rows: Iterable[tuple]) -> None:
+    """Insert many rows inside the current transaction: PostgreSQL's COPY, SQLite's executemany
+    (SQLAlchemy's per-row parameter handling would cost more than the database)."""
+    raw = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    else:
+        cur = raw.cursor()
+        try:
+            cur.executemany(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
+                            f"({', '.join('?' * len(columns))})", rows)
+        finally:
+            cur.close()
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _key_hashes(frame: pd.DataFrame) -> list[str]:
+    """16 hex digits of SHA-256 over each row's payee key (product, type, district, payee)."""
+    text = _joined(frame, PAYEE_KEY).tolist()
+    return [hashlib.sha256(t.encode("utf-8")).hexdigest()[:16] for t in text]
+
+
+def _joined(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
+    """Each row's fields as text joined by the unit separator (vectorised)."""
+    parts = [frame[c].fillna("").astype(str) for c in columns]
+    return parts[0].str.cat(parts[1:], sep="\x1f") if len(parts) > 1 else parts[0]
+
+
+def _canonical(frame: pd.DataFrame, columns: list[str]) -> str:
+    """SHA-256 of a table's rows in key order (unit and record separators between fields and rows)."""
+    if not len(frame):
+        return hashlib.sha256(b"").hexdigest()
+    ordered = frame.sort_values(columns[:4] if columns[:4] == PAYEE_KEY else columns[:1], kind="stable")
+    return hashlib.sha256(("\x1e".join(_joined(ordered, columns).tolist()) + "\x1e").encode("utf-8")).hexdigest()
+
+
+def _check_amounts(values: pd.Series, what: str, *, positive: bool) -> np.ndarray:
+    if not pd.api.types.is_integer_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+        raise _problem(f"{what}: amounts must be integer rupiah, got {values.dtype} (never floating point)")
+    if values.isna().any():
+        raise _problem(f"{what}: {int(values.isna().sum())} amount(s) missing")
+    if pd.api.types.is_unsigned_integer_dtype(values.dtype) and len(values) and \
+            int(values.max()) > np.iinfo(np.int64).max:
+        raise _problem(f"{what}: an amount of {int(values.max())} does not fit a 64-bit rupiah amount (BIGINT)")
+    amounts = values.to_numpy(dtype=np.int64)
+    bad = amounts <= 0 if positive else amounts < 0
+    if bad.any():
+        raise _problem(f"{what}: amounts must be {'positive' if positive else 'zero or more'} rupiah; "
+                       f"got {int(amounts[bad][0])} ({int(bad.sum())} such)")
+    return amounts
+
+
+def _payee_frame(frame: pd.DataFrame, what: str) -> pd.DataFrame:
+    """The payee key columns of ``frame`` as text, checked; ``district_id`` empty when absent."""
+    missing = [c for c in ("product_id", "payee_type", "payee_id") if c not in frame.columns]
+    if missing:
+        raise _problem(f"{what}: missing column(s) {', '.join(missing)}")
+    out = pd.DataFrame(index=frame.index)
+    for c in PAYEE_KEY:
+        col = frame[c] if c in frame.columns else pd.Series("", index=frame.index)
+        if col.isna().any():
+            raise _problem(f"{what}: {c} is missing in {int(col.isna().sum())} row(s)")
+        out[c] = col.astype(str)
+    types = set(out["payee_type"].unique().tolist())
+    if not types <= set(PAYEE_TYPES):
+        raise _problem(f"{what}: payee_type must be one of {', '.join(PAYEE_TYPES)}; got "
+                       f"{', '.join(sorted(types - set(PAYEE_TYPES)))}")
+    if ((out["product_id"] == "") | (out["payee_id"] == "")).any():
+        raise _problem(f"{what}: every row needs a product_id and a payee_id")
+    groups = out["payee_type"] == "group"
+    if (groups & (out["district_id"] == "")).any():
+        raise _problem(f"{what}: a group is a group within its district; district_id is empty for a group")
+    return out
+
+
+_EMPTY_KEYS = {c: pd.Series([], dtype="str") for c in PAYEE_KEY}
+
+
+# --------------------------------------------------------------------------- the store
+class SettlementStore:
+    """An open settlement store (:func:`open_store`); a context manager that closes it."""
+
+    def __init__(self, engine: sa.Engine, shown: str) -> None:
+        self.engine = engine
+        self.url = shown  # without password
+        self.dialect = engine.dialect.name
+
+    def __repr__(self) -> str:
+        return f"SettlementStore({self.url!r})"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> "SettlementStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ transactions
+    @contextmanager
+    def _writing(self) -> Iterator[sa.Connection]:
+        """A write transaction: SQLite's write lock taken at BEGIN; on PostgreSQL, season rows
+        are locked by :meth:`_lock_season`."""
+        with self.engine.connect() as conn:
+            conn.execution_options(panen_write=True)
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _reading(self) -> Iterator[sa.Connection]:
+        """A read transaction seeing one snapshot (SQLite WAL; PostgreSQL REPEATABLE READ)."""
+        with self.engine.connect() as conn:
+            if self.dialect == "postgresql":
+                conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
+
+    def _lock_season(self, conn: sa.Connection, season_id: str) -> int:
+        """Create the season's row if new and lock it until the transaction ends; its revision."""
+        if conn.execute(sa.select(seasons_table.c.revision).where(seasons_table.c.season_id == season_id)).first() is None:
+            if self.dialect == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert as pg_insert
+                conn.execute(pg_insert(seasons_table).values(season_id=season_id, revision=0).on_conflict_do_nothing())
+            else:
+                conn.execute(seasons_table.insert().values(season_id=season_id, revision=0))
+        query = sa.select(seasons_table.c.revision).where(seasons_table.c.season_id == season_id)
+        if self.dialect == "postgresql":
+            query = query.with_for_update()
+        return int(conn.execute(query).scalar_one())
+
+    @staticmethod
+    def _bump(conn: sa.Connection, season_id: str) -> None:
+        conn.execute(seasons_table.update().where(seasons_table.c.season_id == season_id)
+                     .values(revision=seasons_table.c.revision + 1))
+
+    # ------------------------------------------------------------------ schema versions
+    def _alembic(self, conn: sa.Connection) -> AlembicConfig:
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["connection"] = conn
+        return cfg
+
+    def _migrate(self, *, upgrade: bool) -> None:
+        with self._writing() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_OPEN_LOCK)))
+            cfg = self._alembic(conn)
+            script = ScriptDirectory.from_config(cfg)
+            head = script.get_current_head()
+            current = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
+            if current == head:
+                return
+            tables = set(sa.inspect(conn).get_table_names())
+            if current is None:
+                ours = {t.name for t in metadata.sorted_tables}
+                if tables - {VERSION_TABLE}:
+                    clash = sorted(tables & ours) or sorted(tables)[:5]
+                    raise _problem(f"{self.url} holds tables ({', '.join(clash)}) but is not a panen settlement "
+                                   f"store: name an empty database or a new file")
+                command.upgrade(cfg, "head")
+                return
+            try:
+                known = script.get_revision(current) is not None
+            except Exception:  # alembic raises its own errors for revisions it has no script for
+                known = False
+            if not known:
+                raise _problem(f"the settlement store {self.url} has schema revision {current}, which this panen does "
+                               f"not know (it knows up to {head}): it was written by a newer panen; upgrade panen "
+                               f"to use it")
+            if not upgrade:
+                raise _problem(f"the settlement store {self.url} has schema revision {current}, older than this "
+                               f"panen's {head}: open it with upgrade=True to migrate it (one-way: every panen "
+                               f"sharing this store must then be upgraded)")
+            command.upgrade(cfg, "head")
+
+    def schema_revision(self) -> str | None:
+        """The store's schema revision (Alembic)."""
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
+
+    # ------------------------------------------------------------------ what was paid
+    def owed(self, season_id: str, payees: pd.DataFrame | None = None, *,
+             products: Iterable[str] | None = None) -> pd.DataFrame:
+        """Per payee, what the season's batches already paid.
+
+        Parameters
+        ----------
+        season_id
+            The season.
+        payees
+            The payees asked about (columns ``product_id, payee_type, district_id, payee_id``);
+            ``None``: every payee the season paid.
+        products
+            Only these products (default: all, or those of ``payees``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``product_id, payee_type, district_id, payee_id, paid, waived`` [Rp, int64], one
+            row per payee asked about (or paid): ``paid`` = the payee's payments that count
+            (status ``issued``, ``failed`` or ``confirmed``, in a pending or committed
+            batch) less what decided recoveries brought back; ``waived`` = overpayments a
+            person decided not to recover. A payee never paid has 0 and 0.
+        """
+        with self._reading() as conn:
+            return self._owed(conn, season_id, payees, products)
+
+    def _owed(self, conn: sa.Connection, season_id: str, payees: pd.DataFrame | None,
+              products: Iterable[str] | None) -> pd.DataFrame:
+        keys = None if payees is None else _payee_frame(payees, "owed: payees")
+        if products is None and keys is not None:
+            products = sorted(set(keys["product_id"].unique().tolist()))
+        p_filter = [] if products is None else [payments_table.c.product_id.in_(sorted(set(products)))]
+        r_filter = [] if products is None else [recoveries_table.c.product_id.in_(sorted(set(products)))]
+        paid_q = (sa.select(*(payments_table.c[k] for k in PAYEE_KEY), sa.func.sum(payments_table.c.amount).label("paid"))
+                  .where(payments_table.c.season_id == season_id, payments_table.c.status.in_(PAID_STATUSES), *p_filter)
+                  .group_by(*(payments_table.c[k] for k in PAYEE_KEY)))
+        back_q = (sa.select(*(recoveries_table.c[k] for k in PAYEE_KEY),
+                            sa.func.sum(recoveries_table.c.recovered).label("recovered"),
+                            sa.func.sum(recoveries_table.c.amount - recoveries_table.c.recovered).label("waived"))
+                  .where(recoveries_table.c.season_id == season_id, recoveries_table.c.status == "decided", *r_filter)
+                  .group_by(*(recoveries_table.c[k] for k in PAYEE_KEY)))
+        paid = _query_frame(conn, paid_q, [*PAYEE_KEY, "paid"])
+        back = _query_frame(conn, back_q, [*PAYEE_KEY, "recovered", "waived"])
+        out = paid.merge(back, on=PAYEE_KEY, how="outer")
+        for c in ("paid", "recovered", "waived"):
+            out[c] = out[c].fillna(0).astype(np.int64)  # sums of BIGINT columns: exact integers
+        out["paid"] = out["paid"] - out.pop("recovered")
+        if keys is not None:
+            out = keys.drop_duplicates().merge(out, on=PAYEE_KEY, how="left")
+            out[["paid", "waived"]] = out[["paid", "waived"]].fillna(0).astype(np.int64)
+        for c in PAYEE_KEY:
+            out[c] = out[c].astype(str)
+        return out.sort_values(PAYEE_KEY, kind="stable").reset_index(drop=True)
+
+    # ------------------------------------------------------------------ the difference
+    def difference(self, season_id: str, due: pd.DataFrame, *, kind: str = "final", corrects: str | None = None,
+                   products: Iterable[str] | None = None) -> Difference:
+        """What a new batch pays: per payee, what is due less what was already paid.
+
+        Parameters
+        ----------
+        season_id
+            The season.
+        due
+            The full entitlement per payee: ``product_id, payee_type, district_id,
+            payee_id, amount`` [Rp, integer ≥ 0], one row per payee (``district_id`` may be
+            left out for farmers and policies). A payee of the batch's products that the
+            store paid and ``due`` leaves out is due nothing.
+        kind
+            ``on_account``, ``final`` or ``correction``.
+        corrects
+            The committed batch of this season that this one corrects (required for a correction).
+        products
+            The products the batch settles, beside those in ``due`` (a product whose
+            every payee is now due nothing has no row in ``due``). Other products of the
+            season are left alone.
+
+        Returns
+        -------
+        Difference
+            Top-ups (``due − paid`` where positive, as new payments) and recoveries
+            (``paid − due − waived`` where positive), at the season's current revision.
+            Money never goes negative: an overpayment is listed, not deducted.
+
+        Raises
+        ------
+        StoreError
+            Bad amounts (not integers, negative), duplicate payees, an unknown kind, a
+            ``corrects`` that is not a committed batch of the season, or a payee type
+            other than the one the season's product was paid by (paying by group a season
+            paid by farmer would pay everyone again).
+
+        References
+        ----------
+        PMFBY revised operational guidelines, para 21 (on-account claims adjusted at final
+        settlement).
+        """
+        if kind not in BATCH_KINDS:
+            raise _problem(f"batch kind must be one of {', '.join(BATCH_KINDS)}; got {kind!r}")
+        if kind == "correction" and not corrects:
+            raise _problem("a correction names the batch it corrects (corrects=BATCH_ID)")
+        keys = _payee_frame(due, "due")
+        if "amount" not in due.columns:
+            raise _problem("due: missing column amount")
+        keys["due"] = _check_amounts(due["amount"], "due", positive=False)
+        dup = keys.duplicated(PAYEE_KEY)
+        if dup.any():
+            first = keys.loc[dup, PAYEE_KEY].iloc[0].tolist()
+            raise _problem(f"due: {int(dup.sum())} payee(s) listed twice, e.g. {'/'.join(first)}")
+        scope = tuple(sorted(set(keys["product_id"].unique().tolist()) | set(products or ())))
+        due_sha = _canonical(keys, [*PAYEE_KEY, "due"])
+        batch_id = _sha256(json.dumps({"season_id": season_id, "kind": kind, "corrects": corrects,
+                                       "products": list(scope), "due_sha256": due_sha}, sort_keys=True))[:16]
+        with self._reading() as conn:
+            revision = conn.execute(sa.select(seasons_table.c.revision)
+                                    .where(seasons_table.c.season_id == season_id)).scalar_one_or_none() or 0
+            if conn.execute(sa.select(batches_table.c.batch_id).where(batches_table.c.batch_id == batch_id)).first() is not None:
+                return self._recorded_difference(conn, batch_id, season_id, kind, corrects, scope, keys, revision)
+            if corrects is not None:
+                self._check_corrects(conn, season_id, corrects)
+            self._check_payee_types(conn, season_id, keys, scope)
+            paid = self._owed(conn, season_id, None, scope)
+        table = keys.merge(paid, on=PAYEE_KEY, how="outer")
+        table["due"] = table["due"].fillna(0).astype(np.int64)
+        table[["paid", "waived"]] = table[["paid", "waived"]].fillna(0).astype(np.int64)
+        table = table.sort_values(PAYEE_KEY, kind="stable").reset_index(drop=True)
+        owing = table["due"] - table["paid"]
+        over = table["paid"] - table["due"] - table["waived"]
+        top = table[owing > 0].assign(amount=owing[owing > 0])
+        rec = table[over > 0].assign(amount=over[over > 0])
+        return Difference(batch_id=batch_id, season_id=season_id, kind=kind, corrects=corrects, products=scope,
+                          top_ups=self._frame(top, batch_id, season_id, "payment_id", ""),
+                          recoveries=self._frame(rec, batch_id, season_id, "recovery_id", "r"), basis=int(revision))
+
+    @staticmethod
+    def _frame(rows: pd.DataFrame, batch_id: str, season_id: str, id_column: str, tag: str) -> pd.DataFrame:
+        hashes = _key_hashes(rows)
+        ids = [f"{batch_id}-{tag}{h[:16 - len(tag)]}" for h in hashes]
+        out = pd.DataFrame({id_column: pd.Series(ids, dtype="str"),
+                            "season_id": pd.Series([season_id] * len(rows), dtype="str")})
+        for c in PAYEE_KEY:
+            out[c] = rows[c].astype(str).to_numpy()
+        for c in ("amount", "due", "paid"):
+            out[c] = rows[c].to_numpy(dtype=np.int64)
+        return out
+
+    def _recorded_difference(self, conn, batch_id, season_id, kind, corrects, scope, keys, revision) -> Difference:
+        row = conn.execute(sa.select(batches_table).where(batches_table.c.batch_id == batch_id)).mappings().one()
+        if (row["season_id"], row["kind"], row["corrects"], tuple(json.loads(row["products"]))) != \
+                (season_id, kind, corrects, scope):
+            raise _problem(f"batch {batch_id} is recorded with another season, kind or scope (a hash collision "
+                           f"or an edited store)")
+        pay = _query_frame(conn, sa.select(
+            payments_table.c.payment_id, payments_table.c.season_id, *(payments_table.c[k] for k in PAYEE_KEY),
+            payments_table.c.amount).where(payments_table.c.batch_id == batch_id),
+            ["payment_id", "season_id", *PAYEE_KEY, "amount"])
+        rec = _query_frame(conn, sa.select(
+            recoveries_table.c.recovery_id, recoveries_table.c.season_id, *(recoveries_table.c[k] for k in PAYEE_KEY),
+            recoveries_table.c.amount).where(recoveries_table.c.batch_id == batch_id),
+            ["recovery_id", "season_id", *PAYEE_KEY, "amount"])
+        due = keys[[*PAYEE_KEY, "due"]]
+        frames = []
+        for f in (pay, rec):
+            f = f.merge(due, on=PAYEE_KEY, how="left")
+            f["due"] = f["due"].fillna(0).astype(np.int64)
+            f["amount"] = f["amount"].astype(np.int64)
+            # what was paid before this batch: due - top-up for a payment, due + overpayment for a recovery
+            f["paid"] = (f["due"] - f["amount"]) if "payment_id" in f.columns else (f["due"] + f["amount"])
+            frames.append(f.sort_values(PAYEE_KEY, kind="stable").reset_index(drop=True))
+        return Difference(batch_id=batch_id, season_id=season_id, kind=kind, corrects=corrects, products=scope,
+                          top_ups=frames[0], recoveries=frames[1], basis=int(revision), recorded=True)
+
+    @staticmethod
+    def _check_corrects(conn: sa.Connection, season_id: str, corrects: str) -> None:
+        row = conn.execute(sa.select(batches_table.c.season_id, batches_table.c.state)
+                           .where(batches_table.c.batch_id == corrects)).first()
+        if row is None or row.season_id != season_id:
+            raise _problem(f"corrects: no batch {corrects!r} of season {season_id!r} in the store")
+        if row.state != "committed":
+            raise _problem(f"corrects: batch {corrects} is still pending (its run has not published it)")
+
+    @staticmethod
+    def _check_payee_types(conn: sa.Connection, season_id: str, keys: pd.DataFrame, scope: tuple[str, ...]) -> None:
+        q = sa.union(
+            sa.select(payments_table.c.product_id, payments_table.c.payee_type)
+            .where(payments_table.c.season_id == season_id, payments_table.c.product_id.in_(scope)).distinct(),
+            sa.select(recoveries_table.c.product_id, recoveries_table.c.payee_type)
+            .where(recoveries_table.c.season_id == season_id, recoveries_table.c.product_id.in_(scope)).distinct())
+        before = {(p, t) for p, t in conn.execute(q).all()}
+        now = set(map(tuple, keys[["product_id", "payee_type"]].drop_duplicates().itertuples(index=False)))
+        for product, payee_type in sorted(now):
+            other = sorted(t for p, t in before if p == product and t != payee_type)
+            if other:
+                raise _problem(f"season {season_id}, product {product}: paid by {other[0]} before, this batch pays "
+                               f"by {payee_type}; a season is paid by one kind of payee (paymentsby), else every "
+                               f"payee would be paid again")
+
+    # ------------------------------------------------------------------ recording
+    def record_pending(self, batch: Batch, payments: pd.DataFrame, recoveries: pd.DataFrame | None = None
+                       ) -> Recorded:
+        """Record a batch and its payments (and recoveries) as pending, before its output is published.
+
+        Parameters
+        ----------
+        batch
+            :meth:`Difference.batch`.
+        payments
+            :attr:`Difference.top_ups` (``payment_id``, the payee key, ``amount`` [Rp, > 0];
+            optional ``reissue_of``).
+        recoveries
+            :attr:`Difference.recoveries`.
+
+        Returns
+        -------
+        Recorded
+            ``new=False`` when this very batch (same id and content) is already recorded:
+            nothing changes, so publishing a batch twice pays nothing the second time.
+
+        Raises
+        ------
+        StoreConflict
+            Another batch of the season was recorded (or rolled back) after the difference
+            was computed: compute it again. Nothing is recorded.
+        StoreError
+            Payments that do not belong to the batch (ids, season, products), bad amounts,
+            or a batch id already recorded with other content.
+        """
+        pay = self._checked_rows(payments, batch, "payment_id", "payments")
+        if recoveries is None:
+            recoveries = pd.DataFrame({"recovery_id": pd.Series([], dtype="str"), **_EMPTY_KEYS,
+                                       "amount": pd.Series([], dtype="int64")})
+        rec = self._checked_rows(recoveries, batch, "recovery_id", "recoveries")
+        if "reissue_of" in payments.columns:
+            pay["reissue_of"] = pd.Series([None if pd.isna(v) else str(v) for v in payments["reissue_of"]],
+                                          dtype=object, index=pay.index)
+        else:
+            pay["reissue_of"] = pd.Series(None, dtype=object, index=pay.index)
+        if batch.kind not in BATCH_KINDS:
+            raise _problem(f"batch kind must be one of {', '.join(BATCH_KINDS)}; got {batch.kind!r}")
+        inputs = json.dumps(dict(batch.inputs), sort_keys=True, ensure_ascii=False)
+        products = json.dumps(list(batch.products), ensure_ascii=False)
+        content = _sha256("\x1e".join([
+            json.dumps({"season_id": batch.season_id, "kind": batch.kind, "corrects": batch.corrects,
+                        "products": list(batch.products)}, sort_keys=True),
+            _canonical(pay.drop(columns="payment_id"), [*PAYEE_KEY, "amount", "reissue_of"]),
+            _canonical(rec.drop(columns="recovery_id"), [*PAYEE_KEY, "amount"])]))
+        with self._writing() as conn:
+            revision = self._lock_season(conn, batch.season_id)
+            existing = conn.execute(sa.select(batches_table.c.content_sha256, batches_table.c.state,
+                                              batches_table.c.out_dir)
+                                    .where(batches_table.c.batch_id == batch.batch_id)).first()
+            if existing is not None:
+                if existing.content_sha256 != content:
+                    raise _problem(f"batch {batch.batch_id} is already recorded with other payments; a batch's "
+                                   f"content never changes")
+                if existing.state == "pending" and existing.out_dir != str(batch.out_dir):
+                    # another run is publishing this very batch; if it fails it rolls the batch back, and a
+                    # second folder holding it would then hold payments the store does not know
+                    raise StoreConflict(Problem(
+                        f"batch {batch.batch_id} is being published by another run into {existing.out_dir}; "
+                        f"run again once it has finished", key="settlement"))
+                return Recorded(batch.batch_id, new=False, state=existing.state,
+                                notes=[f"batch {batch.batch_id} was already recorded ({existing.state}): "
+                                       f"nothing paid twice"])
+            if revision != batch.basis:
+                raise StoreConflict(Problem(
+                    f"season {batch.season_id} changed after this batch's difference was computed (revision "
+                    f"{batch.basis} then, {revision} now: another run recorded or rolled back a batch); compute "
+                    f"the difference again", key="settlement"))
+            if batch.corrects is not None:
+                self._check_corrects(conn, batch.season_id, batch.corrects)
+            sequence = (conn.execute(sa.select(sa.func.max(batches_table.c.sequence))
+                                     .where(batches_table.c.season_id == batch.season_id)).scalar() or 0) + 1
+            conn.execute(batches_table.insert().values(
+                batch_id=batch.batch_id, season_id=batch.season_id, sequence=sequence, kind=batch.kind,
+                state="pending", status="draft", run_id=str(batch.run_id), created_at=str(batch.created_at),
+                inputs=inputs, products=products, corrects=batch.corrects, out_dir=str(batch.out_dir),
+                content_sha256=content))
+            if batch.products:  # this batch restates every overpayment of its products
+                conn.execute(recoveries_table.update().where(
+                    recoveries_table.c.season_id == batch.season_id, recoveries_table.c.status == "open",
+                    recoveries_table.c.product_id.in_(batch.products)).values(status="superseded",
+                                                                        superseded_by=batch.batch_id))
+            n = len(pay)
+            _bulk_insert(conn, payments_table, ["payment_id", "batch_id", "season_id", *PAYEE_KEY, "amount", "status",
+                                                "reissue_of"],
+                         zip(pay["payment_id"].tolist(), [batch.batch_id] * n, [batch.season_id] * n,
+                             *(pay[k].tolist() for k in PAYEE_KEY), pay["amount"].tolist(), ["issued"] * n,
+                             [None if pd.isna(v) else str(v) for v in pay["reissue_of"].tolist()]))
+            n = len(rec)
+            _bulk_insert(conn, recoveries_table, ["recovery_id", "batch_id", "season_id", *PAYEE_KEY, "amount",
+                                                  "status"],
+                         zip(rec["recovery_id"].tolist(), [batch.batch_id] * n, [batch.season_id] * n,
+                             *(rec[k].tolist() for k in PAYEE_KEY), rec["amount"].tolist(), ["open"] * n))
+            self._bump(conn, batch.season_id)
+        return Recorded(batch.batch_id, new=True, state="pending")
+
+    @staticmethod
+    def _checked_rows(frame: pd.DataFrame, batch: Batch, id_column: str, what: str) -> pd.DataFrame:
+        if id_column not in frame.columns or "amount" not in frame.columns:
+            raise _problem(f"{what}: needs the columns {id_column} and amount")
+        out = _payee_frame(frame, what)
+        out.insert(0, id_column, frame[id_column].astype(str))
+        out["amount"] = _check_amounts(frame["amount"], what, positive=True)
+        wrong = ~out[id_column].str.startswith(f"{batch.batch_id}-")
+        if wrong.any():
+            raise _problem(f"{what}: {int(wrong.sum())} id(s) not of batch {batch.batch_id}, e.g. "
+                           f"{out.loc[wrong, id_column].iloc[0]}")
+        if out[id_column].duplicated().any():
+            raise _problem(f"{what}: {id_column} {out.loc[out[id_column].duplicated(), id_column].iloc[0]} twice")
+        if "season_id" in frame.columns and (frame["season_id"].astype(str) != batch.season_id).any():
+            raise _problem(f"{what}: rows of another season than the batch's {batch.season_id}")
+        outside = sorted(set(out["product_id"].unique().tolist()) - set(batch.products))
+        if outside:
+            raise _problem(f"{what}: product(s) {', '.join(outside)} outside the batch's products")
+        return out
+
+    def commit(self, batch_id: str) -> None:
+        """Mark a pending batch committed once its output is published (committing twice is a no-op)."""
+        with self._writing() as conn:
+            row = self._locked_batch(conn, batch_id)
+            if row.state == "pending":
+                conn.execute(batches_table.update().where(batches_table.c.batch_id == batch_id).values(state="committed"))
+
+    def roll_back(self, batch_id: str) -> None:
+        """Remove a pending batch that was never published (its run failed): as if never recorded."""
+        with self._writing() as conn:
+            row = self._locked_batch(conn, batch_id)
+            if row.state != "pending":
+                raise _problem(f"batch {batch_id} is {row.state}: only a pending batch can be rolled back")
+            conn.execute(recoveries_table.update().where(recoveries_table.c.superseded_by == batch_id)
+                         .values(status="open", superseded_by=None))
+            conn.execute(recoveries_table.delete().where(recoveries_table.c.batch_id == batch_id))
+            conn.execute(payments_table.delete().where(payments_table.c.batch_id == batch_id))
+            conn.execute(batches_table.delete().where(batches_table.c.batch_id == batch_id))
+            self._bump(conn, row.season_id)
+
+    def _locked_batch(self, conn: sa.Connection, batch_id: str):
+        row = conn.execute(sa.select(batches_table.c.season_id).where(batches_table.c.batch_id == batch_id)).first()
+        if row is None:
+            raise _problem(f"no batch {batch_id!r} in the settlement store")
+        self._lock_season(conn, row.season_id)
+        return conn.execute(sa.select(batches_table.c.season_id, batches_table.c.state)
+                            .where(batches_table.c.batch_id == batch_id)).one()
+
+    def recover(self, *, held: str | os.PathLike | None = None) -> list[str]:
+        """Resolve the pending batches of runs that died between recording and committing.
+
+        A pending batch is decided against its output folder: committed if the folder's
+        ``manifest.json`` names it (:func:`published_batch_id`: the run died after
+        publishing), else rolled back (it died before). Only dead runs' batches are
+        touched: the batches of ``held`` (an output folder whose lock the caller holds, as
+        a run does from its start), and those of any folder whose lock can be taken now
+        (its run is gone; the folder's own leftovers are recovered first, as the next run
+        into it would). A folder another run holds, or that cannot be reached, keeps its
+        pending batches, and a note says so.
+
+        Returns
+        -------
+        list[str]
+            One sentence per action, for the run's notes.
+        """
+        with self._reading() as conn:
+            pending = conn.execute(sa.select(batches_table.c.batch_id, batches_table.c.out_dir)
+                                   .where(batches_table.c.state == "pending").order_by(batches_table.c.sequence)).all()
+        held_path = Path(os.path.abspath(os.fspath(held))) if held is not None else None
+        notes: list[str] = []
+        for batch_id, out in pending:
+            out = Path(out)
+            if held_path is not None and out == held_path:
+                notes.append(self._decide(batch_id, out))
+                continue
+            try:
+                with outdir.OutputLock(out):
+                    notes += outdir.recover(out)
+                    notes.append(self._decide(batch_id, out))
+            except InputError as exc:
+                notes.append(f"batch {batch_id} left pending: {exc}")
+        return notes
+
+    def _decide(self, batch_id: str, out: Path) -> str:
+        if published_batch_id(out) == batch_id:
+            self.commit(batch_id)
+            return (f"committed batch {batch_id}: {out} holds it (its run stopped after publishing, before "
+                    f"recording the commit)")
+        self.roll_back(batch_id)
+        return f"rolled back batch {batch_id}: its run stopped before publishing it into {out}"
+
+    # ------------------------------------------------------------------ reading batches back
+    def batches(self, season_id: str | None = None) -> pd.DataFrame:
+        """The recorded batches (of one season), in the order they were recorded, with their totals [Rp]."""
+        paid = (sa.select(payments_table.c.batch_id, sa.func.count().label("payments"),
+                          sa.func.sum(payments_table.c.amount).label("paid")).group_by(payments_table.c.batch_id).subquery())
+        owed_back = (sa.select(recoveries_table.c.batch_id, sa.func.sum(recoveries_table.c.amount).label("recoveries"))
+                     .group_by(recoveries_table.c.batch_id).subquery())
+        q = (sa.select(batches_table.c.batch_id, batches_table.c.season_id, batches_table.c.sequence, batches_table.c.kind,
+                       batches_table.c.state, batches_table.c.status, batches_table.c.run_id, batches_table.c.created_at,
+                       batches_table.c.corrects, batches_table.c.out_dir, paid.c.payments, paid.c.paid, owed_back.c.recoveries)
+             .outerjoin(paid, paid.c.batch_id == batches_table.c.batch_id)
+             .outerjoin(owed_back, owed_back.c.batch_id == batches_table.c.batch_id)
+             .order_by(batches_table.c.season_id, batches_table.c.sequence))
+        if season_id is not None:
+            q = q.where(batches_table.c.season_id == season_id)
+        with self._reading() as conn:
+            out = _query_frame(conn, q, ["batch_id", "season_id", "sequence", "kind", "state", "status", "run_id",
+                                         "created_at", "corrects", "out_dir", "payments", "paid", "recoveries"])
+        for c in ("sequence", "payments", "paid", "recoveries"):
+            out[c] = out[c].fillna(0).astype(np.int64)
+        return out
+
+    def recoveries(self, season_id: str, *, status: str | None = "open") -> pd.DataFrame:
+        """The season's recoveries (``status=None``: all), with their batch and payee [Rp]."""
+        q = sa.select(recoveries_table).where(recoveries_table.c.season_id == season_id).order_by(
+            recoveries_table.c.batch_id, *(recoveries_table.c[k] for k in PAYEE_KEY))
+        if status is not None:
+            q = q.where(recoveries_table.c.status == status)
+        with self._reading() as conn:
+            out = _query_frame(conn, q, [c.name for c in recoveries_table.columns])
+        out["amount"] = out["amount"].astype(np.int64)
+        return out
+
+    def decide_recovery(self, recovery_id: str, recovered: int) -> None:
+        """A person's decision on an open recovery: ``recovered`` [Rp] came back, the rest is waived.
+
+        What came back lowers what the payee was paid (a later batch may top it up again);
+        what is waived stays paid and is not listed for recovery again.
+        """
+        if not isinstance(recovered, (int, np.integer)) or isinstance(recovered, bool):
+            raise _problem(f"recovered must be integer rupiah, got {recovered!r}")
+        with self._writing() as conn:
+            row = conn.execute(sa.select(recoveries_table.c.season_id, recoveries_table.c.amount, recoveries_table.c.status,
+                                         batches_table.c.state)
+                               .join(batches_table, batches_table.c.batch_id == recoveries_table.c.batch_id)
+                               .where(recoveries_table.c.recovery_id == recovery_id)).first()
+            if row is None:
+                raise _problem(f"no recovery {recovery_id!r} in the settlement store")
+            self._lock_season(conn, row.season_id)
+            if row.status != "open" or row.state != "committed":
+                raise _problem(f"recovery {recovery_id} is {row.status if row.status != 'open' else 'pending'}: "
+                               f"only an open recovery of a published batch is decided")
+            if not 0 <= int(recovered) <= int(row.amount):
+                raise _problem(f"recovered must be between 0 and the amount owed back ({row.amount}); got {recovered}")
+            conn.execute(recoveries_table.update().where(recoveries_table.c.recovery_id == recovery_id)
+                         .values(status="decided", recovered=int(recovered)))
+            self._bump(conn, row.season_id)
