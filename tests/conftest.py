@@ -40,3 +40,23 @@ def postgres_server():
         pytest.skip(f"no PostgreSQL server: {exc}")
     yield server
     server.stop()
+
+
+# --------------------------------------------------------------------------- the shipped AUTP wording
+AUTP_WORDING_FILE = Path(__file__).resolve().parents[1] / "configs" / "autp.yaml"
+
+
+@pytest.fixture(scope="module")
+def wording():
+    """The shipped AUTP wording, loaded (a module may override it with another wording)."""
+    from panen.engine.perils.adjuster import load_wording
+
+    return load_wording(AUTP_WORDING_FILE)
+
+
+@pytest.fixture(scope="module")
+def raw_wording() -> dict:
+    """The shipped AUTP wording as YAML data, to edit into variants."""
+    import yaml
+
+    return yaml.safe_load(AUTP_WORDING_FILE.read_text(encoding="utf-8"))

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,15 +26,6 @@ from panen.engine.errors import ConfigError, InputError
 WORDING_FILE = Path(__file__).resolve().parents[1] / "configs" / "autp.yaml"
 SEASON = {"season_start": date(2023, 11, 1), "season_end": date(2024, 3, 31)}
 
-
-@pytest.fixture(scope="module")
-def wording():
-    return load_wording(WORDING_FILE)
-
-
-@pytest.fixture(scope="module")
-def raw_wording() -> dict:
-    return yaml.safe_load(WORDING_FILE.read_text(encoding="utf-8"))
 
 
 def plot(i: int = 1, **changes) -> dict:

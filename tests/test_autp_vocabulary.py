@@ -34,7 +34,7 @@ import yaml
 
 from panen.engine.errors import ConfigError
 from panen.engine.infra.text import normalise_label
-from panen.engine.perils.adjuster import adjust, load_wording, parse_wording, policy_amounts
+from panen.engine.perils.adjuster import adjust, parse_wording, policy_amounts
 
 REPO = Path(__file__).resolve().parents[1]
 WORDING_FILE = REPO / "configs" / "autp.yaml"
@@ -120,15 +120,6 @@ FIELD_NAMES = {
     "xyz": (None, "referred", "unknown_peril"),
 }
 
-
-@pytest.fixture(scope="module")
-def wording():
-    return load_wording(WORDING_FILE)
-
-
-@pytest.fixture(scope="module")
-def raw_wording() -> dict:
-    return yaml.safe_load(WORDING_FILE.read_text(encoding="utf-8"))
 
 
 def plot(i: int, **changes) -> dict:

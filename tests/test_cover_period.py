@@ -13,28 +13,18 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from panen.datasets.policies import read_policies
 from panen.datasets.tables import TableOptions
 from panen.engine.errors import ConfigError
 from panen.engine.infra.arrowcols import TextFormat
-from panen.engine.perils.adjuster import adjust, load_wording, parse_wording, write_claims
+from panen.engine.perils.adjuster import adjust, parse_wording, write_claims
 from panen.engine.settlement.policies import ProductRules, validate_policies
 
 WORDING_FILE = Path(__file__).resolve().parents[1] / "configs" / "autp.yaml"
 SEASON = {"season_start": "2023-11-01", "season_end": "2024-03-31"}
 NOON = 12 * 3600
 
-
-@pytest.fixture(scope="module")
-def wording():
-    return load_wording(WORDING_FILE)
-
-
-@pytest.fixture(scope="module")
-def raw_wording() -> dict:
-    return yaml.safe_load(WORDING_FILE.read_text(encoding="utf-8"))
 
 
 def plot(policy: str = "P001", plot_id: str = "A", **changes) -> dict:
