@@ -39,22 +39,25 @@ DATA = HERE / "_data"
 
 
 def region(farmers: int) -> tuple[Path, Path]:
-    """The generated region and a run config pointing at it (made once)."""
+    """The generated region (made once) and a run config pointing at it (written every time
+    from the current ``configs/demo.yaml``, so the benchmark never runs a stale config)."""
     import yaml
 
     from panen.datasets.synthetic import generate_demo_region
 
     folder = DATA / f"run_{farmers}"
-    cfg_path = folder / "run.yaml"
-    if not cfg_path.exists():
+    done = folder / "data" / ".generated"
+    if not done.exists():
         t0 = time.perf_counter()
         generate_demo_region(folder / "data", n_farmers=farmers)
-        cfg = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
-        for spec in cfg["inputs"].values():
-            spec["path"] = str(folder / "data" / Path(spec["path"]).name)
-        cfg["adjuster"]["wording"] = str(REPO / "configs" / "autp.yaml")
-        cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        done.touch()
         print(f"generated {folder} in {time.perf_counter() - t0:.1f} s")
+    cfg = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+    for spec in cfg["inputs"].values():
+        spec["path"] = str(folder / "data" / Path(spec["path"]).name)
+    cfg["adjuster"]["wording"] = str(REPO / "configs" / "autp.yaml")
+    cfg_path = folder / "run.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return folder, cfg_path
 
 

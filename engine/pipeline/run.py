@@ -243,8 +243,9 @@ def _run(config: RunConfig, out_dir: Path | None, *, strict: bool, scheduler: st
                                  parquet_path=stage / "payouts.parquet" if streamed else None)
             index_table = steps.district_index(results)
         ledger = money.ledger
-        premium_table = steps.premiums(ledger, covers, valid)
-        by_product = steps.product_summary(ledger, covers, valid, premium_table)
+        with t("premiums"):
+            premium_table = steps.premiums(ledger, covers, valid)
+            by_product = steps.product_summary(ledger, covers, valid, premium_table)
         counts = _counts(opened, valid, rejects, by_product, zoned, covers, claims, ledger)
         totals, comparison = money.totals, None
         for c in covers:
