@@ -18,7 +18,8 @@ import warnings
 from pathlib import Path
 
 from panen.engine import __version__
-from panen.engine.errors import ConfigError, DataQualityError, InputError, PanenError, PluginError, Problem
+from panen.engine.errors import (ConfigError, DataQualityError, InputError, PanenError, PluginError, Problem,
+                                 StoreConflict, StoreError)
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 
@@ -45,9 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(OSError, ValueError, AttributeError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
-    except (ConfigError, InputError, DataQualityError) as exc:
+    except (ConfigError, InputError, DataQualityError, StoreError) as exc:
         kind = {ConfigError: "invalid config", InputError: "invalid input",
-                DataQualityError: "unusable data"}[type(exc)]
+                DataQualityError: "unusable data", StoreError: "settlement store",
+                StoreConflict: "settlement store conflict"}[type(exc)]
         print(f"panen: {kind} ({len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''}):", file=sys.stderr)
         for p in exc.problems:
             print(f"  - {p}", file=sys.stderr)
@@ -397,6 +399,12 @@ def _print_summary(res) -> None:
             print(f"{r.product_id:<10} {int(r.farmers):>8,} {f(r.pod):>6} {f(r.far):>6} {f(r.threat_score):>6} "
                   f"{f(r.unpaid_loss_share, '{:.0%}'):>12} {int(r.unpaid_loss_amount):>16,} {f(r.payout_balance):>8} "
                   f"{f(r.spearman):>9}")
+    st = getattr(res, "settlement", None)
+    if st:
+        print(f"settlement batch {st['batch_id']} ({st['kind']}): pays Rp {st['paid']:,} in {st['payments']:,} "
+              f"payment(s) (payments.csv) of Rp {st['due']:,} due; Rp {st['recovered']:,} to recover from "
+              f"{st['recoveries']:,} payee(s) (recoveries.csv)"
+              + ("" if st["new"] else "; already recorded: nothing paid twice"))
     print(f"outputs: {res.out_dir}")
 
 
