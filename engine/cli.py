@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import sys
 import traceback
@@ -266,13 +267,18 @@ def _cmd_run(args) -> int:
 def _cmd_demo(args) -> int:
     from panen.datasets.synthetic import generate_demo_region
 
-    from panen.engine.config import load_config
+    from panen.engine.config import SettlementConfig, load_config
 
     data = args.data or args.config.resolve().parent.parent / "demo_data"
     if not args.quiet:
         print(f"generating the synthetic demo region in {data} ...", file=sys.stderr)
     generate_demo_region(data)
     cfg = load_config(args.config)
+    if cfg.settlement is None:
+        # the demo records its batch in the settlement store beside its output folder
+        # (out/panen-settlement.sqlite), so that running it again shows a rerun is the same
+        # batch: the same payments, recorded once, never paid twice
+        cfg = dataclasses.replace(cfg, settlement=SettlementConfig())
     return _run(cfg, args)
 
 
@@ -403,8 +409,7 @@ def _print_summary(res) -> None:
     if st:
         print(f"settlement batch {st['batch_id']} ({st['kind']}): pays Rp {st['paid']:,} in {st['payments']:,} "
               f"payment(s) (payments.csv) of Rp {st['due']:,} due; Rp {st['recovered']:,} to recover from "
-              f"{st['recoveries']:,} payee(s) (recoveries.csv)"
-              + ("" if st["new"] else "; already recorded: nothing paid twice"))
+              f"{st['recoveries']:,} payee(s) (recoveries.csv)")  # the same line for a rerun of the same batch
     print(f"outputs: {res.out_dir}")
 
 
