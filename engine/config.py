@@ -125,8 +125,12 @@ class SettlementConfig(_Strict):
 
     url: str | None = Field(None, description="the store: a file path, sqlite:///PATH or postgresql+psycopg://...; "
                                               "default: panen-settlement.sqlite beside the output folder")
-    kind: Literal["final", "on_account", "correction"] = Field(
-        "final", description="the batch's kind: final settlement, on account, or a correction of a batch")
+    # on_account is a batch kind of the store, not yet of panen run: an on-account batch pays
+    # on_account.csv's amounts (PMFBY para 21), and settling those through the store, with their
+    # deduction at the final settlement, comes with that wiring; a run paying the final payouts
+    # under the name on_account would pay the wrong money
+    kind: Literal["final", "correction"] = Field(
+        "final", description="the batch's kind: final settlement, or a correction of a committed batch")
     corrects: str | None = Field(None, description="the committed batch id a correction corrects (kind: correction)")
 
     @model_validator(mode="after")

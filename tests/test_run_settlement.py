@@ -195,6 +195,9 @@ def test_settlement_config_errors_and_an_unusable_store_exit_2(data, tmp_path, c
     err = capsys.readouterr().err
     assert "settlement store" in err and "not an SQLite database" in err
     assert not (tmp_path / "runs" / "b").exists()
+    # an on-account batch pays on_account.csv's amounts, which a run does not settle through the store yet
+    assert run(write_config(tmp_path, data, kind="on_account"), tmp_path / "runs" / "d") == 2
+    assert "settlement.kind" in capsys.readouterr().err
     # a correction of a batch the store does not hold
     assert run(write_config(tmp_path, data, kind="correction", corrects="0123456789abcdef"),
                tmp_path / "runs" / "c") == 2
