@@ -128,7 +128,9 @@ def test_the_first_batch_pays_every_payee_in_full_and_a_rerun_is_the_same_batch(
 
 
 # --------------------------------------------------------------------------- corrections
-def test_a_corrected_area_pays_only_the_difference_as_a_new_payment(data, tmp_path):
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_corrected_area_pays_only_the_difference_as_a_new_payment(data, tmp_path, backend, request):
+    url = None if backend == "sqlite" else request.getfixturevalue("postgres_server").new_database()
     policies, farmer = changed_register(data, tmp_path / "changed", 2.0)
     before = due(tmp_path / "changed" / "plain" / "out")
     assert run(write_config(tmp_path / "fixed", data, policies, off=True), tmp_path / "fixed" / "out") == 0
@@ -137,11 +139,11 @@ def test_a_corrected_area_pays_only_the_difference_as_a_new_payment(data, tmp_pa
     assert (diff[diff != 0].index.get_level_values("payee_id") == farmer).all() and (diff > 0).any()
 
     first = tmp_path / "runs" / "mt1"
-    assert run(write_config(tmp_path, data), first) == 0
+    assert run(write_config(tmp_path, data, url=url), first) == 0
     batch1 = manifest(first)["settlement"]["batch_id"]
     old_ids = set(table(first, "payments.csv")["payment_id"])
     fix = tmp_path / "runs" / "mt1-fix"
-    assert run(write_config(tmp_path, data, policies, kind="correction", corrects=batch1), fix) == 0
+    assert run(write_config(tmp_path, data, policies, url=url, kind="correction", corrects=batch1), fix) == 0
     pay = table(fix, "payments.csv")
     st = manifest(fix)["settlement"]
     assert st["kind"] == "correction" and st["corrects"] == batch1 and st["batch_id"] != batch1
@@ -153,12 +155,12 @@ def test_a_corrected_area_pays_only_the_difference_as_a_new_payment(data, tmp_pa
     assert row["payment_id"] not in old_ids and row["payment_id"].startswith(st["batch_id"] + "-")
     assert len(table(fix, "recoveries.csv")) == 0
     assert st["due"] == int(after.sum()) and st["paid"] == int(row["amount"])
-    with open_store(default_store_path(fix)) as store:
+    with open_store(url or default_store_path(fix)) as store:
         assert int(store.owed("2024-MT1")["paid"].sum()) == int(after.sum())  # the season paid what is due, once
     # the correction again: the same batch, nothing paid twice
-    assert run(write_config(tmp_path, data, policies, kind="correction", corrects=batch1), fix, "--force") == 0
+    assert run(write_config(tmp_path, data, policies, url=url, kind="correction", corrects=batch1), fix, "--force") == 0
     assert table(fix, "payments.csv")["payment_id"].tolist() == [row["payment_id"]]
-    with open_store(default_store_path(fix)) as store:
+    with open_store(url or default_store_path(fix)) as store:
         assert len(store.batches("2024-MT1")) == 2
         assert int(store.owed("2024-MT1")["paid"].sum()) == int(after.sum())
 
