@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import sys
 import traceback
@@ -18,7 +19,8 @@ import warnings
 from pathlib import Path
 
 from panen.engine import __version__
-from panen.engine.errors import ConfigError, DataQualityError, InputError, PanenError, PluginError, Problem
+from panen.engine.errors import (ConfigError, DataQualityError, InputError, PanenError, PluginError, Problem,
+                                 StoreConflict, StoreError)
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 
@@ -45,9 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(OSError, ValueError, AttributeError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
-    except (ConfigError, InputError, DataQualityError) as exc:
+    except (ConfigError, InputError, DataQualityError, StoreError) as exc:
         kind = {ConfigError: "invalid config", InputError: "invalid input",
-                DataQualityError: "unusable data"}[type(exc)]
+                DataQualityError: "unusable data", StoreError: "settlement store",
+                StoreConflict: "settlement store conflict"}[type(exc)]
         print(f"panen: {kind} ({len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''}):", file=sys.stderr)
         for p in exc.problems:
             print(f"  - {p}", file=sys.stderr)
@@ -264,13 +267,18 @@ def _cmd_run(args) -> int:
 def _cmd_demo(args) -> int:
     from panen.datasets.synthetic import generate_demo_region
 
-    from panen.engine.config import load_config
+    from panen.engine.config import SettlementConfig, load_config
 
     data = args.data or args.config.resolve().parent.parent / "demo_data"
     if not args.quiet:
         print(f"generating the synthetic demo region in {data} ...", file=sys.stderr)
     generate_demo_region(data)
     cfg = load_config(args.config)
+    if cfg.settlement is None:
+        # the demo records its batch in the settlement store beside its output folder
+        # (out/panen-settlement.sqlite), so that running it again shows a rerun is the same
+        # batch: the same payments, recorded once, never paid twice
+        cfg = dataclasses.replace(cfg, settlement=SettlementConfig())
     return _run(cfg, args)
 
 
@@ -397,6 +405,11 @@ def _print_summary(res) -> None:
             print(f"{r.product_id:<10} {int(r.farmers):>8,} {f(r.pod):>6} {f(r.far):>6} {f(r.threat_score):>6} "
                   f"{f(r.unpaid_loss_share, '{:.0%}'):>12} {int(r.unpaid_loss_amount):>16,} {f(r.payout_balance):>8} "
                   f"{f(r.spearman):>9}")
+    st = getattr(res, "settlement", None)
+    if st:
+        print(f"settlement batch {st['batch_id']} ({st['kind']}): pays Rp {st['paid']:,} in {st['payments']:,} "
+              f"payment(s) (payments.csv) of Rp {st['due']:,} due; Rp {st['recovered']:,} to recover from "
+              f"{st['recoveries']:,} payee(s) (recoveries.csv)")  # the same line for a rerun of the same batch
     print(f"outputs: {res.out_dir}")
 
 

@@ -112,6 +112,36 @@ class OutputConfig(_Strict):
     )
 
 
+class SettlementConfig(_Strict):
+    """``settlement:`` — record each published batch in the settlement store and pay only the difference.
+
+    Present (even empty, ``settlement: {}``), ``panen run`` asks the store
+    (:mod:`panen.engine.settlement.store`) what each payee was already paid this season:
+    ``payments.csv`` then holds only what is still owed (top-ups), ``recoveries.csv`` the
+    overpayments. Absent, a run pays every payee's full amount and records nothing
+    (as before the store existed): opt-in, so a what-if run never enters the record of what
+    was paid.
+    """
+
+    url: str | None = Field(None, description="the store: a file path, sqlite:///PATH or postgresql+psycopg://...; "
+                                              "default: panen-settlement.sqlite beside the output folder")
+    # on_account is a batch kind of the store, not yet of panen run: an on-account batch pays
+    # on_account.csv's amounts (PMFBY para 21), and settling those through the store, with their
+    # deduction at the final settlement, comes with that wiring; a run paying the final payouts
+    # under the name on_account would pay the wrong money
+    kind: Literal["final", "correction"] = Field(
+        "final", description="the batch's kind: final settlement, or a correction of a committed batch")
+    corrects: str | None = Field(None, description="the committed batch id a correction corrects (kind: correction)")
+
+    @model_validator(mode="after")
+    def _corrects_with_correction(self) -> "SettlementConfig":
+        if self.kind == "correction" and not self.corrects:
+            raise ValueError("kind: correction names the batch it corrects (corrects: BATCH_ID)")
+        if self.kind != "correction" and self.corrects:
+            raise ValueError("corrects is only for kind: correction")
+        return self
+
+
 class AdjusterConfig(_Strict):
     """``adjuster:`` — a named-peril cover settled from field loss assessments (e.g. AUTP)."""
 
@@ -265,6 +295,7 @@ class _RunModel(_Strict):
     adjuster: AdjusterConfig | None = None
     output: OutputConfig = OutputConfig()
     limits: LimitsConfig = LimitsConfig()
+    settlement: SettlementConfig | None = None
     pricing: PricingConfig | None = None
     loss_reference: LossReference | None = None
     design: DesignConfig | None = None
@@ -288,6 +319,8 @@ class RunConfig:
         Validated ``premium:`` section per product id (``None`` when a product has none).
     sha256
         Hash of the config file's bytes, for the manifest.
+    settlement
+        The ``settlement:`` section (``None``: no settlement store; every payee is paid in full).
     pricing, loss_reference, design
         The backtest's analysis sections (``None`` when absent), paths made absolute;
         ``panen run`` ignores them.
@@ -308,6 +341,7 @@ class RunConfig:
     design: DesignConfig | None = None
     purpose: Literal["run", "backtest"] = "run"
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    settlement: SettlementConfig | None = None
 
 
 # --------------------------------------------------------------------------- loading
@@ -468,7 +502,7 @@ def parse_config(data: Any, *, base_dir: Path | str = ".", source: Path | None =
                      products=tuple(products), terms=terms, premiums=premiums, sha256=sha256, adjuster=wording,
                      adjuster_path=(base_dir / model.adjuster.wording) if model.adjuster else None,
                      pricing=model.pricing, loss_reference=loss_reference, design=design, purpose=purpose,
-                     limits=model.limits)
+                     limits=model.limits, settlement=model.settlement)
 
 
 def _resolve_analysis(model: _RunModel, inputs: Inputs, base_dir: Path, add):

@@ -31,6 +31,7 @@ from panen.engine.config import (
     OutputConfig,
     PricingConfig,
     SeasonConfig,
+    SettlementConfig,
 )
 from panen.engine.maths.premium import PremiumTerms
 from panen.engine.maths.terms import Terms
@@ -107,11 +108,12 @@ def unknown_keys(data: Any, models: list[type[BaseModel]], where: str = "") -> l
 
 # --------------------------------------------------------------------------- the config-reference block
 REFERENCE = yaml.safe_load(yaml_blocks(section("Config reference"))[0])
-SECTION_MODELS = {"season": SeasonConfig, "output": OutputConfig, "adjuster": AdjusterConfig, "limits": LimitsConfig}
+SECTION_MODELS = {"season": SeasonConfig, "output": OutputConfig, "adjuster": AdjusterConfig, "limits": LimitsConfig,
+                  "settlement": SettlementConfig}
 
 
 def test_the_reference_block_documents_every_section_of_a_run_config():
-    assert set(REFERENCE) == {"season", "inputs", "products", "adjuster", "output", "limits"}
+    assert set(REFERENCE) == {"season", "inputs", "products", "adjuster", "output", "limits", "settlement"}
 
 
 @pytest.mark.parametrize("name", sorted(SECTION_MODELS))

@@ -302,9 +302,11 @@ def pause_point(name: str) -> None:
     The process prints ``panen: test pause at NAME (pid N)`` to stderr and stops itself
     (SIGSTOP); a test then kills it there or lets it go on (SIGCONT). Points: ``locked``
     (output folder locked and recovered, nothing read yet), ``staged`` (outputs complete
-    in the staging folder, inputs not yet verified), ``publish`` (between moving the old
+    in the staging folder, inputs not yet verified), ``recorded`` (a run with a settlement
+    store: its batch recorded pending, nothing published yet), ``publish`` (between moving the old
     output aside and renaming the new one into place), ``published`` (new output in
-    place, old one not yet removed). Unset, this costs one environment lookup.
+    place, old one not yet removed), ``published_batch`` (published, the batch not yet
+    committed). Unset, this costs one environment lookup.
     """
     wanted = os.environ.get("PANEN_TEST_PAUSE_AT")
     if not wanted or name not in wanted.split(",") or not hasattr(signal, "SIGSTOP"):

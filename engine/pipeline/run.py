@@ -35,6 +35,7 @@ from panen.engine.infra.staging import discard, new_stage, publish
 from panen.engine.pipeline import steps
 from panen.engine.pipeline.covers import Cover, NamedPerilCover, covers_of
 from panen.engine.pipeline.output import output_folder
+from panen.engine.settlement import store as settlement_store
 
 __all__ = ["RunResult", "run_batch"]
 
@@ -89,7 +90,11 @@ class RunResult:
         One row per policy and cover, money in integer rupiah (``payouts.parquet``).
     payments, comparison, district_index
         ``payments.csv``, ``comparison.csv`` (``None`` without a comparison) and
-        ``district_index.csv`` as tables.
+        ``district_index.csv`` as tables. With a settlement store, ``payments`` holds this
+        batch's payments only (the top-ups of :meth:`~panen.engine.settlement.store.SettlementStore.difference`).
+    recoveries, settlement
+        With a settlement store (``settlement:``): ``recoveries.csv`` (overpayments) and the
+        manifest's ``settlement`` (batch id, kind, totals); ``None`` without one.
     on_account
         ``on_account.csv``: on-account (advance) payments per policy, apart from the final
         payouts (:func:`steps.on_account`); ``None`` when no cover has any.
@@ -124,6 +129,8 @@ class RunResult:
     data_quality: dict[str, dict] = field(default_factory=dict)
     on_account: pd.DataFrame | None = None
     premiums: pd.DataFrame | None = None
+    recoveries: pd.DataFrame | None = None
+    settlement: dict[str, Any] | None = None
 
 
 def run_batch(config: RunConfig, out_dir: str | Path | None, *, force: bool = False, strict: bool = False,
@@ -174,13 +181,24 @@ def run_batch(config: RunConfig, out_dir: str | Path | None, *, force: bool = Fa
     if out_dir is None:
         return _run(config, None, strict=strict, scheduler=scheduler, progress=progress,
                     scheduler_timeout=scheduler_timeout, recovered=[], allow_empty=allow_empty)
+    _check_settlement(config)
     with output_folder(config, out_dir, force=force) as folder:
-        return _run(config, folder.path, strict=strict, scheduler=scheduler, progress=progress,
-                    scheduler_timeout=scheduler_timeout, recovered=folder.recovered, allow_empty=allow_empty)
+        if config.settlement is None:
+            return _run(config, folder.path, strict=strict, scheduler=scheduler, progress=progress,
+                        scheduler_timeout=scheduler_timeout, recovered=folder.recovered, allow_empty=allow_empty)
+        url = config.settlement.url or settlement_store.default_store_path(folder.path)
+        with settlement_store.open_store(url) as store:
+            # after the folder's own recovery: a batch a killed run left pending is decided
+            # against what that run published (committed if the folder holds it, else rolled back)
+            recovered = folder.recovered + store.recover(held=folder.path)
+            return _run(config, folder.path, strict=strict, scheduler=scheduler, progress=progress,
+                        scheduler_timeout=scheduler_timeout, recovered=recovered, allow_empty=allow_empty,
+                        store=store)
 
 
 def _run(config: RunConfig, out_dir: Path | None, *, strict: bool, scheduler: str | None, progress: bool,
-         scheduler_timeout: float | None, recovered: list[str], allow_empty: bool = False) -> RunResult:
+         scheduler_timeout: float | None, recovered: list[str], allow_empty: bool = False,
+         store: settlement_store.SettlementStore | None = None) -> RunResult:
     t = steps.Timer()
     t_start = time.perf_counter()
     season = steps.season_of(config)
@@ -262,6 +280,14 @@ def _run(config: RunConfig, out_dir: Path | None, *, strict: bool, scheduler: st
                            payments=money.payments, comparison=comparison, district_index=index_table, notes=notes,
                            data_quality=quality, on_account=advance, premiums=premium_table)
         result.run_id = _run_id(config, fingerprints)
+        created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        batch = None
+        if store is not None:
+            with t("settlement"):
+                difference = _difference(store, result)
+            batch = difference.batch(run_id=result.run_id, created_at=created,
+                                     inputs={k: v["sha256"] for k, v in _hash_inputs(fingerprints).items()},
+                                     out_dir=out_dir)
         if stage is None:
             steps.verify_inputs(fingerprints)
             t.timings["total"] = round(time.perf_counter() - t_start, 3)
@@ -269,20 +295,95 @@ def _run(config: RunConfig, out_dir: Path | None, *, strict: bool, scheduler: st
         with t("write"):
             _write(result, stage)
         result.timings["total"] = round(time.perf_counter() - t_start, 3)
-        _write_manifest(result, stage, fingerprints, scheduler=scheduler)
+        _write_manifest(result, stage, fingerprints, scheduler=scheduler, created=created)
         with t("report"):  # derived from the files above only (panen report OUT_DIR rebuilds it)
             from panen.engine.report.html import write_reports
 
             write_reports(stage)
         pause_point("staged")
         steps.verify_inputs(fingerprints)  # every input as it was when read, else nothing is published
-        publish(stage, out_dir)
+        if batch is None:
+            publish(stage, out_dir)
+        else:
+            _publish_batch(store, batch, result, stage, out_dir)
     except BaseException:
         if stage is not None:
             discard(stage)
         raise
     result.out_dir = out_dir
     return result
+
+
+# --------------------------------------------------------------------------- the settlement store
+def _check_settlement(config: RunConfig) -> None:
+    """Refuse what the settlement store cannot record faithfully, before anything is read or locked."""
+    if config.settlement is None:
+        return
+    paid_in_instalments = sorted(pid for pid, terms in config.terms.items()
+                                 if terms is not None and getattr(terms, "instalments", None) is not None)
+    if paid_in_instalments:
+        # the store records one payment per payee and batch; an instalment schedule would be lost
+        raise InputError(Problem(f"settlement: product(s) {', '.join(paid_in_instalments)} pay in instalments "
+                                 f"(terms.instalments), which the settlement store does not record yet; remove "
+                                 f"the settlement: section or the instalments", key="settlement"))
+
+
+def _difference(store: settlement_store.SettlementStore, result: RunResult) -> settlement_store.Difference:
+    """Ask the store what this batch pays: per payee, due (``payments.csv`` of the run) less paid.
+
+    Sets ``result.payments`` (this batch's payments: the top-ups, with the store's new
+    payment ids), ``result.recoveries`` (overpayments, never negative payments) and
+    ``result.settlement`` (the manifest's ``settlement``).
+    """
+    cfg = result.config.settlement
+    paid = result.payments
+    keys = settlement_store.PAYEE_KEY
+    due = paid.assign(district_id=paid["district_id"].fillna("").astype(str)).groupby(
+        keys, sort=True, as_index=False)["amount"].sum()
+    due["amount"] = due["amount"].astype(np.int64)
+    difference = store.difference(result.season.id, due, kind=cfg.kind, corrects=cfg.corrects,
+                                  products=[c.id for c in result.covers])
+    columns = ["season_id", "product_id", "payee_type", "payee_id", "district_id", "due", "paid", "amount"]
+    before = {"paid": "paid_before"}  # what earlier batches paid the payee [Rp]
+    result.payments = difference.top_ups[["payment_id", *columns]].rename(columns=before).reset_index(drop=True)
+    result.recoveries = difference.recoveries[["recovery_id", *columns]].rename(columns=before).reset_index(drop=True)
+    result.settlement = {
+        "batch_id": difference.batch_id, "kind": difference.kind, "corrects": difference.corrects,
+        "url": store.url,  # rendered without its password
+        "products": list(difference.products),
+        "new": not difference.recorded,
+        "due": int(due["amount"].sum()),
+        "payments": int(len(result.payments)), "paid": int(result.payments["amount"].sum()),
+        "recoveries": int(len(result.recoveries)), "recovered": int(result.recoveries["amount"].sum()),
+    }
+    result.notes.append(
+        f"settlement: batch {difference.batch_id} ({difference.kind}) pays Rp {result.settlement['paid']:,} in "
+        f"{result.settlement['payments']:,} payment(s) of Rp {result.settlement['due']:,} due; "
+        f"Rp {result.settlement['recovered']:,} to recover from {result.settlement['recoveries']:,} payee(s)"
+        + ("" if result.settlement["new"] else " (this batch was already recorded: nothing is paid twice)"))
+    return difference
+
+
+def _publish_batch(store: settlement_store.SettlementStore, batch: settlement_store.Batch, result: RunResult,
+                   stage: Path, out_dir: Path) -> None:
+    """Record the batch pending, publish the folder, commit; a failure in between is decided by the folder.
+
+    The order makes a kill at any point recoverable (:meth:`SettlementStore.recover` at the
+    next run's start): pending and unpublished → rolled back; published → committed.
+    """
+    recorded = store.record_pending(batch, result.payments, result.recoveries)
+    pause_point("recorded")
+    try:
+        publish(stage, out_dir)
+    except BaseException:
+        if recorded.new:
+            if settlement_store.published_batch_id(out_dir) == batch.batch_id:
+                store.commit(batch.batch_id)
+            else:
+                store.roll_back(batch.batch_id)
+        raise
+    pause_point("published_batch")
+    store.commit(batch.batch_id)
 
 
 # --------------------------------------------------------------------------- wiring helpers
@@ -332,6 +433,8 @@ def _write(result: RunResult, stage: Path) -> None:
     write_table_atomic(result.district_index, stage / "district_index.csv", "csv")
     write_table_atomic(result.totals, stage / "summary.csv", "csv")
     write_table_atomic(result.payments, stage / "payments.csv", "csv")
+    if result.recoveries is not None:
+        write_table_atomic(result.recoveries, stage / "recoveries.csv", "csv")
     write_table_atomic(result.rejects, stage / "rejects.csv", "csv")
     if result.premiums is not None and len(result.premiums):
         write_table_atomic(result.premiums, stage / "premiums.csv", "csv")
@@ -371,7 +474,7 @@ def _run_id(config: RunConfig, fingerprints: dict[str, InputFingerprint]) -> str
 
 
 def _write_manifest(result: RunResult, stage: Path, fingerprints: dict[str, InputFingerprint], *,
-                    scheduler: str | None) -> None:
+                    scheduler: str | None, created: str) -> None:
     config = result.config
     files = {f.name: sha256_file(f) for f in sorted(stage.iterdir())}
     result.files = files
@@ -380,7 +483,7 @@ def _write_manifest(result: RunResult, stage: Path, fingerprints: dict[str, Inpu
         "run_id": result.run_id,
         "panen_version": __version__,
         "season": result.season.id,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": created,
         "config": {"path": str(config.path) if config.path else None, "sha256": config.sha256},
         "inputs": _hash_inputs(fingerprints),
         "districts": ({"path": str(districts.path), "id_column": districts.id_column, "layer": districts.layer}
@@ -394,6 +497,7 @@ def _write_manifest(result: RunResult, stage: Path, fingerprints: dict[str, Inpu
         "notes": result.notes,
         "data_quality": result.data_quality,
         "on_account": _on_account_totals(result.on_account),
+        "settlement": result.settlement,
         "timings_s": result.timings,
         "outputs": files,
         "environment": {"python": platform.python_version(), **package_versions()},
