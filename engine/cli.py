@@ -140,6 +140,9 @@ def _parser() -> argparse.ArgumentParser:
                              "(default: $PANEN_SCHEDULER, else local threads)")
         sp.add_argument("--scheduler-timeout", type=_seconds, metavar="SECONDS", help=timeout_help)
         sp.add_argument("--quiet", action="store_true", help="no progress bars")
+        sp.add_argument("--no-settlement", action="store_true",
+                        help="a what-if run: pay every payee in full and record nothing in the settlement store "
+                             "(as settlement: false; by default every published batch is recorded)")
 
     r = sub.add_parser("run", help="settle a season: per-policy payouts for every configured product")
     r.add_argument("config", type=Path)
@@ -267,19 +270,16 @@ def _cmd_run(args) -> int:
 def _cmd_demo(args) -> int:
     from panen.datasets.synthetic import generate_demo_region
 
-    from panen.engine.config import SettlementConfig, load_config
+    from panen.engine.config import load_config
 
     data = args.data or args.config.resolve().parent.parent / "demo_data"
     if not args.quiet:
         print(f"generating the synthetic demo region in {data} ...", file=sys.stderr)
     generate_demo_region(data)
-    cfg = load_config(args.config)
-    if cfg.settlement is None:
-        # the demo records its batch in the settlement store beside its output folder
-        # (out/panen-settlement.sqlite), so that running it again shows a rerun is the same
-        # batch: the same payments, recorded once, never paid twice
-        cfg = dataclasses.replace(cfg, settlement=SettlementConfig())
-    return _run(cfg, args)
+    # like every run, the demo records its batch in the settlement store beside its output
+    # folder (out/panen-settlement.sqlite), so running it again shows a rerun is the same
+    # batch: the same payments, recorded once, never paid twice
+    return _run(load_config(args.config), args)
 
 
 def _run(cfg, args) -> int:
@@ -288,6 +288,8 @@ def _run(cfg, args) -> int:
     out = args.out or cfg.output.dir
     if out is None:
         raise ConfigError("no output folder: pass --out DIR or set output.dir in the config")
+    if args.no_settlement:  # a what-if run never enters the record of what was paid
+        cfg = dataclasses.replace(cfg, settlement=None)
     progress = not args.quiet and sys.stderr.isatty()
     timeout = _scheduler_timeout(args)
     with warnings.catch_warnings(record=True) as caught:

@@ -115,12 +115,14 @@ class OutputConfig(_Strict):
 class SettlementConfig(_Strict):
     """``settlement:`` — record each published batch in the settlement store and pay only the difference.
 
-    Present (even empty, ``settlement: {}``), ``panen run`` asks the store
-    (:mod:`panen.engine.settlement.store`) what each payee was already paid this season:
+    On by default: a ``panen run`` that publishes an output folder asks the store
+    (:mod:`panen.engine.settlement.store`) what each payee was already paid this season;
     ``payments.csv`` then holds only what is still owed (top-ups), ``recoveries.csv`` the
-    overpayments. Absent, a run pays every payee's full amount and records nothing
-    (as before the store existed): opt-in, so a what-if run never enters the record of what
-    was paid.
+    overpayments, and the batch is recorded (every published batch is, so no payment leaves
+    panen unrecorded). Absent (or ``settlement: {}``) means these defaults. ``settlement:
+    false`` (or ``panen run --no-settlement``) turns it off for a what-if run: it pays every
+    payee's full amount and records nothing, since a what-if run must never enter the record
+    of what was paid. A compute-only run (no output folder) records nothing either way.
     """
 
     url: str | None = Field(None, description="the store: a file path, sqlite:///PATH or postgresql+psycopg://...; "
@@ -140,6 +142,20 @@ class SettlementConfig(_Strict):
         if self.kind != "correction" and self.corrects:
             raise ValueError("corrects is only for kind: correction")
         return self
+
+
+def _settlement_form(value: Any) -> str | None:
+    if value is False:
+        return "off"
+    return "store" if isinstance(value, (dict, SettlementConfig)) else None
+
+
+#: ``settlement:`` as written: a section (the store, with its settings) or ``false`` (no store).
+SettlementSection = Annotated[
+    Annotated[SettlementConfig, Tag("store")] | Annotated[Literal[False], Tag("off")],
+    Discriminator(_settlement_form, custom_error_type="settlement_section",
+                  custom_error_message="settlement is a section ({url, kind, corrects}; {} for the defaults) "
+                                       "or false (a what-if run: no settlement store, nothing recorded)")]
 
 
 class AdjusterConfig(_Strict):
@@ -295,7 +311,7 @@ class _RunModel(_Strict):
     adjuster: AdjusterConfig | None = None
     output: OutputConfig = OutputConfig()
     limits: LimitsConfig = LimitsConfig()
-    settlement: SettlementConfig | None = None
+    settlement: SettlementSection | None = None  # absent or empty: the store's defaults; false: no store
     pricing: PricingConfig | None = None
     loss_reference: LossReference | None = None
     design: DesignConfig | None = None
@@ -320,7 +336,9 @@ class RunConfig:
     sha256
         Hash of the config file's bytes, for the manifest.
     settlement
-        The ``settlement:`` section (``None``: no settlement store; every payee is paid in full).
+        The ``settlement:`` section; its defaults when the config has none (every published
+        batch is recorded). ``None``: no settlement store (``settlement: false``, and always
+        for a backtest, which pays nobody): every payee is paid in full, nothing recorded.
     pricing, loss_reference, design
         The backtest's analysis sections (``None`` when absent), paths made absolute;
         ``panen run`` ignores them.
@@ -341,7 +359,7 @@ class RunConfig:
     design: DesignConfig | None = None
     purpose: Literal["run", "backtest"] = "run"
     limits: LimitsConfig = field(default_factory=LimitsConfig)
-    settlement: SettlementConfig | None = None
+    settlement: SettlementConfig | None = field(default_factory=SettlementConfig)
 
 
 # --------------------------------------------------------------------------- loading
@@ -502,7 +520,15 @@ def parse_config(data: Any, *, base_dir: Path | str = ".", source: Path | None =
                      products=tuple(products), terms=terms, premiums=premiums, sha256=sha256, adjuster=wording,
                      adjuster_path=(base_dir / model.adjuster.wording) if model.adjuster else None,
                      pricing=model.pricing, loss_reference=loss_reference, design=design, purpose=purpose,
-                     limits=model.limits, settlement=model.settlement)
+                     limits=model.limits, settlement=_settlement_of(model.settlement, purpose))
+
+
+def _settlement_of(section: SettlementConfig | bool | None, purpose: str) -> SettlementConfig | None:
+    """The store's settings: on by default (every published batch recorded); off when the config
+    says ``settlement: false`` (a what-if run) and for a backtest (it replays seasons, pays nobody)."""
+    if purpose == "backtest" or section is False:
+        return None
+    return section if isinstance(section, SettlementConfig) else SettlementConfig()
 
 
 def _resolve_analysis(model: _RunModel, inputs: Inputs, base_dir: Path, add):

@@ -146,8 +146,10 @@ def run_batch(config: RunConfig, out_dir: str | Path | None, *, force: bool = Fa
         Output folder. It must not exist unless ``force``; outputs are staged in a sibling
         folder and moved into place at the end, so a failed run leaves nothing half-written.
         It is locked for the whole run, and what killed runs left beside it is rolled back
-        first (:mod:`panen.engine.infra.outdir`). ``None``: compute only (nothing is
-        written; the ledger stays in memory).
+        first (:mod:`panen.engine.infra.outdir`). The published batch is recorded in the
+        settlement store (``config.settlement``: on unless the config says ``settlement:
+        false``), and ``payments.csv`` pays only what is still owed. ``None``: compute only
+        (nothing is written, nothing recorded; the ledger stays in memory).
     force
         Replace an existing output folder — only one a previous panen run wrote (it has
         its ``manifest.json``) or an empty one.
@@ -325,7 +327,8 @@ def _check_settlement(config: RunConfig) -> None:
         # the store records one payment per payee and batch; an instalment schedule would be lost
         raise InputError(Problem(f"settlement: product(s) {', '.join(paid_in_instalments)} pay in instalments "
                                  f"(terms.instalments), which the settlement store does not record yet; remove "
-                                 f"the settlement: section or the instalments", key="settlement"))
+                                 f"the instalments, or pay them unrecorded with settlement: false "
+                                 f"(panen run --no-settlement)", key="settlement"))
 
 
 def _difference(store: settlement_store.SettlementStore, result: RunResult) -> settlement_store.Difference:
