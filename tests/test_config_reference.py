@@ -250,8 +250,9 @@ def region(tmp_path_factory) -> Path:
 
 
 def rain_config(region: Path, folder: Path, *, rainfall: dict | None = None, product: dict | None = None,
-                output: dict | None = None) -> Path:
-    """A rain-only run on the small region (the demo's rain term sheet), with extra keys."""
+                output: dict | None = None, settlement: dict | bool | None = None) -> Path:
+    """A rain-only run on the small region (the demo's rain term sheet), with extra keys
+    (``settlement``: the section, when given)."""
     demo = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "demo.yaml").read_text())
     data = region / "data"
     cfg = {
@@ -261,6 +262,7 @@ def rain_config(region: Path, folder: Path, *, rainfall: dict | None = None, pro
                    "policies": {"path": str(data / "policies.csv")}},
         "products": [{**next(p for p in demo["products"] if p["id"] == "rain"), **(product or {})}],
         "output": {"dir": str(folder / "out"), **(output or {})},
+        **({} if settlement is None else {"settlement": settlement}),
     }
     folder.mkdir(parents=True, exist_ok=True)
     p = folder / "run.yaml"
@@ -341,15 +343,20 @@ def test_every_key_of_the_named_peril_wording_is_documented():
 def test_terms_rounding_and_instalments_change_the_payouts_and_the_payments_they_reconcile_with(region, tmp_path):
     """A real run: net payouts in whole Rp 1,000, paid in three instalments two months apart;
     payments.csv still sums to the ledger's net payouts and the summary's total, and a rerun
-    writes the same bytes."""
+    writes the same bytes. The settlement store does not record instalments yet, so the run
+    pays them unrecorded (settlement: false); with the store on (the default) it is refused."""
     from panen.engine.cli import main
 
     demo = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "demo.yaml").read_text())
     terms = {"deductible": {"kind": "straight", "rate": 0.01}, "rounding": {"unit": 1000},
              "instalments": {"count": 3, "every_months": 2}}
+    refused = rain_config(region, tmp_path / "recorded", product={"terms": terms}, output={"formats": ["csv"]})
+    assert main(["run", str(refused), "--quiet"]) == 2
+    assert not (tmp_path / "recorded" / "out").exists()
     outs = []
     for name in ("a", "b"):
-        p = rain_config(region, tmp_path / name, product={"terms": terms}, output={"formats": ["csv"]})
+        p = rain_config(region, tmp_path / name, product={"terms": terms}, output={"formats": ["csv"]},
+                        settlement=False)
         assert main(["run", str(p), "--quiet"]) == 0
         outs.append(tmp_path / name / "out")
     out = outs[0]

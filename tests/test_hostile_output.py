@@ -278,8 +278,11 @@ def test_force_replaces_an_empty_folder_or_a_previous_output_and_leaves_nothing_
     assert code == 0, err
     assert not (box.prev / "marker.txt").exists()
     assert json.loads((box.prev / "manifest.json").read_text())["run_id"] == old_manifest["run_id"]
-    assert sorted(p.name for p in box.root.iterdir()) == ["empty", "home", "proj"]
+    # beside the folders only the settlement store that recorded each batch (by default, in the
+    # output folder's parent): no staging, old-output or lock leftovers
+    assert sorted(p.name for p in box.root.iterdir()) == ["empty", "home", "panen-settlement.sqlite", "proj"]
     assert not [p for p in box.proj.iterdir() if p.name.startswith(".")]
+    assert (box.proj / "panen-settlement.sqlite").is_file()
 
 
 def test_a_refused_run_into_new_nested_folders_creates_none(box, capsys, monkeypatch):

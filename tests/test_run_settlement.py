@@ -37,7 +37,7 @@ def data(tmp_path_factory) -> Path:
 
 
 def write_config(folder: Path, data: Path, policies: Path | None = None, **settlement) -> Path:
-    """The demo's area-yield product on the small region; ``settlement=None`` leaves the section out."""
+    """The demo's area-yield product on the small region; ``off=True`` is a what-if run (``settlement: false``)."""
     cfg = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
     cfg.pop("adjuster")
     cfg["products"] = [p for p in cfg["products"] if p["id"] == "yield"]
@@ -46,7 +46,9 @@ def write_config(folder: Path, data: Path, policies: Path | None = None, **settl
     if policies is not None:
         cfg["inputs"]["policies"]["path"] = str(policies)
     cfg["output"] = {"dir": "out", "formats": ["parquet", "csv"], "payments_by": "farmer"}
-    if not settlement.pop("off", False):
+    if settlement.pop("off", False):
+        cfg["settlement"] = False  # the store is on by default; a what-if run opts out
+    else:
         cfg["settlement"] = {k: v for k, v in settlement.items() if v is not None}
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"run-{len(list(folder.glob('run-*.yaml')))}.yaml"
@@ -92,6 +94,7 @@ def changed_register(data: Path, tmp: Path, farmer_factor: float) -> tuple[Path,
 # --------------------------------------------------------------------------- first batch and identical reruns
 def test_the_first_batch_pays_every_payee_in_full_and_a_rerun_is_the_same_batch(data, tmp_path):
     assert run(write_config(tmp_path / "plain", data, off=True), tmp_path / "plain" / "out") == 0
+    assert not default_store_path(tmp_path / "plain" / "out").exists()  # a what-if run records nothing
     full = due(tmp_path / "plain" / "out")
     cfg = write_config(tmp_path, data)
     first, elsewhere = tmp_path / "runs" / "a", tmp_path / "runs" / "b"

@@ -23,6 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
@@ -30,7 +31,6 @@ import shapely
 import xarray as xr
 import yaml
 
-import geopandas as gpd
 from panen.datasets.synthetic import generate_demo_region
 from panen.engine.cli import main
 from panen.engine.settlement.store import default_store_path, open_store
@@ -302,12 +302,17 @@ def killed_at(config: Path, out: Path, pause: str) -> None:
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="needs POSIX signals")
-@pytest.mark.parametrize("pause, recorded, published", [("staged", False, False), ("recorded", True, False),
-                                                        ("published_batch", True, True)])
+@pytest.mark.parametrize("pause, recorded, published", [
+    ("staged", False, False),          # outputs complete in the staging folder, nothing recorded
+    ("recorded", True, False),         # the batch recorded pending, nothing published
+    ("publish", True, False),          # between the folder's renames: the new output not yet in place
+    ("published", True, True),         # the new output in place, the old one not yet removed
+    ("published_batch", True, True),   # published, the batch not yet committed
+])
 def test_a_correction_killed_at_each_step_of_publishing_leaves_store_and_folder_consistent_and_pays_once(
         data, tmp_path, url, pause, recorded, published):
     """A correction batch killed (SIGKILL) at each step: outputs staged, batch recorded
-    pending, folder published. Afterwards the store holds the batch pending exactly when it
+    pending, folder being published, folder published, batch about to be committed. Afterwards the store holds the batch pending exactly when it
     was recorded, and the folder the new output exactly when it was published; the next run
     into the folder decides the pending batch against the folder and the season is paid
     exactly what is due, once."""
@@ -348,3 +353,49 @@ def test_a_correction_killed_at_each_step_of_publishing_leaves_store_and_folder_
         assert now["batch_id"].tolist() == [batch1, st["batch_id"]]
         assert now["state"].tolist() == ["committed", "committed"]
         assert store.owed(SEASON).set_index(KEY)["paid"].sort_index().equals(after.sort_index())  # paid once
+
+
+# --------------------------------------------------------------------------- what records and what does not
+def test_the_store_is_on_by_default_and_a_what_if_run_opts_out(data, tmp_path):
+    """Without a ``settlement:`` section a published run records its batch beside its folder;
+    ``--no-settlement`` (as ``settlement: false``) pays the same payees the same full amounts
+    and records nothing; a compute-only run records nothing either."""
+    from panen.engine.config import load_config
+    from panen.engine.pipeline.run import run_batch
+
+    cfg = write_config(tmp_path / "cfg", data)
+    whatif = tmp_path / "whatif" / "out"
+    assert run(cfg, whatif, "--no-settlement") == 0
+    assert manifest(whatif)["settlement"] is None and not default_store_path(whatif).exists()
+    plain = table(whatif, "payments.csv")
+    assert {"policies", "instalment", "due_date"} <= set(plain.columns)
+    full = plain.groupby(KEY)["amount"].sum()
+    assert full_amounts(write_config(tmp_path / "cfg", data, settlement=False), tmp_path / "whatif" / "b").equals(full)
+
+    loaded = load_config(cfg)
+    assert loaded.settlement is not None and loaded.settlement.url is None  # the default store
+    computed = run_batch(loaded, None)
+    assert computed.settlement is None and computed.recoveries is None
+    assert not any(tmp_path.rglob("panen-settlement.sqlite"))
+
+    out = tmp_path / "runs" / "mt1"
+    assert run(cfg, out) == 0
+    st = manifest(out)["settlement"]
+    assert st["new"] and st["url"].endswith(str(default_store_path(out))) and st["paid"] == int(full.sum())
+    with open_store(default_store_path(out)) as store:
+        assert store.batches(SEASON)["batch_id"].tolist() == [st["batch_id"]]
+    # the same run as a what-if afterwards: pays in full again, the record untouched
+    assert run(cfg, tmp_path / "runs" / "what-if", "--no-settlement") == 0
+    assert table(tmp_path / "runs" / "what-if", "payments.csv").groupby(KEY)["amount"].sum().equals(full)
+    with open_store(default_store_path(out)) as store:
+        assert store.batches(SEASON)["batch_id"].tolist() == [st["batch_id"]]
+
+
+def test_a_backtest_never_records_a_batch(data, tmp_path):
+    """A backtest replays past seasons and pays nobody: even with a settlement: section it
+    opens no store and records nothing."""
+    cfg = write_config(tmp_path / "cfg", data, settlement={})
+    out = tmp_path / "runs" / "bt"
+    assert main(["backtest", str(cfg), "--years", "2024", "--out", str(out), "--quiet"]) == 0
+    assert (out / "manifest.json").exists()
+    assert not any(tmp_path.rglob("panen-settlement.sqlite"))

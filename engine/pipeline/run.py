@@ -10,11 +10,13 @@ products are looked up in the trigger registry, inputs in the reader registry.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,23 +186,34 @@ def run_batch(config: RunConfig, out_dir: str | Path | None, *, force: bool = Fa
         return _run(config, None, strict=strict, scheduler=scheduler, progress=progress,
                     scheduler_timeout=scheduler_timeout, recovered=[], allow_empty=allow_empty)
     _check_settlement(config)
-    with output_folder(config, out_dir, force=force) as folder:
+    with output_folder(config, out_dir, force=force) as folder, contextlib.ExitStack() as held:
         if config.settlement is None:
             return _run(config, folder.path, strict=strict, scheduler=scheduler, progress=progress,
                         scheduler_timeout=scheduler_timeout, recovered=folder.recovered, allow_empty=allow_empty)
         url = config.settlement.url or settlement_store.default_store_path(folder.path)
-        with settlement_store.open_store(url) as store:
+
+        def store() -> tuple[settlement_store.SettlementStore, list[str]]:
+            opened = held.enter_context(settlement_store.open_store(url))
             # after the folder's own recovery: a batch a killed run left pending is decided
             # against what that run published (committed if the folder holds it, else rolled back)
-            recovered = folder.recovered + store.recover(held=folder.path)
+            return opened, opened.recover(held=folder.path)
+
+        if config.settlement.url is not None or Path(url).exists():
+            # a store that exists (or a server) is checked and recovered before anything is read; the
+            # default store is created only when a batch is about to be recorded, so a run refused
+            # before that (bad input, --strict) leaves no empty store beside the folder
+            ready, notes = store()
             return _run(config, folder.path, strict=strict, scheduler=scheduler, progress=progress,
-                        scheduler_timeout=scheduler_timeout, recovered=recovered, allow_empty=allow_empty,
-                        store=store)
+                        scheduler_timeout=scheduler_timeout, recovered=folder.recovered + notes,
+                        allow_empty=allow_empty, store=lambda: (ready, []))
+        return _run(config, folder.path, strict=strict, scheduler=scheduler, progress=progress,
+                    scheduler_timeout=scheduler_timeout, recovered=folder.recovered, allow_empty=allow_empty,
+                    store=store)
 
 
 def _run(config: RunConfig, out_dir: Path | None, *, strict: bool, scheduler: str | None, progress: bool,
          scheduler_timeout: float | None, recovered: list[str], allow_empty: bool = False,
-         store: settlement_store.SettlementStore | None = None) -> RunResult:
+         store: Callable[[], tuple[settlement_store.SettlementStore, list[str]]] | None = None) -> RunResult:
     t = steps.Timer()
     t_start = time.perf_counter()
     season = steps.season_of(config)
@@ -286,6 +299,8 @@ def _run(config: RunConfig, out_dir: Path | None, *, strict: bool, scheduler: st
         batch = None
         if store is not None:
             with t("settlement"):
+                store, store_notes = store()  # opened (and recovered) here at the latest
+                notes[len(recovered):len(recovered)] = store_notes  # right after the folder's own recovery
                 difference = _difference(store, result)
             batch = difference.batch(run_id=result.run_id, created_at=created,
                                      inputs={k: v["sha256"] for k, v in _hash_inputs(fingerprints).items()},
