@@ -92,11 +92,13 @@ class RunResult:
         One row per policy and cover, money in integer rupiah (``payouts.parquet``).
     payments, comparison, district_index
         ``payments.csv``, ``comparison.csv`` (``None`` without a comparison) and
-        ``district_index.csv`` as tables. With a settlement store, ``payments`` holds this
-        batch's payments only (the top-ups of :meth:`~panen.engine.settlement.store.SettlementStore.difference`).
+        ``district_index.csv`` as tables. With the settlement store (every published run
+        unless ``settlement: false``), ``payments`` holds this batch's payments only (the
+        top-ups of :meth:`~panen.engine.settlement.store.SettlementStore.difference`); a
+        compute-only or what-if run holds every payee's full amount.
     recoveries, settlement
-        With a settlement store (``settlement:``): ``recoveries.csv`` (overpayments) and the
-        manifest's ``settlement`` (batch id, kind, totals); ``None`` without one.
+        With the settlement store: ``recoveries.csv`` (overpayments) and the manifest's
+        ``settlement`` (batch id, kind, totals); ``None`` without one (compute-only, what-if).
     on_account
         ``on_account.csv``: on-account (advance) payments per policy, apart from the final
         payouts (:func:`steps.on_account`); ``None`` when no cover has any.
