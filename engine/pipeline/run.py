@@ -207,15 +207,15 @@ def run_batch(config: RunConfig, out_dir: str | Path | None, *, force: bool = Fa
             ready, notes = store()
             return _run(config, folder.path, strict=strict, scheduler=scheduler, progress=progress,
                         scheduler_timeout=scheduler_timeout, recovered=folder.recovered + notes,
-                        allow_empty=allow_empty, store=lambda: (ready, []))
+                        allow_empty=allow_empty, open_store=lambda: (ready, []))
         return _run(config, folder.path, strict=strict, scheduler=scheduler, progress=progress,
                     scheduler_timeout=scheduler_timeout, recovered=folder.recovered, allow_empty=allow_empty,
-                    store=store)
+                    open_store=store)
 
 
 def _run(config: RunConfig, out_dir: Path | None, *, strict: bool, scheduler: str | None, progress: bool,
          scheduler_timeout: float | None, recovered: list[str], allow_empty: bool = False,
-         store: Callable[[], tuple[settlement_store.SettlementStore, list[str]]] | None = None) -> RunResult:
+         open_store: Callable[[], tuple[settlement_store.SettlementStore, list[str]]] | None = None) -> RunResult:
     t = steps.Timer()
     t_start = time.perf_counter()
     season = steps.season_of(config)
@@ -298,10 +298,10 @@ def _run(config: RunConfig, out_dir: Path | None, *, strict: bool, scheduler: st
                            data_quality=quality, on_account=advance, premiums=premium_table)
         result.run_id = _run_id(config, fingerprints)
         created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        batch = None
-        if store is not None:
+        batch, store = None, None
+        if open_store is not None:
             with t("settlement"):
-                store, store_notes = store()  # opened (and recovered) here at the latest
+                store, store_notes = open_store()  # opened (and recovered) here at the latest
                 notes[len(recovered):len(recovered)] = store_notes  # right after the folder's own recovery
                 difference = _difference(store, result)
             batch = difference.batch(run_id=result.run_id, created_at=created,
