@@ -399,3 +399,21 @@ def test_a_backtest_never_records_a_batch(data, tmp_path):
     assert main(["backtest", str(cfg), "--years", "2024", "--out", str(out), "--quiet"]) == 0
     assert (out / "manifest.json").exists()
     assert not any(tmp_path.rglob("panen-settlement.sqlite"))
+
+
+def test_the_settlement_section_is_the_defaults_when_absent_a_section_or_false(data, tmp_path):
+    from panen.engine.config import SettlementConfig, load_config
+    from panen.engine.errors import ConfigError
+    from panen.engine.pipeline.backtest import load_backtest_config
+
+    absent = write_config(tmp_path / "a", data)
+    assert load_config(absent).settlement == SettlementConfig()
+    assert load_config(write_config(tmp_path / "b", data, settlement={})).settlement == SettlementConfig()
+    assert load_config(write_config(tmp_path / "c", data, settlement=None)).settlement == SettlementConfig()
+    assert load_config(write_config(tmp_path / "d", data, settlement=False)).settlement is None
+    fix = load_config(write_config(tmp_path / "e", data, settlement={"kind": "correction", "corrects": "ab12"}))
+    assert (fix.settlement.kind, fix.settlement.corrects) == ("correction", "ab12")
+    assert load_backtest_config(absent).settlement is None  # a backtest never records
+    for wrong in (True, "off", 0, []):
+        with pytest.raises(ConfigError, match=r"settlement: settlement is a section .* or false"):
+            load_config(write_config(tmp_path / "f", data, settlement=wrong))
