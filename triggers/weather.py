@@ -339,8 +339,9 @@ class WeatherIndexTrigger(Trigger):
         Per phase, on the days of its window up to ``as_of`` (the *elapsed* days):
 
         * a window already closed is final: its rate;
-        * an open ``above`` (excess) phase guarantees the rate of a lower bound of its final
-          index. Every index panen has only grows as days are added, rain being never
+        * an open ``above`` (excess) phase whose curve never falls as the index rises (linear,
+          binary, a step schedule without gaps whose top band is open above — else it
+          guarantees 0) guarantees the rate of a lower bound of its final index. Every index panen has only grows as days are added, rain being never
           negative: the ``total`` of the elapsed days, the ``max_n_day`` over n-day runs
           with the unknown days counted as 0 mm (an n-day run reaching past ``as_of`` holds
           at least its elapsed rain), the longest ``dry_spell`` among the elapsed days (a run
@@ -545,6 +546,22 @@ def _check_monthly(params: WeatherIndexParams, anchors: np.ndarray) -> None:
                 return
 
 
+def _never_falls(phase: Phase) -> bool:
+    """Whether the phase's curve never falls as its index rises (on every index value).
+
+    Linear and binary ``above`` curves never do. A step schedule does only when its bands
+    leave no gap and the top band is open above: an index past a closed top band, or in a
+    gap, is in no band and pays 0 — so a schedule such as ``[0, 300) → 0.5`` pays less at
+    310 mm than at 290 mm, and its open window guarantees nothing.
+    """
+    if phase.direction != "above":
+        return False
+    if phase.curve != "step":
+        return True
+    bands = sorted(phase.bands or [], key=lambda b: b.min)
+    return bool(bands) and np.isinf(bands[-1].max) and all(a.max == b.min for a, b in zip(bands, bands[1:]))
+
+
 def _guaranteed_phase(x: np.ndarray, anchors: np.ndarray, elapsed_end: int, phase: Phase) -> np.ndarray:
     """A phase's guaranteed rate before weighting, per cohort, from the days before ``elapsed_end``.
 
@@ -573,7 +590,7 @@ def _guaranteed_phase(x: np.ndarray, anchors: np.ndarray, elapsed_end: int, phas
     else:
         bound = (np.where(elapsed, known, -np.inf) >= phase.wet_threshold).sum(axis=-1).astype(float)
     rate = np.asarray(phase.rate(bound), dtype=float)
-    if phase.direction == "below":
+    if phase.direction == "below" or not _never_falls(phase):
         rate = np.where(closed, rate, 0.0)
     return np.where(missing, np.nan, rate)
 
