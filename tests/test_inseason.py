@@ -229,3 +229,55 @@ def test_days_after_as_of_are_unknown_never_zero_rain(region, tmp_path):
     led = pd.read_csv(tmp_path / "out" / "payouts.csv")
     assert (led["payout_rate"] == 0).all() and (led["net_payout"] == 0).all()  # 40 mm so far would pay 1 as zeros
     assert np.isnan(pd.read_csv(tmp_path / "out" / "district_index.csv")["index_value"]).all()
+
+
+# --------------------------------------------------------------------------- a PMFBY advance on account
+def yield_config(region: Path, folder: Path, harvested: bool, settlement: dict) -> Path:
+    """The area-yield cover of the three farmers, notified for mid-season adversity on 2024-01-20 (estimated yield ~0)."""
+    district = str(pd.read_csv(region / "register.csv", dtype=str)["district_id"].iloc[0])
+    yields = pd.read_csv(region / "yields.csv", dtype={"district_id": str})
+    yields = yields[yields["year"] < 2024]
+    if harvested:  # a bumper harvest: no claim at all
+        yields = pd.concat([yields, pd.DataFrame({"district_id": [district], "year": [2024], "yield_ku_ha": [500.0]})])
+    folder.mkdir(parents=True, exist_ok=True)
+    yields.to_csv(folder / "yields.csv", index=False)
+    pd.DataFrame({"policy_id": [f"Y-{f}" for f in FARMERS], "farmer_id": list(FARMERS), "district_id": district,
+                  "product_id": "yield", "area_ha": list(FARMERS.values())}).to_csv(folder / "register.csv", index=False)
+    pd.DataFrame({"district_id": [district], "product_id": ["yield"], "kind": ["mid_season_adversity"],
+                  "date": ["2024-01-20"], "estimated_yield": [1e-6]}).to_csv(folder / "notifications.csv", index=False)
+    cfg = {"season": SEASON,
+           "inputs": {"districts": {"path": str(region / "districts.gpkg"), "id_column": "district_id"},
+                      "yields": {"path": str(folder / "yields.csv"), "yield_column": "yield_ku_ha", "units": "ku/ha"},
+                      "notifications": {"path": str(folder / "notifications.csv"), "units": "ku/ha"},
+                      "policies": {"path": str(folder / "register.csv")}},
+           "products": [{"id": "yield", "trigger": "area_yield", "sum_insured_per_ha": 6_000_000,
+                         "normal_yield": {"method": "best_of", "best": 5, "of": 7}, "indemnity_level": 0.8,
+                         "formula": "shortfall", "mid_season_adversity": {"rate": 0.25}}],
+           "output": {"dir": "out", "formats": ["csv"], "payments_by": "farmer"},
+           "settlement": settlement}
+    path = folder / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def test_a_pmfby_advance_is_paid_on_account_flagged_recoverable_and_recovered_when_the_final_is_lower(
+        region, tmp_path, store_url):
+    # estimated yield 1e-6 ku/ha: likely claim 100 % (less 3e-8), advance 25 % of the sum insured to the rupiah;
+    # nothing is guaranteed (no harvest yet)
+    advance = {"F1": 750_000, "F2": 1_500_000, "F3": 555_000}
+    before = yield_config(region, tmp_path / "a", harvested=False, settlement={"url": store_url})
+    assert run(before, tmp_path / "a" / "out", "--as-of", "2024-01-19") == 0  # not yet notified: nothing due
+    assert per_farmer(tmp_path / "a" / "out") == {}
+    assert run(before, tmp_path / "a" / "out2", "--as-of", "2024-01-20") == 0
+    pay = pd.read_csv(tmp_path / "a" / "out2" / "payments.csv", dtype={"payee_id": str}, keep_default_na=False)
+    assert per_farmer(tmp_path / "a" / "out2") == advance
+    assert pay["recoverable"].all()
+    st = manifest(tmp_path / "a" / "out2")["settlement"]
+    assert st["recoverable"] == sum(advance.values()) and st["recoverable_payments"] == 3
+    # the harvest is a bumper one: the final claim is 0 and the whole advance is to be recovered, never negative
+    final = yield_config(region, tmp_path / "b", harvested=True, settlement={"url": store_url})
+    assert run(final, tmp_path / "b" / "out") == 0
+    assert per_farmer(tmp_path / "b" / "out") == {}
+    rec = pd.read_csv(tmp_path / "b" / "out" / "recoveries.csv", dtype={"payee_id": str}, keep_default_na=False)
+    assert {r.payee_id: int(r.amount) for r in rec.itertuples()} == advance
+    assert manifest(tmp_path / "b" / "out")["on_account"]["deducted_from_final"] is True

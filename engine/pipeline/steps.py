@@ -769,10 +769,11 @@ def on_account(results: Mapping[str, xr.Dataset], covers: list[Cover], zoned: Zo
 
     Notes
     -----
-    The final payouts (``payouts.csv``, ``payments.csv``) do not deduct these amounts:
-    deducting what was paid on account needs the record of what was actually paid — the
-    settlement store, which is not built yet. Until then an insurer who paid an on-account
-    batch deducts it from the final batch outside panen.
+    The ledger (``payouts.csv``) never deducts these amounts. An in-season on-account
+    batch (``panen run --as-of`` with ``settlement:``) pays them per payee, flagged
+    recoverable (:func:`panen.engine.pipeline.inseason.on_account_due`), and a final batch
+    through the settlement store pays only what is still owed after what was actually
+    paid on account. Without a store an insurer deducts a paid advance itself.
     """
     tables = rate_tables(results, covers, zoned, variable="on_account_rate")
     if not tables:
