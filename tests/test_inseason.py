@@ -156,6 +156,14 @@ def test_on_account_then_final_pays_per_payee_the_share_then_the_rest(region, tm
     later = {"F1": 1_450_000, "F2": 2_950_000, "F3": 1_060_000}  # SI × 0.5 − 50,000
     assert per_farmer(tmp_path / "oa2") == {f: later[f] - share[f] for f in FARMERS}
 
+    # a smaller share on the same day is due less than was paid: never a recovery in season — the payees keep
+    # what they were paid, so the batch is the one already recorded (its payments, recorded once: nothing new)
+    assert run(write_config(region, tmp_path, {"url": store_url, "on_account_share": 0.25}), tmp_path / "oa3",
+               "--as-of", "2023-11-15") == 0
+    assert len(pd.read_csv(tmp_path / "oa3" / "recoveries.csv")) == 0
+    st3 = manifest(tmp_path / "oa3")["settlement"]
+    assert st3["batch_id"] == manifest(tmp_path / "oa2")["settlement"]["batch_id"] and st3["new"] is False
+
     # the final nets against everything paid on account, payee by payee
     assert run(write_config(region, tmp_path, {"url": store_url}), tmp_path / "final") == 0
     fin = pd.read_csv(tmp_path / "final" / "payments.csv", dtype={"payee_id": str}, keep_default_na=False)

@@ -390,7 +390,12 @@ def _difference(store: settlement_store.SettlementStore, result: RunResult,
         due = inseason.on_account_due(paid, result.on_account, result.policies, by=result.config.output.payments_by,
                                       season_id=result.season.id, share=cfg.on_account_share)
         flagged = due[[*keys, "recoverable"]]
-        due = due[[*keys, "amount"]]
+        # an on-account batch never claws back: a payee already paid more than its new due
+        # (a lower share, a revised advance) keeps it on account, and the final nets against it
+        before = store.owed(result.season.id, products=[c.id for c in result.covers])
+        due = due[[*keys, "amount"]].merge(before[[*keys, "paid"]].astype({"district_id": str}), on=keys, how="outer")
+        due["amount"] = np.maximum(due["amount"].fillna(0), due["paid"].fillna(0)).astype(np.int64)
+        due = due.loc[due["amount"] > 0, [*keys, "amount"]].sort_values(keys, kind="stable").reset_index(drop=True)
     else:
         due = paid.assign(district_id=paid["district_id"].fillna("").astype(str)).groupby(
             keys, sort=True, as_index=False)["amount"].sum()
