@@ -1,8 +1,9 @@
 """The in-season guaranteed minimum is a true lower bound (hypothesis).
 
 For any rain up to the as-of day and *any* continuation after it, the final payout — rate,
-gross and net after a straight or franchise deductible, through the same rounding — is
-never below what ``WeatherIndexTrigger.guaranteed_rate`` guaranteed on the days so far;
+gross and net after a straight, franchise or percent-of-loss deductible and a limit, through
+the same rounding — is never below what ``WeatherIndexTrigger.guaranteed_rate`` guaranteed
+on the days so far;
 once every window has closed the two are equal. Every index kind (total, max n-day, dry
 spell, rainy days), both directions, linear, binary and step curves, and a season cap are
 drawn. The engine's own cut of the series (``as_of_series``) hides the continuation.
@@ -71,10 +72,12 @@ def cases(draw):
     history = np.array(draw(st.lists(rain_day, min_size=2 * T, max_size=2 * T)), dtype=float).reshape(2, T)
     continuation = np.array(draw(st.lists(rain_day, min_size=2 * T, max_size=2 * T)), dtype=float).reshape(2, T)
     rain = np.where(np.arange(T) <= k, history, continuation)
-    deductible = draw(st.sampled_from(["straight", "franchise"]))
+    kind = draw(st.sampled_from(["straight", "franchise", "percent_of_loss"]))
     amount = draw(st.integers(0, 800_000))
-    return params, np.asarray([START + a for a in anchors]), k, rain, Terms(deductible={"kind": deductible,
-                                                                                         "amount": amount})
+    deductible = ({"kind": kind, "rate": draw(st.sampled_from([0.05, 0.1, 0.25])), "minimum": amount}
+                  if kind == "percent_of_loss" else {"kind": kind, "amount": amount})
+    return params, np.asarray([START + a for a in anchors]), k, rain, Terms(deductible=deductible,
+                                                                            limit=draw(st.none() | st.integers(1, 10**7)))
 
 
 def series(rain: np.ndarray) -> xr.Dataset:
