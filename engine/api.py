@@ -66,6 +66,7 @@ __all__ = [
     "Trigger",
     "TriggerInputs",
     "TriggerResult",
+    "check_guaranteed_rate",
     "check_result_values",
     "standardise_result",
 ]
@@ -339,6 +340,12 @@ class TriggerInputs:
         as text; districts without policies absent), for rules that compare it with the
         area sown (an area correction factor). ``None`` where no register is settled (a
         backtest, a research call).
+    as_of
+        In-season settlement (``panen run --as-of DATE``) [datetime64[D]]: the series hold
+        data up to and including this day; every later day is unknown — ``mean`` NaN and
+        ``valid_fraction`` 0, never zero rain or zero vegetation — and a trigger's
+        :meth:`Trigger.guaranteed_rate` says what no later day can lower. ``None``: the
+        season's data are complete (a final settlement).
     """
 
     season: Season
@@ -347,6 +354,7 @@ class TriggerInputs:
     series: dict[str, xr.Dataset] = field(default_factory=dict)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     insured_area: pd.Series | None = None
+    as_of: np.datetime64 | None = None
 
 
 #: Per-phase variables of a trigger result (dims ``phase, district, cohort``), for the audit trail.
@@ -453,9 +461,9 @@ class Trigger:
     """Base class of trigger plugins (see the module docstring for the contract).
 
     Optional features are declared here with their defaults, never probed with ``getattr``:
-    ``backtest_by``, :meth:`required_inputs`, :meth:`check_inputs`, and, for triggers a
-    design search can re-price, :meth:`rates_from_index`, :meth:`design_terms` and
-    :meth:`with_design`.
+    ``backtest_by``, :meth:`required_inputs`, :meth:`check_inputs`,
+    :meth:`guaranteed_rate` (in-season settlement), and, for triggers a design search can
+    re-price, :meth:`rates_from_index`, :meth:`design_terms` and :meth:`with_design`.
     """
 
     name: ClassVar[str]
@@ -484,6 +492,43 @@ class Trigger:
         cannot run fails at validation, not half-way. Default: none.
         """
         return []
+
+    @classmethod
+    def guaranteed_rate(cls, params: ProductParams, inputs: TriggerInputs, result: xr.Dataset) -> xr.DataArray:
+        """The part of the payout rate that no later data can lower, per district and cohort [fraction].
+
+        Called by an in-season run (``panen run --as-of DATE``) after :meth:`evaluate` on
+        the same ``inputs`` (``inputs.as_of`` set; every day after it unknown). The engine
+        settles this rate through the one ledger (sum insured, terms, rounding) as the
+        *guaranteed minimum* that an on-account batch may pay without clawback risk, so it
+        must be a true lower bound of the rate :meth:`evaluate` gives once the season's data
+        are complete, whatever they turn out to be.
+
+        Parameters
+        ----------
+        params
+            The term sheet.
+        inputs
+            What :meth:`evaluate` was given (``as_of`` set).
+        result
+            The computed, standardised result of :meth:`evaluate` on ``inputs``
+            (``payout_rate``, ``flagged`` on ``(district, cohort)``, per phase variables).
+
+        Returns
+        -------
+        xarray.DataArray
+            On ``(district, cohort)`` like ``result["payout_rate"]``: rates in [0, 1]; NaN
+            where the district cannot be assessed on the days so far (missing data — its
+            policies are withheld, as the final would withhold them).
+
+        Notes
+        -----
+        Default: 0 everywhere — a plugin that declares nothing guarantees nothing in
+        season, which is always a true lower bound. A plugin overrides it with what its
+        index allows (a window already closed is final; an index that only grows as days are
+        added guarantees the rate of its value so far on an ``above`` curve).
+        """
+        return xr.zeros_like(result["payout_rate"], dtype=float)
 
     @classmethod
     def rates_from_index(cls, params: ProductParams | Sequence[ProductParams],
@@ -715,3 +760,36 @@ def check_result_values(ds: xr.Dataset, *, trigger: str, product_id: str) -> xr.
                          for g in given.ravel()], dtype=object).reshape(given.shape)
         reason = np.where(flagged & (text != ""), text, reason)
     return ds.assign(reason=(("district", "cohort"), reason))
+
+
+def check_guaranteed_rate(rate: Any, result: xr.Dataset, *, trigger: str, product_id: str) -> xr.DataArray:
+    """Check a computed :meth:`Trigger.guaranteed_rate` against its result: dims, labels, values.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``(district, cohort)`` with the result's coordinates, float rates in [0, 1] or NaN.
+
+    Raises
+    ------
+    PluginError
+        Not a DataArray, other dims or sizes, a rate outside [0, 1], or a guarantee above the
+        trigger's own payout rate where that rate is assessed on the days so far (a window
+        already closed: the guarantee is at most what it pays).
+    """
+    if not isinstance(rate, xr.DataArray):
+        raise _broken(trigger, product_id, f"guaranteed_rate returned {type(rate).__name__}, not a DataArray")
+    rate = _on_dims(rate, ("district", "cohort"), "guaranteed_rate", trigger, product_id)
+    like = result["payout_rate"]
+    if rate.shape != like.shape:
+        raise _broken(trigger, product_id, f"guaranteed_rate has shape {rate.shape}, the result {like.shape}")
+    values = np.asarray(rate.values, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    if np.isinf(values).any() or (finite.size and (finite.min() < -1e-12 or finite.max() > 1 + 1e-12)):
+        raise _broken(trigger, product_id, "guaranteed_rate outside [0, 1]")
+    assessed = np.asarray(like.values, dtype=np.float64)
+    both = np.isfinite(values) & np.isfinite(assessed)
+    if (values[both] > assessed[both] + 1e-12).any():
+        raise _broken(trigger, product_id, "guaranteed_rate above the payout rate assessed on the same data")
+    return xr.DataArray(np.clip(values, 0.0, 1.0), dims=("district", "cohort"), coords=like.coords,
+                        name="guaranteed_rate")

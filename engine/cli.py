@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import datetime as dt
 import os
 import sys
 import traceback
@@ -106,6 +107,16 @@ def _seconds(value: str) -> float:
     return seconds
 
 
+def _day(value: str) -> dt.date:
+    """``--as-of YYYY-MM-DD``: a real calendar day (``2024-02-30`` is refused, exit 2)."""
+    try:
+        if len(value) != 10:
+            raise ValueError
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {value!r}") from None
+
+
 def _scheduler_timeout(args) -> float | None:
     """``--scheduler-timeout``, else ``PANEN_SCHEDULER_TIMEOUT``, else the engine's default."""
     if getattr(args, "scheduler_timeout", None) is not None:
@@ -147,13 +158,16 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="settle a season: per-policy payouts for every configured product")
     r.add_argument("config", type=Path)
     batch_options(r)
+    r.add_argument("--as-of", type=_day, metavar="YYYY-MM-DD", default=None,
+                   help="in-season settlement: use the data up to this day only and settle each cover's guaranteed "
+                        "minimum (with settlement:, an on-account batch)")
     r.set_defaults(func=_cmd_run)
 
     d = sub.add_parser("demo", help="generate the synthetic demo region and run the demo batch")
     d.add_argument("--config", type=Path, default=Path("configs/demo.yaml"))
     d.add_argument("--data", type=Path, default=None, help="where to generate the demo data (default: ../demo_data beside configs/)")
     batch_options(d)
-    d.set_defaults(func=_cmd_demo)
+    d.set_defaults(func=_cmd_demo, as_of=None)
 
     b = sub.add_parser("backtest", help="replay the configured products over historical seasons (per district, "
                                          "per season), with the seasonal batch's engine")
@@ -297,7 +311,7 @@ def _run(cfg, args) -> int:
         try:
             res = run_batch(cfg, out, force=args.force, strict=args.strict, scheduler=args.scheduler,
                             progress=progress, scheduler_timeout=timeout,
-                            allow_empty=args.allow_empty)
+                            allow_empty=args.allow_empty, as_of=args.as_of)
         finally:
             _print_warnings(caught)
     _print_summary(res)
@@ -381,6 +395,9 @@ def _print_summary(res) -> None:
     print(f"run {res.run_id}: {c['policies_valid']:,} policies settled, {c['policies_rejected']:,} rejected, "
           f"{c.get('policies_withheld', 0):,} withheld for missing data, {c.get('policies_referred', 0):,} referred "
           f"to a person ({c.get('plots_referred', 0):,} plots)")
+    if res.as_of is not None:
+        print(f"in season, as of {res.as_of.isoformat()}: the net payouts below are the guaranteed minimum "
+              f"(what no later data can lower)")
     header = (f"{'product':<10} {'policies':>9} {'districts':>9} {'triggered':>9} {'paid':>8} {'withheld':>8} "
               f"{'referred':>8} {'sum insured [Rp]':>18} {'net payout [Rp]':>16} {'paid % SI':>10}")
     print(header)

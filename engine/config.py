@@ -127,13 +127,15 @@ class SettlementConfig(_Strict):
 
     url: str | None = Field(None, description="the store: a file path, sqlite:///PATH or postgresql+psycopg://...; "
                                               "default: panen-settlement.sqlite beside the output folder")
-    # on_account is a batch kind of the store, not yet of panen run: an on-account batch pays
-    # on_account.csv's amounts (PMFBY para 21), and settling those through the store, with their
-    # deduction at the final settlement, comes with that wiring; a run paying the final payouts
-    # under the name on_account would pay the wrong money
-    kind: Literal["final", "correction"] = Field(
-        "final", description="the batch's kind: final settlement, or a correction of a committed batch")
+    # an on_account batch is an in-season run's (panen run --as-of DATE, which makes it the
+    # default kind): it pays a share of the guaranteed minimum (engine/pipeline/inseason.py)
+    kind: Literal["on_account", "final", "correction"] = Field(
+        "final", description="the batch's kind: on_account (in season, with --as-of; the default there), final "
+                             "settlement, or a correction of a committed batch")
     corrects: str | None = Field(None, description="the committed batch id a correction corrects (kind: correction)")
+    on_account_share: float = Field(
+        1.0, gt=0, le=1, description="share of the guaranteed minimum an on-account batch pays [fraction]; "
+                                     "default 1: all of it (no clawback risk by construction)")
 
     @model_validator(mode="after")
     def _corrects_with_correction(self) -> "SettlementConfig":
@@ -141,6 +143,10 @@ class SettlementConfig(_Strict):
             raise ValueError("kind: correction names the batch it corrects (corrects: BATCH_ID)")
         if self.kind != "correction" and self.corrects:
             raise ValueError("corrects is only for kind: correction")
+        if "on_account_share" in self.model_fields_set and "kind" in self.model_fields_set \
+                and self.kind != "on_account":
+            raise ValueError(f"on_account_share is only for an on-account batch (kind: on_account); got kind: "
+                             f"{self.kind}")
         return self
 
 

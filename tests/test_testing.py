@@ -63,7 +63,7 @@ def _readme_hail() -> type:
 def test_readme_hail_trigger_copied_here_passes_every_check():
     outcomes = check_trigger(HailTrigger, {"strike": 2.0})
     assert outcomes == dict.fromkeys(outcomes, "passed")
-    assert len(outcomes) == 12
+    assert len(outcomes) == 13
 
 
 def test_readme_hail_trigger_as_written_in_the_readme_passes_every_check():
@@ -273,6 +273,15 @@ class NestedLoose(DryTrigger):
         return super().evaluate(flat, inputs)
 
 
+class GuaranteesTheDeficitSoFar(DryTrigger):
+    """Reads the unknown days of an open window as zero rain: a deficit 'guaranteed' that later rain removes."""
+
+    @classmethod
+    def guaranteed_rate(cls, params, inputs, result):
+        total = cls.total(inputs.series["rainfall"]["mean"].fillna(0.0), inputs.cohorts, params.days)
+        return cls.curve((params.strike - total) / (params.strike - params.exit)).transpose("district", "cohort")
+
+
 class IgnoresUnknownKeys(DryTrigger):
     class Params(DryParams):
         model_config = ConfigDict(extra="ignore")
@@ -301,6 +310,8 @@ BROKEN = [
                  id="validator-crashes-instead-of-rejecting"),
     pytest.param(NestedLoose, {"window": {"days": 60}, "strike": 300.0, "exit": 100.0}, {"invalid_params_rejected"},
                  "window.not_a_parameter: unknown key was accepted", id="nested-model-ignores-unknown-keys"),
+    pytest.param(GuaranteesTheDeficitSoFar, DRY, {"guaranteed_below_final"}, "above the payout rate of the complete",
+                 id="guarantees-an-open-deficit"),
     pytest.param(IgnoresUnknownKeys, DRY, {"declarations", "invalid_params_rejected"}, "extra='forbid'",
                  id="ignores-unknown-keys"),
 ]

@@ -336,6 +336,28 @@ class AreaYieldTrigger(Trigger):
                 f"read it with inputs.yields.{how} (columns read: {', '.join(y.columns)})"
                 for key, col, how in named if col is not None and col not in y.columns]
 
+    @classmethod
+    def guaranteed_rate(cls, params: AreaYieldParams, inputs: TriggerInputs, result: xr.Dataset) -> xr.DataArray:
+        """The payout rate no later data can lower [fraction]: the claim once the season's yield is known, else 0.
+
+        The claim is a function of the season's realised yield alone (with its history):
+        where the yields table already holds it, the rate is final and guaranteed; where it
+        does not (the harvest is not in), nothing is — a yield can land anywhere. A
+        mid-season adversity advance (``on_account_rate``, PMFBY para 21) is a share of the
+        *likely* claim, not a guarantee: it is paid on account flagged recoverable
+        (``panen run --as-of``), never counted here.
+
+        References
+        ----------
+        PMFBY revised operational guidelines (2020), para 21 — the claim is settled on the
+        yield data of the crop-cutting experiments; on-account payments are adjusted at the
+        final settlement.
+        """
+        rate = result["payout_rate"]
+        if inputs.as_of is None:
+            return rate.copy()
+        return xr.where(rate.notnull(), rate, 0.0).transpose("district", "cohort").rename("guaranteed_rate")
+
     def evaluate(self, params: AreaYieldParams, inputs: TriggerInputs) -> TriggerResult:
         table = _season_rows(params, inputs.tables.get("yields"))
         units = table.attrs.get("units", "t/ha")
@@ -495,7 +517,9 @@ def _notified(params: AreaYieldParams, inputs: TriggerInputs, keys: list[str]) -
     if other and inputs.insured_area is not None:  # settling a register; a backtest replays every season
         warnings.warn(f"{label}: {other} notification(s) dated outside the season {inputs.season.id} "
                       f"({inputs.season.start} .. {inputs.season.end}) were not applied", UserWarning, stacklevel=3)
-    rows = np.flatnonzero(mine & season)
+    # in season (panen run --as-of DATE) a notification dated after DATE is not yet known
+    known = dates <= np.datetime64(inputs.as_of, "D") if inputs.as_of is not None else np.ones(len(dates), bool)
+    rows = np.flatnonzero(mine & season & known)
     where = {k: i for i, k in enumerate(keys)}
     kinds = table["kind"].astype(str).to_numpy()
     est = (pd.to_numeric(table["estimated_yield"], errors="coerce").to_numpy(dtype=float)

@@ -381,6 +381,30 @@ class NdviTrigger(Trigger):
             return {}
         return {"season": (float(pay.strike_z), float(pay.exit_z))}
 
+    @classmethod
+    def guaranteed_rate(cls, params: NdviParams, inputs: TriggerInputs, result: xr.Dataset) -> xr.DataArray:
+        """The payout rate no later composite can lower [fraction]: the rate once the window has closed, else 0.
+
+        A z-score moves both ways as composites are added (a green composite raises the
+        cumulative z, a brown one lowers it), so an open window guarantees nothing — even
+        when ``min_composites`` lets it be rescaled from the composites so far. A window is
+        closed when its last day (``anchor + end_day − 1``) is on or before ``inputs.as_of``:
+        every composite it holds is then dated by the day, and its rate (NaN, withheld,
+        where a composite is missing) is final.
+
+        References
+        ----------
+        Chantarat et al. (2013), *Designing index-based livestock insurance for managing asset
+        risk in northern Kenya*, J. Risk Insur. 80(1) — the index is settled at the season's
+        end from the whole window.
+        """
+        rate = result["payout_rate"]
+        if inputs.as_of is None:
+            return rate.copy()
+        last = np.asarray(inputs.cohorts, dtype="datetime64[D]") + np.timedelta64(params.window.end_day - 1, "D")
+        closed = xr.DataArray(last <= np.datetime64(inputs.as_of, "D"), dims="cohort")
+        return xr.where(closed, rate, 0.0).transpose("district", "cohort").rename("guaranteed_rate")
+
     def evaluate(self, params: NdviParams, inputs: TriggerInputs) -> TriggerResult:
         ds = inputs.series["ndvi"]
         if inputs.district_ids is not None and len(inputs.district_ids) and (

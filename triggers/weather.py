@@ -331,6 +331,59 @@ class WeatherIndexTrigger(Trigger):
         ).assign_coords(cohort=cohort.values)
         return TriggerResult(out)
 
+    # ------------------------------------------------------------------ in-season settlement
+    @classmethod
+    def guaranteed_rate(cls, params: WeatherIndexParams, inputs: TriggerInputs, result: xr.Dataset) -> xr.DataArray:
+        """The payout rate no later rain can lower, from the days up to ``inputs.as_of`` [fraction].
+
+        Per phase, on the days of its window up to ``as_of`` (the *elapsed* days):
+
+        * a window already closed is final: its rate;
+        * an open ``above`` (excess) phase whose curve never falls as the index rises (linear,
+          binary, a step schedule without gaps whose top band is open above — else it
+          guarantees 0) guarantees the rate of a lower bound of its final index. Every index panen has only grows as days are added, rain being never
+          negative: the ``total`` of the elapsed days, the ``max_n_day`` over n-day runs
+          with the unknown days counted as 0 mm (an n-day run reaching past ``as_of`` holds
+          at least its elapsed rain), the longest ``dry_spell`` among the elapsed days (a run
+          only lengthens, and a later run can only be longer), the ``rainy_days`` so far;
+          an ``above`` curve never falls as its index rises, so the rate of the bound is a
+          bound of the rate. A window not yet begun guarantees the rate of index 0;
+        * an open ``below`` (deficit) phase guarantees 0 (later rain lowers its rate).
+
+        Phases add up and the season cap applies: ``min(cap, Σ)`` never falls when a phase
+        rises, so it is a bound too. A missing elapsed day (too little valid area, or a day
+        the series lacks) in any phase makes the district and cohort NaN — withheld, as the
+        final settlement on the same days would withhold it: nothing is guaranteed on
+        missing data. Where the result already has a rate (every window closed by
+        ``as_of``), the guarantee is that rate, exactly.
+
+        References
+        ----------
+        World Bank (2011), *Weather Index Insurance for Agriculture: Guidance for Development
+        Practitioners* (excess-rain and dry-spell covers accumulate over the window).
+        """
+        rate = result["payout_rate"]
+        if inputs.as_of is None:
+            return rate.copy()
+        ds = inputs.series["rainfall"]
+        mean, valid = ds["mean"], ds["valid_fraction"]
+        times = mean["time"].values.astype("datetime64[D]")
+        anchors = (np.asarray(inputs.cohorts, dtype="datetime64[D]") - times[0]).astype(np.int64)
+        elapsed_end = int((np.datetime64(inputs.as_of, "D") - times[0]).astype(np.int64)) + 1  # first unknown day
+        rain = mean.where(valid >= params.min_valid_fraction).transpose("district", "time")
+        rain = rain.chunk({"time": -1}) if rain.chunks else rain
+        parts = []
+        for phase in params.phases:
+            bound = xr.apply_ufunc(
+                _guaranteed_phase, rain, input_core_dims=[["time"]], output_core_dims=[["cohort"]],
+                kwargs={"anchors": anchors, "elapsed_end": elapsed_end, "phase": phase},
+                dask="parallelized", output_dtypes=[float],
+                dask_gufunc_kwargs={"output_sizes": {"cohort": len(anchors)}})
+            parts.append(bound * phase.weight)
+        summed = sum(parts[1:], parts[0]).clip(max=params.season_cap)
+        summed = summed.assign_coords(cohort=rate["cohort"].values, district=rate["district"].values)
+        summed = summed.transpose("district", "cohort")
+        return xr.where(rate.notnull(), rate, summed).rename("guaranteed_rate")
 
     # ------------------------------------------------------------------ trigger design
     @classmethod
@@ -491,6 +544,55 @@ def _check_monthly(params: WeatherIndexParams, anchors: np.ndarray) -> None:
                               f"some seasons; those months count pro rata (days in the window × the month's mean "
                               f"daily rain)", UserWarning, stacklevel=3)
                 return
+
+
+def _never_falls(phase: Phase) -> bool:
+    """Whether the phase's curve never falls as its index rises (on every index value).
+
+    Linear and binary ``above`` curves never do. A step schedule does only when its bands
+    leave no gap and the top band is open above: an index past a closed top band, or in a
+    gap, is in no band and pays 0 — so a schedule such as ``[0, 300) → 0.5`` pays less at
+    310 mm than at 290 mm, and its open window guarantees nothing.
+    """
+    if phase.direction != "above":
+        return False
+    if phase.curve != "step":
+        return True
+    bands = sorted(phase.bands or [], key=lambda b: b.min)
+    return bool(bands) and np.isinf(bands[-1].max) and all(a.max == b.min for a, b in zip(bands, bands[1:]))
+
+
+def _guaranteed_phase(x: np.ndarray, anchors: np.ndarray, elapsed_end: int, phase: Phase) -> np.ndarray:
+    """A phase's guaranteed rate before weighting, per cohort, from the days before ``elapsed_end``.
+
+    ``x`` (..., T) [mm/day] with too-little-valid days already NaN; ``anchors`` (C,) day
+    offsets into it; ``elapsed_end`` the offset of the first unknown day. Returns (..., C):
+    the phase's rate when its window is closed, the rate of a lower bound of its index for
+    an open ``above`` phase, 0 for an open ``below`` phase, NaN where an elapsed day is
+    missing (see :meth:`WeatherIndexTrigger.guaranteed_rate`).
+    """
+    T = x.shape[-1]
+    days = np.arange(phase.start_day, phase.end_day)
+    idx = np.asarray(anchors, dtype=np.int64)[:, None] + days[None, :]  # (C, L)
+    elapsed = idx < elapsed_end
+    w = np.take(x, np.clip(idx, 0, max(T - 1, 0)), axis=-1)  # (..., C, L)
+    w = np.where((idx < 0) | (idx >= T), np.nan, w)
+    missing = (np.isnan(w) & elapsed).any(axis=-1)
+    closed = elapsed.all(axis=-1)  # (C,)
+    known = np.where(elapsed, w, 0.0)  # unknown days as 0 mm: a lower bound of every growing index
+    known = np.where(np.isnan(known), 0.0, known)  # missing elapsed days are NaN-ed below, via `missing`
+    if phase.index == "total":
+        bound = known.sum(axis=-1)
+    elif phase.index == "max_n_day":
+        bound = np.lib.stride_tricks.sliding_window_view(known, phase.n, axis=-1).sum(axis=-1).max(axis=-1)
+    elif phase.index == "dry_spell":
+        bound = dry_spell(np.where(elapsed, known, np.inf), phase.dry_threshold)  # unknown days never dry
+    else:
+        bound = (np.where(elapsed, known, -np.inf) >= phase.wet_threshold).sum(axis=-1).astype(float)
+    rate = np.asarray(phase.rate(bound), dtype=float)
+    if phase.direction == "below" or not _never_falls(phase):
+        rate = np.where(closed, rate, 0.0)
+    return np.where(missing, np.nan, rate)
 
 
 def _mean_last(w: np.ndarray) -> np.ndarray:

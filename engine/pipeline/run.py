@@ -34,7 +34,7 @@ from panen.engine.infra.atomic import write_table_atomic
 from panen.engine.infra.manifest import InputFingerprint, package_versions, sha256_file
 from panen.engine.infra.outdir import pause_point
 from panen.engine.infra.staging import discard, new_stage, publish
-from panen.engine.pipeline import steps
+from panen.engine.pipeline import inseason, steps
 from panen.engine.pipeline.covers import Cover, NamedPerilCover, covers_of
 from panen.engine.pipeline.output import output_folder
 from panen.engine.settlement import store as settlement_store
@@ -99,6 +99,10 @@ class RunResult:
     recoveries, settlement
         With the settlement store: ``recoveries.csv`` (overpayments) and the manifest's
         ``settlement`` (batch id, kind, totals); ``None`` without one (compute-only, what-if).
+    as_of
+        In season (``panen run --as-of DATE``): the last day of data used; the ledger then
+        holds each cover's guaranteed minimum (:mod:`panen.engine.pipeline.inseason`), and
+        ``results`` a ``guaranteed_rate`` per index cover. ``None``: a final settlement.
     on_account
         ``on_account.csv``: on-account (advance) payments per policy, apart from the final
         payouts (:func:`steps.on_account`); ``None`` when no cover has any.
@@ -135,11 +139,13 @@ class RunResult:
     premiums: pd.DataFrame | None = None
     recoveries: pd.DataFrame | None = None
     settlement: dict[str, Any] | None = None
+    as_of: dt.date | None = None
 
 
 def run_batch(config: RunConfig, out_dir: str | Path | None, *, force: bool = False, strict: bool = False,
               scheduler: str | None = None, progress: bool = False,
-              scheduler_timeout: float | None = None, allow_empty: bool = False) -> RunResult:
+              scheduler_timeout: float | None = None, allow_empty: bool = False,
+              as_of: dt.date | None = None) -> RunResult:
     """Settle one season for every policy and cover in ``config``; write the outputs.
 
     Parameters
@@ -173,6 +179,12 @@ def run_batch(config: RunConfig, out_dir: str | Path | None, *, force: bool = Fa
     scheduler_timeout
         How long to wait for a worker of ``scheduler`` [s] (default
         :data:`~panen.engine.pipeline.steps.DEFAULT_SCHEDULER_TIMEOUT`).
+    as_of
+        In-season settlement: use the data up to and including this day only (every later
+        day unknown, never zero) and settle each cover's guaranteed minimum — the part of
+        its payout no later data can lower — through the one ledger. With ``settlement:``
+        the batch is an on-account batch (``settlement.on_account_share`` of the guaranteed
+        minimum per payee). ``None``: the final settlement on the season's data.
 
     Raises
     ------
@@ -183,15 +195,17 @@ def run_batch(config: RunConfig, out_dir: str | Path | None, *, force: bool = Fa
     """
     if config.inputs.policies is None:
         raise InputError(Problem("inputs.policies (the policy register) is required to settle a season"))
+    inseason.check_as_of(as_of, steps.season_of(config))
     steps.check_scheduler(scheduler, scheduler_timeout)
     if out_dir is None:
         return _run(config, None, strict=strict, scheduler=scheduler, progress=progress,
-                    scheduler_timeout=scheduler_timeout, recovered=[], allow_empty=allow_empty)
-    _check_settlement(config)
+                    scheduler_timeout=scheduler_timeout, recovered=[], allow_empty=allow_empty, as_of=as_of)
+    _check_settlement(config, as_of)
     with output_folder(config, out_dir, force=force) as folder, contextlib.ExitStack() as held:
         if config.settlement is None:
             return _run(config, folder.path, strict=strict, scheduler=scheduler, progress=progress,
-                        scheduler_timeout=scheduler_timeout, recovered=folder.recovered, allow_empty=allow_empty)
+                        scheduler_timeout=scheduler_timeout, recovered=folder.recovered, allow_empty=allow_empty,
+                        as_of=as_of)
         url = config.settlement.url or settlement_store.default_store_path(folder.path)
 
         def store() -> tuple[settlement_store.SettlementStore, list[str]]:
@@ -207,18 +221,20 @@ def run_batch(config: RunConfig, out_dir: str | Path | None, *, force: bool = Fa
             ready, notes = store()
             return _run(config, folder.path, strict=strict, scheduler=scheduler, progress=progress,
                         scheduler_timeout=scheduler_timeout, recovered=folder.recovered + notes,
-                        allow_empty=allow_empty, open_store=lambda: (ready, []))
+                        allow_empty=allow_empty, open_store=lambda: (ready, []), as_of=as_of)
         return _run(config, folder.path, strict=strict, scheduler=scheduler, progress=progress,
                     scheduler_timeout=scheduler_timeout, recovered=folder.recovered, allow_empty=allow_empty,
-                    open_store=store)
+                    open_store=store, as_of=as_of)
 
 
 def _run(config: RunConfig, out_dir: Path | None, *, strict: bool, scheduler: str | None, progress: bool,
          scheduler_timeout: float | None, recovered: list[str], allow_empty: bool = False,
-         open_store: Callable[[], tuple[settlement_store.SettlementStore, list[str]]] | None = None) -> RunResult:
+         open_store: Callable[[], tuple[settlement_store.SettlementStore, list[str]]] | None = None,
+         as_of: dt.date | None = None) -> RunResult:
     t = steps.Timer()
     t_start = time.perf_counter()
     season = steps.season_of(config)
+    day = inseason.check_as_of(as_of, season)
     covers = covers_of(config)
     notes: list[str] = list(recovered)
 
@@ -261,11 +277,16 @@ def _run(config: RunConfig, out_dir: Path | None, *, strict: bool, scheduler: st
     finally:
         if client is not None:
             client.close()
+    if day is not None:  # in season: every day after as_of is unknown, never zero
+        series = inseason.as_of_series(series, day, notes)
     with t("evaluate"):
         tables = {n: o.data for n, o in opened.items() if o.kind == "table"}
         results = steps.evaluate(covers, season, cohorts, zoned, series, tables, notes=notes,
-                                 insured_area=steps.insured_areas(valid, covers))
-        sources.update(steps.rate_tables(results, covers, zoned))
+                                 insured_area=steps.insured_areas(valid, covers), as_of=day)
+        if day is None:
+            sources.update(steps.rate_tables(results, covers, zoned))
+        else:  # the ledger settles each cover's guaranteed minimum
+            sources = inseason.guaranteed_sources(results, covers, zoned, sources, day)
         advance = steps.on_account(results, covers, zoned, valid, rules)
 
     stage = new_stage(out_dir) if out_dir is not None else None
@@ -295,15 +316,15 @@ def _run(config: RunConfig, out_dir: Path | None, *, strict: bool, scheduler: st
                            covers=covers, inputs={n: o.info for n, o in opened.items()}, series=series,
                            results=results, claims=claims, policies=valid, rejects=rejects, ledger=ledger,
                            payments=money.payments, comparison=comparison, district_index=index_table, notes=notes,
-                           data_quality=quality, on_account=advance, premiums=premium_table)
-        result.run_id = _run_id(config, fingerprints)
+                           data_quality=quality, on_account=advance, premiums=premium_table, as_of=as_of)
+        result.run_id = _run_id(config, fingerprints, as_of)
         created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         batch, store = None, None
         if open_store is not None:
             with t("settlement"):
                 store, store_notes = open_store()  # opened (and recovered) here at the latest
                 notes[len(recovered):len(recovered)] = store_notes  # right after the folder's own recovery
-                difference = _difference(store, result)
+                difference = _difference(store, result, _batch_kind(config, as_of))
             batch = difference.batch(run_id=result.run_id, created_at=created,
                                      inputs={k: v["sha256"] for k, v in _hash_inputs(fingerprints).items()},
                                      out_dir=out_dir)
@@ -334,10 +355,28 @@ def _run(config: RunConfig, out_dir: Path | None, *, strict: bool, scheduler: st
 
 
 # --------------------------------------------------------------------------- the settlement store
-def _check_settlement(config: RunConfig) -> None:
+def _batch_kind(config: RunConfig, as_of: dt.date | None) -> str | None:
+    """The batch's kind: the config's ``settlement.kind``, else ``on_account`` in season (``--as-of``), else ``final``."""
+    if config.settlement is None:
+        return None
+    if "kind" in config.settlement.model_fields_set:
+        return config.settlement.kind
+    return "on_account" if as_of is not None else "final"
+
+
+def _check_settlement(config: RunConfig, as_of: dt.date | None = None) -> None:
     """Refuse what the settlement store cannot record faithfully, before anything is read or locked."""
     if config.settlement is None:
         return
+    kind = _batch_kind(config, as_of)
+    if as_of is not None and kind != "on_account":
+        # a final or a correction settles the whole season's data; in season only the guaranteed part is known
+        raise InputError(Problem(f"settlement.kind: {kind} with --as-of: an in-season run pays on account only "
+                                 f"(kind: on_account, the default with --as-of); run the {kind} batch without "
+                                 f"--as-of", key="settlement.kind"))
+    if as_of is None and kind == "on_account":
+        raise InputError(Problem("settlement.kind: on_account needs --as-of DATE: an on-account batch pays the "
+                                 "guaranteed minimum of the data up to that day", key="settlement.kind"))
     paid_in_instalments = sorted(pid for pid, terms in config.terms.items()
                                  if terms is not None and getattr(terms, "instalments", None) is not None)
     if paid_in_instalments:
@@ -348,25 +387,54 @@ def _check_settlement(config: RunConfig) -> None:
                                  f"(panen run --no-settlement)", key="settlement"))
 
 
-def _difference(store: settlement_store.SettlementStore, result: RunResult) -> settlement_store.Difference:
+def _difference(store: settlement_store.SettlementStore, result: RunResult,
+                kind: str = "final") -> settlement_store.Difference:
     """Ask the store what this batch pays: per payee, due (``payments.csv`` of the run) less paid.
 
+    An on-account batch (``kind="on_account"``, in season) is due
+    :func:`inseason.on_account_due` per payee: ``settlement.on_account_share`` of the
+    guaranteed minimum, or a trigger's advance where larger (``recoverable``). A final
+    batch is due the full claim, and the store subtracts what every earlier batch of the
+    season paid the payee — on-account batches included — so the final nets against them;
+    a final below what was paid on account is a recovery, never a negative payment.
+
     Sets ``result.payments`` (this batch's payments: the top-ups, with the store's new
-    payment ids), ``result.recoveries`` (overpayments, never negative payments) and
-    ``result.settlement`` (the manifest's ``settlement``).
+    payment ids; an on-account batch adds ``recoverable``), ``result.recoveries``
+    (overpayments, never negative payments) and ``result.settlement`` (the manifest's
+    ``settlement``).
     """
     cfg = result.config.settlement
     paid = result.payments
     keys = settlement_store.PAYEE_KEY
-    due = paid.assign(district_id=paid["district_id"].fillna("").astype(str)).groupby(
-        keys, sort=True, as_index=False)["amount"].sum()
+    flagged = None
+    if kind == "on_account":
+        due = inseason.on_account_due(paid, result.on_account, result.policies, by=result.config.output.payments_by,
+                                      season_id=result.season.id, share=cfg.on_account_share)
+        flagged = due[[*keys, "recoverable"]]
+        # an on-account batch never claws back: a payee already paid more than its new due
+        # (a lower share, a revised advance) keeps it on account, and the final nets against it
+        before = store.owed(result.season.id, products=[c.id for c in result.covers])
+        due = due[[*keys, "amount"]].merge(before[[*keys, "paid"]].astype({"district_id": str}), on=keys, how="outer")
+        due["amount"] = np.maximum(due["amount"].fillna(0), due["paid"].fillna(0)).astype(np.int64)
+        due = due.loc[due["amount"] > 0, [*keys, "amount"]].sort_values(keys, kind="stable").reset_index(drop=True)
+    else:
+        due = paid.assign(district_id=paid["district_id"].fillna("").astype(str)).groupby(
+            keys, sort=True, as_index=False)["amount"].sum()
     due["amount"] = due["amount"].astype(np.int64)
-    difference = store.difference(result.season.id, due, kind=cfg.kind, corrects=cfg.corrects,
+    difference = store.difference(result.season.id, due, kind=kind, corrects=cfg.corrects,
                                   products=[c.id for c in result.covers])
     columns = ["season_id", "product_id", "payee_type", "payee_id", "district_id", "due", "paid", "amount"]
     before = {"paid": "paid_before"}  # what earlier batches paid the payee [Rp]
     result.payments = difference.top_ups[["payment_id", *columns]].rename(columns=before).reset_index(drop=True)
     result.recoveries = difference.recoveries[["recovery_id", *columns]].rename(columns=before).reset_index(drop=True)
+    in_season = {}
+    if flagged is not None:  # an advance above the guaranteed minimum may exceed the final: recoverable
+        result.payments = result.payments.merge(flagged.astype({"district_id": str}), on=keys, how="left")
+        result.payments["recoverable"] = result.payments["recoverable"].fillna(False).astype(bool)
+        risky = result.payments["recoverable"].to_numpy()
+        in_season = {"as_of": result.as_of.isoformat(), "on_account_share": cfg.on_account_share,
+                     "recoverable_payments": int(risky.sum()),
+                     "recoverable": int(result.payments.loc[risky, "amount"].sum())}
     result.settlement = {
         "batch_id": difference.batch_id, "kind": difference.kind, "corrects": difference.corrects,
         "url": store.url,  # rendered without its password
@@ -375,6 +443,7 @@ def _difference(store: settlement_store.SettlementStore, result: RunResult) -> s
         "due": int(due["amount"].sum()),
         "payments": int(len(result.payments)), "paid": int(result.payments["amount"].sum()),
         "recoveries": int(len(result.recoveries)), "recovered": int(result.recoveries["amount"].sum()),
+        **in_season,
     }
     result.notes.append(
         f"settlement: batch {difference.batch_id} ({difference.kind}) pays Rp {result.settlement['paid']:,} in "
@@ -468,8 +537,12 @@ def _write(result: RunResult, stage: Path) -> None:
         write_table_atomic(result.on_account, stage / "on_account.csv", "csv")
 
 
-def _on_account_totals(frame: pd.DataFrame | None) -> dict[str, Any] | None:
-    """The manifest's ``on_account``: per product and in total, policies and amount [Rp] (``None``: none)."""
+def _on_account_totals(frame: pd.DataFrame | None, deducted: bool = False) -> dict[str, Any] | None:
+    """The manifest's ``on_account``: per product and in total, policies and amount [Rp] (``None``: none).
+
+    ``deducted_from_final``: true for a final or correction batch through the settlement
+    store, which subtracts what on-account batches actually paid each payee.
+    """
     if frame is None:
         return None
     by = {pid: {"policies": int(len(g)), "policies_paid": int((g["on_account_payout"] > 0).sum()),
@@ -477,7 +550,7 @@ def _on_account_totals(frame: pd.DataFrame | None) -> dict[str, Any] | None:
           for pid, g in frame.groupby("product_id", sort=True)}
     return {"by_product": by, "policies": int(len(frame)),
             "on_account_payout": int(frame["on_account_payout"].sum()),
-            "deducted_from_final": False}
+            "deducted_from_final": deducted}
 
 
 def _hash_inputs(fingerprints: dict[str, InputFingerprint]) -> dict[str, dict[str, str]]:
@@ -486,11 +559,14 @@ def _hash_inputs(fingerprints: dict[str, InputFingerprint]) -> dict[str, dict[st
     return {k: fp.manifest() for k, fp in fingerprints.items() if k != "loss_reference"}
 
 
-def _run_id(config: RunConfig, fingerprints: dict[str, InputFingerprint]) -> str:
-    # content only (not paths): the same config and data give the same run id anywhere
+def _run_id(config: RunConfig, fingerprints: dict[str, InputFingerprint], as_of: dt.date | None = None) -> str:
+    # content only (not paths): the same config and data give the same run id anywhere;
+    # an in-season run's day is part of what it computed
     content = {k: v["sha256"] for k, v in _hash_inputs(fingerprints).items()}
-    return hashlib.sha256(json.dumps({"config": config.sha256, "inputs": content, "version": __version__},
-                                     sort_keys=True).encode()).hexdigest()[:16]
+    what = {"config": config.sha256, "inputs": content, "version": __version__}
+    if as_of is not None:
+        what["as_of"] = as_of.isoformat()
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _write_manifest(result: RunResult, stage: Path, fingerprints: dict[str, InputFingerprint], *,
@@ -516,7 +592,9 @@ def _write_manifest(result: RunResult, stage: Path, fingerprints: dict[str, Inpu
         "by_product": json.loads(result.products.to_json(orient="records")),
         "notes": result.notes,
         "data_quality": result.data_quality,
-        "on_account": _on_account_totals(result.on_account),
+        "as_of": result.as_of.isoformat() if result.as_of is not None else None,
+        "on_account": _on_account_totals(result.on_account, deducted=result.settlement is not None
+                                         and result.settlement["kind"] != "on_account"),
         "settlement": result.settlement,
         "timings_s": result.timings,
         "outputs": files,

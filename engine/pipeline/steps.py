@@ -41,7 +41,8 @@ import pandas as pd
 import pyarrow as pa
 import xarray as xr
 
-from panen.engine.api import InputInfo, OpenedInput, Season, TriggerInputs, check_result_values, standardise_result
+from panen.engine.api import (InputInfo, OpenedInput, Season, TriggerInputs, check_guaranteed_rate, check_result_values,
+                              standardise_result)
 from panen.engine.errors import DataQualityError, InputError, PluginError, Problem
 from panen.engine.infra.manifest import InputFingerprint, fingerprint_input
 from panen.engine.infra.manifest import verify_inputs as verify_fingerprints
@@ -620,12 +621,12 @@ def _plausible(values: xr.DataArray, valid_range, dims: tuple[str, ...]) -> tupl
 # --------------------------------------------------------------------------- 5. evaluate covers
 def _evaluate_one(cover: IndexCover, season: Season, cohorts: np.ndarray, district_ids: np.ndarray,
                   series: Mapping[str, xr.Dataset], tables: Mapping[str, pd.DataFrame],
-                  insured_area: pd.Series | None = None) -> xr.Dataset:
+                  insured_area: pd.Series | None = None, as_of: np.datetime64 | None = None) -> xr.Dataset:
     feeds = {n: series[n] for n in cover.inputs() if n in series}
     tabs = {n: tables[n] for n in cover.inputs() if n in tables}
-    result = cover.plugin().evaluate(cover.params, TriggerInputs(season=season, cohorts=cohorts,
-                                                                 district_ids=district_ids, series=feeds, tables=tabs,
-                                                                 insured_area=insured_area))
+    inputs = TriggerInputs(season=season, cohorts=cohorts, district_ids=district_ids, series=feeds, tables=tabs,
+                           insured_area=insured_area, as_of=as_of)
+    result = cover.plugin().evaluate(cover.params, inputs)
     ds = standardise_result(result, trigger=cover.plugin.name, product_id=cover.id, district_ids=district_ids,
                             cohorts=cohorts)
     if any(v.chunks for v in ds.data_vars.values()):
@@ -635,13 +636,21 @@ def _evaluate_one(cover: IndexCover, season: Season, cohorts: np.ndarray, distri
         # and a lazy derivative of it (payout_rate and flagged = payout_rate.isnull()) in one
         # call fails after blockwise fusion ("Missing dependency ('clip-…', 0, 0)")
         (ds,) = dask.compute(ds, scheduler="threads", optimize_graph=False)
-    return check_result_values(ds, trigger=cover.plugin.name, product_id=cover.id)
+    ds = check_result_values(ds, trigger=cover.plugin.name, product_id=cover.id)
+    if as_of is not None:  # in season: what no later data can lower (the plugin's own rule)
+        guaranteed = cover.plugin.guaranteed_rate(cover.params, inputs, ds)
+        if guaranteed.chunks:
+            guaranteed = guaranteed.compute(scheduler="threads")
+        ds = ds.assign(guaranteed_rate=check_guaranteed_rate(guaranteed, ds, trigger=cover.plugin.name,
+                                                             product_id=cover.id))
+    return ds
 
 
 def evaluate(covers: list[Cover], season: Season, cohorts: Mapping[str, np.ndarray], zoned: Zones,
              series: Mapping[str, xr.Dataset], tables: Mapping[str, pd.DataFrame], *,
              seasons: list[Season] | None = None, notes: list[str] | None = None,
-             insured_area: Mapping[str, pd.Series] | None = None) -> dict[str, xr.Dataset]:
+             insured_area: Mapping[str, pd.Series] | None = None,
+             as_of: np.datetime64 | None = None) -> dict[str, xr.Dataset]:
     """Each index cover's trigger per district and cohort, checked and completed.
 
     Parameters
@@ -664,6 +673,10 @@ def evaluate(covers: list[Cover], season: Season, cohorts: Mapping[str, np.ndarr
     insured_area
         Cover id → insured area [ha] per district of its valid policies
         (:func:`insured_areas`); ``None`` (a backtest) gives the triggers none.
+    as_of
+        In season (``panen run --as-of``): the last day of known data [datetime64[D]] (the
+        series are cut there, :func:`panen.engine.pipeline.inseason.as_of_series`); each
+        result then also holds ``guaranteed_rate`` (:meth:`panen.engine.api.Trigger.guaranteed_rate`).
 
     Returns
     -------
@@ -682,7 +695,7 @@ def evaluate(covers: list[Cover], season: Season, cohorts: Mapping[str, np.ndarr
             by = c.plugin.backtest_by or ("cohort" if any(n in series for n in c.inputs()) else "season")
             if seasons is None or by == "cohort":
                 area = None if insured_area is None else insured_area.get(c.id, pd.Series(dtype=float))
-                out[c.id] = _evaluate_one(c, season, a, district_ids, series, tables, area)
+                out[c.id] = _evaluate_one(c, season, a, district_ids, series, tables, area, as_of)
             else:
                 parts = [_evaluate_one(c, s, a[i:i + 1], district_ids, series, tables) for i, s in enumerate(seasons)]
                 out[c.id] = xr.concat(parts, dim="cohort", coords="minimal", compat="override", join="override",
@@ -756,10 +769,11 @@ def on_account(results: Mapping[str, xr.Dataset], covers: list[Cover], zoned: Zo
 
     Notes
     -----
-    The final payouts (``payouts.csv``, ``payments.csv``) do not deduct these amounts:
-    deducting what was paid on account needs the record of what was actually paid — the
-    settlement store, which is not built yet. Until then an insurer who paid an on-account
-    batch deducts it from the final batch outside panen.
+    The ledger (``payouts.csv``) never deducts these amounts. An in-season on-account
+    batch (``panen run --as-of`` with ``settlement:``) pays them per payee, flagged
+    recoverable (:func:`panen.engine.pipeline.inseason.on_account_due`), and a final batch
+    through the settlement store pays only what is still owed after what was actually
+    paid on account. Without a store an insurer deducts a paid advance itself.
     """
     tables = rate_tables(results, covers, zoned, variable="on_account_rate")
     if not tables:

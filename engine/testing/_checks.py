@@ -29,6 +29,7 @@ from panen.engine.api import (
     Trigger,
     TriggerInputs,
     TriggerResult,
+    check_guaranteed_rate,
     check_result_values,
     standardise_result,
 )
@@ -441,6 +442,51 @@ def _missing_is_flagged(s: _Subject, ds: xr.Dataset, d: str, situation: str) -> 
         raise AssertionError(f"{situation}, and other districts lost their assessment:{_listed(lost)}")
 
 
+def _as_of(inputs: TriggerInputs, day: np.datetime64) -> TriggerInputs:
+    """The inputs as an in-season run sees them on ``day``: every later step of every series unknown."""
+    series = {}
+    for name, ds in inputs.series.items():
+        known = xr.DataArray(ds["time"].values.astype("datetime64[D]") <= day, dims="time",
+                             coords={"time": ds["time"]})
+        cut = ds.assign(mean=ds["mean"].where(known), valid_fraction=ds["valid_fraction"].where(known, 0.0))
+        cut["mean"].attrs.update(ds["mean"].attrs)
+        series[name] = cut
+    return TriggerInputs(season=inputs.season, cohorts=inputs.cohorts, district_ids=inputs.district_ids,
+                         series=series, tables=dict(inputs.tables), insured_area=inputs.insured_area, as_of=day)
+
+
+def check_guaranteed_below_final(s: _Subject) -> None:
+    """In season (``inputs.as_of`` a third and two thirds into the season, and its last day;
+    every later day of every series unknown), ``guaranteed_rate`` gives rates in [0, 1] on
+    ``(district, cohort)`` that are never above the payout rate of the complete inputs: what
+    an on-account batch pays is never clawed back."""
+    base = s.inputs()
+    start, end = np.datetime64(base.season.start, "D"), np.datetime64(base.season.end, "D")
+    span = (end - start).astype(np.int64)
+    final = s.baseline["payout_rate"]
+    for day in (start + np.timedelta64(span // 3, "D"), start + np.timedelta64(2 * span // 3, "D"), end):
+        what = f"the inputs as of {day}"
+        inputs = _as_of(base, day)
+        ds = _run(s, inputs, what)
+        try:
+            rate = s.trigger.guaranteed_rate(s.params, inputs, ds)
+            if isinstance(rate, xr.DataArray) and rate.chunks:
+                rate = rate.compute()
+            rate = check_guaranteed_rate(rate, ds, trigger=s.label, product_id=s.params.id)
+        except PluginError as exc:
+            raise AssertionError(f"on {what}: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - any failure of the plugin is the finding
+            raise AssertionError(f"guaranteed_rate raised {type(exc).__name__} on {what}: {exc}") from exc
+        full = np.asarray(final.sel(district=rate["district"].values).values, dtype=float)
+        got = np.asarray(rate.values, dtype=float)
+        over = [f"district {rate['district'].values[d]!r}, cohort {_day(ds, c)}: guaranteed {got[d, c]:.6g} > "
+                f"final {full[d, c]:.6g}"
+                for d, c in zip(*np.nonzero(np.isfinite(got) & np.isfinite(full) & (got > full + ATOL)))]
+        if over:
+            raise AssertionError(f"on {what}, guaranteed_rate is above the payout rate of the complete inputs "
+                                 f"(it must be a lower bound: later data may only add to it):{_listed(over)}")
+
+
 def check_lazy_under_dask(s: _Subject) -> None:
     """On dask-backed series, neither ``evaluate`` nor ``standardise_result`` computes
     anything: every compute is refused and reported with the line that asked for it."""
@@ -529,6 +575,7 @@ CHECKS: tuple[tuple[str, Callable[[_Subject], None]], ...] = (
     ("rates_in_unit_interval", check_rates_in_unit_interval),
     ("nan_in_nan_out", check_nan_in_nan_out),
     ("absent_district_flagged", check_absent_district_flagged),
+    ("guaranteed_below_final", check_guaranteed_below_final),
     ("lazy_under_dask", check_lazy_under_dask),
     ("dask_matches_in_memory", check_dask_matches_in_memory),
     ("pure", check_pure),
