@@ -54,6 +54,7 @@ __all__ = [
     "NotificationsSpec",
     "PoliciesReader",
     "PoliciesSpec",
+    "RainfallHistoryReader",
     "RainfallReader",
     "TableReading",
     "YieldsReader",
@@ -288,6 +289,17 @@ class RainfallReader(Reader):
         if spec.min_valid_fraction is not None:
             da.attrs["min_valid_fraction"] = float(spec.min_valid_fraction)
         return OpenedInput(info=_grid_info(self.name, spec.path, da), data=da)
+
+
+class RainfallHistoryReader(RainfallReader):
+    """Past years of gridded rainfall for an in-season projection (``projection.history``), read as ``rainfall``.
+
+    The same formats and keys as ``inputs.rainfall``; a separate input so that the season's
+    data (CHIRPS *preliminary*) and the historical archive (CHIRPS *final*) can live apart.
+    """
+
+    name = "rainfall_history"
+    description = "past years of gridded rainfall for projections (as rainfall: NetCDF, Zarr, GeoTIFF stack)"
 
 
 # --------------------------------------------------------------------------- NDVI

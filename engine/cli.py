@@ -130,6 +130,16 @@ def _scheduler_timeout(args) -> float | None:
         raise ConfigError(Problem(str(exc), key="PANEN_SCHEDULER_TIMEOUT")) from None
 
 
+def _date(text: str):
+    """An ISO date (``--as-of``); argparse turns the ValueError into exit 2 naming the option."""
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="panen", description="Index-based crop insurance engine.")
     p.add_argument("--version", action="version", version=f"panen {__version__}")

@@ -162,6 +162,31 @@ SettlementSection = Annotated[
     Discriminator(_settlement_form, custom_error_type="settlement_section",
                   custom_error_message="settlement is a section ({url, kind, corrects}; {} for the defaults) "
                                        "or false (a what-if run: no settlement store, nothing recorded)")]
+class ProjectionConfig(_Strict):
+    """``projection:`` — project open windows with past years' weather in an in-season run (``--as-of``).
+
+    Each day after the as-of date is filled with each analogue year's day of the same
+    day-of-season offset, as FEWS NET's extended WRSI completes a season with the
+    historical record (:mod:`panen.engine.research.projection`).
+    """
+
+    history: dict[str, str] = Field(
+        min_length=1, description="input a product reads → the input under inputs: holding its past years, e.g. "
+                                  "{rainfall: rainfall_history} (or {rainfall: rainfall} when one archive holds both)")
+    years: tuple[int, int] = Field(description="first and last analogue year [harvest years], before the season's")
+    min_years: int = Field(10, ge=1, description="usable analogue years a district needs for its projection; with "
+                                                 "fewer its row is flagged and carries no figures")
+
+    @model_validator(mode="after")
+    def _years(self) -> "ProjectionConfig":
+        first, last = self.years
+        if not _FIRST_YEAR <= first <= last <= _LAST_YEAR:
+            raise ValueError(f"years must be [first, last] with {_FIRST_YEAR} <= first <= last <= {_LAST_YEAR}; "
+                             f"got {list(self.years)}")
+        if self.min_years > last - first + 1:
+            raise ValueError(f"min_years ({self.min_years}) is more than the {last - first + 1} year(s) of years "
+                             f"{list(self.years)}")
+        return self
 
 
 class AdjusterConfig(_Strict):
@@ -318,6 +343,7 @@ class _RunModel(_Strict):
     output: OutputConfig = OutputConfig()
     limits: LimitsConfig = LimitsConfig()
     settlement: SettlementSection | None = None  # absent or empty: the store's defaults; false: no store
+    projection: ProjectionConfig | None = None
     pricing: PricingConfig | None = None
     loss_reference: LossReference | None = None
     design: DesignConfig | None = None
@@ -345,6 +371,8 @@ class RunConfig:
         The ``settlement:`` section; its defaults when the config has none (every published
         batch is recorded). ``None``: no settlement store (``settlement: false``, and always
         for a backtest, which pays nobody): every payee is paid in full, nothing recorded.
+    projection
+        The ``projection:`` section (``None``: an in-season run projects nothing).
     pricing, loss_reference, design
         The backtest's analysis sections (``None`` when absent), paths made absolute;
         ``panen run`` ignores them.
@@ -366,6 +394,7 @@ class RunConfig:
     purpose: Literal["run", "backtest"] = "run"
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     settlement: SettlementConfig | None = field(default_factory=SettlementConfig)
+    projection: ProjectionConfig | None = None
 
 
 # --------------------------------------------------------------------------- loading
@@ -516,6 +545,7 @@ def parse_config(data: Any, *, base_dir: Path | str = ".", source: Path | None =
         if not raw_products and model.adjuster is None:
             add(("products",), "at least one product (or an adjuster) is required")
         loss_reference, design = _resolve_analysis(model, inputs, base_dir, add)
+        _check_projection(model, products, inputs, add)
     if problems:
         raise ConfigError(problems)
     assert model is not None
@@ -526,7 +556,8 @@ def parse_config(data: Any, *, base_dir: Path | str = ".", source: Path | None =
                      products=tuple(products), terms=terms, premiums=premiums, sha256=sha256, adjuster=wording,
                      adjuster_path=(base_dir / model.adjuster.wording) if model.adjuster else None,
                      pricing=model.pricing, loss_reference=loss_reference, design=design, purpose=purpose,
-                     limits=model.limits, settlement=_settlement_of(model.settlement, purpose))
+                     limits=model.limits, settlement=_settlement_of(model.settlement, purpose),
+                     projection=model.projection)
 
 
 def _settlement_of(section: SettlementConfig | bool | None, purpose: str) -> SettlementConfig | None:
@@ -535,6 +566,25 @@ def _settlement_of(section: SettlementConfig | bool | None, purpose: str) -> Set
     if purpose == "backtest" or section is False:
         return None
     return section if isinstance(section, SettlementConfig) else SettlementConfig()
+
+
+
+def _check_projection(model: _RunModel, products: list[ProductParams], inputs: Inputs, add) -> None:
+    """``projection.history`` maps inputs products read to configured inputs; its years precede the season's."""
+    proj = model.projection
+    if proj is None:
+        return
+    read = {n for p in products for n in get_trigger(p.trigger).required_inputs(p)}
+    for name, source in proj.history.items():
+        if name not in read:
+            add(("projection", "history", name), f"no product reads inputs.{name}: nothing to project with its history "
+                                                 f"(products read {', '.join(sorted(read)) or 'no input'})")
+        if source not in inputs:
+            add(("projection", "history", name), f"the history inputs.{source} is not configured under inputs:")
+    if proj.years[1] >= model.season.harvest_year:
+        add(("projection", "years"), f"analogue years must be before the season's harvest year "
+                                     f"{model.season.harvest_year}; got {list(proj.years)} (a year's weather after the "
+                                     f"as-of date is what the projection does not know)")
 
 
 def _resolve_analysis(model: _RunModel, inputs: Inputs, base_dir: Path, add):

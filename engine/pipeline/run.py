@@ -106,6 +106,10 @@ class RunResult:
     on_account
         ``on_account.csv``: on-account (advance) payments per policy, apart from the final
         payouts (:func:`steps.on_account`); ``None`` when no cover has any.
+    as_of, projection
+        An in-season run's last day of data (``None``: a final run) and, with a
+        ``projection:`` section, ``projection.csv``: per district and index product the open
+        windows projected with analogue years (:func:`steps.projection`).
     notes, data_quality
         Decisions and warnings of the run; per gridded or series input, the values outside
         its physically possible range that were treated as missing (``valid_range``,
@@ -140,6 +144,7 @@ class RunResult:
     recoveries: pd.DataFrame | None = None
     settlement: dict[str, Any] | None = None
     as_of: dt.date | None = None
+    projection: pd.DataFrame | None = None
 
 
 def run_batch(config: RunConfig, out_dir: str | Path | None, *, force: bool = False, strict: bool = False,
@@ -185,6 +190,8 @@ def run_batch(config: RunConfig, out_dir: str | Path | None, *, force: bool = Fa
         its payout no later data can lower — through the one ledger. With ``settlement:``
         the batch is an on-account batch (``settlement.on_account_share`` of the guaranteed
         minimum per payee). ``None``: the final settlement on the season's data.
+        With a ``projection:`` section the open windows are also projected with analogue
+        years (``projection.csv``, :func:`steps.projection`).
 
     Raises
     ------
@@ -302,6 +309,13 @@ def _run(config: RunConfig, out_dir: Path | None, *, strict: bool, scheduler: st
         with t("premiums"):
             premium_table = steps.premiums(ledger, covers, valid)
             by_product = steps.product_summary(ledger, covers, valid, premium_table)
+        projected = None
+        if day is not None and config.projection is not None:
+            with t("projection"):
+                # the ledger holds each policy's guaranteed minimum: the projection's floor, per district
+                projected = steps.projection(config, covers, season, cohorts, zoned, series, opened, valid, rules,
+                                             as_of=as_of, progress=progress, notes=notes, timeout=scheduler_timeout,
+                                             guaranteed=_guaranteed_by_district(ledger))
         counts = _counts(opened, valid, rejects, by_product, zoned, covers, claims, ledger)
         totals, comparison = money.totals, None
         for c in covers:
@@ -316,7 +330,8 @@ def _run(config: RunConfig, out_dir: Path | None, *, strict: bool, scheduler: st
                            covers=covers, inputs={n: o.info for n, o in opened.items()}, series=series,
                            results=results, claims=claims, policies=valid, rejects=rejects, ledger=ledger,
                            payments=money.payments, comparison=comparison, district_index=index_table, notes=notes,
-                           data_quality=quality, on_account=advance, premiums=premium_table, as_of=as_of)
+                           data_quality=quality, on_account=advance, premiums=premium_table, as_of=as_of,
+                           projection=projected)
         result.run_id = _run_id(config, fingerprints, as_of)
         created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         batch, store = None, None
@@ -476,6 +491,15 @@ def _publish_batch(store: settlement_store.SettlementStore, batch: settlement_st
 
 
 # --------------------------------------------------------------------------- wiring helpers
+def _guaranteed_by_district(ledger: pa.Table) -> pd.DataFrame:
+    """``district_id, product_id, guaranteed`` [Rp]: an in-season ledger's net payouts summed per district."""
+    frame = ledger.select(["district_id", "product_id", "net_payout"]).to_pandas()
+    for c in ("district_id", "product_id"):
+        frame[c] = frame[c].astype(str)
+    out = frame.groupby(["district_id", "product_id"], as_index=False, sort=True)["net_payout"].sum()
+    out["guaranteed"] = out.pop("net_payout").fillna(0).astype(np.int64)
+    return out
+
 def _basis_rows(totals: pd.DataFrame) -> pd.DataFrame | None:
     if "pod" not in totals.columns:
         return None
@@ -535,6 +559,8 @@ def _write(result: RunResult, stage: Path) -> None:
         write_table_atomic(result.comparison, stage / "comparison.csv", "csv")
     if result.on_account is not None:
         write_table_atomic(result.on_account, stage / "on_account.csv", "csv")
+    if result.projection is not None:
+        write_table_atomic(result.projection, stage / "projection.csv", "csv")
 
 
 def _on_account_totals(frame: pd.DataFrame | None, deducted: bool = False) -> dict[str, Any] | None:
@@ -551,6 +577,23 @@ def _on_account_totals(frame: pd.DataFrame | None, deducted: bool = False) -> di
     return {"by_product": by, "policies": int(len(frame)),
             "on_account_payout": int(frame["on_account_payout"].sum()),
             "deducted_from_final": deducted}
+
+
+def _projection_totals(result: RunResult) -> dict[str, Any] | None:
+    """The manifest's ``projection``: as-of date, analogue years and per product the sums of ``projection.csv``."""
+    frame, cfg = result.projection, result.config.projection
+    if frame is None:
+        return None
+    by = {}
+    for pid, g in frame.groupby("product_id", sort=False):
+        projectable = bool(g["projectable"].all())
+        by[str(pid)] = {"districts": int(len(g)), "projectable": projectable,
+                        "districts_projected": int(g["expected_payout"].notna().sum()),
+                        # sums over the districts projected (None: the product cannot be projected)
+                        "expected_payout": int(g["expected_payout"].fillna(0).sum()) if projectable else None,
+                        "guaranteed": int(g["guaranteed"].fillna(0).sum()) if projectable else None}
+    return {"as_of": result.as_of.isoformat(), "years": list(cfg.years), "min_years": cfg.min_years,
+            "history": dict(cfg.history), "by_product": by}
 
 
 def _hash_inputs(fingerprints: dict[str, InputFingerprint]) -> dict[str, dict[str, str]]:
@@ -596,6 +639,7 @@ def _write_manifest(result: RunResult, stage: Path, fingerprints: dict[str, Inpu
         "on_account": _on_account_totals(result.on_account, deducted=result.settlement is not None
                                          and result.settlement["kind"] != "on_account"),
         "settlement": result.settlement,
+        "projection": _projection_totals(result),
         "timings_s": result.timings,
         "outputs": files,
         "environment": {"python": platform.python_version(), **package_versions()},

@@ -20,6 +20,8 @@ only call them in order and time them. In order:
 6. :func:`settle` — every cover through one ledger → terms → rounding → district
    totals (reconciled) → payments;
 7. :func:`compare` — index payouts against the named-peril cover's indemnities, per farmer;
+   :func:`projection` — in season (``--as-of`` with ``projection:``), each index cover's open
+   windows filled with each analogue year's weather and settled (``projection.csv``);
 8. writing and the manifest (:mod:`panen.engine.pipeline.run`); :func:`verify_inputs`
    before anything is published.
 """
@@ -82,6 +84,7 @@ __all__ = [
     "policy_rules",
     "premiums",
     "product_summary",
+    "projection",
     "raise_if_referred",
     "raise_if_strict",
     "rate_tables",
@@ -224,7 +227,25 @@ def check_inputs(config, covers: list[Cover] | None = None) -> dict[str, InputIn
     if problems:
         raise InputError(problems)
     _check_products(config, covers, infos)
+    _check_history(config, infos)
     return infos
+
+
+def _check_history(config, infos: Mapping[str, InputInfo]) -> None:
+    """Each ``projection.history`` input can stand for the input it continues: a grid or series of its time step."""
+    proj = getattr(config, "projection", None)
+    problems = []
+    for name, source in (proj.history.items() if proj is not None else ()):
+        hist, season = infos.get(source), infos.get(name)
+        if hist is None or season is None:
+            continue
+        if hist.kind not in ("grid", "series") or hist.frequency != season.frequency:
+            problems.append(Problem(
+                f"projection.history: inputs.{source} ({hist.kind}, time step {hist.frequency}) cannot stand for "
+                f"inputs.{name} ({season.kind}, time step {season.frequency})", file=hist.path,
+                key=f"projection.history.{name}"))
+    if problems:
+        raise DataQualityError(problems)
 
 
 def _check_products(config, covers: list[Cover], infos: Mapping[str, InputInfo]) -> None:
@@ -1087,3 +1108,83 @@ def raise_if_strict(rejects: pd.DataFrame, *, first: Problem | None = None) -> N
                                   line=None if pd.isna(getattr(r, "line", None)) else int(r.line))
                           for r in rejects.head(50).itertuples()]
                          + ([Problem(f"... and {len(rejects) - 50} more rejected rows")] if len(rejects) > 50 else []))
+
+
+# --------------------------------------------------------------------------- in season: projection
+def projection(config, covers: list[Cover], season: Season, cohorts: Mapping[str, np.ndarray], zoned: Zones,
+               series: Mapping[str, xr.Dataset], opened: Mapping[str, OpenedInput], valid: pd.DataFrame,
+               rules: Mapping[str, ProductRules], *, as_of: dt.date | None, client=None, progress: bool = False,
+               notes: list[str] | None = None, timeout: float | None = None,
+               guaranteed: pd.DataFrame | None = None) -> pd.DataFrame | None:
+    """``projection.csv``: each index cover's open windows projected with analogue years (FEWS NET extended WRSI).
+
+    Only for an in-season run (``as_of``) with a ``projection:`` section; ``None`` otherwise.
+    Each history input (``projection.history``) is opened by its reader and reduced to
+    district series over the analogue seasons in one streamed pass (as the season's grids);
+    each projectable cover is evaluated once over every analogue year by its plugin and
+    settled through the ledger (:mod:`panen.engine.research.projection`). A cover that cannot
+    be projected (a yields table, no fixed windows, no history) gets rows saying why.
+
+    Parameters
+    ----------
+    guaranteed
+        The in-season guaranteed minimum per ``district_id, product_id`` [Rp]
+        (``guaranteed``); ``None``: the closed windows' bound.
+    """
+    proj = getattr(config, "projection", None)
+    if proj is None or as_of is None:
+        return None
+    from panen.engine.research.projection import (
+        PROJECTION_COLUMNS,
+        analogue_days,
+        not_projectable,
+        project_rates,
+        projection_table,
+        unprojectable_rows,
+    )
+
+    notes = notes if notes is not None else []
+    years = list(range(proj.years[0], proj.years[1] + 1))
+    kinds = {n: o.kind for n, o in opened.items()}
+    index_covers = [c for c in covers if isinstance(c, IndexCover)]
+    insured = {c.id: sorted(set(valid.loc[(valid["product_id"] == c.id).to_numpy(), "district_id"].astype(str))
+                            & {str(d) for d in zoned.by_cover[c.id]}) for c in index_covers}
+    frames, ready = [], []
+    for c in index_covers:
+        reason = not_projectable(c.plugin, c.params, kinds, proj.history)
+        if reason is None:
+            ready.append(c)
+            continue
+        frames.append(unprojectable_rows(c.id, insured[c.id], f"not projectable: {reason}"))
+        notes.append(f"projection: {c.label} is not projected: {reason}")
+    if ready:
+        hist_opened: dict[str, OpenedInput] = {DISTRICTS: opened[DISTRICTS]} if DISTRICTS in opened else {}
+        for name in sorted({n for c in ready for n in c.inputs()}):
+            source = proj.history[name]
+            hist_opened[name] = (opened[source] if source in opened
+                                 else get_reader(source)().open(config.inputs[source]))
+            _check_history(config, {name: opened[name].info, source: hist_opened[name].info})
+        anchors = {c.id: np.concatenate([analogue_days(np.asarray(cohorts[c.id]), season, y) for y in years])
+                   for c in ready}
+        found: list[str] = []
+        history = district_series(hist_opened, ready, anchors, client=client, progress=progress, notes=found,
+                                  what=f"the analogue years {years[0]}..{years[-1]}", quality={}, timeout=timeout)
+        notes.extend(f"projection history: {n}" for n in found)
+        for c in ready:
+            p = project_rates(c.plugin, c.params, season=season, cohorts=cohorts[c.id],
+                              district_ids=zoned.by_cover[c.id], observed={n: series[n] for n in c.inputs()},
+                              history={n: history[n] for n in c.inputs()}, as_of=as_of, years=years)
+            floor = None
+            if guaranteed is not None:
+                mine = guaranteed[guaranteed["product_id"].astype(str) == c.id]
+                floor = mine.set_index(mine["district_id"].astype(str))["guaranteed"]
+            table, said = projection_table(p, valid, rules[c.id], c.terms, anchor=c.anchor, season_end=season.end,
+                                           min_years=proj.min_years, guaranteed=floor)
+            frames.append(table)
+            notes.extend(p.notes + said)
+    if not frames:
+        return pd.DataFrame(columns=list(PROJECTION_COLUMNS))
+    order = {c.id: i for i, c in enumerate(index_covers)}
+    out = pd.concat(frames, ignore_index=True)
+    out = out.iloc[np.lexsort((out["district_id"].to_numpy(), out["product_id"].map(order).to_numpy()))]
+    return out.reset_index(drop=True)

@@ -5,7 +5,8 @@ Everything here reads the files a run (or a backtest) wrote — ``manifest.json`
 ``payouts.parquet`` (or ``.csv``), ``district_index.csv``, ``summary.csv``, ``rejects.csv``,
 ``autp_claims.csv``, ``backtest.csv``, ``portfolio.csv`` and, from a backtest with pricing,
 a loss reference or trigger design, ``pricing.csv``, ``tail.csv``, ``basis_risk.csv``,
-``design_chosen.csv``, ``design_frontier.csv`` and ``plots/tradeoff_<product>.png`` — and the
+``design_chosen.csv``, ``design_frontier.csv`` and ``plots/tradeoff_<product>.png``, from an in-season
+run with a projection ``projection.csv`` — and the
 district polygons the run used. Nothing is recomputed: every money figure is a sum of ledger rows, every rate and
 index a value the run wrote. ``panen report OUT_DIR`` rebuilds both files at any time.
 
@@ -116,6 +117,7 @@ class RunOutputs:
     basis_risk: pd.DataFrame | None = None
     design_chosen: pd.DataFrame | None = None
     design_frontier: pd.DataFrame | None = None
+    projection: pd.DataFrame | None = None
     districts: Any = None  # geopandas.GeoDataFrame with district_id, or None
     notes: list[str] = field(default_factory=list)
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -217,11 +219,12 @@ def read_outputs(out_dir: str | os.PathLike[str], *, districts: bool = True) -> 
     for attr, name in (("district_index", "district_index.csv"), ("summary", "summary.csv"),
                        ("rejects", "rejects.csv"), ("claims", "autp_claims.csv"), ("portfolio", "portfolio.csv"),
                        ("pricing", "pricing.csv"), ("tail", "tail.csv"), ("basis_risk", "basis_risk.csv"),
-                       ("design_chosen", "design_chosen.csv"), ("design_frontier", "design_frontier.csv")):
+                       ("design_chosen", "design_chosen.csv"), ("design_frontier", "design_frontier.csv"),
+                       ("projection", "projection.csv")):
         if (out_dir / name).is_file():
             setattr(o, attr, _read_csv(out_dir / name))
     for frame in (o.payouts, o.district_index, o.summary, o.backtest, o.portfolio, o.pricing, o.tail,
-                  o.basis_risk, o.design_chosen, o.design_frontier):
+                  o.basis_risk, o.design_chosen, o.design_frontier, o.projection):
         if frame is not None:
             for c in ("district_id", "product_id", "status", "farmer_id"):
                 if c in frame.columns:
@@ -1525,6 +1528,135 @@ def _design_section(o: RunOutputs) -> _Section | None:
     return _Section("design", "Trigger design", "".join(parts))
 
 
+# =========================================================================== in season: projection
+#: Districts drawn in a product's projection fan chart (those with the largest expected payout).
+FAN_DISTRICTS = 40
+_PROJECTION_MONEY = ("expected_payout", "q10", "q50", "q90", "guaranteed", "sum_insured")
+
+
+def _projection_frame(o: RunOutputs) -> pd.DataFrame:
+    """``projection.csv`` with its money as nullable integers and ``projectable`` as a bool."""
+    pr = o.projection.copy()
+    for c in (*_PROJECTION_MONEY, "years"):
+        if c in pr.columns:
+            pr[c] = pd.to_numeric(pr[c], errors="coerce").round().astype("Int64")
+    pr["projectable"] = pr["projectable"].astype(str).str.lower().isin(["true", "1"])
+    pr["reason"] = pr["reason"].fillna("").astype(str) if "reason" in pr.columns else ""
+    return pr
+
+
+def _projection_map(o: RunOutputs, frame: _MapFrame, pr: pd.DataFrame, pids: list[str]) -> str:
+    """One figure: expected payout per district, one panel per projected product, on one scale [Rp]."""
+    _, colormaps, colors = _mpl()
+    top = float(np.nan_to_num(pd.to_numeric(pr["expected_payout"], errors="coerce").max(), nan=0.0)) / 1e6
+    norm = colors.Normalize(0, max(0.1, top))
+    panels, flagged = [], []
+    for pid in pids:
+        r = pr[pr["product_id"] == pid]
+        panels.append((f"{pid}: expected payout", r.set_index("district_id")["expected_payout"].astype(float) / 1e6))
+        flagged.append(set(r.loc[r["expected_payout"].isna(), "district_id"]))
+    fig = _map_figure(frame, panels, cmap=colormaps["YlOrRd"], norm=norm, flagged=flagged,
+                      flag_label="too few usable analogue years",
+                      cbar_label="expected net payout over the analogue years [million Rp]")
+    return _figure_html(_png(fig), "maps of the expected payout per district, one per projected product",
+                        "Expected net payout per district if one of the analogue years' weather follows the as-of "
+                        "date (mean over the usable analogue years), one map per projected product on one colour "
+                        "scale. Hatched: too few usable analogue years (no projection); white: no policies.",
+                        cls="map")
+
+
+def _fan_chart(o: RunOutputs, pr: pd.DataFrame, pid: str) -> str | None:
+    """Per district of a product: the 10–90 % range of the projected payout, its median, mean and guaranteed floor."""
+    Figure, _, _ = _mpl()
+    r = pr[(pr["product_id"] == pid) & pr["expected_payout"].notna()]
+    nothing = int(((r["q90"] == 0) & (r["guaranteed"] == 0) & (r["expected_payout"] == 0)).sum())
+    r = r[(r["q90"] > 0) | (r["guaranteed"] > 0) | (r["expected_payout"] > 0)]
+    if not len(r):
+        return None
+    r = r.sort_values(["expected_payout", "district_id"], ascending=[False, True], key=None)
+    shown = r.head(FAN_DISTRICTS).iloc[::-1]
+    n = len(shown)
+    fig = Figure(figsize=(9.0, 1.0 + 0.28 * n), dpi=100)
+    ax = fig.add_axes((0.16, 0.9 / (1.0 + 0.28 * n), 0.8, 1 - 1.3 / (1.0 + 0.28 * n)))
+    y = np.arange(n)
+    q10, q50, q90 = (shown[c].astype(float).to_numpy() / 1e6 for c in ("q10", "q50", "q90"))
+    mean, floor = shown["expected_payout"].astype(float).to_numpy() / 1e6, shown["guaranteed"].astype(float).to_numpy() / 1e6
+    ax.barh(y, q90 - q10, left=q10, height=0.6, color="#fdae6b", label="10–90 % of analogue years")
+    ax.scatter(q50, y, marker="|", s=160, color="#7f2704", label="median (50 %)", zorder=3)
+    ax.scatter(mean, y, marker="D", s=18, color="#08519c", label="expected (mean)", zorder=4)
+    ax.scatter(floor, y, marker="^", s=22, color="#238b45", label="guaranteed minimum", zorder=4)
+    names = _district_names(o)
+    ax.set_yticks(y, [f"{d} {names.get(d, '')}".strip() for d in shown["district_id"]], fontsize=7)
+    ax.set_xlabel("projected net payout [million Rp]", fontsize=9)
+    ax.set_xlim(left=0)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.grid(axis="x", color="0.9", lw=0.6)
+    ax.set_title(f"{pid}: projected payout per district", fontsize=10, loc="left")
+    ax.legend(loc="lower right", fontsize=7, frameon=False)
+    note = (f"the {n} of {len(r)} projected districts with a payout in some analogue year with the largest "
+            f"expected payout" if len(r) > n else f"the {n} projected districts with a payout in some analogue year")
+    if nothing:
+        note += f" ({nothing} more pay nothing in any analogue year)"
+    return _figure_html(_png(fig), f"fan chart of the projected payout per district, product {pid}",
+                        f"<b>{_esc(pid)}</b> — projected net payout per district over the analogue years, {note}: "
+                        "bar from the 10 % to the 90 % quantile, tick at the median, diamond at the mean, "
+                        "triangle at the guaranteed minimum (no analogue year pays less).")
+
+
+def _inseason_section(o: RunOutputs, frame: _MapFrame | None) -> _Section | None:
+    """The in-season page: expected payout map, guaranteed payouts, a fan chart per district (projection.csv)."""
+    if o.projection is None:
+        return None
+    pr = _projection_frame(o)
+    meta = o.manifest.get("projection") or {}
+    years = meta.get("years") or []
+    span = f"{years[0]}–{years[-1]}" if len(years) == 2 else "?"
+    names = _district_names(o)
+    if names:
+        pr["name"] = pr["district_id"].map(names)
+    parts = [f"<p>Data up to <b>{_esc(meta.get('as_of', '?'))}</b>. Every day of an open window after it is filled "
+             f"with the weather of each analogue year {_esc(span)} for the same day of the season (as FEWS NET's "
+             "extended WRSI completes a season with the historical record), the product is evaluated once per "
+             "analogue year by its own trigger and settled through the ledger. p(payout): share of the usable "
+             "analogue years with a net payout; expected: their mean; 10/50/90 %: quantiles of the district's "
+             "projected net payout; guaranteed: what no later data can lower. Money in rupiah, from "
+             "projection.csv.</p>"]
+    key = lambda row, c: f"projection.{row['product_id']}.{row['district_id']}.{c.key}"  # noqa: E731
+    pids = [p for p in dict.fromkeys(pr["product_id"]) if pr.loc[pr["product_id"] == p, "projectable"].any()]
+    for pid in dict.fromkeys(pr["product_id"]):
+        if pid not in pids:
+            why = pr.loc[pr["product_id"] == pid, "reason"].iloc[0]
+            parts.append(f'<div class="note-box">{_esc(pid)}: {_esc(why)}</div>')
+    if pids and frame is not None:
+        parts.append(_projection_map(o, frame, pr, pids))
+    elif pids:
+        parts.append('<div class="note-box">No projection map: the district layer could not be read.</div>')
+    sure = pr[pr["guaranteed"].fillna(0) > 0].sort_values(["guaranteed", "product_id", "district_id"],
+                                                            ascending=[False, True, True])
+    cols = [Col("product_id", "product"), Col("district_id", "district"), Col("name", "name"),
+            Col("guaranteed", "guaranteed [Rp]", "money"), Col("expected_payout", "expected [Rp]", "money"),
+            Col("p_payout", "p(payout)", "pct")]
+    parts.append(f"<h3>Districts with a guaranteed payout</h3><p>{len(sure):,} district × product rows: a payout no "
+                 "later data can lower.</p>" + (_table(sure, cols, csv_name="projection.csv", what="district rows")
+                                                if len(sure) else ""))
+    for pid in pids:
+        fan = _fan_chart(o, pr, pid)
+        if fan is not None:
+            parts.append(fan)
+    rows = pr[pr["projectable"]].sort_values(["product_id", "expected_payout", "district_id"],
+                                             ascending=[True, False, True], na_position="last")
+    cols = [Col("product_id", "product"), Col("district_id", "district"), Col("name", "name"),
+            Col("years", "analogue years", "int"), Col("p_payout", "p(payout)", "pct"),
+            Col("expected_rate", "expected rate", "pct"), Col("expected_payout", "expected [Rp]", "money"),
+            Col("q10", "10 % [Rp]", "money"), Col("q50", "50 % [Rp]", "money"), Col("q90", "90 % [Rp]", "money"),
+            Col("guaranteed", "guaranteed [Rp]", "money"), Col("reason", "note")]
+    if len(rows):
+        parts.append("<h3>Projection per district</h3>" + _table(rows, cols, csv_name="projection.csv",
+                                                                  data_key=key, what="district rows"))
+    parts.append(_file_links(o, ("projection.csv",)))
+    return _Section("inseason", "In season: projection", "".join(parts))
+
+
 # =========================================================================== entry points
 def write_report(out_dir: str | os.PathLike[str], *, outputs: RunOutputs | None = None) -> Path:
     """Build ``report.html`` in a finished run's output folder, from its outputs only.
@@ -1566,6 +1698,9 @@ def write_report(out_dir: str | os.PathLike[str], *, outputs: RunOutputs | None 
                 "<p>Each product's index per district, measured against its term sheet: how far the season "
                 "went towards (or past) the strike.</p>" + "".join(_anomaly_maps(o, frame, means))))
         sections.append(_Section("phases", "Index through the season", "".join(_phase_charts(o))))
+    inseason = _inseason_section(o, frame)
+    if inseason is not None:
+        sections.append(inseason)
     if o.payouts is not None:
         for sec in (_basis_section(o), _district_table(o, rates), _province_section(o)):
             if sec is not None:
