@@ -61,15 +61,15 @@ def region(tmp_path_factory) -> Path:
     return d
 
 
-def write_config(region: Path, folder: Path, settlement: dict | None = None, product: dict | None = None) -> Path:
+def write_config(region: Path, folder: Path, settlement: dict | bool = False, product: dict | None = None) -> Path:
+    """The hand-table config; ``settlement=False`` (the default here): a what-if run without the store."""
     cfg = {"season": SEASON,
            "inputs": {"districts": {"path": str(region / "districts.gpkg"), "id_column": "district_id"},
                       "rainfall": {"path": str(region / "rain.nc"), "variable": "precip", "units": "mm/day"},
                       "policies": {"path": str(region / "register.csv")}},
            "products": [product or PRODUCT],
            "output": {"dir": "out", "formats": ["csv"], "payments_by": "farmer"}}
-    if settlement is not None:
-        cfg["settlement"] = settlement
+    cfg["settlement"] = settlement
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"run-{len(list(folder.glob('run-*.yaml')))}.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
