@@ -88,11 +88,13 @@ __all__ = ["BATCH_KINDS", "BATCH_STATUSES", "PAYEE_TYPES", "PAYEE_KEY", "Batch",
            "SettlementStore", "default_store_path", "metadata", "open_store", "published_batch_id"]
 
 BATCH_KINDS = ("on_account", "final", "correction")
+#: The kind of a batch of re-issued payments: made by an export (:meth:`SettlementStore.export`), never by a difference.
+REISSUE_KIND = "reissue"
 BATCH_STATES = ("pending", "committed")
-BATCH_STATUSES = ("draft", "approved", "exported", "confirmed")
+BATCH_STATUSES = ("draft", "approved", "exported", "confirmed", "cancelled")
 PAYEE_TYPES = ("policy", "farmer", "group")
-PAYMENT_STATUSES = ("issued", "failed", "reissued", "confirmed")
-RECOVERY_STATUSES = ("open", "decided", "superseded")
+PAYMENT_STATUSES = ("issued", "failed", "reissued", "confirmed", "cancelled")
+RECOVERY_STATUSES = ("open", "decided", "superseded", "cancelled")
 #: Payment statuses that count as paid (a failed payment is re-issued by the export, never by a difference).
 PAID_STATUSES = ("issued", "failed", "confirmed")
 #: The columns that name a payee (one payee per product: payments are per product and payee).
@@ -135,11 +137,16 @@ batches_table = sa.Table(
     sa.Column("corrects", sa.String(), sa.ForeignKey("batches.batch_id"), nullable=True),
     sa.Column("out_dir", sa.Text(), nullable=False),
     sa.Column("content_sha256", sa.String(), nullable=False),
-    sa.CheckConstraint(_in("kind", BATCH_KINDS), name="kind"),
+    sa.Column("exported_with", sa.String(), sa.ForeignKey("batches.batch_id"), nullable=True),  # 0002
+    sa.Column("export_sha256", sa.String(), nullable=True),  # 0002
+    sa.CheckConstraint(_in("kind", (*BATCH_KINDS, REISSUE_KIND)), name="kind"),
     sa.CheckConstraint(_in("state", BATCH_STATES), name="state"),
     sa.CheckConstraint(_in("status", BATCH_STATUSES), name="status"),
     sa.CheckConstraint("state = 'committed' OR status = 'draft'", name="pending_is_draft"),
     sa.CheckConstraint("kind <> 'correction' OR corrects IS NOT NULL", name="correction_names_batch"),
+    sa.CheckConstraint("(kind = 'reissue' AND exported_with IS NOT NULL AND corrects IS NULL)"
+                       " OR (kind <> 'reissue' AND exported_with IS NULL)", name="reissue"),
+    sa.CheckConstraint("export_sha256 IS NULL OR status IN ('exported', 'confirmed')", name="exported"),
     sa.UniqueConstraint("season_id", "sequence"),
 )
 payments_table = sa.Table(
@@ -154,11 +161,15 @@ payments_table = sa.Table(
     sa.Column("amount", sa.BigInteger(), nullable=False),
     sa.Column("status", sa.String(), nullable=False),
     sa.Column("reissue_of", sa.String(), sa.ForeignKey("payments.payment_id"), nullable=True),
+    sa.Column("failure_reason", sa.Text(), nullable=True),  # 0002
     sa.CheckConstraint("amount > 0", name="amount_positive"),
     sa.CheckConstraint(_in("payee_type", PAYEE_TYPES), name="payee_type"),
     sa.CheckConstraint(_in("status", PAYMENT_STATUSES), name="status"),
+    sa.CheckConstraint("failure_reason IS NULL OR status IN ('failed', 'reissued')", name="failure_reason"),
 )
 sa.Index("ix_payments_payee", payments_table.c.season_id, *(payments_table.c[k] for k in PAYEE_KEY))
+sa.Index("ix_payments_failed", payments_table.c.season_id,  # 0002: what the next export re-issues
+         sqlite_where=sa.text("status = 'failed'"), postgresql_where=sa.text("status = 'failed'"))
 recoveries_table = sa.Table(
     "recoveries", metadata,
     sa.Column("recovery_id", sa.String(), primary_key=True),
@@ -585,8 +596,26 @@ class SettlementStore:
         cfg.attributes["connection"] = conn
         return cfg
 
+    @contextmanager
+    def _migrating(self) -> Iterator[sa.Connection]:
+        """A write transaction for migrations. On SQLite, foreign keys are not enforced during it
+        (SQLite's procedure for altering a table: copy, drop, rename, which a parent table's
+        drop would refuse) and are checked whole before the commit (the migration runs
+        ``PRAGMA foreign_key_check``); enforcement is back on for every later use."""
+        with self.engine.connect() as conn:
+            raw = conn.connection.driver_connection if self.dialect == "sqlite" else None
+            if raw is not None:
+                raw.execute("PRAGMA foreign_keys = OFF")  # outside a transaction, or SQLite ignores it
+            try:
+                conn.execution_options(panen_write=True)
+                with conn.begin():
+                    yield conn
+            finally:
+                if raw is not None:
+                    raw.execute("PRAGMA foreign_keys = ON")
+
     def _migrate(self, *, upgrade: bool) -> None:
-        with self._writing() as conn:
+        with self._migrating() as conn:
             if self.dialect == "postgresql":
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_OPEN_LOCK)))
             cfg = self._alembic(conn)
