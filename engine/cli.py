@@ -236,16 +236,7 @@ def _payments_store(args):
 
     url = args.store
     if url is None and args.config is not None:
-        from panen.engine.config import load_config
-
-        cfg = load_config(args.config)
-        if cfg.settlement is not None and cfg.settlement.url:
-            url = cfg.settlement.url
-        elif cfg.output.dir is not None:
-            url = str(default_store_path(cfg.output.dir))
-        else:
-            raise ConfigError(Problem("the config names no output.dir, so no default settlement store: pass --store",
-                                      file=args.config, key="output.dir"))
+        url = _config_store_url(args.config)
     if url is None:
         url = os.environ.get("PANEN_STORE") or None
     if url is None:
@@ -255,6 +246,37 @@ def _payments_store(args):
         # an existing store is worked on, never a new one made by a typo
         raise StoreError(Problem(f"no settlement store at {url} (a run with settlement: makes it)", key="--store"))
     return open_store(url, upgrade=args.upgrade)
+
+
+def _config_store_url(path: Path) -> str:
+    """The store ``panen run CONFIG`` uses: ``settlement.url``, else the default beside ``output.dir``.
+
+    Only those two sections are read and checked (a payments officer need not hold the
+    run's inputs); relative folders resolve against the config's folder, as in a run.
+    """
+    import pydantic
+
+    from panen.engine.config import OutputConfig, SettlementConfig
+    from panen.engine.infra.yamlio import load_located_yaml
+    from panen.engine.settlement.store import default_store_path
+
+    doc = load_located_yaml(path, what="config")
+    data = doc.data if isinstance(doc.data, dict) else {}
+    sections = {}
+    for name, model in (("settlement", SettlementConfig), ("output", OutputConfig)):
+        try:
+            sections[name] = model.model_validate(data.get(name) or {})
+        except pydantic.ValidationError as exc:
+            raise ConfigError([Problem(e["msg"], file=doc.path, key=".".join([name, *map(str, e["loc"])]))
+                               for e in exc.errors()]) from None
+    settlement, output = sections["settlement"], sections["output"]
+    if settlement.url:
+        return settlement.url
+    if output.dir is None:
+        raise ConfigError(Problem("the config names no output.dir, so no default settlement store: pass --store",
+                                  file=doc.path, key="output.dir"))
+    folder = output.dir if output.dir.is_absolute() else doc.path.parent / output.dir
+    return str(default_store_path(folder.resolve()))
 
 
 def _cmd_payments_list(args) -> int:

@@ -417,3 +417,25 @@ def test_panen_payments_commands_and_their_exit_codes(store_url, tmp_path, capsy
     monkeypatch.setenv("PANEN_STORE", store_url)
     assert main(["payments", "list", "--season", "other"]) == 0
     assert "no batches of season other" in capsys.readouterr().out
+
+
+def test_panen_payments_finds_the_store_a_run_of_the_config_uses(store_url, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("PANEN_STORE", raising=False)
+    with open_store(store_url) as s:
+        b = publish(s, s.difference(SEASON, due([("rain", "A", 7)])), tmp_path / "a")
+    named = tmp_path / "named.yaml"  # settlement.url; the inputs need not exist
+    named.write_text(f"season: {{id: {SEASON}}}\ninputs: {{policies: {{path: nowhere.csv}}}}\n"
+                     f"settlement: {{url: '{store_url}'}}\n")
+    assert main(["payments", "approve", b, "--config", str(named)]) == 0
+    assert f"batch {b}: approved" in capsys.readouterr().out
+    beside = tmp_path / "cfg" / "run.yaml"  # no url: panen-settlement.sqlite beside output.dir, as panen run
+    beside.parent.mkdir()
+    beside.write_text("output: {dir: ../out/mt1}\nsettlement: {}\n")
+    (tmp_path / "out").mkdir()
+    open_store(store_module.default_store_path(tmp_path / "out" / "mt1")).close()
+    assert (tmp_path / "out" / "panen-settlement.sqlite").is_file()
+    assert main(["payments", "list", "--config", str(beside)]) == 0
+    assert "no batches" in capsys.readouterr().out
+    beside.write_text("settlement: {kind: bogus}\n")
+    assert main(["payments", "list", "--config", str(beside)]) == 2
+    assert f"{beside}, settlement.kind:" in capsys.readouterr().err  # located: the file and the key

@@ -19,22 +19,25 @@ Tables (money is integer rupiah, ``BIGINT``, everywhere; never floating point):
     batch of the season; a difference remembers the revision it was computed at.
 ``batches``
     ``batch_id``, ``season_id``, ``sequence`` (1, 2, ... within the season), ``kind``
-    (``on_account | final | correction``), ``state`` (``pending``: recorded before its
-    output is published; ``committed``: published), ``status`` (the payment life cycle
-    ``draft → approved → exported → confirmed``; a pending batch is a draft), ``run_id``,
+    (``on_account | final | correction``, or ``reissue``: re-issued payments, made by an
+    export), ``state`` (``pending``: recorded before its output is published;
+    ``committed``: published), ``status`` (the payment life cycle ``draft → approved →
+    exported → confirmed``, or ``cancelled``; a pending batch is a draft), ``run_id``,
     ``created_at`` (as the caller gives it: nothing here reads the clock, so reruns are
     byte-identical), ``inputs`` (the inputs' hashes, JSON text), ``products`` (the
     products the batch settles, JSON text), ``corrects`` (the batch it corrects),
-    ``out_dir`` (its output folder), ``content_sha256``.
+    ``out_dir`` (its output folder), ``content_sha256``, ``exported_with`` (a re-issue
+    batch: the batch whose bank file carried it), ``export_sha256`` (the bank file's SHA-256).
 ``payments``
     ``payment_id`` (unique), ``batch_id``, ``season_id``, the payee key — ``product_id``,
     ``payee_type`` (``policy | farmer | group``, as ``paymentsby`` says), ``district_id``
     (a group is a group *within its district*; empty for farmers and policies),
     ``payee_id`` — ``amount`` [Rp, > 0], ``status`` (``issued | failed | reissued |
-    confirmed``), ``reissue_of`` (the failed payment it replaces).
+    confirmed | cancelled``), ``reissue_of`` (the failed payment it replaces),
+    ``failure_reason`` (as the bank's return gave it).
 ``recoveries``
     ``recovery_id``, ``batch_id``, ``season_id``, the payee key, ``amount`` owed back
-    [Rp, > 0], ``status`` (``open | decided | superseded``), ``recovered`` [Rp] (what a
+    [Rp, > 0], ``status`` (``open | decided | superseded | cancelled``), ``recovered`` [Rp] (what a
     person decided came back; the rest is waived), ``superseded_by`` (the later batch
     that restated the payee's overpayment).
 
@@ -54,8 +57,16 @@ resolves it against its output folder: committed if the folder holds that batch,
 rolled back (deleted, as if never recorded). What counts as paid (:meth:`owed`):
 payments of pending and committed batches that are ``issued``, ``failed`` (a failed
 payment is re-issued by the export workflow, never paid again by a difference) or
-``confirmed`` — not ``reissued`` ones, whose replacement counts — less what decided
-recoveries brought back.
+``confirmed`` — not ``reissued`` ones, whose replacement counts, nor ``cancelled`` ones —
+less what decided recoveries brought back.
+
+Life cycle (``panen payments``): a committed batch is a ``draft``; :meth:`SettlementStore.approve`
+makes it ``approved``; :meth:`SettlementStore.export` writes its bank payment file
+(:mod:`panen.engine.settlement.bankfiles`) with the season's failed payments re-issued, once
+each, in a batch of their own (kind ``reissue``), and makes it ``exported``;
+:meth:`SettlementStore.apply_returns` applies a bank return file (all or nothing) and marks
+``confirmed`` the batches whose every payment reached its payee;
+:meth:`SettlementStore.cancel` cancels the season's latest draft or approved batch.
 
 Migrations: a new database is created at the newest schema. A database whose schema is
 *newer* than this panen is refused (:class:`~panen.engine.errors.StoreError`: upgrade
