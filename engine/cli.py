@@ -232,7 +232,7 @@ def _payments_parser(sub) -> None:
 
 def _payments_store(args):
     """The store ``panen payments`` works on: ``--store``, ``--config``'s, or ``$PANEN_STORE``."""
-    from panen.engine.settlement.store import default_store_path, open_store
+    from panen.engine.settlement.store import open_store
 
     url = args.store
     if url is None and args.config is not None:
