@@ -204,6 +204,10 @@ recoveries_table = sa.Table(
                        " OR (status <> 'superseded' AND superseded_by IS NULL)", name="superseded"),
 )
 sa.Index("ix_recoveries_payee", recoveries_table.c.season_id, *(recoveries_table.c[k] for k in PAYEE_KEY))
+#: A return file's rows, in a temporary table of the transaction applying it (not part of the store's schema).
+_returned = sa.Table("panen_returned", sa.MetaData(), sa.Column("line", sa.BigInteger(), primary_key=True),
+                     sa.Column("payment_id", sa.String(), unique=True), sa.Column("status", sa.String()),
+                     sa.Column("reason", sa.Text()))
 
 
 # --------------------------------------------------------------------------- values passed around
@@ -1403,69 +1407,90 @@ class SettlementStore:
 
         shown = os.fspath(path)
         rows = read_returns(path)
-        p = payments_table.c
-        ids = [r.payment_id for r in rows]
+        p, r, b = payments_table.c, _returned.c, batches_table.c
         problems: list[Problem] = []
-        changes: list[dict] = []
         seasons: set[str] = set()
+        changed = {"confirmed": 0, "failed": 0}
         unchanged = 0
-        def look_up(conn: sa.Connection) -> dict[str, tuple]:
-            known: dict[str, tuple] = {}
-            for start in range(0, len(ids), 900):  # SQLite's bound-parameter limit, with room
-                for r in conn.execute(sa.select(p.payment_id, p.season_id, p.status, p.failure_reason,
-                                                batches_table.c.status, batches_table.c.batch_id)
-                                      .join(batches_table, batches_table.c.batch_id == p.batch_id)
-                                      .where(p.payment_id.in_(ids[start:start + 900]))).all():
-                    known[r[0]] = tuple(r[1:])
-            return known
-
         with self._writing() as conn:
-            for season_id in sorted({v[0] for v in look_up(conn).values()}):
-                self._lock_season(conn, season_id)
-            known = look_up(conn)  # again, under the seasons' locks (PostgreSQL: what others committed meanwhile)
-            for r in rows:
-                where = {"file": shown, "line": r.line}
-                if r.payment_id not in known:
-                    problems.append(Problem(f"no payment {r.payment_id!r} in the settlement store", column="payment_id",
-                                            **where))
-                    continue
-                season_id, status, reason, batch_status, batch_id = known[r.payment_id]
-                if batch_status not in ("exported", "confirmed"):
-                    problems.append(Problem(f"payment {r.payment_id} is of batch {batch_id}, which is {batch_status}: "
-                                            f"never exported to a bank", column="payment_id", **where))
-                    continue
-                if status == "issued":
-                    changes.append({"pid": r.payment_id, "status": r.status,
-                                    "reason": r.reason if r.status == "failed" else None})
-                    seasons.add(season_id)
-                elif r.status == "confirmed" and status == "confirmed":
-                    unchanged += 1
-                elif r.status == "failed" and status in ("failed", "reissued"):
-                    if r.reason != reason:
-                        problems.append(Problem(f"payment {r.payment_id} was returned failed before with another "
-                                                f"reason ({reason!r})", column="reason", **where))
-                    else:
+            self._load_returned(conn, rows)
+            try:
+                if self.dialect == "postgresql":  # SQLite's write transaction already locks the whole store
+                    for season_id in conn.execute(sa.select(p.season_id).distinct()
+                                                  .join(_returned, r.payment_id == p.payment_id)
+                                                  .order_by(p.season_id)).scalars().all():
+                        self._lock_season(conn, season_id)  # then read what others committed meanwhile
+                found = conn.execute(sa.select(r.line, r.payment_id, r.status, r.reason, p.season_id, p.status,
+                                               p.failure_reason, b.status, b.batch_id)
+                                     .select_from(_returned)
+                                     .outerjoin(payments_table, p.payment_id == r.payment_id)
+                                     .outerjoin(batches_table, b.batch_id == p.batch_id)
+                                     .order_by(r.line)).cursor.fetchall()
+                for line, pid, new, new_reason, season_id, status, reason, batch_status, batch_id in found:
+                    where = {"file": shown, "line": int(line)}
+                    new_reason = new_reason or ""
+                    if season_id is None:
+                        problems.append(Problem(f"no payment {pid!r} in the settlement store", column="payment_id",
+                                                **where))
+                    elif batch_status not in ("exported", "confirmed"):
+                        problems.append(Problem(f"payment {pid} is of batch {batch_id}, which is {batch_status}: "
+                                                f"never exported to a bank", column="payment_id", **where))
+                    elif status == "issued":
+                        changed[new] += 1
+                        seasons.add(season_id)
+                    elif new == "confirmed" and status == "confirmed":
                         unchanged += 1
-                elif r.status == "failed":  # confirmed before
-                    problems.append(Problem(f"payment {r.payment_id} was confirmed by an earlier return; a return "
-                                            f"does not undo it (a person settles it with the bank)", column="status",
-                                            **where))
-                else:  # confirmed now, failed (or re-issued) before
-                    problems.append(Problem(
-                        f"payment {r.payment_id} was returned failed before ({reason!r})"
-                        + (" and re-issued" if status == "reissued" else "")
-                        + "; a payment reported paid after failing is a person's matter (the payee may be paid "
-                          "twice)", column="status", **where))
-            if problems:
-                raise InputError(problems[:50] + ([Problem(f"... and {len(problems) - 50} more problem(s)",
-                                                           file=shown)] if len(problems) > 50 else []))
-            if changes:
-                conn.execute(payments_table.update().where(p.payment_id == sa.bindparam("pid"))
-                             .values(status=sa.bindparam("status"), failure_reason=sa.bindparam("reason")), changes)
-            confirmed_batches = [b for s in sorted(seasons) for b in self._confirm_batches(conn, s)]
-        return ReturnsApplied(confirmed=sum(c["status"] == "confirmed" for c in changes),
-                              failed=sum(c["status"] == "failed" for c in changes), unchanged=unchanged,
+                    elif new == "failed" and status in ("failed", "reissued"):
+                        if new_reason != reason:
+                            problems.append(Problem(f"payment {pid} was returned failed before with another reason "
+                                                    f"({reason!r})", column="reason", **where))
+                        else:
+                            unchanged += 1
+                    elif new == "failed":  # confirmed before
+                        problems.append(Problem(f"payment {pid} was confirmed by an earlier return; a return does not "
+                                                f"undo it (a person settles it with the bank)", column="status",
+                                                **where))
+                    else:  # confirmed now, failed (or re-issued) before
+                        problems.append(Problem(
+                            f"payment {pid} was returned failed before ({reason!r})"
+                            + (" and re-issued" if status == "reissued" else "")
+                            + "; a payment reported paid after failing is a person's matter (the payee may be paid "
+                              "twice)", column="status", **where))
+                if problems:
+                    raise InputError(problems[:50] + ([Problem(f"... and {len(problems) - 50} more problem(s)",
+                                                               file=shown)] if len(problems) > 50 else []))
+                if seasons:
+                    conn.execute(payments_table.update().where(p.payment_id == r.payment_id, p.status == "issued")
+                                 .values(status=r.status, failure_reason=r.reason))
+            finally:
+                if self.dialect == "sqlite":  # PostgreSQL drops it at the commit
+                    conn.exec_driver_sql("DROP TABLE IF EXISTS temp.panen_returned")
+            confirmed_batches = [x for s in sorted(seasons) for x in self._confirm_batches(conn, s)]
+        return ReturnsApplied(confirmed=changed["confirmed"], failed=changed["failed"], unchanged=unchanged,
                               batches_confirmed=confirmed_batches)
+
+    def _load_returned(self, conn: sa.Connection, rows) -> None:
+        """The return file's rows into a temporary table of this transaction (joined, not listed in queries)."""
+        raw = conn.connection.driver_connection
+        values = ((x.payment_id, x.status, x.reason if x.status == "failed" else None, x.line) for x in rows)
+        if self.dialect == "postgresql":
+            conn.exec_driver_sql("CREATE TEMPORARY TABLE panen_returned (line BIGINT PRIMARY KEY, payment_id TEXT NOT "
+                                 "NULL UNIQUE, status TEXT NOT NULL, reason TEXT) ON COMMIT DROP")
+            with raw.cursor() as cur, cur.copy("COPY panen_returned (payment_id, status, reason, line) FROM STDIN") \
+                    as copy:
+                for row in values:
+                    copy.write_row(row)
+        else:
+            conn.exec_driver_sql("DROP TABLE IF EXISTS temp.panen_returned")
+            conn.exec_driver_sql("PRAGMA temp.cache_size = -131072")  # as the main database's: a million ids index fast
+            conn.exec_driver_sql("CREATE TEMPORARY TABLE panen_returned (line INTEGER PRIMARY KEY, payment_id TEXT NOT "
+                                 "NULL UNIQUE, status TEXT NOT NULL, reason TEXT)")
+            cur = raw.cursor()
+            try:
+                cur.executemany("INSERT INTO panen_returned (payment_id, status, reason, line) VALUES (?, ?, ?, ?)",
+                                values)
+            finally:
+                cur.close()
 
     def batch_statuses(self, season_id: str | None = None) -> pd.DataFrame:
         """:meth:`batches` with the life cycle: per batch the payments ``confirmed``, ``failed``,
