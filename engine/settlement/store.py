@@ -1313,10 +1313,6 @@ class SettlementStore:
             else:  # a re-issue that failed again: the next number of the first payment's chain
                 root, _, n = pid.rpartition("-R")
                 new_ids.append(f"{root}-R{int(n) + 1}")
-        clash = conn.execute(sa.select(p.payment_id).where(p.payment_id.in_(new_ids))).scalars().first()
-        if clash is not None:
-            raise _problem(f"payment {clash} exists already; the store was edited (a failed payment is re-issued "
-                           f"once)")
         reissue_id = _sha256(json.dumps({"season_id": row["season_id"], "kind": REISSUE_KIND,
                                          "exported_with": row["batch_id"]}, sort_keys=True))[:16]
         sequence = (conn.execute(sa.select(sa.func.max(batches_table.c.sequence))
@@ -1328,11 +1324,16 @@ class SettlementStore:
             state="committed", status="approved", run_id=f"export of {row['batch_id']}", created_at=str(created_at),
             inputs="{}", products=json.dumps(sorted(set(failed["product_id"].tolist())), ensure_ascii=False),
             corrects=None, out_dir=out, content_sha256=content, exported_with=row["batch_id"]))
-        conn.execute(payments_table.insert(), [
-            {"payment_id": r["payment_id"], "batch_id": reissue_id, "season_id": r["season_id"],
-             **{k: r[k] for k in PAYEE_KEY}, "amount": int(r["amount"]), "status": "issued",
-             "reissue_of": r["reissue_of"]} for r in failed.to_dict("records")])
-        conn.execute(payments_table.update().where(p.payment_id.in_(failed["reissue_of"].tolist()))
+        try:
+            conn.execute(payments_table.insert(), [
+                {"payment_id": r["payment_id"], "batch_id": reissue_id, "season_id": r["season_id"],
+                 **{k: r[k] for k in PAYEE_KEY}, "amount": int(r["amount"]), "status": "issued",
+                 "reissue_of": r["reissue_of"]} for r in failed.to_dict("records")])
+        except sa.exc.IntegrityError:  # the transaction is rolled back: nothing re-issued
+            raise _problem(f"a re-issue id of season {row['season_id']} (e.g. {new_ids[0]}) exists already: the store "
+                           f"was edited (a failed payment is re-issued once)") from None
+        # exactly the payments selected above: the season is locked
+        conn.execute(payments_table.update().where(p.season_id == row["season_id"], p.status == "failed")
                      .values(status="reissued"))
         return len(failed)
 
@@ -1362,6 +1363,9 @@ class SettlementStore:
         exported = conn.execute(sa.select(batches_table.c.batch_id).where(
             batches_table.c.season_id == season_id, batches_table.c.status == "exported")
             .order_by(batches_table.c.sequence)).scalars().all()
+        reissues: dict[str, tuple[str, str]] = {  # failed payment → (its re-issue, the re-issue's status)
+            of: (pid, status) for pid, status, of in conn.execute(sa.select(p.payment_id, p.status, p.reissue_of).where(
+                p.season_id == season_id, p.reissue_of.is_not(None))).all()}
         done = []
         for batch_id in exported:
             if conn.execute(sa.select(p.payment_id).where(p.batch_id == batch_id, p.status.in_(("issued", "failed")))
@@ -1371,9 +1375,9 @@ class SettlementStore:
                                  ).scalars().all()
             reached = True
             while chain and reached:
-                nxt = conn.execute(sa.select(p.payment_id, p.status).where(p.reissue_of.in_(chain))).all()
-                reached = len(nxt) == len(chain) and all(s in ("confirmed", "reissued") for _, s in nxt)
-                chain = [i for i, s in nxt if s == "reissued"]
+                nxt = [reissues.get(pid) for pid in chain]
+                reached = all(x is not None and x[1] in ("confirmed", "reissued") for x in nxt)
+                chain = [x[0] for x in nxt if x is not None and x[1] == "reissued"]
             if reached:
                 done.append(batch_id)
         if done:
