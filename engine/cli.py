@@ -1,4 +1,4 @@
-"""Command line: ``panen demo | run | backtest | report | validate | triggers``.
+"""Command line: ``panen demo | run | backtest | report | validate | triggers | payments``.
 
 Exit codes (README, "Using it"): 0 success; 2 invalid config or input, with every problem
 listed (also: an output folder that must not be written, one another run holds, an
@@ -209,7 +209,162 @@ def _parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("triggers", help="list installed trigger plugins and their parameters, and the installed readers")
     t.set_defaults(func=_cmd_triggers)
+    _payments_parser(sub)
     return p
+
+
+def _payments_parser(sub) -> None:
+    """``panen payments list | approve | export | returns | cancel``: the batch life cycle in the settlement store."""
+    pay = sub.add_parser("payments", help="the settlement store's batches: list, approve, export to a bank file, "
+                                          "apply a bank return file, cancel")
+    verbs = pay.add_subparsers(dest="verb", metavar="{list,approve,export,returns,cancel}")
+
+    def store_options(sp: argparse.ArgumentParser) -> None:
+        where = sp.add_mutually_exclusive_group()
+        where.add_argument("--store", metavar="URL|PATH",
+                           help="the settlement store: a file path, sqlite:///PATH or postgresql+psycopg://... "
+                                "(default: $PANEN_STORE)")
+        where.add_argument("--config", type=Path, metavar="CONFIG",
+                           help="the store a `panen run CONFIG` uses: its settlement.url, else "
+                                "panen-settlement.sqlite beside its output.dir")
+        sp.add_argument("--upgrade", action="store_true",
+                        help="migrate a store written by an older panen to this panen's schema (one-way)")
+
+    ls = verbs.add_parser("list", help="the batches, with kind, state, status, totals and failed/re-issued counts")
+    store_options(ls)
+    ls.add_argument("--season", help="only this season's batches")
+    ls.set_defaults(func=_cmd_payments_list)
+    ap = verbs.add_parser("approve", help="approve a committed draft batch for export")
+    ap.add_argument("batch_id", metavar="BATCH")
+    store_options(ap)
+    ap.set_defaults(func=_cmd_payments_approve)
+    ex = verbs.add_parser("export", help="write an approved batch's bank payment file, with the season's failed "
+                                         "payments re-issued (again: the same file)")
+    ex.add_argument("batch_id", metavar="BATCH")
+    ex.add_argument("--out", type=_folder, required=True, metavar="FILE", help="the payment file to write (CSV)")
+    store_options(ex)
+    ex.set_defaults(func=_cmd_payments_export)
+    rt = verbs.add_parser("returns", help="apply a bank or mobile-money return file (payment_id, status, reason): "
+                                          "all rows or none")
+    rt.add_argument("file", type=Path, metavar="FILE")
+    store_options(rt)
+    rt.set_defaults(func=_cmd_payments_returns)
+    cn = verbs.add_parser("cancel", help="cancel a draft or approved batch never exported: its payments no longer "
+                                         "count as paid")
+    cn.add_argument("batch_id", metavar="BATCH")
+    store_options(cn)
+    cn.set_defaults(func=_cmd_payments_cancel)
+    pay.set_defaults(func=lambda args: (pay.print_help(), EXIT_INPUT)[1])
+
+
+def _payments_store(args):
+    """The store ``panen payments`` works on: ``--store``, ``--config``'s, or ``$PANEN_STORE``."""
+    from panen.engine.settlement.store import open_store
+
+    url = args.store
+    if url is None and args.config is not None:
+        url = _config_store_url(args.config)
+    if url is None:
+        url = os.environ.get("PANEN_STORE") or None
+    if url is None:
+        raise StoreError(Problem("no settlement store named: pass --store URL|PATH or --config CONFIG, or set "
+                                 "PANEN_STORE", key="--store"))
+    if "://" not in url and not Path(url).exists():
+        # an existing store is worked on, never a new one made by a typo
+        raise StoreError(Problem(f"no settlement store at {url} (a run with settlement: makes it)", key="--store"))
+    return open_store(url, upgrade=args.upgrade)
+
+
+def _config_store_url(path: Path) -> str:
+    """The store ``panen run CONFIG`` uses: ``settlement.url``, else the default beside ``output.dir``.
+
+    Only those two sections are read and checked (a payments officer need not hold the
+    run's inputs); relative folders resolve against the config's folder, as in a run.
+    """
+    import pydantic
+
+    from panen.engine.config import OutputConfig, SettlementConfig
+    from panen.engine.infra.yamlio import load_located_yaml
+    from panen.engine.settlement.store import default_store_path
+
+    doc = load_located_yaml(path, what="config")
+    data = doc.data if isinstance(doc.data, dict) else {}
+    sections = {}
+    for name, model in (("settlement", SettlementConfig), ("output", OutputConfig)):
+        try:
+            sections[name] = model.model_validate(data.get(name) or {})
+        except pydantic.ValidationError as exc:
+            raise ConfigError([Problem(e["msg"], file=doc.path, key=".".join([name, *map(str, e["loc"])]))
+                               for e in exc.errors()]) from None
+    settlement, output = sections["settlement"], sections["output"]
+    if settlement.url:
+        return settlement.url
+    if output.dir is None:
+        raise ConfigError(Problem("the config names no output.dir, so no default settlement store: pass --store",
+                                  file=doc.path, key="output.dir"))
+    folder = output.dir if output.dir.is_absolute() else doc.path.parent / output.dir
+    return str(default_store_path(folder.resolve()))
+
+
+def _cmd_payments_list(args) -> int:
+    with _payments_store(args) as store:
+        table = store.batch_statuses(args.season)
+    if not len(table):
+        print("no batches" + (f" of season {args.season}" if args.season else ""))
+        return EXIT_OK
+    head = (f"{'season':<10} {'#':>3} {'batch':<16} {'kind':<10} {'state':<9} {'status':<9} {'payments':>8} "
+            f"{'amount [Rp]':>15} {'confirmed':>9} {'failed':>6} {'reissued':>8} {'recover [Rp]':>13}  note")
+    print(head)
+    print("-" * len(head))
+    for r in table.to_dict("records"):
+        note = []
+        if r["corrects"]:
+            note.append(f"corrects {r['corrects']}")
+        if r["exported_with"]:
+            note.append(f"exported with {r['exported_with']}")
+        if r["cancelled"]:
+            note.append(f"{r['cancelled']:,} cancelled")
+        print(f"{r['season_id']:<10} {r['sequence']:>3} {r['batch_id']:<16} {r['kind']:<10} {r['state']:<9} "
+              f"{r['status']:<9} {r['payments']:>8,} {r['paid']:>15,} {r['confirmed']:>9,} {r['failed']:>6,} "
+              f"{r['reissued']:>8,} {r['recoveries']:>13,}  {'; '.join(note)}")
+    return EXIT_OK
+
+
+def _cmd_payments_approve(args) -> int:
+    with _payments_store(args) as store:
+        status = store.approve(args.batch_id)
+    print(f"batch {args.batch_id}: {status}")
+    return EXIT_OK
+
+
+def _cmd_payments_export(args) -> int:
+    from datetime import datetime, timezone
+
+    with _payments_store(args) as store:
+        res = store.export(args.batch_id, args.out,
+                           created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    what = "exported" if res.new else "already exported; the same file written again"
+    print(f"batch {res.batch_id} {what}: {res.payments:,} payment(s), Rp {res.amount:,}, of which "
+          f"{res.reissued:,} re-issue(s) of failed payments")
+    print(f"{res.path}  sha256 {res.sha256}")
+    return EXIT_OK
+
+
+def _cmd_payments_returns(args) -> int:
+    with _payments_store(args) as store:
+        res = store.apply_returns(args.file)
+    print(f"{args.file}: {res.confirmed:,} payment(s) confirmed, {res.failed:,} failed (re-issued by the next "
+          f"export), {res.unchanged:,} unchanged")
+    for batch_id in res.batches_confirmed:
+        print(f"batch {batch_id}: confirmed")
+    return EXIT_OK
+
+
+def _cmd_payments_cancel(args) -> int:
+    with _payments_store(args) as store:
+        status = store.cancel(args.batch_id)
+    print(f"batch {args.batch_id}: {status}; its payments no longer count as paid")
+    return EXIT_OK
 
 
 def _cmd_report(args) -> int:

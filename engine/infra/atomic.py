@@ -11,6 +11,7 @@ gives the same bytes.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import queue
 import tempfile
@@ -26,8 +27,8 @@ import pyarrow.parquet as pq
 
 from panen.engine.infra.safetext import csv_safe_table
 
-__all__ = ["FIXED_GPKG_DATE", "PARQUET_OPTIONS", "BackgroundParquet", "ParquetFile", "fixed_gpkg_date",
-           "write_table_atomic"]
+__all__ = ["FIXED_GPKG_DATE", "PARQUET_OPTIONS", "BackgroundParquet", "ParquetFile", "csv_bytes", "fixed_gpkg_date",
+           "write_bytes_atomic", "write_table_atomic"]
 
 #: Parquet settings fixed for byte-identical output (with the same pyarrow version).
 # lz4, not zstd: on the 10M-policy benchmark (benchmarks/ledger.py) the write takes 4.8 s
@@ -219,8 +220,42 @@ def write_table_atomic(table: pa.Table | pd.DataFrame, path: str | Path,
     t = csv_safe_table(t)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        with os.fdopen(fd, "wb") as handle:  # streamed: a ledger's CSV is never held in memory whole
+            pcsv.write_csv(t, handle, _CSV_OPTIONS)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+_CSV_OPTIONS = pcsv.WriteOptions(include_header=True, delimiter=",")
+
+
+def csv_bytes(table: pa.Table | pd.DataFrame) -> bytes:
+    """A table as the CSV bytes :func:`write_table_atomic` writes (its Notes: header, commas,
+    integers without a decimal point, text made safe for spreadsheets)."""
+    t = table if isinstance(table, pa.Table) else pa.Table.from_pandas(table, preserve_index=False)
+    metadata = {k: v for k, v in (t.schema.metadata or {}).items() if k != b"pandas"}
+    t = csv_safe_table(t.replace_schema_metadata(metadata or None))
+    buffer = io.BytesIO()
+    pcsv.write_csv(t, buffer, _CSV_OPTIONS)
+    return buffer.getvalue()
+
+
+def write_bytes_atomic(data: bytes, path: str | Path) -> Path:
+    """Write ``data`` to ``path`` atomically: a temp file in its folder, fsynced, renamed over it."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
         with os.fdopen(fd, "wb") as handle:
-            pcsv.write_csv(t, handle, pcsv.WriteOptions(include_header=True, delimiter=","))
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions

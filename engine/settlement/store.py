@@ -19,22 +19,25 @@ Tables (money is integer rupiah, ``BIGINT``, everywhere; never floating point):
     batch of the season; a difference remembers the revision it was computed at.
 ``batches``
     ``batch_id``, ``season_id``, ``sequence`` (1, 2, ... within the season), ``kind``
-    (``on_account | final | correction``), ``state`` (``pending``: recorded before its
-    output is published; ``committed``: published), ``status`` (the payment life cycle
-    ``draft → approved → exported → confirmed``; a pending batch is a draft), ``run_id``,
+    (``on_account | final | correction``, or ``reissue``: re-issued payments, made by an
+    export), ``state`` (``pending``: recorded before its output is published;
+    ``committed``: published), ``status`` (the payment life cycle ``draft → approved →
+    exported → confirmed``, or ``cancelled``; a pending batch is a draft), ``run_id``,
     ``created_at`` (as the caller gives it: nothing here reads the clock, so reruns are
     byte-identical), ``inputs`` (the inputs' hashes, JSON text), ``products`` (the
     products the batch settles, JSON text), ``corrects`` (the batch it corrects),
-    ``out_dir`` (its output folder), ``content_sha256``.
+    ``out_dir`` (its output folder), ``content_sha256``, ``exported_with`` (a re-issue
+    batch: the batch whose bank file carried it), ``export_sha256`` (the bank file's SHA-256).
 ``payments``
     ``payment_id`` (unique), ``batch_id``, ``season_id``, the payee key — ``product_id``,
     ``payee_type`` (``policy | farmer | group``, as ``paymentsby`` says), ``district_id``
     (a group is a group *within its district*; empty for farmers and policies),
     ``payee_id`` — ``amount`` [Rp, > 0], ``status`` (``issued | failed | reissued |
-    confirmed``), ``reissue_of`` (the failed payment it replaces).
+    confirmed | cancelled``), ``reissue_of`` (the failed payment it replaces),
+    ``failure_reason`` (as the bank's return gave it).
 ``recoveries``
     ``recovery_id``, ``batch_id``, ``season_id``, the payee key, ``amount`` owed back
-    [Rp, > 0], ``status`` (``open | decided | superseded``), ``recovered`` [Rp] (what a
+    [Rp, > 0], ``status`` (``open | decided | superseded | cancelled``), ``recovered`` [Rp] (what a
     person decided came back; the rest is waived), ``superseded_by`` (the later batch
     that restated the payee's overpayment).
 
@@ -54,8 +57,16 @@ resolves it against its output folder: committed if the folder holds that batch,
 rolled back (deleted, as if never recorded). What counts as paid (:meth:`owed`):
 payments of pending and committed batches that are ``issued``, ``failed`` (a failed
 payment is re-issued by the export workflow, never paid again by a difference) or
-``confirmed`` — not ``reissued`` ones, whose replacement counts — less what decided
-recoveries brought back.
+``confirmed`` — not ``reissued`` ones, whose replacement counts, nor ``cancelled`` ones —
+less what decided recoveries brought back.
+
+Life cycle (``panen payments``): a committed batch is a ``draft``; :meth:`SettlementStore.approve`
+makes it ``approved``; :meth:`SettlementStore.export` writes its bank payment file
+(:mod:`panen.engine.settlement.bankfiles`) with the season's failed payments re-issued, once
+each, in a batch of their own (kind ``reissue``), and makes it ``exported``;
+:meth:`SettlementStore.apply_returns` applies a bank return file (all or nothing) and marks
+``confirmed`` the batches whose every payment reached its payee;
+:meth:`SettlementStore.cancel` cancels the season's latest draft or approved batch.
 
 Migrations: a new database is created at the newest schema. A database whose schema is
 *newer* than this panen is refused (:class:`~panen.engine.errors.StoreError`: upgrade
@@ -84,15 +95,18 @@ from alembic.script import ScriptDirectory
 from panen.engine.errors import InputError, Problem, StoreConflict, StoreError
 from panen.engine.infra import outdir
 
-__all__ = ["BATCH_KINDS", "BATCH_STATUSES", "PAYEE_TYPES", "PAYEE_KEY", "Batch", "Difference", "Recorded",
-           "SettlementStore", "default_store_path", "metadata", "open_store", "published_batch_id"]
+__all__ = ["BATCH_KINDS", "BATCH_STATUSES", "PAYEE_TYPES", "PAYEE_KEY", "REISSUE_KIND", "Batch", "Difference",
+           "Exported", "Recorded", "ReturnsApplied", "SettlementStore", "default_store_path", "metadata", "open_store",
+           "published_batch_id"]
 
 BATCH_KINDS = ("on_account", "final", "correction")
+#: The kind of a batch of re-issued payments: made by an export (:meth:`SettlementStore.export`), never by a difference.
+REISSUE_KIND = "reissue"
 BATCH_STATES = ("pending", "committed")
-BATCH_STATUSES = ("draft", "approved", "exported", "confirmed")
+BATCH_STATUSES = ("draft", "approved", "exported", "confirmed", "cancelled")
 PAYEE_TYPES = ("policy", "farmer", "group")
-PAYMENT_STATUSES = ("issued", "failed", "reissued", "confirmed")
-RECOVERY_STATUSES = ("open", "decided", "superseded")
+PAYMENT_STATUSES = ("issued", "failed", "reissued", "confirmed", "cancelled")
+RECOVERY_STATUSES = ("open", "decided", "superseded", "cancelled")
 #: Payment statuses that count as paid (a failed payment is re-issued by the export, never by a difference).
 PAID_STATUSES = ("issued", "failed", "confirmed")
 #: The columns that name a payee (one payee per product: payments are per product and payee).
@@ -135,11 +149,16 @@ batches_table = sa.Table(
     sa.Column("corrects", sa.String(), sa.ForeignKey("batches.batch_id"), nullable=True),
     sa.Column("out_dir", sa.Text(), nullable=False),
     sa.Column("content_sha256", sa.String(), nullable=False),
-    sa.CheckConstraint(_in("kind", BATCH_KINDS), name="kind"),
+    sa.Column("exported_with", sa.String(), sa.ForeignKey("batches.batch_id"), nullable=True),  # 0002
+    sa.Column("export_sha256", sa.String(), nullable=True),  # 0002
+    sa.CheckConstraint(_in("kind", (*BATCH_KINDS, REISSUE_KIND)), name="kind"),
     sa.CheckConstraint(_in("state", BATCH_STATES), name="state"),
     sa.CheckConstraint(_in("status", BATCH_STATUSES), name="status"),
     sa.CheckConstraint("state = 'committed' OR status = 'draft'", name="pending_is_draft"),
     sa.CheckConstraint("kind <> 'correction' OR corrects IS NOT NULL", name="correction_names_batch"),
+    sa.CheckConstraint("(kind = 'reissue' AND exported_with IS NOT NULL AND corrects IS NULL)"
+                       " OR (kind <> 'reissue' AND exported_with IS NULL)", name="reissue"),
+    sa.CheckConstraint("export_sha256 IS NULL OR status IN ('exported', 'confirmed')", name="exported"),
     sa.UniqueConstraint("season_id", "sequence"),
 )
 payments_table = sa.Table(
@@ -154,11 +173,15 @@ payments_table = sa.Table(
     sa.Column("amount", sa.BigInteger(), nullable=False),
     sa.Column("status", sa.String(), nullable=False),
     sa.Column("reissue_of", sa.String(), sa.ForeignKey("payments.payment_id"), nullable=True),
+    sa.Column("failure_reason", sa.Text(), nullable=True),  # 0002
     sa.CheckConstraint("amount > 0", name="amount_positive"),
     sa.CheckConstraint(_in("payee_type", PAYEE_TYPES), name="payee_type"),
     sa.CheckConstraint(_in("status", PAYMENT_STATUSES), name="status"),
+    sa.CheckConstraint("failure_reason IS NULL OR status IN ('failed', 'reissued')", name="failure_reason"),
 )
 sa.Index("ix_payments_payee", payments_table.c.season_id, *(payments_table.c[k] for k in PAYEE_KEY))
+sa.Index("ix_payments_failed", payments_table.c.season_id,  # 0002: what the next export re-issues
+         sqlite_where=sa.text("status = 'failed'"), postgresql_where=sa.text("status = 'failed'"))
 recoveries_table = sa.Table(
     "recoveries", metadata,
     sa.Column("recovery_id", sa.String(), primary_key=True),
@@ -181,6 +204,10 @@ recoveries_table = sa.Table(
                        " OR (status <> 'superseded' AND superseded_by IS NULL)", name="superseded"),
 )
 sa.Index("ix_recoveries_payee", recoveries_table.c.season_id, *(recoveries_table.c[k] for k in PAYEE_KEY))
+#: A return file's rows, in a temporary table of the transaction applying it (not part of the store's schema).
+_returned = sa.Table("panen_returned", sa.MetaData(), sa.Column("line", sa.BigInteger(), primary_key=True),
+                     sa.Column("payment_id", sa.String(), unique=True), sa.Column("status", sa.String()),
+                     sa.Column("reason", sa.Text()))
 
 
 # --------------------------------------------------------------------------- values passed around
@@ -585,8 +612,26 @@ class SettlementStore:
         cfg.attributes["connection"] = conn
         return cfg
 
+    @contextmanager
+    def _migrating(self) -> Iterator[sa.Connection]:
+        """A write transaction for migrations. On SQLite, foreign keys are not enforced during it
+        (SQLite's procedure for altering a table: copy, drop, rename, which a parent table's
+        drop would refuse) and are checked whole before the commit (the migration runs
+        ``PRAGMA foreign_key_check``); enforcement is back on for every later use."""
+        with self.engine.connect() as conn:
+            raw = conn.connection.driver_connection if self.dialect == "sqlite" else None
+            if raw is not None:
+                raw.execute("PRAGMA foreign_keys = OFF")  # outside a transaction, or SQLite ignores it
+            try:
+                conn.execution_options(panen_write=True)
+                with conn.begin():
+                    yield conn
+            finally:
+                if raw is not None:
+                    raw.execute("PRAGMA foreign_keys = ON")
+
     def _migrate(self, *, upgrade: bool) -> None:
-        with self._writing() as conn:
+        with self._migrating() as conn:
             if self.dialect == "postgresql":
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_OPEN_LOCK)))
             cfg = self._alembic(conn)
@@ -738,6 +783,7 @@ class SettlementStore:
         batch_id = _sha256(json.dumps({"season_id": season_id, "kind": kind, "corrects": corrects,
                                        "products": list(scope), "due_sha256": due_sha}, sort_keys=True))[:16]
         with self._reading() as conn:
+            batch_id = self._uncancelled_id(conn, batch_id)
             revision = conn.execute(sa.select(seasons_table.c.revision)
                                     .where(seasons_table.c.season_id == season_id)).scalar_one_or_none() or 0
             if conn.execute(sa.select(batches_table.c.batch_id).where(batches_table.c.batch_id == batch_id)).first() is not None:
@@ -757,6 +803,16 @@ class SettlementStore:
         return Difference(batch_id=batch_id, season_id=season_id, kind=kind, corrects=corrects, products=scope,
                           top_ups=self._frame(top, batch_id, season_id, "payment_id", ""),
                           recoveries=self._frame(rec, batch_id, season_id, "recovery_id", "r"), basis=int(revision))
+
+    @staticmethod
+    def _uncancelled_id(conn: sa.Connection, batch_id: str) -> str:
+        """``batch_id``, or, if a batch of that id was cancelled, the next id of its chain (SHA-256 of
+        the cancelled id): the same difference after a cancellation is a new batch with new payment
+        ids, never the cancelled one again."""
+        while conn.execute(sa.select(batches_table.c.batch_id).where(
+                batches_table.c.batch_id == batch_id, batches_table.c.status == "cancelled")).first() is not None:
+            batch_id = _sha256(f"after cancelled batch {batch_id}")[:16]
+        return batch_id
 
     @staticmethod
     def _frame(rows: pd.DataFrame, batch_id: str, season_id: str, id_column: str, tag: str) -> pd.DataFrame:
@@ -1069,3 +1125,418 @@ class SettlementStore:
             conn.execute(recoveries_table.update().where(recoveries_table.c.recovery_id == recovery_id)
                          .values(status="decided", recovered=int(recovered)))
             self._bump(conn, row.season_id)
+
+    # ------------------------------------------------------------------ the batch life cycle
+    # draft → approved → exported → confirmed, or cancelled (module docstring, "Life cycle").
+    def _lifecycle_batch(self, conn: sa.Connection, batch_id: str):
+        """The batch's row, its season locked until the transaction ends."""
+        self._locked_batch(conn, batch_id)
+        return conn.execute(sa.select(batches_table).where(batches_table.c.batch_id == batch_id)).mappings().one()
+
+    @staticmethod
+    def _refuse_reissue_batch(row, action: str) -> None:
+        if row["kind"] == REISSUE_KIND:
+            raise _problem(f"batch {row['batch_id']} holds re-issued payments, made and exported with batch "
+                           f"{row['exported_with']}: it is not {action} on its own")
+
+    def approve(self, batch_id: str) -> str:
+        """Approve a committed draft batch for export (approving it again is a no-op).
+
+        Returns
+        -------
+        str
+            The batch's status afterwards (``approved``).
+
+        Raises
+        ------
+        StoreError
+            No such batch; a pending batch (its run has not published it yet); a batch of
+            re-issued payments; a batch already exported, confirmed or cancelled.
+        """
+        with self._writing() as conn:
+            row = self._lifecycle_batch(conn, batch_id)
+            self._refuse_reissue_batch(row, "approved")
+            if row["state"] != "committed":
+                raise _problem(f"batch {batch_id} is pending (its run has not published it): only a committed batch "
+                               f"is approved")
+            if row["status"] == "approved":
+                return "approved"
+            if row["status"] != "draft":
+                raise _problem(f"batch {batch_id} is {row['status']}: only a draft batch is approved")
+            conn.execute(batches_table.update().where(batches_table.c.batch_id == batch_id).values(status="approved"))
+        return "approved"
+
+    def cancel(self, batch_id: str) -> str:
+        """Cancel a committed draft or approved batch that was never exported (cancelling it again is a no-op).
+
+        Its payments become ``cancelled`` and no longer count as paid (:meth:`owed`: the next
+        batch of the season pays their payees what they are owed); its open recoveries are
+        cancelled and the recoveries it restated are open again. A later run computing the
+        very same difference gets a new batch id (:meth:`difference`), never the cancelled one.
+
+        Only the season's latest batch is cancelled (batches of re-issued payments aside):
+        a later batch's difference counted this one's payments as paid, so cancel the later
+        ones first, newest first.
+
+        Raises
+        ------
+        StoreError
+            No such batch; a pending batch; a batch of re-issued payments; an exported or
+            confirmed batch (its payments went to the bank: a bank return marks failures); a
+            later batch of the season; a recovery of the batch a person already decided.
+        """
+        with self._writing() as conn:
+            row = self._lifecycle_batch(conn, batch_id)
+            self._refuse_reissue_batch(row, "cancelled")
+            if row["status"] == "cancelled":
+                return "cancelled"
+            if row["state"] != "committed":
+                raise _problem(f"batch {batch_id} is pending: its run commits it or rolls it back; only a committed "
+                               f"batch is cancelled")
+            if row["status"] not in ("draft", "approved"):
+                raise _problem(f"batch {batch_id} is {row['status']}: its payments went to the bank and it is never "
+                               f"cancelled; a bank return marks the payments that failed")
+            later = conn.execute(sa.select(batches_table.c.batch_id).where(
+                batches_table.c.season_id == row["season_id"], batches_table.c.sequence > row["sequence"],
+                batches_table.c.status != "cancelled", batches_table.c.kind != REISSUE_KIND)
+                .order_by(batches_table.c.sequence.desc())).scalars().all()
+            if later:
+                raise _problem(f"batch {batch_id} is not the season's latest: batch(es) {', '.join(later)} came after "
+                               f"it and paid counting its payments; cancel those first, newest first")
+            decided = conn.execute(sa.select(sa.func.count()).select_from(recoveries_table).where(
+                recoveries_table.c.batch_id == batch_id, recoveries_table.c.status == "decided")).scalar_one()
+            if decided:
+                raise _problem(f"batch {batch_id} has {decided} recovery decision(s) a person took; it is not "
+                               f"cancelled")
+            conn.execute(payments_table.update().where(payments_table.c.batch_id == batch_id)
+                         .values(status="cancelled"))
+            conn.execute(recoveries_table.update().where(recoveries_table.c.batch_id == batch_id,
+                                                         recoveries_table.c.status == "open")
+                         .values(status="cancelled"))
+            conn.execute(recoveries_table.update().where(recoveries_table.c.superseded_by == batch_id)
+                         .values(status="open", superseded_by=None))
+            conn.execute(batches_table.update().where(batches_table.c.batch_id == batch_id).values(status="cancelled"))
+            self._bump(conn, row["season_id"])
+        return "cancelled"
+
+    def export(self, batch_id: str, out: str | os.PathLike, *, created_at: str) -> "Exported":
+        """Export an approved batch to a bank payment file, with the season's failed payments re-issued.
+
+        Parameters
+        ----------
+        batch_id
+            An approved batch (or one already exported: the same file is written again).
+        out
+            The payment file to write (CSV, :data:`~panen.engine.settlement.bankfiles.EXPORT_COLUMNS`);
+            its folder must exist. Written atomically after the store records the export.
+        created_at
+            When the re-issue batch is made, as the caller says (ISO 8601 text).
+
+        Returns
+        -------
+        Exported
+            The file, its SHA-256, its rows and total [Rp], the re-issues, and whether this
+            call exported the batch (``new``) or wrote its file again.
+
+        Notes
+        -----
+        The first export of a batch re-issues every payment of its season that a bank return
+        marked ``failed``: each gets one new payment (same payee and amount, ``issued``,
+        ``reissue_of`` the failed one, id ``ORIGINAL-R1``; a re-issue that fails again is
+        re-issued as ``ORIGINAL-R2``, ...) and becomes ``reissued``. The new payments form
+        their own batch, of kind ``reissue``, exported with this one (``exported_with``) —
+        not part of this batch, whose payments stay those its run published — so
+        :meth:`owed` counts the money once (a ``reissued`` payment does not count, its
+        re-issue does). The file lists the batch's payments, then the re-issues, each by
+        payment id. Exporting again writes the same bytes (the file's SHA-256 is kept) and
+        changes nothing; a different file already at ``out`` is never overwritten.
+
+        Raises
+        ------
+        StoreError
+            No such batch, a batch not approved (only approved batches are exported), a
+            batch of re-issued payments, a different file at ``out``, a folder that does
+            not exist, a store whose records no longer give the exported file.
+        """
+        from panen.engine.infra.atomic import csv_bytes, write_bytes_atomic
+
+        path = Path(os.path.abspath(os.fspath(out)))
+        if not path.parent.is_dir():
+            raise _problem(f"the folder of {path} does not exist; create it first")
+        if path.is_dir():
+            raise _problem(f"{path} is a folder; name the payment file to write")
+        with self._writing() as conn:
+            row = self._lifecycle_batch(conn, batch_id)
+            self._refuse_reissue_batch(row, "exported")
+            new = row["status"] == "approved"
+            if not new and row["status"] not in ("exported", "confirmed"):
+                hint = {"draft": "approve it first", "cancelled": "it was cancelled"}.get(row["status"], "")
+                raise _problem(f"batch {batch_id} is {row['status']}: only an approved batch is exported"
+                               + (f" ({hint})" if hint else ""))
+            if new:
+                if path.exists():
+                    raise _problem(f"{path} already exists; a bank payment file is never overwritten: name a new file")
+                reissued = self._reissue_failed(conn, row, str(path), created_at)
+            frame = self._export_frame(conn, batch_id)
+            data = csv_bytes(frame)
+            digest = hashlib.sha256(data).hexdigest()
+            if new:
+                conn.execute(batches_table.update().where(
+                    (batches_table.c.batch_id == batch_id) | (batches_table.c.exported_with == batch_id))
+                    .values(status="exported", export_sha256=digest))
+                self._confirm_batches(conn, row["season_id"])
+            elif digest != row["export_sha256"]:
+                raise _problem(f"batch {batch_id}: the store's records no longer give the payment file it exported "
+                               f"(SHA-256 {row['export_sha256']}); the store was edited")
+            if not new:
+                reissued = int((frame["reissue_of"] != "").sum())
+        if path.exists() and not new:
+            if path.is_file() and path.read_bytes() == data:
+                return Exported(batch_id, path, digest, len(frame), int(frame["amount"].sum()), reissued, new=False)
+            raise _problem(f"{path} already exists and is not this batch's payment file; name a new file")
+        write_bytes_atomic(data, path)
+        return Exported(batch_id, path, digest, len(frame), int(frame["amount"].sum()), reissued, new=new)
+
+    def _reissue_failed(self, conn: sa.Connection, row, out: str, created_at: str) -> int:
+        """Re-issue the season's failed payments in a new batch exported with ``row``'s; their count."""
+        p = payments_table.c
+        failed = _query_frame(conn, sa.select(p.payment_id, p.season_id, *(p[k] for k in PAYEE_KEY), p.amount,
+                                              p.reissue_of, p.batch_id)
+                              .where(p.season_id == row["season_id"], p.status == "failed").order_by(p.payment_id),
+                              ["payment_id", "season_id", *PAYEE_KEY, "amount", "reissue_of", "batch_id"])
+        if not len(failed):
+            return 0
+        new_ids = []
+        for pid, of in zip(failed["payment_id"], failed["reissue_of"]):
+            if of is None:
+                new_ids.append(f"{pid}-R1")
+            else:  # a re-issue that failed again: the next number of the first payment's chain
+                root, _, n = pid.rpartition("-R")
+                new_ids.append(f"{root}-R{int(n) + 1}")
+        reissue_id = _sha256(json.dumps({"season_id": row["season_id"], "kind": REISSUE_KIND,
+                                         "exported_with": row["batch_id"]}, sort_keys=True))[:16]
+        sequence = (conn.execute(sa.select(sa.func.max(batches_table.c.sequence))
+                                 .where(batches_table.c.season_id == row["season_id"])).scalar() or 0) + 1
+        failed["payment_id"], failed["reissue_of"] = new_ids, failed["payment_id"].tolist()
+        content = _canonical(failed, ["payment_id", *PAYEE_KEY, "amount", "reissue_of"])
+        conn.execute(batches_table.insert().values(
+            batch_id=reissue_id, season_id=row["season_id"], sequence=sequence, kind=REISSUE_KIND,
+            state="committed", status="approved", run_id=f"export of {row['batch_id']}", created_at=str(created_at),
+            inputs="{}", products=json.dumps(sorted(set(failed["product_id"].tolist())), ensure_ascii=False),
+            corrects=None, out_dir=out, content_sha256=content, exported_with=row["batch_id"]))
+        try:
+            conn.execute(payments_table.insert(), [
+                {"payment_id": r["payment_id"], "batch_id": reissue_id, "season_id": r["season_id"],
+                 **{k: r[k] for k in PAYEE_KEY}, "amount": int(r["amount"]), "status": "issued",
+                 "reissue_of": r["reissue_of"]} for r in failed.to_dict("records")])
+        except sa.exc.IntegrityError:  # the transaction is rolled back: nothing re-issued
+            raise _problem(f"a re-issue id of season {row['season_id']} (e.g. {new_ids[0]}) exists already: the store "
+                           f"was edited (a failed payment is re-issued once)") from None
+        # exactly the payments selected above: the season is locked
+        conn.execute(payments_table.update().where(p.season_id == row["season_id"], p.status == "failed")
+                     .values(status="reissued"))
+        return len(failed)
+
+    @staticmethod
+    def _export_frame(conn: sa.Connection, batch_id: str) -> pd.DataFrame:
+        """The payment file's rows: the batch's payments, then the re-issues exported with it, each by id."""
+        from panen.engine.settlement.bankfiles import EXPORT_COLUMNS
+
+        p = payments_table.c
+        cols = [p[c] for c in EXPORT_COLUMNS]
+        own = _query_frame(conn, sa.select(*cols).where(p.batch_id == batch_id).order_by(p.payment_id),
+                           list(EXPORT_COLUMNS))
+        again = _query_frame(conn, sa.select(*cols).join(batches_table, batches_table.c.batch_id == p.batch_id)
+                             .where(batches_table.c.exported_with == batch_id).order_by(p.payment_id),
+                             list(EXPORT_COLUMNS))
+        out = pd.concat([own, again], ignore_index=True)
+        for c in EXPORT_COLUMNS:
+            if c != "amount":
+                out[c] = out[c].fillna("").astype(str)
+        out["amount"] = out["amount"].astype(np.int64)
+        return out
+
+    def _confirm_batches(self, conn: sa.Connection, season_id: str) -> list[str]:
+        """Mark confirmed the season's exported batches whose every payment reached its payee: confirmed,
+        or re-issued along a chain whose last payment is confirmed. The batches confirmed now."""
+        p = payments_table.c
+        exported = conn.execute(sa.select(batches_table.c.batch_id).where(
+            batches_table.c.season_id == season_id, batches_table.c.status == "exported")
+            .order_by(batches_table.c.sequence)).scalars().all()
+        reissues: dict[str, tuple[str, str]] = {  # failed payment → (its re-issue, the re-issue's status)
+            of: (pid, status) for pid, status, of in conn.execute(sa.select(p.payment_id, p.status, p.reissue_of).where(
+                p.season_id == season_id, p.reissue_of.is_not(None))).all()}
+        done = []
+        for batch_id in exported:
+            if conn.execute(sa.select(p.payment_id).where(p.batch_id == batch_id, p.status.in_(("issued", "failed")))
+                            .limit(1)).first() is not None:
+                continue
+            chain = conn.execute(sa.select(p.payment_id).where(p.batch_id == batch_id, p.status == "reissued")
+                                 ).scalars().all()
+            reached = True
+            while chain and reached:
+                nxt = [reissues.get(pid) for pid in chain]
+                reached = all(x is not None and x[1] in ("confirmed", "reissued") for x in nxt)
+                chain = [x[0] for x in nxt if x is not None and x[1] == "reissued"]
+            if reached:
+                done.append(batch_id)
+        if done:
+            conn.execute(batches_table.update().where(batches_table.c.batch_id.in_(done)).values(status="confirmed"))
+        return done
+
+    def apply_returns(self, path: str | os.PathLike) -> "ReturnsApplied":
+        """Apply a bank or mobile-money return file: each payment confirmed or failed (with its reason).
+
+        All or nothing: the file is read and checked whole (:func:`~panen.engine.settlement.bankfiles.read_returns`),
+        then every row against the store, in one transaction; any problem — a payment the
+        store does not know, one of a batch not exported (or cancelled), one a former return
+        settled otherwise — is listed, located (file, line, column), and nothing is applied.
+        Applying the same file again changes nothing.
+
+        Rules per payment: ``issued`` → ``confirmed`` or ``failed`` (the reason recorded; the
+        next export re-issues it). The same status again (and, for a failure, the same
+        reason) is no change; a ``failed`` payment already re-issued may be reported failed
+        again. Refused: a confirmed payment reported failed, a failed one reported paid (a
+        person settles these: the payee may have been paid twice, or not at all), a failure
+        with another reason than the one recorded. A batch becomes ``confirmed`` when every
+        payment of it reached its payee (confirmed, or re-issued along a chain whose last
+        payment is confirmed).
+
+        Raises
+        ------
+        InputError
+            The return file's problems, all at once.
+        """
+        from panen.engine.settlement.bankfiles import read_returns
+
+        shown = os.fspath(path)
+        rows = read_returns(path)
+        p, r, b = payments_table.c, _returned.c, batches_table.c
+        problems: list[Problem] = []
+        seasons: set[str] = set()
+        changed = {"confirmed": 0, "failed": 0}
+        unchanged = 0
+        with self._writing() as conn:
+            self._load_returned(conn, rows)
+            try:
+                if self.dialect == "postgresql":  # SQLite's write transaction already locks the whole store
+                    for season_id in conn.execute(sa.select(p.season_id).distinct()
+                                                  .join(_returned, r.payment_id == p.payment_id)
+                                                  .order_by(p.season_id)).scalars().all():
+                        self._lock_season(conn, season_id)  # then read what others committed meanwhile
+                found = conn.execute(sa.select(r.line, r.payment_id, r.status, r.reason, p.season_id, p.status,
+                                               p.failure_reason, b.status, b.batch_id)
+                                     .select_from(_returned)
+                                     .outerjoin(payments_table, p.payment_id == r.payment_id)
+                                     .outerjoin(batches_table, b.batch_id == p.batch_id)
+                                     .order_by(r.line)).cursor.fetchall()
+                for line, pid, new, new_reason, season_id, status, reason, batch_status, batch_id in found:
+                    where = {"file": shown, "line": int(line)}
+                    new_reason = new_reason or ""
+                    if season_id is None:
+                        problems.append(Problem(f"no payment {pid!r} in the settlement store", column="payment_id",
+                                                **where))
+                    elif batch_status not in ("exported", "confirmed"):
+                        problems.append(Problem(f"payment {pid} is of batch {batch_id}, which is {batch_status}: "
+                                                f"never exported to a bank", column="payment_id", **where))
+                    elif status == "issued":
+                        changed[new] += 1
+                        seasons.add(season_id)
+                    elif new == "confirmed" and status == "confirmed":
+                        unchanged += 1
+                    elif new == "failed" and status in ("failed", "reissued"):
+                        if new_reason != reason:
+                            problems.append(Problem(f"payment {pid} was returned failed before with another reason "
+                                                    f"({reason!r})", column="reason", **where))
+                        else:
+                            unchanged += 1
+                    elif new == "failed":  # confirmed before
+                        problems.append(Problem(f"payment {pid} was confirmed by an earlier return; a return does not "
+                                                f"undo it (a person settles it with the bank)", column="status",
+                                                **where))
+                    else:  # confirmed now, failed (or re-issued) before
+                        problems.append(Problem(
+                            f"payment {pid} was returned failed before ({reason!r})"
+                            + (" and re-issued" if status == "reissued" else "")
+                            + "; a payment reported paid after failing is a person's matter (the payee may be paid "
+                              "twice)", column="status", **where))
+                if problems:
+                    raise InputError(problems[:50] + ([Problem(f"... and {len(problems) - 50} more problem(s)",
+                                                               file=shown)] if len(problems) > 50 else []))
+                if seasons:
+                    conn.execute(payments_table.update().where(p.payment_id == r.payment_id, p.status == "issued")
+                                 .values(status=r.status, failure_reason=r.reason))
+            finally:
+                if self.dialect == "sqlite":  # PostgreSQL drops it at the commit
+                    conn.exec_driver_sql("DROP TABLE IF EXISTS temp.panen_returned")
+            confirmed_batches = [x for s in sorted(seasons) for x in self._confirm_batches(conn, s)]
+        return ReturnsApplied(confirmed=changed["confirmed"], failed=changed["failed"], unchanged=unchanged,
+                              batches_confirmed=confirmed_batches)
+
+    def _load_returned(self, conn: sa.Connection, rows) -> None:
+        """The return file's rows into a temporary table of this transaction (joined, not listed in queries)."""
+        raw = conn.connection.driver_connection
+        values = ((x.payment_id, x.status, x.reason if x.status == "failed" else None, x.line) for x in rows)
+        if self.dialect == "postgresql":
+            conn.exec_driver_sql("CREATE TEMPORARY TABLE panen_returned (line BIGINT PRIMARY KEY, payment_id TEXT NOT "
+                                 "NULL UNIQUE, status TEXT NOT NULL, reason TEXT) ON COMMIT DROP")
+            with raw.cursor() as cur, cur.copy("COPY panen_returned (payment_id, status, reason, line) FROM STDIN") \
+                    as copy:
+                for row in values:
+                    copy.write_row(row)
+        else:
+            conn.exec_driver_sql("DROP TABLE IF EXISTS temp.panen_returned")
+            conn.exec_driver_sql("PRAGMA temp.cache_size = -131072")  # as the main database's: a million ids index fast
+            conn.exec_driver_sql("CREATE TEMPORARY TABLE panen_returned (line INTEGER PRIMARY KEY, payment_id TEXT NOT "
+                                 "NULL UNIQUE, status TEXT NOT NULL, reason TEXT)")
+            cur = raw.cursor()
+            try:
+                cur.executemany("INSERT INTO panen_returned (payment_id, status, reason, line) VALUES (?, ?, ?, ?)",
+                                values)
+            finally:
+                cur.close()
+
+    def batch_statuses(self, season_id: str | None = None) -> pd.DataFrame:
+        """:meth:`batches` with the life cycle: per batch the payments ``confirmed``, ``failed``,
+        ``reissued``, ``cancelled`` (counts), the batch a re-issue batch was ``exported_with``,
+        and the SHA-256 of the payment file (``export_sha256``)."""
+        out = self.batches(season_id)
+        p = payments_table.c
+        counts = (sa.select(p.batch_id, p.status, sa.func.count()).group_by(p.batch_id, p.status))
+        extra = sa.select(batches_table.c.batch_id, batches_table.c.exported_with, batches_table.c.export_sha256)
+        if season_id is not None:
+            counts = counts.where(p.season_id == season_id)
+            extra = extra.where(batches_table.c.season_id == season_id)
+        with self._reading() as conn:
+            per = _query_frame(conn, counts, ["batch_id", "status", "n"])
+            more = _query_frame(conn, extra, ["batch_id", "exported_with", "export_sha256"])
+        for status in ("confirmed", "failed", "reissued", "cancelled"):
+            n = per[per["status"] == status].set_index("batch_id")["n"]
+            out[status] = out["batch_id"].map(n).fillna(0).astype(np.int64)
+        return out.merge(more, on="batch_id", how="left")
+
+
+@dataclass(frozen=True)
+class Exported:
+    """The outcome of :meth:`SettlementStore.export`: the payment file written, its SHA-256, its
+    ``payments`` (rows) and ``amount`` [Rp], how many are re-issues, and whether the batch was
+    exported now (``new``) or its file written again."""
+
+    batch_id: str
+    path: Path
+    sha256: str
+    payments: int
+    amount: int
+    reissued: int
+    new: bool
+
+
+@dataclass(frozen=True)
+class ReturnsApplied:
+    """The outcome of :meth:`SettlementStore.apply_returns`: payments newly ``confirmed`` and
+    ``failed``, rows that changed nothing (``unchanged``), and the batches now confirmed."""
+
+    confirmed: int
+    failed: int
+    unchanged: int
+    batches_confirmed: list[str]
