@@ -455,16 +455,27 @@ def _cmd_demo(args) -> int:
     if not args.quiet:
         print(f"generating the synthetic demo region in {data} ...", file=sys.stderr)
     generate_demo_region(data)
-    # like every run, the demo records its batch in the settlement store beside its output
-    # folder (out/panen-settlement.sqlite), so running it again shows a rerun is the same
-    # batch: the same payments, recorded once, never paid twice
-    return _run(load_config(args.config), args)
+    # like every run, the demo records its batches in the settlement store beside its output
+    # folder (out/panen-settlement.sqlite): first the in-season on-account batch of what the
+    # data up to DEMO_AS_OF already guarantee (into OUT-inseason), then the final batch, which
+    # pays only what is still owed. Running it again shows a rerun is the same two batches:
+    # the same payments, recorded once, never paid twice
+    cfg = load_config(args.config)
+    if not args.no_settlement:
+        out = Path(args.out or cfg.output.dir)
+        _run(cfg, args, out=out.with_name(f"{out.name}-inseason"), as_of=DEMO_AS_OF)
+    return _run(cfg, args)
 
 
-def _run(cfg, args) -> int:
+#: The day of the demo's in-season (on-account) run: mid-season of its 2023/24 wet season.
+DEMO_AS_OF = dt.date(2024, 1, 15)
+
+
+def _run(cfg, args, *, out=None, as_of=None) -> int:
     from panen.engine.pipeline.run import run_batch
 
-    out = args.out or cfg.output.dir
+    out = out or args.out or cfg.output.dir
+    as_of = as_of if as_of is not None else getattr(args, "as_of", None)
     if out is None:
         raise ConfigError("no output folder: pass --out DIR or set output.dir in the config")
     if args.no_settlement:  # a what-if run never enters the record of what was paid
@@ -476,7 +487,7 @@ def _run(cfg, args) -> int:
         try:
             res = run_batch(cfg, out, force=args.force, strict=args.strict, scheduler=args.scheduler,
                             progress=progress, scheduler_timeout=timeout,
-                            allow_empty=args.allow_empty, as_of=args.as_of)
+                            allow_empty=args.allow_empty, as_of=as_of)
         finally:
             _print_warnings(caught)
     _print_summary(res)
