@@ -157,12 +157,13 @@ def test_on_account_then_final_pays_per_payee_the_share_then_the_rest(region, tm
     assert per_farmer(tmp_path / "oa2") == {f: later[f] - share[f] for f in FARMERS}
 
     # a smaller share on the same day is due less than was paid: never a recovery in season — the payees keep
-    # what they were paid, so the batch is the one already recorded (its payments, recorded once: nothing new)
+    # what they were paid; the batch (its due is what the data guarantee, never raised to what was paid) pays nothing
     assert run(write_config(region, tmp_path, {"url": store_url, "on_account_share": 0.25}), tmp_path / "oa3",
                "--as-of", "2023-11-15") == 0
     assert len(pd.read_csv(tmp_path / "oa3" / "recoveries.csv")) == 0
+    assert len(pd.read_csv(tmp_path / "oa3" / "payments.csv")) == 0
     st3 = manifest(tmp_path / "oa3")["settlement"]
-    assert st3["batch_id"] == manifest(tmp_path / "oa2")["settlement"]["batch_id"] and st3["new"] is False
+    assert st3["paid"] == 0 and st3["recovered"] == 0
 
     # the final nets against everything paid on account, payee by payee
     assert run(write_config(region, tmp_path, {"url": store_url}), tmp_path / "final") == 0
@@ -174,7 +175,7 @@ def test_on_account_then_final_pays_per_payee_the_share_then_the_rest(region, tm
     assert st["kind"] == "final" and st["due"] == sum(FINAL.values())
     with open_store(store_url) as s:
         kinds = s.batches("2024-MT1")["kind"].tolist()
-    assert kinds == ["on_account", "on_account", "final"]
+    assert kinds == ["on_account", "on_account", "on_account", "final"]
 
 
 def test_a_final_below_what_was_paid_on_account_lists_a_recovery_never_a_negative_payment(region, tmp_path,

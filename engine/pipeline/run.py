@@ -426,11 +426,6 @@ def _difference(store: settlement_store.SettlementStore, result: RunResult,
         due = inseason.on_account_due(paid, result.on_account, result.policies, by=result.config.output.payments_by,
                                       season_id=result.season.id, share=cfg.on_account_share)
         flagged = due[[*keys, "recoverable"]]
-        # an on-account batch never claws back: a payee already paid more than its new due
-        # (a lower share, a revised advance) keeps it on account, and the final nets against it
-        before = store.owed(result.season.id, products=[c.id for c in result.covers])
-        due = due[[*keys, "amount"]].merge(before[[*keys, "paid"]].astype({"district_id": str}), on=keys, how="outer")
-        due["amount"] = np.maximum(due["amount"].fillna(0), due["paid"].fillna(0)).astype(np.int64)
         due = due.loc[due["amount"] > 0, [*keys, "amount"]].sort_values(keys, kind="stable").reset_index(drop=True)
     else:
         due = paid.assign(district_id=paid["district_id"].fillna("").astype(str)).groupby(
@@ -442,6 +437,11 @@ def _difference(store: settlement_store.SettlementStore, result: RunResult,
     before = {"paid": "paid_before"}  # what earlier batches paid the payee [Rp]
     result.payments = difference.top_ups[["payment_id", *columns]].rename(columns=before).reset_index(drop=True)
     result.recoveries = difference.recoveries[["recovery_id", *columns]].rename(columns=before).reset_index(drop=True)
+    if kind == "on_account":
+        # an on-account batch never claws back: a payee already paid more than its due on account (a lower
+        # share, a revised advance, a final already paid) keeps it, and the final nets against it. Its due is
+        # what the data guarantee, never raised to what was paid, so the same day run again is the same batch
+        result.recoveries = result.recoveries.iloc[0:0]
     in_season = {}
     if flagged is not None:  # an advance above the guaranteed minimum may exceed the final: recoverable
         result.payments = result.payments.merge(flagged.astype({"district_id": str}), on=keys, how="left")
