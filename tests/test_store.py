@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from panen.engine.errors import StoreConflict, StoreError
 from panen.engine.infra import outdir, staging
 from panen.engine.settlement import store as store_module
@@ -32,6 +33,8 @@ from panen.engine.settlement.store import (
 )
 
 SEASON = "2024-MT1"
+#: The newest schema revision of this panen.
+HEAD = ScriptDirectory(str(store_module.MIGRATIONS)).get_current_head()
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -86,16 +89,16 @@ def write_output(folder: Path, diff) -> None:
 # --------------------------------------------------------------------------- schema and migrations
 def test_a_new_store_is_migrated_from_empty_to_exactly_the_schema_of_the_code(store_url):
     with open_store(store_url) as s:
-        assert s.schema_revision() == "0001"
+        assert s.schema_revision() == HEAD
         with s.engine.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}), metadata) == []
             tables = set(sa.inspect(conn).get_table_names())
             amount_types = {str(c["type"]) for t in ("payments", "recoveries")
                             for c in sa.inspect(conn).get_columns(t) if c["name"] in ("amount", "recovered")}
-    assert tables == {"seasons", "batches", "payments", "recoveries", VERSION_TABLE}
+    assert tables == {"seasons", "batches", "payments", "recoveries", "balances", VERSION_TABLE}
     assert amount_types == {"BIGINT"}  # money is integer rupiah in the database too
     with open_store(store_url) as again:  # opening it again changes nothing
-        assert again.schema_revision() == "0001"
+        assert again.schema_revision() == HEAD
 
 
 def test_a_store_written_by_a_newer_panen_is_refused(store_url):
@@ -109,30 +112,30 @@ def test_a_store_written_by_a_newer_panen_is_refused(store_url):
 
 
 def newer_migrations(tmp_path: Path) -> Path:
-    """The package's migrations plus a revision 0002 that adds a column (a later panen)."""
+    """The package's migrations plus a revision 9999 that adds a column (a later panen)."""
     folder = tmp_path / "migrations"
     shutil.copytree(store_module.MIGRATIONS, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    (folder / "versions" / "0002_note.py").write_text(
-        'import sqlalchemy as sa\nfrom alembic import op\n\nrevision = "0002"\ndown_revision = "0001"\n'
+    (folder / "versions" / "9999_note.py").write_text(
+        f'import sqlalchemy as sa\nfrom alembic import op\n\nrevision = "9999"\ndown_revision = "{HEAD}"\n'
         'branch_labels = None\ndepends_on = None\n\n\ndef upgrade():\n'
         '    with op.batch_alter_table("batches") as b:\n        b.add_column(sa.Column("note", sa.Text()))\n')
     return folder
 
 
 def test_an_older_store_is_upgraded_only_when_told_and_keeps_its_batches(store_url, tmp_path, monkeypatch):
-    with open_store(store_url) as s:  # written by "this" panen (0001), with one batch
+    with open_store(store_url) as s:  # written by "this" panen (HEAD), with one batch
         d = s.difference(SEASON, due([("rain", "A", 100)]))
         publish(s, d, tmp_path / "out")
     monkeypatch.setattr(store_module, "MIGRATIONS", newer_migrations(tmp_path))  # a later panen
-    with pytest.raises(StoreError, match="revision 0001, older than this panen's 0002: open it with upgrade=True"):
+    with pytest.raises(StoreError, match=f"revision {HEAD}, older than this panen's 9999: open it with upgrade=True"):
         open_store(store_url)
     with open_store(store_url, upgrade=True) as s:
-        assert s.schema_revision() == "0002"
+        assert s.schema_revision() == "9999"
         with s.engine.connect() as conn:
             assert "note" in {c["name"] for c in sa.inspect(conn).get_columns("batches")}
         assert amounts(s.owed(SEASON), "paid") == {"rain/A": 100}
     monkeypatch.undo()  # and the older panen now refuses the upgraded store
-    with pytest.raises(StoreError, match="revision 0002, which this panen does not know"):
+    with pytest.raises(StoreError, match="revision 9999, which this panen does not know"):
         open_store(store_url)
 
 
