@@ -540,10 +540,20 @@ def payee_hashes(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return (h & np.uint64(_MASK63)).view(np.int64), c.view(np.int64)
 
 
-def _hex_ids(prefix: str, hashes: np.ndarray, digits: int) -> list[str]:
-    """``prefix`` + the low ``digits`` hex digits of each (non-negative) hash."""
-    mask = (1 << (4 * digits)) - 1
-    return [f"{prefix}{v & mask:0{digits}x}" for v in hashes.tolist()]
+def _hex_ids(prefix: str, hashes: np.ndarray, digits: int) -> pd.Series:
+    """``prefix`` + the low ``digits`` hex digits of each (non-negative) hash, as a text column
+    (built as Arrow buffers: no Python string per row)."""
+    n, head = len(hashes), prefix.encode("utf-8")
+    width = len(head) + digits
+    chars = np.empty((n, width), np.uint8)
+    chars[:, :len(head)] = np.frombuffer(head, np.uint8)
+    hexdigits = np.frombuffer(b"0123456789abcdef", np.uint8)
+    values = np.ascontiguousarray(hashes, dtype=np.int64).view(np.uint64)
+    for k in range(digits):
+        chars[:, width - 1 - k] = hexdigits[((values >> np.uint64(4 * k)) & np.uint64(15)).astype(np.intp)]
+    offsets = np.arange(n + 1, dtype=np.int64) * width
+    arr = pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(chars)])
+    return pd.Series(pd.array(arr, dtype="str"))
 
 
 def _array_sha(*arrays: np.ndarray) -> str:
@@ -1002,7 +1012,7 @@ class SettlementStore:
         top = keys[owing > 0].assign(paid=paid[owing > 0], amount=owing[owing > 0], hash=hashes[owing > 0])
         rec = keys[over > 0].assign(paid=paid[over > 0], amount=over[over > 0], hash=hashes[over > 0])
         if extra is not None:
-            rec = pd.concat([rec, extra], ignore_index=True)
+            rec = pd.concat([rec, extra.sort_values(PAYEE_KEY, kind="stable")], ignore_index=True)
         return Difference(batch_id=batch_id, season_id=season_id, kind=kind, corrects=corrects, products=scope,
                           top_ups=self._frame(top, batch_id, season_id, "payment_id", ""),
                           recoveries=self._frame(rec, batch_id, season_id, "recovery_id", "r"), basis=int(revision))
@@ -1030,12 +1040,14 @@ class SettlementStore:
 
     @staticmethod
     def _frame(rows: pd.DataFrame, batch_id: str, season_id: str, id_column: str, tag: str) -> pd.DataFrame:
-        rows = rows.sort_values(PAYEE_KEY, kind="stable") if len(rows) > 1 else rows
-        ids = _hex_ids(f"{batch_id}-{tag}", rows["hash"].to_numpy(dtype=np.int64), 16 - len(tag))
-        out = pd.DataFrame({id_column: pd.Series(ids, dtype="str"),
-                            "season_id": pd.Series([season_id] * len(rows), dtype="str")})
+        """A batch's payments or recoveries, in the order of ``rows`` (the due table's order, then
+        payees the store paid that it leaves out, by payee)."""
+        rows = rows.reset_index(drop=True)
+        out = pd.DataFrame({id_column: _hex_ids(f"{batch_id}-{tag}", rows["hash"].to_numpy(dtype=np.int64),
+                                                16 - len(tag)),
+                            "season_id": pd.Series(season_id, index=rows.index, dtype="str")})
         for c in PAYEE_KEY:
-            out[c] = rows[c].astype(str).to_numpy()
+            out[c] = rows[c].astype("str")
         for c in ("amount", "due", "paid"):
             out[c] = rows[c].to_numpy(dtype=np.int64)
         return out
