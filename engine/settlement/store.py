@@ -83,7 +83,6 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from numba import njit
-from numba.typed import List as NumbaList
 from panen.engine.errors import InputError, Problem, StoreConflict, StoreError
 from panen.engine.infra import outdir
 from panen.engine.infra.arrowcols import string_buffers
@@ -486,27 +485,25 @@ _MASK63 = (1 << 63) - 1
 
 
 @njit(nogil=True, cache=True)
-def _hash_kernel(offsets, datas, n, h_out, c_out):  # pragma: no cover - numba
+def _hash_field(offsets, data, separator, h, c):  # pragma: no cover - numba
+    """Carry both hashes of every row over one more field (after the unit separator, unless first)."""
     prime = np.uint64(_FNV_PRIME)
     mult = np.uint64(_CHECK_MULT)
     shift = np.uint64(29)
-    for i in range(n):
-        h = np.uint64(_FNV_OFFSET)
-        c = np.uint64(_CHECK_OFFSET)
-        for f in range(len(offsets)):
-            off = offsets[f]
-            data = datas[f]
-            if f > 0:  # the unit separator between fields
-                h = (h ^ np.uint64(0x1F)) * prime
-                c = (c ^ np.uint64(0x1F)) * mult
-                c ^= c >> shift
-            for j in range(off[i], off[i + 1]):
-                b = np.uint64(data[j])
-                h = (h ^ b) * prime
-                c = (c ^ b) * mult
-                c ^= c >> shift
-        h_out[i] = h
-        c_out[i] = c
+    for i in range(len(h)):
+        hi = h[i]
+        ci = c[i]
+        if separator:
+            hi = (hi ^ np.uint64(0x1F)) * prime
+            ci = (ci ^ np.uint64(0x1F)) * mult
+            ci ^= ci >> shift
+        for j in range(offsets[i], offsets[i + 1]):
+            b = np.uint64(data[j])
+            hi = (hi ^ b) * prime
+            ci = (ci ^ b) * mult
+            ci ^= ci >> shift
+        h[i] = hi
+        c[i] = ci
 
 
 def payee_hashes(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -527,16 +524,14 @@ def payee_hashes(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     them is a schema migration.
     """
     n = len(frame)
-    h = np.empty(n, np.uint64)
-    c = np.empty(n, np.uint64)
-    if n:
-        offsets, datas = NumbaList(), NumbaList()
-        for k in PAYEE_KEY:
-            col = frame[k] if k in frame.columns else pd.Series("", index=frame.index)
-            o, d = string_buffers(pa.array(col.astype(str)))
-            offsets.append(o)
-            datas.append(d)
-        _hash_kernel(offsets, datas, n, h, c)
+    h = np.full(n, _FNV_OFFSET, np.uint64)
+    c = np.full(n, _CHECK_OFFSET, np.uint64)
+    for i, k in enumerate(PAYEE_KEY):
+        if not n:
+            break
+        col = frame[k] if k in frame.columns else pd.Series("", index=frame.index)
+        offsets, data = string_buffers(pa.array(col.astype(str)))
+        _hash_field(offsets, data if len(data) else np.zeros(1, np.uint8), i > 0, h, c)
     return (h & np.uint64(_MASK63)).view(np.int64), c.view(np.int64)
 
 
