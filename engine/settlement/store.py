@@ -535,6 +535,30 @@ def payee_hashes(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return (h & np.uint64(_MASK63)).view(np.int64), c.view(np.int64)
 
 
+@njit(nogil=True, cache=True)
+def _merge_kernel(due_hash, due_check, order, bal_hash, bal_check, bal_paid, bal_waived, paid, waived, left):  # pragma: no cover - numba
+    """One pass over two hash-sorted tables: each balance entry's paid and waived [Rp] onto its
+    due row (``order``: sorted position → row), or ``left[j]`` when due has no such payee.
+    Returns the number of entries whose check hash disagrees (two payees, one hash)."""
+    i = 0
+    n = len(due_hash)
+    clashes = 0
+    for j in range(len(bal_hash)):
+        h = bal_hash[j]
+        while i < n and due_hash[i] < h:
+            i += 1
+        if i < n and due_hash[i] == h:
+            if due_check[i] != bal_check[j]:
+                clashes += 1
+            row = order[i]
+            paid[row] = bal_paid[j]
+            waived[row] = bal_waived[j]
+            left[j] = False
+        else:
+            left[j] = True
+    return clashes
+
+
 def _hex_ids(prefix: str, hashes: np.ndarray, digits: int) -> pd.Series:
     """``prefix`` + the low ``digits`` hex digits of each (non-negative) hash, as a text column
     (built as Arrow buffers: no Python string per row)."""
@@ -594,10 +618,10 @@ class _Balance:
             if len(arr) != 4 * n:
                 raise _problem("the settlement store's balances are damaged (a part of the wrong length)")
             for i in range(4):
-                cols[i].append(arr[i * n:(i + 1) * n].astype(np.int64))
+                cols[i].append(arr[i * n:(i + 1) * n])
         if not rows:
             return cls.empty()
-        return cls(*(np.concatenate(c) for c in cols))
+        return cls(*(np.concatenate(c).astype(np.int64, copy=False) for c in cols))
 
     def plus(self, hashes: np.ndarray, checks: np.ndarray, paid: np.ndarray, waived: np.ndarray) -> "_Balance":
         """This balance with amounts added per payee (new payees inserted in hash order)."""
@@ -990,15 +1014,11 @@ class SettlementStore:
             balances = self._balances(conn, season_id, scope, revision)
             self._check_payee_types(season_id, keys, balances)
             for bal in balances.values():
-                at = np.searchsorted(sorted_hashes, bal.hash)
-                found = at < len(sorted_hashes)
-                found[found] = sorted_hashes[at[found]] == bal.hash[found]
-                if (sorted_checks[at[found]] != bal.check[found]).any():
+                left = np.empty(len(bal.hash), np.bool_)
+                if _merge_kernel(sorted_hashes, sorted_checks, order, bal.hash, bal.check, bal.paid, bal.waived,
+                                 paid, waived, left):
                     raise _collision()
-                rows = order[at[found]]
-                paid[rows] = bal.paid[found]
-                waived[rows] = bal.waived[found]
-                left = ~found & (bal.paid - bal.waived > 0)
+                left &= bal.paid - bal.waived > 0
                 if left.any():
                     gone.append((bal.hash[left], bal.check[left], bal.paid[left], bal.waived[left]))
             extra = self._payees_of(conn, season_id, *(np.concatenate(g) for g in zip(*gone))) if gone else None
