@@ -64,7 +64,7 @@ def corrected_register(folder: Path) -> Path:
     text = pa.array([f"{a:.2f}" for a in area.tolist()])
     table = table.set_column(table.schema.get_field_index("area_ha"), "area_ha", text)
     tmp = out.with_suffix(".tmp")
-    pcsv.write_csv(table, tmp, pcsv.WriteOptions(quoting_style="needed"))
+    pcsv.write_csv(table, tmp, pcsv.WriteOptions(quoting_style="none"))
     tmp.rename(out)
     return out
 
