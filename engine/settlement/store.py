@@ -16,7 +16,9 @@ Tables (money is integer rupiah, ``BIGINT``, everywhere; never floating point):
 
 ``seasons``
     ``season_id``, ``revision`` — a counter raised by every recorded or rolled-back
-    batch of the season; a difference remembers the revision it was computed at.
+    batch of the season; a difference remembers the revision it was computed at;
+    ``balanced`` — the revision the season's ``balances`` were written at (stale when
+    it differs: they are then rebuilt from the rows).
 ``batches``
     ``batch_id``, ``season_id``, ``sequence`` (1, 2, ... within the season), ``kind``
     (``on_account | final | correction``), ``state`` (``pending``: recorded before its
@@ -30,13 +32,25 @@ Tables (money is integer rupiah, ``BIGINT``, everywhere; never floating point):
     ``payment_id`` (unique), ``batch_id``, ``season_id``, the payee key — ``product_id``,
     ``payee_type`` (``policy | farmer | group``, as ``paymentsby`` says), ``district_id``
     (a group is a group *within its district*; empty for farmers and policies),
-    ``payee_id`` — ``amount`` [Rp, > 0], ``status`` (``issued | failed | reissued |
-    confirmed``), ``reissue_of`` (the failed payment it replaces).
+    ``payee_id`` — its hashes ``payee_hash`` and ``payee_check`` (:func:`payee_hashes`),
+    ``amount`` [Rp, > 0], ``status`` (``issued | failed | reissued | confirmed``),
+    ``reissue_of`` (the failed payment it replaces). Every row inserted into ``payments``
+    or ``recoveries`` carries both hashes.
 ``recoveries``
     ``recovery_id``, ``batch_id``, ``season_id``, the payee key, ``amount`` owed back
     [Rp, > 0], ``status`` (``open | decided | superseded``), ``recovered`` [Rp] (what a
     person decided came back; the rest is waived), ``superseded_by`` (the later batch
     that restated the payee's overpayment).
+``balances``
+    Per season, product and payee type, what each payee was paid (as :meth:`owed`
+    counts it) and waived [Rp], as arrays sorted by ``payee_hash`` (hash, check, paid,
+    waived: little-endian int64, 32 bytes a payee) in ``part`` rows of up to
+    :data:`PART_PAYEES` payees. A cache of the rows for :meth:`SettlementStore.difference`,
+    kept current in the same transaction by ``record_pending``, ``roll_back`` and
+    ``decide_recovery`` (:meth:`SettlementStore._apply`, then ``_bump(balanced=True)``);
+    any other change to what counts as paid must bump the season (``_bump``), which makes
+    them stale, and they are rebuilt from the rows. Reading 10,000,000 payees' rows back
+    through the database driver takes minutes; their balances, seconds.
 
 Publishing a batch is crash safe (the next run recovers):
 
