@@ -49,8 +49,8 @@ Tables (money is integer rupiah, ``BIGINT``, everywhere; never floating point):
     kept current in the same transaction by ``record_pending``, ``roll_back`` and
     ``decide_recovery`` (:meth:`SettlementStore._apply`, then ``_bump(balanced=True)``);
     any other change to what counts as paid must bump the season (``_bump``), which makes
-    them stale, and they are rebuilt from the rows. Reading 10,000,000 payees' rows back
-    through the database driver takes minutes; their balances, seconds.
+    them stale, and they are rebuilt from the rows. Fetching 10,000,000 rows of three integers
+    through SQLite's driver took 33 s on a loaded 2-core machine; their balances, 2.5 s.
 
 Publishing a batch is crash safe (the next run recovers):
 
