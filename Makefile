@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/backtest.py
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/store.py
+	$(PY) benchmarks/settlement.py
 
 clean:
 	rm -rf out demo_data .pytest_cache

@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from panen.engine.errors import StoreConflict, StoreError
 from panen.engine.infra import outdir, staging
 from panen.engine.settlement import store as store_module
@@ -32,6 +33,8 @@ from panen.engine.settlement.store import (
 )
 
 SEASON = "2024-MT1"
+#: The newest schema revision of this panen.
+HEAD = ScriptDirectory(str(store_module.MIGRATIONS)).get_current_head()
 
 
 def head_revision() -> str:
@@ -102,7 +105,7 @@ def test_a_new_store_is_migrated_from_empty_to_exactly_the_schema_of_the_code(st
             tables = set(sa.inspect(conn).get_table_names())
             amount_types = {str(c["type"]) for t in ("payments", "recoveries")
                             for c in sa.inspect(conn).get_columns(t) if c["name"] in ("amount", "recovered")}
-    assert tables == {"seasons", "batches", "payments", "recoveries", VERSION_TABLE}
+    assert tables == {"seasons", "batches", "payments", "recoveries", "balances", VERSION_TABLE}
     assert amount_types == {"BIGINT"}  # money is integer rupiah in the database too
     with open_store(store_url) as again:  # opening it again changes nothing
         assert again.schema_revision() == head_revision()

@@ -16,7 +16,9 @@ Tables (money is integer rupiah, ``BIGINT``, everywhere; never floating point):
 
 ``seasons``
     ``season_id``, ``revision`` — a counter raised by every recorded or rolled-back
-    batch of the season; a difference remembers the revision it was computed at.
+    batch of the season; a difference remembers the revision it was computed at;
+    ``balanced`` — the revision the season's ``balances`` were written at (stale when
+    it differs: they are then rebuilt from the rows).
 ``batches``
     ``batch_id``, ``season_id``, ``sequence`` (1, 2, ... within the season), ``kind``
     (``on_account | final | correction``, or ``reissue``: re-issued payments, made by an
@@ -32,14 +34,26 @@ Tables (money is integer rupiah, ``BIGINT``, everywhere; never floating point):
     ``payment_id`` (unique), ``batch_id``, ``season_id``, the payee key — ``product_id``,
     ``payee_type`` (``policy | farmer | group``, as ``paymentsby`` says), ``district_id``
     (a group is a group *within its district*; empty for farmers and policies),
-    ``payee_id`` — ``amount`` [Rp, > 0], ``status`` (``issued | failed | reissued |
-    confirmed | cancelled``), ``reissue_of`` (the failed payment it replaces),
-    ``failure_reason`` (as the bank's return gave it).
+    ``payee_id`` — its hashes ``payee_hash`` and ``payee_check`` (:func:`payee_hashes`),
+    ``amount`` [Rp, > 0], ``status`` (``issued | failed | reissued | confirmed |
+    cancelled``), ``reissue_of`` (the failed payment it replaces), ``failure_reason`` (as the
+    bank's return gave it). Every row inserted into ``payments`` or ``recoveries`` carries
+    both hashes.
 ``recoveries``
     ``recovery_id``, ``batch_id``, ``season_id``, the payee key, ``amount`` owed back
     [Rp, > 0], ``status`` (``open | decided | superseded | cancelled``), ``recovered`` [Rp] (what a
     person decided came back; the rest is waived), ``superseded_by`` (the later batch
     that restated the payee's overpayment).
+``balances``
+    Per season, product and payee type, what each payee was paid (as :meth:`owed`
+    counts it) and waived [Rp], as arrays sorted by ``payee_hash`` (hash, check, paid,
+    waived: little-endian int64, 32 bytes a payee) in ``part`` rows of up to
+    :data:`PART_PAYEES` payees. A cache of the rows for :meth:`SettlementStore.difference`,
+    kept current in the same transaction by ``record_pending``, ``roll_back`` and
+    ``decide_recovery`` (:meth:`SettlementStore._apply`, then ``_bump(balanced=True)``);
+    any other change to what counts as paid must bump the season (``_bump``), which makes
+    them stale, and they are rebuilt from the rows. Fetching 10,000,000 rows of three integers
+    through SQLite's driver took 33 s on a loaded 2-core machine; their balances, 2.5 s.
 
 Publishing a batch is crash safe (the next run recovers):
 
@@ -87,13 +101,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from numba import njit
 from panen.engine.errors import InputError, Problem, StoreConflict, StoreError
 from panen.engine.infra import outdir
+from panen.engine.infra.arrowcols import string_buffers
 
 __all__ = ["BATCH_KINDS", "BATCH_STATUSES", "PAYEE_TYPES", "PAYEE_KEY", "REISSUE_KIND", "Batch", "Difference",
            "Exported", "Recorded", "ReturnsApplied", "SettlementStore", "default_store_path", "metadata", "open_store",
@@ -133,6 +150,7 @@ seasons_table = sa.Table(
     "seasons", metadata,
     sa.Column("season_id", sa.String(), primary_key=True),
     sa.Column("revision", sa.BigInteger(), nullable=False),
+    sa.Column("balanced", sa.BigInteger(), nullable=True),
 )
 batches_table = sa.Table(
     "batches", metadata,
@@ -170,6 +188,8 @@ payments_table = sa.Table(
     sa.Column("payee_type", sa.String(), nullable=False),
     sa.Column("district_id", sa.String(), nullable=False),
     sa.Column("payee_id", sa.String(), nullable=False),
+    sa.Column("payee_hash", sa.BigInteger(), nullable=False),
+    sa.Column("payee_check", sa.BigInteger(), nullable=False),
     sa.Column("amount", sa.BigInteger(), nullable=False),
     sa.Column("status", sa.String(), nullable=False),
     sa.Column("reissue_of", sa.String(), sa.ForeignKey("payments.payment_id"), nullable=True),
@@ -179,7 +199,7 @@ payments_table = sa.Table(
     sa.CheckConstraint(_in("status", PAYMENT_STATUSES), name="status"),
     sa.CheckConstraint("failure_reason IS NULL OR status IN ('failed', 'reissued')", name="failure_reason"),
 )
-sa.Index("ix_payments_payee", payments_table.c.season_id, *(payments_table.c[k] for k in PAYEE_KEY))
+sa.Index("ix_payments_payee_hash", payments_table.c.season_id, payments_table.c.payee_hash)
 sa.Index("ix_payments_failed", payments_table.c.season_id,  # 0002: what the next export re-issues
          sqlite_where=sa.text("status = 'failed'"), postgresql_where=sa.text("status = 'failed'"))
 recoveries_table = sa.Table(
@@ -191,6 +211,8 @@ recoveries_table = sa.Table(
     sa.Column("payee_type", sa.String(), nullable=False),
     sa.Column("district_id", sa.String(), nullable=False),
     sa.Column("payee_id", sa.String(), nullable=False),
+    sa.Column("payee_hash", sa.BigInteger(), nullable=False),
+    sa.Column("payee_check", sa.BigInteger(), nullable=False),
     sa.Column("amount", sa.BigInteger(), nullable=False),
     sa.Column("status", sa.String(), nullable=False),
     sa.Column("recovered", sa.BigInteger(), nullable=True),
@@ -204,6 +226,16 @@ recoveries_table = sa.Table(
                        " OR (status <> 'superseded' AND superseded_by IS NULL)", name="superseded"),
 )
 sa.Index("ix_recoveries_payee", recoveries_table.c.season_id, *(recoveries_table.c[k] for k in PAYEE_KEY))
+balances_table = sa.Table(
+    "balances", metadata,
+    sa.Column("season_id", sa.String(), sa.ForeignKey("seasons.season_id"), primary_key=True),
+    sa.Column("product_id", sa.String(), primary_key=True),
+    sa.Column("payee_type", sa.String(), primary_key=True),
+    sa.Column("part", sa.BigInteger(), primary_key=True),
+    sa.Column("payees", sa.BigInteger(), nullable=False),
+    sa.Column("data", sa.LargeBinary(), nullable=False),
+    sa.CheckConstraint(_in("payee_type", PAYEE_TYPES), name="payee_type"),
+)
 #: A return file's rows, in a temporary table of the transaction applying it (not part of the store's schema).
 _returned = sa.Table("panen_returned", sa.MetaData(), sa.Column("line", sa.BigInteger(), primary_key=True),
                      sa.Column("payment_id", sa.String(), unique=True), sa.Column("status", sa.String()),
@@ -485,24 +517,190 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _key_hashes(frame: pd.DataFrame) -> list[str]:
-    """16 hex digits of SHA-256 over each row's payee key (product, type, district, payee)."""
-    text = _joined(frame, PAYEE_KEY).tolist()
-    return [hashlib.sha256(t.encode("utf-8")).hexdigest()[:16] for t in text]
+# --------------------------------------------------------------------------- payee key hashes
+#: FNV-1a 64-bit (offset basis and prime of the FNV specification, draft-eastlake-fnv).
+_FNV_OFFSET, _FNV_PRIME = 0xCBF29CE484222325, 0x100000001B3
+#: The check hash: multiply by the 64-bit golden ratio, then xor-shift, per byte (independent of FNV).
+_CHECK_OFFSET, _CHECK_MULT = 0x6A09E667F3BCC908, 0x9E3779B97F4A7C15
+_MASK63 = (1 << 63) - 1
 
 
-def _joined(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
-    """Each row's fields as text joined by the unit separator (vectorised)."""
-    parts = [frame[c].fillna("").astype(str) for c in columns]
-    return parts[0].str.cat(parts[1:], sep="\x1f") if len(parts) > 1 else parts[0]
+@njit(nogil=True, cache=True)
+def _hash_field(offsets, data, separator, h, c):  # pragma: no cover - numba
+    """Carry both hashes of every row over one more field (after the unit separator, unless first)."""
+    prime = np.uint64(_FNV_PRIME)
+    mult = np.uint64(_CHECK_MULT)
+    shift = np.uint64(29)
+    for i in range(len(h)):
+        hi = h[i]
+        ci = c[i]
+        if separator:
+            hi = (hi ^ np.uint64(0x1F)) * prime
+            ci = (ci ^ np.uint64(0x1F)) * mult
+            ci ^= ci >> shift
+        for j in range(offsets[i], offsets[i + 1]):
+            b = np.uint64(data[j])
+            hi = (hi ^ b) * prime
+            ci = (ci ^ b) * mult
+            ci ^= ci >> shift
+        h[i] = hi
+        c[i] = ci
 
 
-def _canonical(frame: pd.DataFrame, columns: list[str]) -> str:
-    """SHA-256 of a table's rows in key order (unit and record separators between fields and rows)."""
-    if not len(frame):
-        return hashlib.sha256(b"").hexdigest()
-    ordered = frame.sort_values(columns[:4] if columns[:4] == PAYEE_KEY else columns[:1], kind="stable")
-    return hashlib.sha256(("\x1e".join(_joined(ordered, columns).tolist()) + "\x1e").encode("utf-8")).hexdigest()
+def payee_hashes(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The payee key's two hashes, per row: ``payee_hash`` and ``payee_check`` [int64].
+
+    Both are computed over the UTF-8 bytes of ``product_id``, ``payee_type``,
+    ``district_id`` and ``payee_id`` joined by the unit separator (0x1F):
+
+    * ``payee_hash`` — FNV-1a 64-bit (Fowler, Noll and Vo; the offset basis and prime of
+      the FNV specification) with its top bit cleared: a non-negative BIGINT that orders the
+      same signed and unsigned;
+    * ``payee_check`` — an independent 64-bit hash (per byte: xor, multiply by the golden
+      ratio 0x9E3779B97F4A7C15, xor-shift 29), stored as a signed BIGINT.
+
+    The store treats two keys as one payee only when both hashes agree, so two payees are
+    taken for one with a probability of about n²·2⁻¹²⁸; two keys sharing ``payee_hash``
+    alone are refused (:class:`StoreError`), never netted. These hashes are stored: changing
+    them is a schema migration.
+    """
+    n = len(frame)
+    h = np.full(n, _FNV_OFFSET, np.uint64)
+    c = np.full(n, _CHECK_OFFSET, np.uint64)
+    for i, k in enumerate(PAYEE_KEY):
+        if not n:
+            break
+        col = frame[k] if k in frame.columns else pd.Series("", index=frame.index)
+        offsets, data = string_buffers(pa.array(col.astype(str)))
+        _hash_field(offsets, data if len(data) else np.zeros(1, np.uint8), i > 0, h, c)
+    return (h & np.uint64(_MASK63)).view(np.int64), c.view(np.int64)
+
+
+@njit(nogil=True, cache=True)
+def _merge_kernel(due_hash, due_check, order, bal_hash, bal_check, bal_paid, bal_waived, paid, waived, left):  # pragma: no cover - numba
+    """One pass over two hash-sorted tables: each balance entry's paid and waived [Rp] onto its
+    due row (``order``: sorted position → row), or ``left[j]`` when due has no such payee.
+    Returns the number of entries whose check hash disagrees (two payees, one hash)."""
+    i = 0
+    n = len(due_hash)
+    clashes = 0
+    for j in range(len(bal_hash)):
+        h = bal_hash[j]
+        while i < n and due_hash[i] < h:
+            i += 1
+        if i < n and due_hash[i] == h:
+            if due_check[i] != bal_check[j]:
+                clashes += 1
+            row = order[i]
+            paid[row] = bal_paid[j]
+            waived[row] = bal_waived[j]
+            left[j] = False
+        else:
+            left[j] = True
+    return clashes
+
+
+def _hex_ids(prefix: str, hashes: np.ndarray, digits: int) -> pd.Series:
+    """``prefix`` + the low ``digits`` hex digits of each (non-negative) hash, as a text column
+    (built as Arrow buffers: no Python string per row)."""
+    n, head = len(hashes), prefix.encode("utf-8")
+    width = len(head) + digits
+    chars = np.empty((n, width), np.uint8)
+    chars[:, :len(head)] = np.frombuffer(head, np.uint8)
+    hexdigits = np.frombuffer(b"0123456789abcdef", np.uint8)
+    values = np.ascontiguousarray(hashes, dtype=np.int64).view(np.uint64)
+    for k in range(digits):
+        chars[:, width - 1 - k] = hexdigits[((values >> np.uint64(4 * k)) & np.uint64(15)).astype(np.intp)]
+    offsets = np.arange(n + 1, dtype=np.int64) * width
+    arr = pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(chars)])
+    return pd.Series(pd.array(arr, dtype="str"))
+
+
+def _array_sha(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a, dtype="<i8").tobytes())
+        h.update(b"\x1e")
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- balances
+#: Payees in one row of ``balances`` (32 bytes each: 32 MiB a row at most).
+PART_PAYEES = 1 << 20
+
+
+@dataclass
+class _Balance:
+    """One product's payees of a season, sorted by ``hash``: ``paid`` and ``waived`` [Rp]."""
+
+    hash: np.ndarray
+    check: np.ndarray
+    paid: np.ndarray
+    waived: np.ndarray
+
+    @classmethod
+    def empty(cls) -> "_Balance":
+        z = np.zeros(0, np.int64)
+        return cls(z, z.copy(), z.copy(), z.copy())
+
+    def parts(self) -> Iterator[tuple[int, int, bytes]]:
+        for part, start in enumerate(range(0, max(len(self.hash), 1), PART_PAYEES)):
+            sl = slice(start, start + PART_PAYEES)
+            if start and start >= len(self.hash):
+                break
+            yield part, len(self.hash[sl]), b"".join(np.ascontiguousarray(a[sl], dtype="<i8").tobytes()
+                                                      for a in (self.hash, self.check, self.paid, self.waived))
+
+    @classmethod
+    def from_parts(cls, rows: list[tuple[int, bytes]]) -> "_Balance":
+        cols: list[list[np.ndarray]] = [[], [], [], []]
+        for n, data in rows:
+            arr = np.frombuffer(data, dtype="<i8")
+            if len(arr) != 4 * n:
+                raise _problem("the settlement store's balances are damaged (a part of the wrong length)")
+            for i in range(4):
+                cols[i].append(arr[i * n:(i + 1) * n])
+        if not rows:
+            return cls.empty()
+        return cls(*(np.concatenate(c).astype(np.int64, copy=False) for c in cols))
+
+    def plus(self, hashes: np.ndarray, checks: np.ndarray, paid: np.ndarray, waived: np.ndarray) -> "_Balance":
+        """This balance with amounts added per payee (new payees inserted in hash order)."""
+        order = np.argsort(hashes, kind="stable")
+        hashes, checks, paid, waived = hashes[order], checks[order], paid[order], waived[order]
+        if len(hashes) > 1 and (hashes[1:] == hashes[:-1]).any():  # one payee twice: sum its rows
+            keep = np.r_[True, hashes[1:] != hashes[:-1]]
+            starts = np.flatnonzero(keep)
+            if (np.minimum.reduceat(checks, starts) != np.maximum.reduceat(checks, starts)).any():
+                raise _collision()
+            paid, waived = np.add.reduceat(paid, starts), np.add.reduceat(waived, starts)
+            hashes, checks = hashes[starts], checks[starts]
+        at = np.searchsorted(self.hash, hashes)
+        found = at < len(self.hash)
+        found[found] = self.hash[at[found]] == hashes[found]
+        if (self.check[at[found]] != checks[found]).any():
+            raise _collision()
+        out_paid, out_waived = self.paid.copy(), self.waived.copy()
+        out_paid[at[found]] += paid[found]  # at[found] is unique: the hashes were summed above
+        out_waived[at[found]] += waived[found]
+        new = ~found
+        if not new.any():
+            return _Balance(self.hash, self.check, out_paid, out_waived)
+        where = at[new]
+        return _Balance(np.insert(self.hash, where, hashes[new]), np.insert(self.check, where, checks[new]),
+                        np.insert(out_paid, where, paid[new]), np.insert(out_waived, where, waived[new]))
+
+
+@dataclass(frozen=True)
+class _LockedBatch:
+    season_id: str
+    state: str
+    revision: int
+
+
+def _collision() -> StoreError:
+    return _problem("two different payees share a 63-bit payee hash (a 2^-63 event, or an edited store): the "
+                    "settlement store cannot tell them apart; rename one payee id")
 
 
 def _check_amounts(values: pd.Series, what: str, *, positive: bool) -> np.ndarray:
@@ -592,18 +790,90 @@ class SettlementStore:
         if conn.execute(sa.select(seasons_table.c.revision).where(seasons_table.c.season_id == season_id)).first() is None:
             if self.dialect == "postgresql":
                 from sqlalchemy.dialects.postgresql import insert as pg_insert
-                conn.execute(pg_insert(seasons_table).values(season_id=season_id, revision=0).on_conflict_do_nothing())
+                conn.execute(pg_insert(seasons_table).values(season_id=season_id, revision=0, balanced=0)
+                             .on_conflict_do_nothing())
             else:
-                conn.execute(seasons_table.insert().values(season_id=season_id, revision=0))
+                conn.execute(seasons_table.insert().values(season_id=season_id, revision=0, balanced=0))
         query = sa.select(seasons_table.c.revision).where(seasons_table.c.season_id == season_id)
         if self.dialect == "postgresql":
             query = query.with_for_update()
         return int(conn.execute(query).scalar_one())
 
     @staticmethod
-    def _bump(conn: sa.Connection, season_id: str) -> None:
-        conn.execute(seasons_table.update().where(seasons_table.c.season_id == season_id)
-                     .values(revision=seasons_table.c.revision + 1))
+    def _bump(conn: sa.Connection, season_id: str, *, balanced: bool = False) -> None:
+        """Raise the season's revision. Every change to what counts as paid bumps the season;
+        ``balanced``: the change was applied to the season's balances too (:meth:`_apply`),
+        else they are stale and rebuilt from the rows when next needed."""
+        values = {"revision": seasons_table.c.revision + 1}
+        if balanced:
+            values["balanced"] = seasons_table.c.revision + 1
+        conn.execute(seasons_table.update().where(seasons_table.c.season_id == season_id).values(**values))
+
+    # ------------------------------------------------------------------ balances
+    def _balances(self, conn: sa.Connection, season_id: str, scope: Iterable[str] | None,
+                  revision: int) -> dict[tuple[str, str], _Balance]:
+        """The season's balances per (product, payee type) of ``scope`` (``None``: all): as stored
+        when written at ``revision`` (the season's current one), else rebuilt from the rows."""
+        balanced = conn.execute(sa.select(seasons_table.c.balanced)
+                                .where(seasons_table.c.season_id == season_id)).scalar_one_or_none()
+        if balanced is None or int(balanced) != int(revision):
+            return self._rebuilt(conn, season_id, scope)
+        b = balances_table.c
+        q = sa.select(b.product_id, b.payee_type, b.payees, b.data).where(b.season_id == season_id)
+        if scope is not None:
+            q = q.where(b.product_id.in_(sorted(set(scope))))
+        parts: dict[tuple[str, str], list[tuple[int, bytes]]] = {}
+        for product, payee_type, payees, data in conn.execute(q.order_by(b.product_id, b.payee_type, b.part)).all():
+            parts.setdefault((product, payee_type), []).append((int(payees), bytes(data)))
+        return {k: _Balance.from_parts(v) for k, v in parts.items()}
+
+    @staticmethod
+    def _rebuilt(conn: sa.Connection, season_id: str, scope: Iterable[str] | None) -> dict[tuple[str, str], _Balance]:
+        """The balances computed from the payment and recovery rows (what :meth:`owed` reads)."""
+        p, r = payments_table.c, recoveries_table.c
+        pay = sa.select(p.product_id, p.payee_type, p.payee_hash, p.payee_check, p.amount, sa.literal(0)).where(
+            p.season_id == season_id, p.status.in_(PAID_STATUSES))
+        back = sa.select(r.product_id, r.payee_type, r.payee_hash, r.payee_check, -r.recovered,
+                         r.amount - r.recovered).where(r.season_id == season_id, r.status == "decided")
+        if scope is not None:
+            pay = pay.where(p.product_id.in_(sorted(set(scope))))
+            back = back.where(r.product_id.in_(sorted(set(scope))))
+        numbers = ["hash", "check", "paid", "waived"]
+        frames = [f.astype({c: np.int64 for c in numbers})  # exact: 64-bit hashes never pass through floats
+                  for f in (_query_frame(conn, q, ["product_id", "payee_type", *numbers]) for q in (pay, back)) if len(f)]
+        if not frames:
+            return {}
+        frame = pd.concat(frames, ignore_index=True)
+        out = {}
+        for (product, payee_type), g in frame.groupby(["product_id", "payee_type"], sort=True):
+            out[(str(product), str(payee_type))] = _Balance.empty().plus(
+                *(g[c].to_numpy(dtype=np.int64) for c in ("hash", "check", "paid", "waived")))
+        return out
+
+    def _apply(self, conn: sa.Connection, season_id: str, revision: int, deltas: pd.DataFrame) -> None:
+        """Keep the season's balances current after a change to its rows, made in this
+        transaction at ``revision`` (before the bump): ``deltas`` (``product_id, payee_type, hash,
+        check, paid, waived`` [Rp]) is the change; the caller then bumps with ``balanced=True``.
+        Balances that were stale are rebuilt from the rows, which already hold the change."""
+        balanced = conn.execute(sa.select(seasons_table.c.balanced)
+                                .where(seasons_table.c.season_id == season_id)).scalar_one_or_none()
+        b = balances_table.c
+        if balanced is None or int(balanced) != int(revision):
+            conn.execute(balances_table.delete().where(b.season_id == season_id))
+            updated = self._rebuilt(conn, season_id, None)
+        else:
+            updated = {}
+            for (product, payee_type), g in deltas.groupby(["product_id", "payee_type"], sort=True):
+                key = (str(product), str(payee_type))
+                current = self._balances(conn, season_id, [key[0]], revision).get(key, _Balance.empty())
+                updated[key] = current.plus(*(g[c].to_numpy(dtype=np.int64) for c in ("hash", "check", "paid", "waived")))
+                conn.execute(balances_table.delete().where(b.season_id == season_id, b.product_id == key[0],
+                                                           b.payee_type == key[1]))
+        rows = [(season_id, product, payee_type, part, n, data)
+                for (product, payee_type), bal in updated.items() for part, n, data in bal.parts()]
+        for row in rows:  # one row at a time: a part is up to 32 MiB
+            conn.execute(balances_table.insert().values(dict(zip(
+                ["season_id", "product_id", "payee_type", "part", "payees", "data"], row))))
 
     # ------------------------------------------------------------------ schema versions
     def _alembic(self, conn: sa.Connection) -> AlembicConfig:
@@ -770,18 +1040,29 @@ class SettlementStore:
             raise _problem(f"batch kind must be one of {', '.join(BATCH_KINDS)}; got {kind!r}")
         if kind == "correction" and not corrects:
             raise _problem("a correction names the batch it corrects (corrects=BATCH_ID)")
-        keys = _payee_frame(due, "due")
+        keys = _payee_frame(due, "due").reset_index(drop=True)
         if "amount" not in due.columns:
             raise _problem("due: missing column amount")
-        keys["due"] = _check_amounts(due["amount"], "due", positive=False)
-        dup = keys.duplicated(PAYEE_KEY)
-        if dup.any():
-            first = keys.loc[dup, PAYEE_KEY].iloc[0].tolist()
-            raise _problem(f"due: {int(dup.sum())} payee(s) listed twice, e.g. {'/'.join(first)}")
+        amounts = _check_amounts(due["amount"], "due", positive=False)
+        keys["due"] = amounts
+        hashes, checks = payee_hashes(keys)
+        order = np.argsort(hashes, kind="stable")
+        sorted_hashes, sorted_checks = hashes[order], checks[order]
+        same = np.flatnonzero(sorted_hashes[1:] == sorted_hashes[:-1])
+        if len(same):
+            dup = keys.duplicated(PAYEE_KEY)
+            if dup.any():
+                first = keys.loc[dup, PAYEE_KEY].iloc[0].tolist()
+                raise _problem(f"due: {int(dup.sum())} payee(s) listed twice, e.g. {'/'.join(first)}")
+            raise _collision()
         scope = tuple(sorted(set(keys["product_id"].unique().tolist()) | set(products or ())))
-        due_sha = _canonical(keys, [*PAYEE_KEY, "due"])
+        # the due table in payee-hash order (a total order: the hashes were just found unique)
+        due_sha = _array_sha(sorted_hashes, sorted_checks, amounts[order])
         batch_id = _sha256(json.dumps({"season_id": season_id, "kind": kind, "corrects": corrects,
                                        "products": list(scope), "due_sha256": due_sha}, sort_keys=True))[:16]
+        paid = np.zeros(len(keys), np.int64)
+        waived = np.zeros(len(keys), np.int64)
+        gone: list[tuple[np.ndarray, ...]] = []  # payees the store paid that due leaves out
         with self._reading() as conn:
             batch_id = self._uncancelled_id(conn, batch_id)
             revision = conn.execute(sa.select(seasons_table.c.revision)
@@ -790,16 +1071,23 @@ class SettlementStore:
                 return self._recorded_difference(conn, batch_id, season_id, kind, corrects, scope, keys, revision)
             if corrects is not None:
                 self._check_corrects(conn, season_id, corrects)
-            self._check_payee_types(conn, season_id, keys, scope)
-            paid = self._owed(conn, season_id, None, scope)
-        table = keys.merge(paid, on=PAYEE_KEY, how="outer")
-        table["due"] = table["due"].fillna(0).astype(np.int64)
-        table[["paid", "waived"]] = table[["paid", "waived"]].fillna(0).astype(np.int64)
-        table = table.sort_values(PAYEE_KEY, kind="stable").reset_index(drop=True)
-        owing = table["due"] - table["paid"]
-        over = table["paid"] - table["due"] - table["waived"]
-        top = table[owing > 0].assign(amount=owing[owing > 0])
-        rec = table[over > 0].assign(amount=over[over > 0])
+            balances = self._balances(conn, season_id, scope, revision)
+            self._check_payee_types(season_id, keys, balances)
+            for bal in balances.values():
+                left = np.empty(len(bal.hash), np.bool_)
+                if _merge_kernel(sorted_hashes, sorted_checks, order, bal.hash, bal.check, bal.paid, bal.waived,
+                                 paid, waived, left):
+                    raise _collision()
+                left &= bal.paid - bal.waived > 0
+                if left.any():
+                    gone.append((bal.hash[left], bal.check[left], bal.paid[left], bal.waived[left]))
+            extra = self._payees_of(conn, season_id, *(np.concatenate(g) for g in zip(*gone))) if gone else None
+        owing = amounts - paid
+        over = paid - amounts - waived
+        top = keys[owing > 0].assign(paid=paid[owing > 0], amount=owing[owing > 0], hash=hashes[owing > 0])
+        rec = keys[over > 0].assign(paid=paid[over > 0], amount=over[over > 0], hash=hashes[over > 0])
+        if extra is not None:
+            rec = pd.concat([rec, extra.sort_values(PAYEE_KEY, kind="stable")], ignore_index=True)
         return Difference(batch_id=batch_id, season_id=season_id, kind=kind, corrects=corrects, products=scope,
                           top_ups=self._frame(top, batch_id, season_id, "payment_id", ""),
                           recoveries=self._frame(rec, batch_id, season_id, "recovery_id", "r"), basis=int(revision))
@@ -814,14 +1102,36 @@ class SettlementStore:
             batch_id = _sha256(f"after cancelled batch {batch_id}")[:16]
         return batch_id
 
+    def _payees_of(conn: sa.Connection, season_id: str, hashes: np.ndarray, checks: np.ndarray, paid: np.ndarray,
+                   waived: np.ndarray) -> pd.DataFrame:
+        """Payees known by their hashes (the store's rows name them), due nothing: what they are
+        owed back (``amount = paid − waived``)."""
+        p = payments_table.c
+        found = []
+        wanted = sorted(set(hashes.tolist()))
+        for start in range(0, len(wanted), 500):
+            found.append(_query_frame(conn, sa.select(*(p[k] for k in PAYEE_KEY), p.payee_hash, p.payee_check)
+                                      .where(p.season_id == season_id, p.payee_hash.in_(wanted[start:start + 500]))
+                                      .distinct(), [*PAYEE_KEY, "hash", "check"]))
+        found = [f.astype({"hash": np.int64, "check": np.int64}) for f in found if len(f)]
+        names = (pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=[*PAYEE_KEY, "hash", "check"])
+                 ).drop_duplicates(["hash", "check"])
+        table = pd.DataFrame({"hash": hashes, "check": checks, "paid": paid, "waived": waived})
+        out = table.merge(names, on=["hash", "check"], how="left")
+        if out["payee_id"].isna().any() or len(out) != len(table):
+            raise _problem("the settlement store's balances name a payee no payment row names (an edited store)")
+        return out.assign(due=np.int64(0), amount=out["paid"] - out["waived"])
+
     @staticmethod
     def _frame(rows: pd.DataFrame, batch_id: str, season_id: str, id_column: str, tag: str) -> pd.DataFrame:
-        hashes = _key_hashes(rows)
-        ids = [f"{batch_id}-{tag}{h[:16 - len(tag)]}" for h in hashes]
-        out = pd.DataFrame({id_column: pd.Series(ids, dtype="str"),
-                            "season_id": pd.Series([season_id] * len(rows), dtype="str")})
+        """A batch's payments or recoveries, in the order of ``rows`` (the due table's order, then
+        payees the store paid that it leaves out, by payee)."""
+        rows = rows.reset_index(drop=True)
+        out = pd.DataFrame({id_column: _hex_ids(f"{batch_id}-{tag}", rows["hash"].to_numpy(dtype=np.int64),
+                                                16 - len(tag)),
+                            "season_id": pd.Series(season_id, index=rows.index, dtype="str")})
         for c in PAYEE_KEY:
-            out[c] = rows[c].astype(str).to_numpy()
+            out[c] = rows[c].astype("str")
         for c in ("amount", "due", "paid"):
             out[c] = rows[c].to_numpy(dtype=np.int64)
         return out
@@ -862,14 +1172,13 @@ class SettlementStore:
             raise _problem(f"corrects: batch {corrects} is still pending (its run has not published it)")
 
     @staticmethod
-    def _check_payee_types(conn: sa.Connection, season_id: str, keys: pd.DataFrame, scope: tuple[str, ...]) -> None:
-        q = sa.union(
-            sa.select(payments_table.c.product_id, payments_table.c.payee_type)
-            .where(payments_table.c.season_id == season_id, payments_table.c.product_id.in_(scope)).distinct(),
-            sa.select(recoveries_table.c.product_id, recoveries_table.c.payee_type)
-            .where(recoveries_table.c.season_id == season_id, recoveries_table.c.product_id.in_(scope)).distinct())
-        before = {(p, t) for p, t in conn.execute(q).all()}
-        now = set(map(tuple, keys[["product_id", "payee_type"]].drop_duplicates().itertuples(index=False)))
+    def _check_payee_types(season_id: str, keys: pd.DataFrame, balances: Mapping[tuple[str, str], _Balance]) -> None:
+        before = set(balances)
+        types = keys["payee_type"].unique().tolist()
+        if len(types) == 1:
+            now = {(p, types[0]) for p in keys["product_id"].unique().tolist()}
+        else:
+            now = set(map(tuple, keys[["product_id", "payee_type"]].drop_duplicates().itertuples(index=False)))
         for product, payee_type in sorted(now):
             other = sorted(t for p, t in before if p == product and t != payee_type)
             if other:
@@ -921,11 +1230,20 @@ class SettlementStore:
             raise _problem(f"batch kind must be one of {', '.join(BATCH_KINDS)}; got {batch.kind!r}")
         inputs = json.dumps(dict(batch.inputs), sort_keys=True, ensure_ascii=False)
         products = json.dumps(list(batch.products), ensure_ascii=False)
+        # both tables in payee-hash order: the order rows are inserted in, and a total order for the content hash
+        pay_hash, pay_check = payee_hashes(pay)
+        rec_hash, rec_check = payee_hashes(rec)
+        pay_order, rec_order = np.argsort(pay_hash, kind="stable"), np.argsort(rec_hash, kind="stable")
+        pay = pay.iloc[pay_order].assign(payee_hash=pay_hash[pay_order], payee_check=pay_check[pay_order])
+        rec = rec.iloc[rec_order].assign(payee_hash=rec_hash[rec_order], payee_check=rec_check[rec_order])
+        reissues = pay["reissue_of"].notna()
         content = _sha256("\x1e".join([
             json.dumps({"season_id": batch.season_id, "kind": batch.kind, "corrects": batch.corrects,
                         "products": list(batch.products)}, sort_keys=True),
-            _canonical(pay.drop(columns="payment_id"), [*PAYEE_KEY, "amount", "reissue_of"]),
-            _canonical(rec.drop(columns="recovery_id"), [*PAYEE_KEY, "amount"])]))
+            _array_sha(pay["payee_hash"].to_numpy(), pay["payee_check"].to_numpy(), pay["amount"].to_numpy()),
+            "\x1f".join(f"{i}:{r}" for i, r in zip(np.flatnonzero(reissues.to_numpy()).tolist(),
+                                                    pay.loc[reissues, "reissue_of"].tolist())),
+            _array_sha(rec["payee_hash"].to_numpy(), rec["payee_check"].to_numpy(), rec["amount"].to_numpy())]))
         with self._writing() as conn:
             revision = self._lock_season(conn, batch.season_id)
             existing = conn.execute(sa.select(batches_table.c.content_sha256, batches_table.c.state,
@@ -964,17 +1282,24 @@ class SettlementStore:
                     recoveries_table.c.product_id.in_(batch.products)).values(status="superseded",
                                                                         superseded_by=batch.batch_id))
             n = len(pay)
-            _bulk_insert(conn, payments_table, ["payment_id", "batch_id", "season_id", *PAYEE_KEY, "amount", "status",
-                                                "reissue_of"],
+            _bulk_insert(conn, payments_table, ["payment_id", "batch_id", "season_id", *PAYEE_KEY, "payee_hash",
+                                                "payee_check", "amount", "status", "reissue_of"],
                          zip(pay["payment_id"].tolist(), [batch.batch_id] * n, [batch.season_id] * n,
-                             *(pay[k].tolist() for k in PAYEE_KEY), pay["amount"].tolist(), ["issued"] * n,
+                             *(pay[k].tolist() for k in PAYEE_KEY), pay["payee_hash"].tolist(),
+                             pay["payee_check"].tolist(), pay["amount"].tolist(), ["issued"] * n,
                              [None if pd.isna(v) else str(v) for v in pay["reissue_of"].tolist()]))
             n = len(rec)
-            _bulk_insert(conn, recoveries_table, ["recovery_id", "batch_id", "season_id", *PAYEE_KEY, "amount",
-                                                  "status"],
+            _bulk_insert(conn, recoveries_table, ["recovery_id", "batch_id", "season_id", *PAYEE_KEY, "payee_hash",
+                                                  "payee_check", "amount", "status"],
                          zip(rec["recovery_id"].tolist(), [batch.batch_id] * n, [batch.season_id] * n,
-                             *(rec[k].tolist() for k in PAYEE_KEY), rec["amount"].tolist(), ["open"] * n))
-            self._bump(conn, batch.season_id)
+                             *(rec[k].tolist() for k in PAYEE_KEY), rec["payee_hash"].tolist(),
+                             rec["payee_check"].tolist(), rec["amount"].tolist(), ["open"] * n))
+            # a new batch's payments are all issued: each adds its amount to what its payee was paid
+            self._apply(conn, batch.season_id, revision, pd.DataFrame({
+                "product_id": pay["product_id"].to_numpy(), "payee_type": pay["payee_type"].to_numpy(),
+                "hash": pay["payee_hash"].to_numpy(), "check": pay["payee_check"].to_numpy(),
+                "paid": pay["amount"].to_numpy(dtype=np.int64), "waived": np.zeros(len(pay), np.int64)}))
+            self._bump(conn, batch.season_id, balanced=True)
         return Recorded(batch.batch_id, new=True, state="pending")
 
     @staticmethod
@@ -1010,20 +1335,27 @@ class SettlementStore:
             row = self._locked_batch(conn, batch_id)
             if row.state != "pending":
                 raise _problem(f"batch {batch_id} is {row.state}: only a pending batch can be rolled back")
+            p = payments_table.c
+            counted = _query_frame(conn, sa.select(p.product_id, p.payee_type, p.payee_hash, p.payee_check,
+                                                   -p.amount, sa.literal(0))
+                                   .where(p.batch_id == batch_id, p.status.in_(PAID_STATUSES)),
+                                   ["product_id", "payee_type", "hash", "check", "paid", "waived"])
             conn.execute(recoveries_table.update().where(recoveries_table.c.superseded_by == batch_id)
                          .values(status="open", superseded_by=None))
             conn.execute(recoveries_table.delete().where(recoveries_table.c.batch_id == batch_id))
             conn.execute(payments_table.delete().where(payments_table.c.batch_id == batch_id))
             conn.execute(batches_table.delete().where(batches_table.c.batch_id == batch_id))
-            self._bump(conn, row.season_id)
+            self._apply(conn, row.season_id, row.revision, counted)  # its payments no longer count
+            self._bump(conn, row.season_id, balanced=True)
 
     def _locked_batch(self, conn: sa.Connection, batch_id: str):
         row = conn.execute(sa.select(batches_table.c.season_id).where(batches_table.c.batch_id == batch_id)).first()
         if row is None:
             raise _problem(f"no batch {batch_id!r} in the settlement store")
-        self._lock_season(conn, row.season_id)
-        return conn.execute(sa.select(batches_table.c.season_id, batches_table.c.state)
-                            .where(batches_table.c.batch_id == batch_id)).one()
+        revision = self._lock_season(conn, row.season_id)
+        out = conn.execute(sa.select(batches_table.c.season_id, batches_table.c.state)
+                           .where(batches_table.c.batch_id == batch_id)).one()
+        return _LockedBatch(out.season_id, out.state, revision)
 
     def recover(self, *, held: str | os.PathLike | None = None) -> list[str]:
         """Resolve the pending batches of runs that died between recording and committing.
@@ -1111,12 +1443,14 @@ class SettlementStore:
             raise _problem(f"recovered must be integer rupiah, got {recovered!r}")
         with self._writing() as conn:
             row = conn.execute(sa.select(recoveries_table.c.season_id, recoveries_table.c.amount, recoveries_table.c.status,
-                                         batches_table.c.state)
+                                         batches_table.c.state, recoveries_table.c.product_id,
+                                         recoveries_table.c.payee_type, recoveries_table.c.payee_hash,
+                                         recoveries_table.c.payee_check)
                                .join(batches_table, batches_table.c.batch_id == recoveries_table.c.batch_id)
                                .where(recoveries_table.c.recovery_id == recovery_id)).first()
             if row is None:
                 raise _problem(f"no recovery {recovery_id!r} in the settlement store")
-            self._lock_season(conn, row.season_id)
+            revision = self._lock_season(conn, row.season_id)
             if row.status != "open" or row.state != "committed":
                 raise _problem(f"recovery {recovery_id} is {row.status if row.status != 'open' else 'pending'}: "
                                f"only an open recovery of a published batch is decided")
@@ -1124,7 +1458,12 @@ class SettlementStore:
                 raise _problem(f"recovered must be between 0 and the amount owed back ({row.amount}); got {recovered}")
             conn.execute(recoveries_table.update().where(recoveries_table.c.recovery_id == recovery_id)
                          .values(status="decided", recovered=int(recovered)))
-            self._bump(conn, row.season_id)
+            # what came back is no longer paid; the rest is waived
+            self._apply(conn, row.season_id, revision, pd.DataFrame({
+                "product_id": [row.product_id], "payee_type": [row.payee_type], "hash": [int(row.payee_hash)],
+                "check": [int(row.payee_check)], "paid": [-int(recovered)],
+                "waived": [int(row.amount) - int(recovered)]}))
+            self._bump(conn, row.season_id, balanced=True)
 
     # ------------------------------------------------------------------ the batch life cycle
     # draft → approved → exported → confirmed, or cancelled (module docstring, "Life cycle").
@@ -1301,9 +1640,10 @@ class SettlementStore:
         """Re-issue the season's failed payments in a new batch exported with ``row``'s; their count."""
         p = payments_table.c
         failed = _query_frame(conn, sa.select(p.payment_id, p.season_id, *(p[k] for k in PAYEE_KEY), p.amount,
-                                              p.reissue_of, p.batch_id)
+                                              p.reissue_of, p.batch_id, p.payee_hash, p.payee_check)
                               .where(p.season_id == row["season_id"], p.status == "failed").order_by(p.payment_id),
-                              ["payment_id", "season_id", *PAYEE_KEY, "amount", "reissue_of", "batch_id"])
+                              ["payment_id", "season_id", *PAYEE_KEY, "amount", "reissue_of", "batch_id",
+                               "payee_hash", "payee_check"])
         if not len(failed):
             return 0
         new_ids = []
@@ -1318,7 +1658,8 @@ class SettlementStore:
         sequence = (conn.execute(sa.select(sa.func.max(batches_table.c.sequence))
                                  .where(batches_table.c.season_id == row["season_id"])).scalar() or 0) + 1
         failed["payment_id"], failed["reissue_of"] = new_ids, failed["payment_id"].tolist()
-        content = _canonical(failed, ["payment_id", *PAYEE_KEY, "amount", "reissue_of"])
+        content = _sha256("\x1e".join("\x1f".join(str(r[c]) for c in ("payment_id", *PAYEE_KEY, "amount", "reissue_of"))
+                                       for r in failed.to_dict("records")))
         conn.execute(batches_table.insert().values(
             batch_id=reissue_id, season_id=row["season_id"], sequence=sequence, kind=REISSUE_KIND,
             state="committed", status="approved", run_id=f"export of {row['batch_id']}", created_at=str(created_at),
@@ -1328,7 +1669,8 @@ class SettlementStore:
             conn.execute(payments_table.insert(), [
                 {"payment_id": r["payment_id"], "batch_id": reissue_id, "season_id": r["season_id"],
                  **{k: r[k] for k in PAYEE_KEY}, "amount": int(r["amount"]), "status": "issued",
-                 "reissue_of": r["reissue_of"]} for r in failed.to_dict("records")])
+                 "reissue_of": r["reissue_of"], "payee_hash": int(r["payee_hash"]), "payee_check": int(r["payee_check"])}
+                for r in failed.to_dict("records")])
         except sa.exc.IntegrityError:  # the transaction is rolled back: nothing re-issued
             raise _problem(f"a re-issue id of season {row['season_id']} (e.g. {new_ids[0]}) exists already: the store "
                            f"was edited (a failed payment is re-issued once)") from None
