@@ -12,7 +12,7 @@ input           kind      reader
 ==============  ========  ==================================================================
 ``districts``   polygons  district polygons (GeoJSON, GeoPackage, Shapefile), or a plain
                           list of district ids (CSV/Parquet with an id column): a table
-``rainfall``    grid      CF NetCDF, Zarr or a GeoTIFF stack, in mm/day or mm/month
+``rainfall``    grid      CF NetCDF, Zarr or a GeoTIFF stack, in mm/day, mm/dekad or mm/month
 ``ndvi``        grid      MOD13Q1 GeoTIFFs or an NDVI cube (QA-masked); an AppEEARS point
                           CSV is a series (each point its own zone)
 ``yields``      table     district yields history, normalised to t/ha
@@ -245,7 +245,7 @@ class RainfallSpec(InputSpec):
 
     path: str = Field(description="file, .zarr folder, folder of GeoTIFFs, or a glob like data/*.tif")
     variable: str = Field("precip", description="variable name in NetCDF/Zarr")
-    units: Literal["mm/day", "mm/month"] | None = Field(None, description="units, if the file does not say")
+    units: Literal["mm/day", "mm/dekad", "mm/month"] | None = Field(None, description="units, if the file does not say")
     date_pattern: str | None = Field(
         None, description="regex with named groups year, month[, day] for GeoTIFF file names")
     min_valid_fraction: float | None = Field(
@@ -255,7 +255,7 @@ class RainfallSpec(InputSpec):
     valid_range: tuple[float, float] | None = Field(
         None, description="[low, high] of physically possible values in the file's units after conversion; values "
                           "outside are missing, counted in the data quality report (default: 0..2000 mm/day, "
-                          "0..15000 mm/month)")
+                          "0..10000 mm/dekad, 0..15000 mm/month)")
 
 
 #: NDVI is a normalised difference: it lies in [-1, 1] by construction (Rouse et al. 1974). (The MOD13Q1

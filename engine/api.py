@@ -453,7 +453,7 @@ class Trigger:
     """Base class of trigger plugins (see the module docstring for the contract).
 
     Optional features are declared here with their defaults, never probed with ``getattr``:
-    ``backtest_by``, :meth:`required_inputs`, :meth:`check_inputs`, and, for triggers a
+    ``backtest_by``, :meth:`required_inputs`, :meth:`check_inputs`, :meth:`settles`, and, for triggers a
     design search can re-price, :meth:`rates_from_index`, :meth:`design_terms` and
     :meth:`with_design`.
     """
@@ -484,6 +484,15 @@ class Trigger:
         cannot run fails at validation, not half-way. Default: none.
         """
         return []
+
+    @classmethod
+    def settles(cls, params: ProductParams, info: dict[str, InputInfo]) -> dict[str, str]:
+        """Per phase of ``params``, how these inputs settle it, in words (``panen validate``).
+
+        E.g. ``{"nov-jan": "total on month totals (whole months exact, cut months pro
+        rata)"}``. Default: nothing to say.
+        """
+        return {}
 
     @classmethod
     def rates_from_index(cls, params: ProductParams | Sequence[ProductParams],

@@ -276,19 +276,34 @@ class WeatherIndexTrigger(Trigger):
 
     @classmethod
     def check_inputs(cls, params: WeatherIndexParams, info: dict[str, InputInfo]) -> list[str]:
-        """Monthly rainfall feeds only ``total`` phases (daily rain is never invented)."""
+        """Monthly or dekadal rainfall feeds only ``total`` phases (daily rain is never invented)."""
         rain = info.get("rainfall")
-        if rain is None or rain.frequency != "month":
+        if rain is None or rain.frequency not in ("month", "dekad"):
             return []
-        return [f"phase {ph.name!r}: index {ph.index!r} needs true daily rainfall; the rainfall input is monthly "
-                f"[mm/month] ({rain.path}), from which only 'total' phases can be computed (panen never invents "
+        word, unit = ("monthly", "mm/month") if rain.frequency == "month" else ("dekadal", "mm/dekad")
+        return [f"phase {ph.name!r}: index {ph.index!r} needs true daily rainfall; the rainfall input is {word} "
+                f"[{unit}] ({rain.path}), from which only 'total' phases can be computed (panen never invents "
                 f"daily rain)" for ph in params.phases if ph.index != "total"]
+
+    @classmethod
+    def settles(cls, params: WeatherIndexParams, info: dict[str, InputInfo]) -> dict[str, str]:
+        """Per phase, how the rainfall input settles it (for ``panen validate``)."""
+        rain = info.get("rainfall")
+        freq = getattr(rain, "frequency", None)
+        out = {}
+        for ph in params.phases:
+            if freq in ("month", "dekad"):
+                out[ph.name] = (f"{ph.index} on {freq} totals (whole {freq}s exact, cut {freq}s pro rata)"
+                                if ph.index == "total" else f"cannot: {ph.index} needs daily rainfall")
+            else:
+                out[ph.name] = f"{ph.index} on daily rainfall"
+        return out
 
     def evaluate(self, params: WeatherIndexParams, inputs: TriggerInputs) -> TriggerResult:
         ds = inputs.series["rainfall"]
         mean, valid = ds["mean"], ds["valid_fraction"]
-        if mean.attrs.get("valid_for") == "total":  # daily equivalents of monthly totals
-            _check_monthly(params, np.asarray(inputs.cohorts, dtype="datetime64[D]"))
+        if mean.attrs.get("valid_for") == "total":  # daily equivalents of monthly or dekadal totals
+            _check_monthly(params, np.asarray(inputs.cohorts, dtype="datetime64[D]"), mean.attrs.get("period", "month"))
         units = mean.attrs.get("units")
         if units != "mm/day":
             raise DataQualityError(
@@ -476,20 +491,30 @@ def _phase_design(product_id: str, p: Phase) -> PhaseDesign:
     return PhaseDesign(p.name, "step", p.direction, float(point), None, float(p.weight))
 
 
-def _check_monthly(params: WeatherIndexParams, anchors: np.ndarray) -> None:
-    """Refuse non-total phases on monthly equivalents; warn when a window cuts a month (pro rata)."""
+def _period_start(d: np.ndarray, period: str) -> np.ndarray:
+    """The first day of each date's month or dekad (days 1–10, 11–20, 21 to the month's end)."""
+    month = d.astype("datetime64[M]").astype("datetime64[D]")
+    if period == "month":
+        return month
+    k = np.minimum((d - month).astype(np.int64) // 10, 2)
+    return month + (10 * k).astype("timedelta64[D]")
+
+
+def _check_monthly(params: WeatherIndexParams, anchors: np.ndarray, period: str = "month") -> None:
+    """Refuse non-total phases on monthly/dekadal equivalents; warn when a window cuts a period (pro rata)."""
+    word = "monthly" if period == "month" else "dekadal"
     daily = [ph.name for ph in params.phases if ph.index != "total"]
     if daily:
         raise DataQualityError(f"product {params.id!r}: phase(s) {', '.join(map(repr, daily))} need true daily "
-                               f"rainfall; the rainfall series is monthly totals spread over each month's days, "
+                               f"rainfall; the rainfall series is {word} totals spread over each {period}'s days, "
                                f"valid for 'total' phases only")
     for ph in params.phases:
         for edge in (ph.start_day, ph.end_day):
             d = anchors + np.timedelta64(edge, "D")
-            if (d != d.astype("datetime64[M]").astype("datetime64[D]")).any():
-                warnings.warn(f"rainfall is monthly: phase windows of product {params.id!r} cut calendar months in "
-                              f"some seasons; those months count pro rata (days in the window × the month's mean "
-                              f"daily rain)", UserWarning, stacklevel=3)
+            if (d != _period_start(d, period)).any():
+                warnings.warn(f"rainfall is {word}: phase windows of product {params.id!r} cut calendar {period}s in "
+                              f"some seasons; those {period}s count pro rata (days in the window × the {period}'s "
+                              f"mean daily rain)", UserWarning, stacklevel=3)
                 return
 
 

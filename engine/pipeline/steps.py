@@ -45,7 +45,7 @@ from panen.engine.api import InputInfo, OpenedInput, Season, TriggerInputs, chec
 from panen.engine.errors import DataQualityError, InputError, PluginError, Problem
 from panen.engine.infra.manifest import InputFingerprint, fingerprint_input
 from panen.engine.infra.manifest import verify_inputs as verify_fingerprints
-from panen.engine.maths.series import monthly_to_daily_equivalent
+from panen.engine.maths.series import totals_to_daily_equivalent
 from panen.engine.maths.zonal import build_weights, zonal_mean
 from panen.engine.pipeline.covers import Cover, IndexCover, NamedPerilCover
 from panen.engine.registry import get_reader
@@ -351,12 +351,14 @@ def cohorts_of(cover: Cover, valid: pd.DataFrame, season: Season) -> np.ndarray:
 
 # --------------------------------------------------------------------------- 4. district series
 def needed_time(covers: list[Cover], anchors: Mapping[str, np.ndarray], name: str, *,
-                monthly: bool = False) -> tuple[str, str] | None:
+                monthly: bool = False, period: str | None = None) -> tuple[str, str] | None:
     """The time slice of input ``name`` the covers' windows touch; ``None``: all of it.
 
     ``None`` when a cover reading it declares no reach (an NDVI climatology reads its
-    baseline years). For monthly data whole months are taken.
+    baseline years). For monthly (``period="month"``, or ``monthly=True``) and dekadal
+    (``period="dekad"``) totals, whole months or dekads are taken.
     """
+    period = period or ("month" if monthly else None)
     lo = hi = None
     for c in covers:
         if name not in c.inputs():
@@ -369,9 +371,16 @@ def needed_time(covers: list[Cover], anchors: Mapping[str, np.ndarray], name: st
         lo, hi = (s, e) if lo is None else (min(lo, s), max(hi, e))
     if lo is None:
         return None
-    if monthly:  # month stamps may be on any day of the month: take whole months
-        lo = lo.astype("datetime64[M]").astype("datetime64[D]")
-        hi = (hi.astype("datetime64[M]") + 1).astype("datetime64[D]") - np.timedelta64(1, "D")
+    if period is not None:  # stamps may be on any day of their month or dekad: take whole ones
+        lo_m, hi_m = lo.astype("datetime64[M]").astype("datetime64[D]"), hi.astype("datetime64[M]").astype("datetime64[D]")
+        end_m = (hi.astype("datetime64[M]") + 1).astype("datetime64[D]") - np.timedelta64(1, "D")
+        if period == "month":
+            lo, hi = lo_m, end_m
+        else:  # dekads: days 1-10, 11-20, 21 to the month's end
+            k_lo = min(int((lo - lo_m).astype(int)) // 10, 2)
+            k_hi = min(int((hi - hi_m).astype(int)) // 10, 2)
+            lo = lo_m + np.timedelta64(10 * k_lo, "D")
+            hi = end_m if k_hi == 2 else hi_m + np.timedelta64(10 * k_hi + 9, "D")
     return str(lo), str(hi)
 
 
@@ -527,7 +536,7 @@ def district_series(opened: Mapping[str, OpenedInput], covers: list[Cover], anch
     touch are read, :func:`needed_time`), and every grid is reduced in one streamed Dask
     pass (one task per time chunk: a 40-year daily archive never has to fit in memory);
     the small ``time × district`` series are returned computed. Monthly totals become
-    daily equivalents (:func:`panen.engine.maths.series.monthly_to_daily_equivalent`) —
+    daily equivalents (:func:`panen.engine.maths.series.totals_to_daily_equivalent`) —
     whether a product may use them is the product's call (:meth:`Trigger.check_inputs`).
     An input-level ``min_valid_fraction`` (reader attribute) masks steps with too little
     data for every product. Values outside the input's ``valid_range`` (declared by its
@@ -560,11 +569,12 @@ def district_series(opened: Mapping[str, OpenedInput], covers: list[Cover], anch
         if o.kind != "grid":
             continue
         grid, counts[name] = _plausible(o.data, o.data.attrs.get("valid_range"), ("y", "x"))
-        if grid.attrs.get("frequency") == "month":
+        if grid.attrs.get("frequency") in ("month", "dekad"):
             monthly.add(name)
         if grid.attrs.get("min_valid_fraction") is not None:
             masks[name] = float(grid.attrs["min_valid_fraction"])
-        window = needed_time(covers, anchors, name, monthly=name in monthly)
+        window = needed_time(covers, anchors, name,
+                             period=grid.attrs.get("frequency") if name in monthly else None)
         if window is not None:
             grid = grid.sel(time=slice(*window))
         if grid.sizes["time"] == 0:
@@ -599,8 +609,10 @@ def district_series(opened: Mapping[str, OpenedInput], covers: list[Cover], anch
         s = series[name]
         series[name] = s.assign(mean=s["mean"].where(s["valid_fraction"] >= limit))
     for name in sorted(monthly):
-        series[name] = monthly_to_daily_equivalent(series[name])
-        notes.append(f"{name}: monthly totals spread evenly over each month's days (mm/day equivalent, "
+        step = opened[name].data.attrs.get("frequency")
+        series[name] = totals_to_daily_equivalent(series[name], step)
+        word = "monthly" if step == "month" else "dekadal"
+        notes.append(f"{name}: {word} totals spread evenly over each {step}'s days (mm/day equivalent, "
                      f"valid for 'total' phases only)")
     series.update(ready)
     return series
