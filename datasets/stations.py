@@ -56,7 +56,7 @@ import pandas as pd
 import xarray as xr
 from panen.engine.errors import InputError, Problem
 
-__all__ = ["FLAGS", "BMKG_MISSING_CODES", "StationMeta", "read_bmkg_exports", "read_station_table",
+__all__ = ["FLAGS", "BMKG_MISSING_CODES", "StationMeta", "read_assignment_table", "read_bmkg_exports", "read_station_table", "sample_grid",
            "combine_stations"]
 
 #: The reasons a day's value is what it is (``flag`` holds the index into this tuple).
@@ -526,3 +526,83 @@ def combine_stations(parts: Sequence[tuple]) -> xr.Dataset:
                 "source": ("station", np.array([m.source for m in metas], dtype=object))},
         attrs={"frequency": "day"})
     return ds
+
+
+# --------------------------------------------------------------------------- assignment tables, satellite pixels
+def read_assignment_table(path: str | PathLike[str]) -> list[dict]:
+    """A district → station table: ``district_id, station_id[, backups]`` (back-ups ``;``-separated).
+
+    Returns
+    -------
+    list of dict
+        ``{"district_id", "station_id", "backups": [...]}`` per row, in file order.
+
+    Raises
+    ------
+    InputError
+        Missing columns, an empty id, a district listed twice (file, line, column).
+    """
+    p = Path(os.fspath(path))
+    frame, lines = _table(p)
+    for c in ("district_id", "station_id"):
+        if c not in frame.columns:
+            raise InputError(f"missing column {c!r}; columns are: {', '.join(map(str, frame.columns))}", file=p)
+    out, seen = [], {}
+    for (_, row), line in zip(frame.iterrows(), lines):
+        district, station = str(row["district_id"]).strip(), str(row["station_id"]).strip()
+        for col, v in (("district_id", district), ("station_id", station)):
+            if not v:
+                raise InputError(Problem(f"empty {col}", file=p, column=col, **_where(p, line)))
+        if district in seen:
+            raise InputError(Problem(f"district {district!r} listed twice (also line {seen[district]})", file=p,
+                                     column="district_id", **_where(p, line)))
+        seen[district] = int(line)
+        backups = [b.strip() for b in str(row.get("backups", "") or "").split(";") if b.strip()]
+        out.append({"district_id": district, "station_id": station, "backups": backups})
+    return out
+
+
+def sample_grid(stations: xr.Dataset, path: str | PathLike[str], *, variable: str = "precip",
+                units: str | None = None) -> xr.DataArray:
+    """Daily gridded rainfall at each station's pixel [mm/day], on the stations' days.
+
+    The pixel is the grid cell holding the station (nearest cell centre, and the station
+    within that cell); a station outside the grid, or without a position, gets NaN
+    (it cannot be filled from the grid). Fill values and implausible values are NaN.
+
+    Raises
+    ------
+    InputError
+        The grid cannot be read, or is not daily rainfall.
+    """
+    from .gridded import open_rainfall
+
+    grid = open_rainfall(path, variable=variable, units=units)
+    if grid.attrs.get("frequency") != "day":
+        raise InputError(f"the grid that fills station gaps must be daily rainfall [mm/day]; it is "
+                         f"{grid.attrs.get('units')}", file=path)
+    times = stations["time"].values
+    lat = np.asarray(stations["lat"].values, float)
+    lon = np.asarray(stations["lon"].values, float)
+    crs = grid.rio.crs
+    if crs is not None and not crs.is_geographic:
+        from pyproj import Transformer
+
+        xs, ys = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat)
+    else:
+        xs, ys = lon, lat
+    gx, gy = np.asarray(grid["x"].values, float), np.asarray(grid["y"].values, float)
+    out = np.full((lat.size, times.size), np.nan)
+    window = grid.sel(time=slice(times[0], times[-1]))
+    wt = window["time"].values
+    pos = np.searchsorted(times, wt)
+    for i in range(lat.size):
+        if not (np.isfinite(xs[i]) and np.isfinite(ys[i])) or gx.size < 2 or gy.size < 2:
+            continue
+        ix, iy = int(np.abs(gx - xs[i]).argmin()), int(np.abs(gy - ys[i]).argmin())
+        dx, dy = abs(gx[1] - gx[0]) / 2, abs(gy[1] - gy[0]) / 2
+        if abs(gx[ix] - xs[i]) > dx * 1.0001 or abs(gy[iy] - ys[i]) > dy * 1.0001:
+            continue  # outside the grid
+        out[i, pos] = np.asarray(window.isel(x=ix, y=iy).values, float)
+    return xr.DataArray(out, dims=("station", "time"), coords={"station": stations["station"].values, "time": times},
+                        attrs={"units": "mm/day", "source": str(path)})

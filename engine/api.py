@@ -140,7 +140,7 @@ class Season:
 
 
 # --------------------------------------------------------------------------- inputs
-InputKind = Literal["grid", "series", "table", "polygons", "register"]
+InputKind = Literal["grid", "series", "stations", "table", "polygons", "register"]
 
 
 class InputSpec(BaseModel):
@@ -164,7 +164,9 @@ class InputInfo:
         The input's key under ``inputs:``.
     kind
         ``grid`` (time, y, x: reduced to districts by the engine), ``series`` (already
-        per district: ``mean`` and ``valid_fraction`` on (time, district)), ``table``,
+        per district: ``mean`` and ``valid_fraction`` on (time, district)), ``stations``
+        (``rain`` on (station, time) with the stations' positions: each district is given
+        its reference and back-up stations by the engine), ``table``,
         ``polygons`` (the district layer) or ``register`` (the policy register).
     path
         The file, folder or glob read.

@@ -220,3 +220,39 @@ def test_tidy_table_refuses_unknown_units_and_contradicting_metadata(tmp_path):
         read_station_table(data, units="furlongs")
     with pytest.raises(InputError, match=r"line 3.*other metadata"):
         read_station_table(data)
+
+
+# --------------------------------------------------------------------------- the satellite pixel of each station
+def test_the_fill_grid_is_sampled_at_each_station_s_own_pixel(tmp_path):
+    import xarray as xr
+
+    from panen.datasets.readers import StationsReader, StationsSpec
+
+    days = pd.date_range("2024-01-01", periods=5)
+    lat, lon = np.array([-6.0, -6.1, -6.2]), np.array([106.0, 106.1, 106.2])
+    values = np.arange(5 * 3 * 3, dtype="float32").reshape(5, 3, 3)  # value = 9 t + 3 i + j
+    xr.Dataset({"precip": (("time", "lat", "lon"), values, {"units": "mm/day"})},
+               coords={"time": days, "lat": lat, "lon": lon}).to_netcdf(tmp_path / "grid.nc")
+    data = tmp_path / "rain.csv"
+    data.write_text("date,station_id,value\n" + "".join(f"{d:%Y-%m-%d},A,1\n{d:%Y-%m-%d},B,2\n" for d in days))
+    meta = tmp_path / "meta.csv"
+    # A in the cell of lat -6.1 / lon 106.2 (i = 1, j = 2); B far outside the grid
+    meta.write_text("station_id,name,lat,lon,elevation\nA,Alpha,-6.11,106.19,10\nB,Beta,-8.0,110.0,5\n")
+    spec = StationsSpec(path=str(data), format="table", metadata=meta, assign={"max_distance_km": 50},
+                        fill={"path": str(tmp_path / "grid.nc"), "bias": "ratio"})
+    ds = StationsReader().open(spec).data
+    assert ds["satellite"].sel(station="A").values.tolist() == [9.0 * t + 5 for t in range(5)]
+    assert np.isnan(ds["satellite"].sel(station="B").values).all()
+    assert ds.attrs["fill"]["bias"] == "ratio"
+
+
+def test_an_assignment_table_is_checked(tmp_path):
+    from panen.datasets.stations import read_assignment_table
+
+    p = tmp_path / "map.csv"
+    p.write_text("district_id,station_id,backups\n3273,96783,96791;96751\n3210,96791,\n")
+    assert read_assignment_table(p) == [{"district_id": "3273", "station_id": "96783", "backups": ["96791", "96751"]},
+                                        {"district_id": "3210", "station_id": "96791", "backups": []}]
+    p.write_text("district_id,station_id\n3273,96783\n3273,96791\n")
+    with pytest.raises(InputError, match=r"line 3.*listed twice"):
+        read_assignment_table(p)

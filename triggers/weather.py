@@ -54,6 +54,7 @@ __all__ = [
     "rainy_days",
     "total",
     "window_index",
+    "with_missing_days",
 ]
 
 # --------------------------------------------------------------------------- indices
@@ -127,6 +128,54 @@ def window_index(x: np.ndarray, anchors: np.ndarray, start_day: int, end_day: in
 
 
 _INDEX_FUNCS = {"total": total, "max_n_day": max_n_day, "dry_spell": dry_spell, "rainy_days": rainy_days}
+
+
+def with_missing_days(w: np.ndarray, index: str, max_missing: int, **kwargs) -> np.ndarray:
+    """A phase index on windows with up to ``max_missing`` missing days (NaN beyond).
+
+    The term sheet's ``max_missing_days`` allows a few days nobody measured (after every
+    back-up station) before the policy is withheld. How each index treats them — never as
+    a value:
+
+    * ``total`` and ``rainy_days``: counted on the measured days and scaled to the window
+      (× L / L_measured), as a pro-rata estimate;
+    * ``max_n_day``: the largest n-day total among the n-day runs of measured days;
+    * ``dry_spell``: a missing day neither breaks a dry run nor adds to it (the run goes on
+      across it; only a measured wet day ends it).
+
+    With ``max_missing = 0`` every index is exactly the plain one (any missing day → NaN).
+
+    >>> w = np.array([[0.0, 0.0, np.nan, 0.0, 5.0]])
+    >>> float(with_missing_days(w, "dry_spell", 1, dry_threshold=1.0)[0]), float(dry_spell(w, 1.0)[0])
+    (3.0, nan)
+    >>> float(with_missing_days(np.array([2.0, np.nan, 4.0]), "total", 1))  # (2 + 4) × 3 / 2
+    9.0
+    """
+    w = np.asarray(w, dtype=np.float64)
+    missing = np.isnan(w).sum(axis=-1)
+    length = w.shape[-1]
+    measured = length - missing
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if index == "total":
+            value = np.nansum(w, axis=-1) * length / measured
+        elif index == "rainy_days":
+            value = (w >= kwargs["wet_threshold"]).sum(axis=-1) * length / measured
+        elif index == "max_n_day":
+            n = kwargs["n"]
+            if n > length:
+                raise ValueError(f"n={n} is longer than the window ({length} days)")
+            sums = np.lib.stride_tricks.sliding_window_view(w, n, axis=-1).sum(axis=-1)
+            value = np.where(np.isfinite(sums).any(axis=-1), np.nanmax(np.where(np.isfinite(sums), sums, -np.inf),
+                                                                        axis=-1), np.nan)
+        elif index == "dry_spell":
+            dry = w < kwargs["dry_threshold"]  # NaN compares False: neither dry ...
+            wet = w >= kwargs["dry_threshold"]  # ... nor wet
+            run = np.cumsum(dry, axis=-1)
+            reset = np.maximum.accumulate(np.where(wet, run, 0), axis=-1)
+            value = (run - reset).max(axis=-1).astype(float)
+        else:
+            raise ValueError(f"unknown index {index!r}")
+    return np.where((missing > max_missing) | (measured == 0), np.nan, value)
 _INDEX_UNITS = {"total": "mm", "max_n_day": "mm", "dry_spell": "days", "rainy_days": "days"}
 
 
@@ -167,6 +216,10 @@ class Phase(BaseModel):
     strike: float = Field(description="index value where payment starts [mm or days]")
     exit: float | None = Field(None, description="index value of full payment (linear curve) [mm or days]")
     weight: float = Field(gt=0, le=1, description="share of the sum insured this phase can pay [fraction]")
+    max_missing_days: int = Field(
+        0, ge=0, description="days of the window allowed missing (after back-up stations) before the policy is "
+                             "withheld; total and rainy days are scaled to the window, a dry run goes on across a "
+                             "missing day [days]")
     curve: Literal["linear", "step", "binary"] = "linear"
     bands: list[Band] | None = Field(None, description="index bands of a step curve")
 
@@ -184,6 +237,9 @@ class Phase(BaseModel):
                 errors.append(f"{key} only applies to index {idx!r}, not {self.index!r}")
         if self.index == "max_n_day" and self.n is not None and self.n > length > 0:
             errors.append(f"n must be between 1 and the window length ({length} days); got {self.n}")
+        if length > 0 and self.max_missing_days >= length:
+            errors.append(f"max_missing_days must be below the window length ({length} days); got "
+                          f"{self.max_missing_days}")
         for key in ("strike", "exit"):
             value = getattr(self, key)
             if value is not None and not np.isfinite(value):
@@ -244,6 +300,12 @@ class WeatherIndexParams(ProductParams):
         0.5, ge=0, le=1,
         description="share of the district's area with valid data needed for a day to count [fraction]",
     )
+    source: Literal["grid", "stations"] = Field(
+        "grid", description="rain from the gridded inputs.rainfall, or measured at the weather stations of "
+                            "inputs.stations (each district on its reference station, gaps from its back-ups)")
+    daily_cap: float | None = Field(
+        None, gt=0, description="rain above this in a day counts as this [mm/day] (term sheets cap extreme days); "
+                                "at least every phase's dry_threshold, so a capped day stays wet")
 
     @model_validator(mode="after")
     def _unique_phase_names(self) -> "WeatherIndexParams":
@@ -251,6 +313,11 @@ class WeatherIndexParams(ProductParams):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"phase names must be unique; repeated: {', '.join(dupes)}")
+        if self.daily_cap is not None:
+            low = [p.name for p in self.phases if p.dry_threshold is not None and p.dry_threshold > self.daily_cap]
+            if low:
+                raise ValueError(f"daily_cap ({self.daily_cap:g} mm) must be at least the dry_threshold of every phase "
+                                 f"(a capped day would turn dry): {', '.join(low)}")
         return self
 
     @property
@@ -272,12 +339,17 @@ class WeatherIndexTrigger(Trigger):
     name = "weather_index"
     Params = WeatherIndexParams
     inputs = ("rainfall",)
+
+    @classmethod
+    def required_inputs(cls, params: WeatherIndexParams) -> tuple[str, ...]:
+        """``rainfall`` (a grid reduced to districts), or ``stations`` with ``source: stations``."""
+        return ("stations",) if params.source == "stations" else ("rainfall",)
     description = "phased rainfall index (total, max n-day, dry spell, rainy days) on daily district rainfall"
 
     @classmethod
     def check_inputs(cls, params: WeatherIndexParams, info: dict[str, InputInfo]) -> list[str]:
         """Monthly or dekadal rainfall feeds only ``total`` phases (daily rain is never invented)."""
-        rain = info.get("rainfall")
+        rain = info.get(cls.required_inputs(params)[0])
         if rain is None or rain.frequency not in ("month", "dekad"):
             return []
         word, unit = ("monthly", "mm/month") if rain.frequency == "month" else ("dekadal", "mm/dekad")
@@ -288,7 +360,7 @@ class WeatherIndexTrigger(Trigger):
     @classmethod
     def settles(cls, params: WeatherIndexParams, info: dict[str, InputInfo]) -> dict[str, str]:
         """Per phase, how the rainfall input settles it (for ``panen validate``)."""
-        rain = info.get("rainfall")
+        rain = info.get(cls.required_inputs(params)[0])
         freq = getattr(rain, "frequency", None)
         out = {}
         for ph in params.phases:
@@ -300,7 +372,7 @@ class WeatherIndexTrigger(Trigger):
         return out
 
     def evaluate(self, params: WeatherIndexParams, inputs: TriggerInputs) -> TriggerResult:
-        ds = inputs.series["rainfall"]
+        ds = inputs.series[self.required_inputs(params)[0]]
         mean, valid = ds["mean"], ds["valid_fraction"]
         if mean.attrs.get("valid_for") == "total":  # daily equivalents of monthly or dekadal totals
             _check_monthly(params, np.asarray(inputs.cohorts, dtype="datetime64[D]"), mean.attrs.get("period", "month"))
@@ -315,6 +387,8 @@ class WeatherIndexTrigger(Trigger):
             raise DataQualityError(f"product {params.id!r}: weather_index needs a gap-free daily rainfall series")
         anchors = (np.asarray(inputs.cohorts, dtype="datetime64[D]") - times[0]).astype(np.int64)
         rain = mean.where(valid >= params.min_valid_fraction)
+        if params.daily_cap is not None:  # a capped day counts as the cap; a missing day stays missing
+            rain = rain.clip(max=params.daily_cap)
         rain = rain.transpose("district", "time").chunk({"time": -1}) if rain.chunks else rain.transpose("district", "time")
         validt = valid.transpose("district", "time")
         validt = validt.chunk({"time": -1}) if validt.chunks else validt
@@ -325,7 +399,11 @@ class WeatherIndexTrigger(Trigger):
             kwargs = {"n": phase.n} if phase.index == "max_n_day" else (
                 {"dry_threshold": phase.dry_threshold} if phase.index == "dry_spell" else (
                     {"wet_threshold": phase.wet_threshold} if phase.index == "rainy_days" else {}))
-            idx = _apply_window(rain, anchors, phase.start_day, phase.end_day, _INDEX_FUNCS[phase.index], kwargs)
+            if phase.max_missing_days:
+                idx = _apply_window(rain, anchors, phase.start_day, phase.end_day, with_missing_days,
+                                    {"index": phase.index, "max_missing": phase.max_missing_days, **kwargs})
+            else:
+                idx = _apply_window(rain, anchors, phase.start_day, phase.end_day, _INDEX_FUNCS[phase.index], kwargs)
             frac = _apply_window(validt, anchors, phase.start_day, phase.end_day, _mean_last, {})
             indices.append(idx.assign_attrs(units=_INDEX_UNITS[phase.index]))
             fractions.append(frac)

@@ -70,7 +70,7 @@ class StationAssignment:
 
 def assign_stations(zones: pd.DataFrame, stations: xr.Dataset, *, max_distance_km: float | None = None,
                     backups: int = 2, zone_column: str = "zone", station_column: str | None = None,
-                    backup_column: str | None = None) -> list[StationAssignment]:
+                    backup_column: str | None = None, unplaced: list[str] | None = None) -> list[StationAssignment]:
     """Assign each zone its reference station and back-ups.
 
     Parameters
@@ -86,6 +86,10 @@ def assign_stations(zones: pd.DataFrame, stations: xr.Dataset, *, max_distance_k
         back-up). ``None``: no limit (not advised: a station 200 km away measures other rain).
     backups
         With positions: how many of the next nearest stations back the reference up.
+    unplaced
+        A list: zones with no station within ``max_distance_km`` are appended to it and
+        left out of the result (their policies cannot be settled on a station). ``None``:
+        such a zone is an error.
 
     Returns
     -------
@@ -138,6 +142,9 @@ def assign_stations(zones: pd.DataFrame, stations: xr.Dataset, *, max_distance_k
             rank = rank[d[rank] <= max_distance_km]
         else:
             rank = rank[np.isfinite(d[rank])]
+        if rank.size == 0 and unplaced is not None:
+            unplaced.append(str(row[zone_column]))
+            continue
         if rank.size == 0:
             limit = f" within {max_distance_km:g} km" if max_distance_km is not None else ""
             raise InputError(f"zone {row[zone_column]!s} has no station{limit}: it cannot be settled on a station")

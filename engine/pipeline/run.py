@@ -446,6 +446,9 @@ def _write(result: RunResult, stage: Path) -> None:
         write_table_atomic(result.comparison, stage / "comparison.csv", "csv")
     if result.on_account is not None:
         write_table_atomic(result.on_account, stage / "on_account.csv", "csv")
+    fills = steps.station_fills(result.series or {})
+    if fills is not None:  # where every station-settled day came from, when not the reference station
+        write_table_atomic(fills, stage / "station_fills.csv", "csv")
 
 
 def _on_account_totals(frame: pd.DataFrame | None) -> dict[str, Any] | None:
