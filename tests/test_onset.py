@@ -22,6 +22,15 @@ def one(r: np.ndarray, start: int = 0, deadline: int = 40, d: OnsetDefinition = 
     return int(out.day[0]), STATUS[int(out.status[0])], int(out.false_starts[0])
 
 
+def test_the_onset_day_is_a_day_it_rained():
+    r = np.full(80, 2.0)
+    r[10:13] = [0.0, 0.0, 26.7]  # days 10-12 hold 26.7 mm, but nothing fell on day 10 or 11
+    r[13:16] = [0.0, 0.0, 0.0]
+    # day 8: 2 + 2 + 0 = 4; day 9: 2 + 0 + 0; day 12 (26.7 mm): 26.7 + 0 + 0 >= 20 -> the onset is day 12
+    assert one(r) == (12, "onset", 0)
+    assert one(r, d=OnsetDefinition(wet_day=0)) == (10, "onset", 0)  # wet_day 0: any day begins the wet days
+
+
 def test_the_first_day_of_the_first_wet_three_days_is_the_onset():
     r = np.zeros(80)
     r[10:13] = [8.0, 7.0, 5.0]  # 20 mm over days 10-12
@@ -78,7 +87,10 @@ def test_missing_days_are_never_read_as_dry_or_wet():
     r[5] = np.nan  # days 3..5 hold 2 + 2 + ? : they might have been 20 mm
     assert one(r) == (-1, "undetermined", 0)
     r = np.full(90, 2.0)
-    r[0:3] = [np.nan, 12.0, 12.0]  # the known days alone reach 20 mm: a wet start whatever day 0 held
+    r[0:3] = [np.nan, 12.0, 12.0]  # the known days alone reach 20 mm: a wet start whatever day 0 held ...
+    assert one(r, d=OnsetDefinition(wet_day=0)) == (0, "onset", 0)
+    assert one(r) == (-1, "undetermined", 0)  # ... but did it rain on day 0, the day sown? nobody knows
+    r[0:3] = [5.0, np.nan, 16.0]  # day 0 rained, and 5 + 16 >= 20 whatever day 1 held
     assert one(r) == (0, "onset", 0)
     r = np.full(90, 2.0)
     r[0:3] = 10.0

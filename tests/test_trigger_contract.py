@@ -67,8 +67,8 @@ EXAMPLES: dict[str, dict[str, tuple[dict, list[dict]]]] = {
         ]),
         "percentile": ({"baseline_years": [2005, 2020], "window": {"start_day": 16, "end_day": 128},
                         "payout": {"percentile": 15}, "min_composites": 5, "min_baseline_years": 5}, [
-            {"baseline_years": [2005, 2020], "window": {"start_day": 0, "end_day": 10},
-             "payout": {"percentile": 15}},                           # window shorter than a composite
+            {"baseline_years": [2005, 2020], "window": {"start_day": 0, "end_day": 7},
+             "payout": {"percentile": 15}},                           # window shorter than any composite
         ]),
     },
 }

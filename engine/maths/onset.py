@@ -2,15 +2,17 @@
 
 The agronomic definition (Sivakumar 1988, *Agric. For. Meteorol.* 42, 295–305, for the
 Sudano-Sahelian zone; used since by AGRHYMET, FEWS NET and ACRE's planting-window
-covers): the onset is the first day, on or after a search start, that begins
-``wet_days`` consecutive days with at least ``wet_total`` mm, provided no *dry spell* of
+covers): the onset is the first rainy day (at least ``wet_day`` mm: the day sown is a day it
+rained), on or after a search start, that begins ``wet_days`` consecutive days with at
+least ``wet_total`` mm, provided no *dry spell* of
 ``dry_days`` days or more begins in the ``check_days`` days that follow the wet days.
 A wet start that is followed by such a dry spell is a **false start** — the crop sown on
 it would fail — and the search goes on from the next day. No onset by the ``deadline`` is
 a **failed onset**, which a term sheet may itself treat as a payout event.
 
-Defaults (``OnsetDefinition()``): 20 mm over 3 days, no dry spell of 7 days within the
-next 30 days, a day being dry below 1 mm — Sivakumar's definition.
+Defaults (``OnsetDefinition()``): 20 mm over 3 days starting on a day of at least 1 mm, no
+dry spell of 7 days within the next 30 days, a day being dry below 1 mm — Sivakumar's
+definition.
 
 Dry spells come in two named variants, because users of these tools ask for both:
 
@@ -22,8 +24,9 @@ Dry spells come in two named variants, because users of these tools ask for both
 
 Where panen differs from xclim's ``rain_season`` (xclim ≥ 0.40, ``xclim.indices``):
 
-* the onset is dated on the **first** day of the wet days (Sivakumar: the sowing date);
-  xclim dates the season start on the **last** day of its ``window_wet_start`` window;
+* the onset is dated on the **first** day of the wet days, itself a rainy day (Sivakumar:
+  the sowing date); xclim dates the season start on the **last** day of its
+  ``window_wet_start`` window, whatever rain fell on its first days;
 * a dry day is rain strictly **below** the threshold, as in panen's ``dry_spell`` index;
   xclim counts rain **at or below** ``thresh_dry_start``;
 * panen searches one season's window given by dates (which may cross the new year, as
@@ -62,6 +65,8 @@ class OnsetDefinition(BaseModel):
                                                          "spell's total is below this [mm] (total)")
     dry_method: Literal["per_day", "total"] = Field("per_day", description="what makes a dry spell: every day below "
                                                                            "dry_threshold, or the spell's total")
+    wet_day: float = Field(1.0, ge=0, description="the onset day itself has at least this much rain [mm] (it rained "
+                                                  "on the day sown); 0: any day may begin the wet days")
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,11 @@ def detect_onset(rain: np.ndarray, search_start: int, deadline: int, definition:
                 status[z] = STATUS.index("open")
                 break
             w = r[t:wet_end]
+            if d.wet_day > 0 and not r[t] >= d.wet_day:
+                if np.isnan(r[t]):  # was it a rainy day? nobody knows
+                    status[z] = STATUS.index("undetermined")
+                    break
+                continue  # the onset is a day it rained
             if np.nansum(w) < d.wet_total:
                 if not np.isfinite(w).all():
                     # the missing days might bring the total up: this day might be the onset, or not
