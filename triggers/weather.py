@@ -31,6 +31,7 @@ that cohort and its policies are withheld, not paid.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Sequence
 from typing import Literal
@@ -55,6 +56,9 @@ __all__ = [
     "total",
     "window_index",
     "with_missing_days",
+    "Onset",
+    "gather_windows",
+    "nearest_date",
 ]
 
 # --------------------------------------------------------------------------- indices
@@ -179,6 +183,102 @@ def with_missing_days(w: np.ndarray, index: str, max_missing: int, **kwargs) -> 
 _INDEX_UNITS = {"total": "mm", "max_n_day": "mm", "dry_spell": "days", "rainy_days": "days"}
 
 
+# --------------------------------------------------------------------------- the crop calendar
+_MMDD = re.compile(r"^(\d{2})-(\d{2})$")
+
+
+def _month_day(text: str, what: str) -> tuple[int, int]:
+    m = _MMDD.match(text or "")
+    if m is None:
+        raise ValueError(f"{what} must be a calendar date 'MM-DD'; got {text!r}")
+    month, day = int(m.group(1)), int(m.group(2))
+    if not 1 <= month <= 12 or not 1 <= day <= [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]:
+        raise ValueError(f"{what} {text!r} is not a day of the year")
+    return month, day
+
+
+def _on(year: int, month: int, day: int) -> np.datetime64:
+    """``year-month-day``; 29 February in a common year is 1 March."""
+    if month == 2 and day == 29 and not (year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)):
+        month, day = 3, 1
+    return np.datetime64(f"{year:04d}-{month:02d}-{day:02d}", "D")
+
+
+def nearest_date(anchor: np.datetime64, month: int, day: int) -> np.datetime64:
+    """The date ``MM-DD`` nearest to ``anchor`` (the season a calendar date belongs to).
+
+    >>> str(nearest_date(np.datetime64("2023-11-01"), 10, 1)), str(nearest_date(np.datetime64("2023-11-01"), 2, 1))
+    ('2023-10-01', '2024-02-01')
+    """
+    year = int(np.datetime64(anchor, "Y").astype(int)) + 1970
+    options = [_on(y, month, day) for y in (year - 1, year, year + 1)]
+    gaps = [abs(int((o - anchor).astype(int))) for o in options]
+    return options[int(np.argmin(gaps))]
+
+
+def next_date(after: np.datetime64, month: int, day: int) -> np.datetime64:
+    """The first date ``MM-DD`` strictly after ``after``."""
+    year = int(np.datetime64(after, "Y").astype(int)) + 1970
+    for y in (year, year + 1):
+        d = _on(y, month, day)
+        if d > after:
+            return d
+    raise AssertionError("unreachable")
+
+
+def dekad_start(dekad: int) -> tuple[int, int]:
+    """(month, day) of the first day of dekad 1–36 (1 = 1–10 January, 36 = 21–31 December)."""
+    month, k = divmod(dekad - 1, 3)
+    return month + 1, 1 + 10 * k
+
+
+class Onset(BaseModel):
+    """``onset:`` — phases start at the onset of the rains, detected per district and season.
+
+    The definition (Sivakumar 1988; :mod:`panen.engine.maths.onset`): the first day from
+    ``search_start`` to ``deadline`` that begins ``wet_days`` days with at least
+    ``wet_total`` mm, unless a dry spell of ``dry_days`` days begins within the
+    ``check_days`` after them (a false start). No onset by the deadline is a *failed onset*;
+    ``failed_rate`` makes it a payout event.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    search_start: str = Field(description="first day an onset may fall on, 'MM-DD' (the one nearest the season's "
+                                          "anchor)")
+    deadline: str = Field(description="last day an onset may fall on, 'MM-DD' (the first after search_start)")
+    wet_total: float = Field(20.0, gt=0, description="rain needed over the wet days [mm]")
+    wet_days: int = Field(3, ge=1, le=30, description="consecutive days summed for the wet start [days]")
+    dry_days: int = Field(7, ge=1, le=60, description="a dry spell this long after the wet days is a false start "
+                                                      "[days]")
+    check_days: int = Field(30, ge=0, le=120, description="days after the wet days checked for a dry spell [days]")
+    dry_threshold: float = Field(1.0, gt=0, description="a dry day has less rain than this [mm/day] (per_day), or a "
+                                                        "dry spell's total is below it [mm] (total)")
+    dry_method: Literal["per_day", "total"] = Field("per_day", description="what makes a dry spell: every day below "
+                                                                           "dry_threshold, or the spell's total")
+    wet_day: float = Field(1.0, ge=0, description="the onset day itself has at least this much rain [mm]")
+    failed_rate: float = Field(0.0, ge=0, le=1, description="paid when no onset comes by the deadline [fraction of "
+                                                            "sum insured]; 0: a failed onset pays nothing itself")
+
+    @model_validator(mode="after")
+    def _dates(self) -> "Onset":
+        _month_day(self.search_start, "onset.search_start")
+        _month_day(self.deadline, "onset.deadline")
+        return self
+
+    def definition(self):
+        from panen.engine.maths.onset import OnsetDefinition
+
+        return OnsetDefinition(wet_total=self.wet_total, wet_days=self.wet_days, dry_days=self.dry_days,
+                               check_days=self.check_days, dry_threshold=self.dry_threshold,
+                               dry_method=self.dry_method, wet_day=self.wet_day)
+
+    def search(self, anchor: np.datetime64) -> tuple[np.datetime64, np.datetime64]:
+        """The search window [first day, deadline] of the season anchored at ``anchor``."""
+        first = nearest_date(anchor, *_month_day(self.search_start, "onset.search_start"))
+        last = next_date(first - np.timedelta64(1, "D"), *_month_day(self.deadline, "onset.deadline"))
+        return first, last
+
+
 # --------------------------------------------------------------------------- term sheet
 class Band(BaseModel):
     """One band of a stepped schedule: index in ``[min, max)`` pays ``rate``.
@@ -206,8 +306,15 @@ class Phase(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     name: str = Field(min_length=1)
-    start_day: int = Field(ge=0, description="first day of the window after the anchor [days]")
-    end_day: int = Field(gt=0, le=366, description="end of the window, exclusive [days]")
+    start_day: int | None = Field(None, ge=0, description="first day of the window after the anchor (or the onset) "
+                                                          "[days]")
+    end_day: int | None = Field(None, gt=0, le=366, description="end of the window, exclusive [days]")
+    start: str | None = Field(None, description="first day of the window as a calendar date 'MM-DD' (the one "
+                                                "nearest the season's anchor)")
+    end: str | None = Field(None, description="end of the window, exclusive, 'MM-DD' (the first after start)")
+    start_dekad: int | None = Field(None, ge=1, le=36, description="first dekad of the window (1 = 1-10 January, "
+                                                                   "36 = 21-31 December)")
+    end_dekad: int | None = Field(None, ge=1, le=36, description="last dekad of the window, inclusive")
     index: Literal["total", "max_n_day", "dry_spell", "rainy_days"]
     n: int | None = Field(None, ge=1, description="days summed by max_n_day [days]")
     dry_threshold: float | None = Field(None, gt=0, description="dry day: rain below this [mm/day]")
@@ -226,9 +333,17 @@ class Phase(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> "Phase":
         errors: list[str] = []
-        if self.end_day <= self.start_day:
+        forms = [(self.start_day, self.end_day), (self.start, self.end), (self.start_dekad, self.end_dekad)]
+        given = [i for i, (a, b) in enumerate(forms) if a is not None or b is not None]
+        if len(given) != 1 or any(v is None for v in forms[given[0]]):
+            raise ValueError("give the window as start_day and end_day (days after the anchor), start and end "
+                             "(calendar dates 'MM-DD'), or start_dekad and end_dekad (1-36) — one pair")
+        if self.start is not None:
+            _month_day(self.start, "start")
+            _month_day(self.end, "end")
+        if self.start_day is not None and self.end_day <= self.start_day:
             errors.append(f"end_day must be > start_day ({self.start_day}); got {self.end_day}")
-        length = self.end_day - self.start_day
+        length = self.length
         needs = {"max_n_day": "n", "dry_spell": "dry_threshold", "rainy_days": "wet_threshold"}
         for idx, key in needs.items():
             if self.index == idx and getattr(self, key) is None:
@@ -275,6 +390,34 @@ class Phase(BaseModel):
             raise ValueError("; ".join(errors))
         return self
 
+    @property
+    def calendar(self) -> bool:
+        """The window is given by calendar dates or dekads (fixed in the calendar, whatever the anchor)."""
+        return self.start_day is None
+
+    @property
+    def length(self) -> int:
+        """Days in the window (a calendar window: in a common year, 2001) [days]."""
+        if self.start_day is not None:
+            return self.end_day - self.start_day
+        s, e = self.bounds(np.datetime64("2001-07-02"))
+        return int((e - s).astype(int))
+
+    def bounds(self, anchor) -> tuple[np.datetime64, np.datetime64]:
+        """The window ``[first day, end)`` of the season anchored at ``anchor`` [dates].
+
+        Days after the anchor; or the calendar date (or dekad start) nearest the anchor, to the
+        first end date after it — a wet-season window 11-01 → 02-01 crosses the new year.
+        """
+        a = np.datetime64(anchor, "D")
+        if self.start_day is not None:
+            return a + np.timedelta64(self.start_day, "D"), a + np.timedelta64(self.end_day, "D")
+        if self.start is not None:
+            first = nearest_date(a, *_month_day(self.start, "start"))
+            return first, next_date(first, *_month_day(self.end, "end"))
+        first = nearest_date(a, *dekad_start(self.start_dekad))
+        return first, next_date(first, *dekad_start(self.end_dekad % 36 + 1))
+
     def rate(self, index):
         """Phase payout rate before weighting [fraction, 0..1]; NaN where the index is NaN.
 
@@ -303,6 +446,8 @@ class WeatherIndexParams(ProductParams):
     source: Literal["grid", "stations"] = Field(
         "grid", description="rain from the gridded inputs.rainfall, or measured at the weather stations of "
                             "inputs.stations (each district on its reference station, gaps from its back-ups)")
+    onset: Onset | None = Field(None, description="phases in days start at the onset of the rains detected per "
+                                                   "district and season (a failed onset may pay failed_rate)")
     daily_cap: float | None = Field(
         None, gt=0, description="rain above this in a day counts as this [mm/day] (term sheets cap extreme days); "
                                 "at least every phase's dry_threshold, so a capped day stays wet")
@@ -322,8 +467,17 @@ class WeatherIndexParams(ProductParams):
 
     @property
     def reach(self) -> tuple[int, int]:
-        """Earliest start and latest end of any phase window [days after the anchor]."""
-        return min(p.start_day for p in self.phases), max(p.end_day for p in self.phases)
+        """Earliest start and latest end of any phase window [days after the anchor].
+
+        A calendar window lies within half a year of the anchor, and so does an onset
+        search: the reach then covers what they can need (a little more is read, never less).
+        """
+        days = [p for p in self.phases if not p.calendar]
+        if self.onset is None and len(days) == len(self.phases):
+            return min(p.start_day for p in self.phases), max(p.end_day for p in self.phases)
+        o = self.onset
+        tail = max([p.end_day for p in days] + ([o.wet_days + o.check_days + o.dry_days] if o else []) + [1])
+        return -184, 184 + 366 + tail
 
 
 # --------------------------------------------------------------------------- product
@@ -353,9 +507,11 @@ class WeatherIndexTrigger(Trigger):
         if rain is None or rain.frequency not in ("month", "dekad"):
             return []
         word, unit = ("monthly", "mm/month") if rain.frequency == "month" else ("dekadal", "mm/dekad")
-        return [f"phase {ph.name!r}: index {ph.index!r} needs true daily rainfall; the rainfall input is {word} "
-                f"[{unit}] ({rain.path}), from which only 'total' phases can be computed (panen never invents "
-                f"daily rain)" for ph in params.phases if ph.index != "total"]
+        onset = ([f"onset: the onset of the rains is found in daily rain; the rainfall input is {word} [{unit}] "
+                  f"({rain.path})"] if params.onset is not None else [])
+        return onset + [f"phase {ph.name!r}: index {ph.index!r} needs true daily rainfall; the rainfall input is "
+                        f"{word} [{unit}] ({rain.path}), from which only 'total' phases can be computed (panen never "
+                        f"invents daily rain)" for ph in params.phases if ph.index != "total"]
 
     @classmethod
     def settles(cls, params: WeatherIndexParams, info: dict[str, InputInfo]) -> dict[str, str]:
@@ -394,11 +550,11 @@ class WeatherIndexTrigger(Trigger):
         validt = validt.chunk({"time": -1}) if validt.chunks else validt
 
         cohort = xr.DataArray(np.asarray(inputs.cohorts, dtype="datetime64[ns]"), dims="cohort")
+        if params.onset is not None or any(p.calendar for p in params.phases):
+            return self._evaluate_calendar(params, rain, validt, times, np.asarray(inputs.cohorts, "datetime64[D]"))
         indices, fractions = [], []
         for phase in params.phases:
-            kwargs = {"n": phase.n} if phase.index == "max_n_day" else (
-                {"dry_threshold": phase.dry_threshold} if phase.index == "dry_spell" else (
-                    {"wet_threshold": phase.wet_threshold} if phase.index == "rainy_days" else {}))
+            kwargs = _index_kwargs(phase)
             if phase.max_missing_days:
                 idx = _apply_window(rain, anchors, phase.start_day, phase.end_day, with_missing_days,
                                     {"index": phase.index, "max_missing": phase.max_missing_days, **kwargs})
@@ -424,6 +580,89 @@ class WeatherIndexTrigger(Trigger):
         ).assign_coords(cohort=cohort.values)
         return TriggerResult(out)
 
+
+    def _evaluate_calendar(self, params: WeatherIndexParams, rain: xr.DataArray, validt: xr.DataArray,
+                           times: np.ndarray, cohorts: np.ndarray) -> TriggerResult:
+        """Phases on calendar dates or dekads, and phases counted from the onset of the rains.
+
+        Each (district, cohort) has its own window start (the onset differs by district), so
+        the windows are gathered from the computed district series (small: time × district).
+        With ``onset:``, a phase ``onset`` is added: its index is the onset's day counted
+        from the search start [days] (the search length + 1 for a failed onset), and it pays
+        ``failed_rate`` when the onset failed — the other phases of a failed onset pay 0; an
+        onset that missing data leave undetermined (or a season still open) withholds.
+        """
+        from panen.engine.maths.onset import STATUS, detect_onset
+
+        x = np.asarray(rain.values, dtype=np.float64)  # (district, time)
+        v = np.asarray(validt.values, dtype=np.float64)
+        n_d, n_t = x.shape
+        t0 = times[0]
+
+        def offset(day) -> int:
+            return int((np.datetime64(day, "D") - t0).astype(np.int64))
+
+        onset = params.onset
+        onset_at = status = search0 = search_len = None
+        if onset is not None:
+            onset_at = np.full((n_d, cohorts.size), _NOWHERE, dtype=np.int64)
+            status = np.full((n_d, cohorts.size), STATUS.index("undetermined"), dtype=np.int64)
+            search0 = np.zeros(cohorts.size, dtype=np.int64)
+            search_len = np.zeros(cohorts.size, dtype=np.int64)
+            for c, anchor in enumerate(cohorts):
+                first, last = onset.search(anchor)
+                s, e = offset(first), offset(last)
+                search0[c], search_len[c] = s, e - s + 1
+                if s < 0:
+                    continue  # the series starts after the search does: nothing can be said
+                found = detect_onset(x, s, min(e, n_t - 1), onset.definition())
+                st = found.status.copy()
+                if e > n_t - 1:  # the deadline is past the data: no onset yet is not a failure
+                    st = np.where(st == STATUS.index("failed"), STATUS.index("open"), st)
+                status[:, c] = st
+                onset_at[:, c] = np.where(st == STATUS.index("onset"), found.day, _NOWHERE)
+        indices, fractions = [], []
+        for phase in params.phases:
+            if phase.calendar or onset is None:
+                bounds = [phase.bounds(a) for a in cohorts]
+                starts = np.broadcast_to(np.array([offset(b[0]) for b in bounds], dtype=np.int64), (n_d, cohorts.size))
+                lengths = np.array([int((b[1] - b[0]).astype(int)) for b in bounds], dtype=np.int64)
+            else:  # days counted from each district's onset
+                starts = np.where(onset_at == _NOWHERE, _NOWHERE, onset_at + phase.start_day)
+                lengths = np.full(cohorts.size, phase.end_day - phase.start_day, dtype=np.int64)
+            kwargs = _index_kwargs(phase)
+            if phase.max_missing_days:
+                func, kwargs = with_missing_days, {"index": phase.index, "max_missing": phase.max_missing_days, **kwargs}
+            else:
+                func = _INDEX_FUNCS[phase.index]
+            indices.append(gather_windows(x, starts, lengths, func, **kwargs))
+            fractions.append(gather_windows(v, starts, lengths, _mean_last))
+        coords = {"phase": [p.name for p in params.phases], "district": rain["district"].values,
+                  "cohort": cohorts.astype("datetime64[ns]")}
+        index_value = xr.DataArray(np.stack(indices), dims=("phase", "district", "cohort"), coords=coords)
+        phase_rate = self.rates_from_index(params, index_value)
+        valid_fraction = xr.DataArray(np.stack(fractions), dims=("phase", "district", "cohort"), coords=coords)
+        if onset is not None:
+            failed = status == STATUS.index("failed")
+            known = failed | (status == STATUS.index("onset"))
+            phase_rate = phase_rate.where(~failed, 0.0)  # a failed onset: no phase window to measure, nothing owed
+            days = np.where(status == STATUS.index("onset"), onset_at - search0[None, :], np.nan)
+            days = np.where(failed, np.broadcast_to(search_len[None, :], failed.shape).astype(float), days)
+            rate = np.where(failed, onset.failed_rate, np.where(known, 0.0, np.nan))
+            extra = {"phase": ["onset"], "district": coords["district"], "cohort": coords["cohort"]}
+            index_value = xr.concat([index_value, xr.DataArray(days[None], dims=index_value.dims, coords=extra)],
+                                    dim="phase")
+            phase_rate = xr.concat([phase_rate, xr.DataArray(rate[None], dims=phase_rate.dims, coords=extra)],
+                                   dim="phase")
+            first = [offset(onset.search(a)[0]) for a in cohorts]
+            search_valid = gather_windows(v, np.broadcast_to(np.array(first, dtype=np.int64), (n_d, cohorts.size)),
+                                          np.maximum(search_len, 1), _mean_last)
+            valid_fraction = xr.concat([valid_fraction, xr.DataArray(search_valid[None], dims=valid_fraction.dims,
+                                                                     coords=extra)], dim="phase")
+        payout_rate = phase_rate.sum("phase", skipna=False).clip(max=params.season_cap)
+        out = xr.Dataset({"payout_rate": payout_rate, "flagged": payout_rate.isnull(), "index_value": index_value,
+                          "phase_rate": phase_rate, "valid_fraction": valid_fraction})
+        return TriggerResult(out)
 
     # ------------------------------------------------------------------ trigger design
     @classmethod
@@ -495,6 +734,10 @@ class WeatherIndexTrigger(Trigger):
             A step schedule without a trigger point: it pays in no band, or its paying band
             is open towards the safe side (it pays at any index value).
         """
+        if params.onset is not None:
+            raise ConfigError(f"product {params.id!r}: an onset-anchored product cannot be redesigned by re-pricing "
+                              f"stored index values (its windows move with the onset, and a failed onset pays on "
+                              f"its own)")
         return DesignTerms(tuple(_phase_design(params.id, p) for p in params.phases), float(params.season_cap))
 
     @classmethod
@@ -581,19 +824,61 @@ def _period_start(d: np.ndarray, period: str) -> np.ndarray:
 def _check_monthly(params: WeatherIndexParams, anchors: np.ndarray, period: str = "month") -> None:
     """Refuse non-total phases on monthly/dekadal equivalents; warn when a window cuts a period (pro rata)."""
     word = "monthly" if period == "month" else "dekadal"
+    if params.onset is not None:
+        raise DataQualityError(f"product {params.id!r}: the onset of the rains is found in daily rain; the rainfall "
+                               f"series is {word} totals")
     daily = [ph.name for ph in params.phases if ph.index != "total"]
     if daily:
         raise DataQualityError(f"product {params.id!r}: phase(s) {', '.join(map(repr, daily))} need true daily "
                                f"rainfall; the rainfall series is {word} totals spread over each {period}'s days, "
                                f"valid for 'total' phases only")
     for ph in params.phases:
-        for edge in (ph.start_day, ph.end_day):
-            d = anchors + np.timedelta64(edge, "D")
+        bounds = [ph.bounds(a) for a in anchors]
+        for d in (np.array([b[0] for b in bounds]), np.array([b[1] for b in bounds])):
             if (d != _period_start(d, period)).any():
                 warnings.warn(f"rainfall is {word}: phase windows of product {params.id!r} cut calendar {period}s in "
                               f"some seasons; those {period}s count pro rata (days in the window × the {period}'s "
                               f"mean daily rain)", UserWarning, stacklevel=3)
                 return
+
+
+#: A window start meaning "no window" (no onset): far outside any series.
+_NOWHERE = -(10 ** 9)
+
+
+def _index_kwargs(phase: Phase) -> dict:
+    return {"n": phase.n} if phase.index == "max_n_day" else (
+        {"dry_threshold": phase.dry_threshold} if phase.index == "dry_spell" else (
+            {"wet_threshold": phase.wet_threshold} if phase.index == "rainy_days" else {}))
+
+
+def gather_windows(x: np.ndarray, starts: np.ndarray, lengths: np.ndarray, func, **kwargs) -> np.ndarray:
+    """``func`` over per-(district, cohort) windows ``[start, start + length)`` of ``x`` (district, time).
+
+    Parameters
+    ----------
+    x
+        (D, T) daily series.
+    starts
+        (D, C) window starts [day offsets into ``x``]; a window leaving the series is NaN.
+    lengths
+        (C,) window lengths [days] (a calendar window is a day longer in a leap year).
+
+    Returns
+    -------
+    (D, C) index values.
+    """
+    n_d, n_t = x.shape
+    starts = np.asarray(starts, dtype=np.int64)
+    out = np.full(starts.shape, np.nan)
+    for length in np.unique(lengths):
+        cs = np.flatnonzero(lengths == length)
+        idx = starts[:, cs, None] + np.arange(int(length))[None, None, :]  # (D, c, L)
+        outside = (idx < 0) | (idx >= n_t)
+        w = np.take_along_axis(x, np.clip(idx, 0, max(n_t - 1, 0)).reshape(n_d, -1), axis=1).reshape(idx.shape)
+        w = np.where(outside, np.nan, w)
+        out[:, cs] = func(w, **kwargs)
+    return out
 
 
 def _mean_last(w: np.ndarray) -> np.ndarray:
