@@ -466,18 +466,16 @@ class WeatherIndexParams(ProductParams):
         return self
 
     @property
-    def reach(self) -> tuple[int, int]:
+    def reach(self) -> tuple[int, int] | None:
         """Earliest start and latest end of any phase window [days after the anchor].
 
-        A calendar window lies within half a year of the anchor, and so does an onset
-        search: the reach then covers what they can need (a little more is read, never less).
+        ``None`` when a window is fixed in the calendar or moves with the onset of the rains:
+        it is not a fixed offset from the anchor, so the engine reads the rainfall input whole
+        (and does not narrow the sowing dates it can assess).
         """
-        days = [p for p in self.phases if not p.calendar]
-        if self.onset is None and len(days) == len(self.phases):
-            return min(p.start_day for p in self.phases), max(p.end_day for p in self.phases)
-        o = self.onset
-        tail = max([p.end_day for p in days] + ([o.wet_days + o.check_days + o.dry_days] if o else []) + [1])
-        return -184, 184 + 366 + tail
+        if self.onset is not None or any(p.calendar for p in self.phases):
+            return None
+        return min(p.start_day for p in self.phases), max(p.end_day for p in self.phases)
 
 
 # --------------------------------------------------------------------------- product
@@ -492,7 +490,7 @@ class WeatherIndexTrigger(Trigger):
 
     name = "weather_index"
     Params = WeatherIndexParams
-    inputs = ("rainfall",)
+    inputs = ("rainfall", "stations")  # one of them, as the term sheet's source says
 
     @classmethod
     def required_inputs(cls, params: WeatherIndexParams) -> tuple[str, ...]:
