@@ -336,6 +336,11 @@ class StationsSpec(InputSpec):
     format: Literal["bmkg", "table"] = Field(
         "bmkg", description="bmkg: raw BMKG Data Online exports as they come; table: one row per station and day")
     metadata: Path | None = Field(None, description="tidy tables: station_id, name, lat, lon, elevation (CSV/Parquet)")
+    columns: dict[str, str] = Field(default_factory=dict,
+                                    description="tidy tables: the file's headers for date, station_id and value, e.g. "
+                                                "{precip_mm: value}")
+    station: str | None = Field(None, description="tidy tables: the id of a one-station file without a station_id "
+                                                  "column (e.g. a point export date, precip_mm)")
     units: Literal["mm", "mm/day", "cm", "in", "0.1mm"] = Field("mm/day", description="tidy tables: units of value")
     missing_values: list[float] = Field(default_factory=list,
                                         description="tidy tables: numeric codes that mean no measurement")
@@ -362,8 +367,12 @@ class StationsReader(Reader):
         if spec.format == "bmkg":
             ds = stations.read_bmkg_exports(spec.path, valid_range=rng)
         else:
+            names = {v: k for k, v in spec.columns.items()}  # panen's name -> the file's header
             ds = stations.read_station_table(spec.path, stations=spec.metadata, units=spec.units,
-                                             missing_values=spec.missing_values, valid_range=rng)
+                                             missing_values=spec.missing_values, valid_range=rng, station=spec.station,
+                                             date_column=names.get("date", "date"),
+                                             station_column=names.get("station_id", "station_id"),
+                                             value_column=names.get("value", "value"))
         assign = spec.assign
         ds.attrs["assign"] = {"max_distance_km": assign.max_distance_km, "backups": assign.backups}
         if assign.table is not None:

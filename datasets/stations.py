@@ -313,7 +313,7 @@ def _files(paths) -> list[Path]:
 def read_station_table(path: str | PathLike[str], *, stations: str | PathLike[str] | None = None,
                        units: str = "mm/day", date_column: str = "date", station_column: str = "station_id",
                        value_column: str = "value", missing_values: Sequence[float] = (),
-                       valid_range: Sequence[float] = DEFAULT_VALID_RANGE) -> xr.Dataset:
+                       valid_range: Sequence[float] = DEFAULT_VALID_RANGE, station: str | None = None) -> xr.Dataset:
     """Read station rainfall from a tidy table: one row per station and day.
 
     Parameters
@@ -333,6 +333,9 @@ def read_station_table(path: str | PathLike[str], *, stations: str | PathLike[st
         ``[-99]``), flagged ``no_data``; blank cells and ``NA``/``-`` are missing too.
     valid_range
         Possible daily rainfall after conversion [mm/day]; outside it is ``implausible``.
+    station
+        The id of a one-station file without a station column (a point export such as a
+        CHIRPS pixel series ``date, precip_mm``).
 
     Raises
     ------
@@ -347,6 +350,10 @@ def read_station_table(path: str | PathLike[str], *, stations: str | PathLike[st
     scale = _UNITS[units]
     lo, hi = _check_range(valid_range)
     frame, lines = _table(p)
+    if station is not None:
+        if station_column in frame.columns:
+            raise InputError(f"the file has a {station_column!r} column: name no single station for it", file=p)
+        frame[station_column] = str(station)
     for c in (date_column, station_column, value_column):
         if c not in frame.columns:
             raise InputError(f"missing column {c!r}; columns are: {', '.join(map(str, frame.columns))}", file=p)

@@ -256,3 +256,31 @@ def test_an_assignment_table_is_checked(tmp_path):
     p.write_text("district_id,station_id\n3273,96783\n3273,96791\n")
     with pytest.raises(InputError, match=r"line 3.*listed twice"):
         read_assignment_table(p)
+
+
+def test_the_chirps_daily_point_at_semarang_sums_to_the_monthly_grid_pixel(tmp_path):
+    from conftest import shared_file
+
+    from panen.datasets.gridded import open_rainfall
+    from panen.datasets.readers import StationsReader, StationsSpec
+
+    point = shared_file("rainfall", "chirps_semarang_point_daily_1981_2021.csv")
+    grid = shared_file("rainfall", "chirps_java_monthly_1981_2020.nc")
+    meta = tmp_path / "meta.csv"
+    meta.write_text("station_id,name,lat,lon,elevation\nsmg,CHIRPS pixel Semarang,-7.025,110.475,\n")
+    spec = StationsSpec(path=str(point), format="table", metadata=meta, station="smg",
+                        columns={"precip_mm": "value"}, assign={"max_distance_km": 10})
+    ds = StationsReader().open(spec).data
+    assert ds.sizes == {"station": 1, "time": 14_975} and (ds["flag"] == 0).all()
+    daily = ds["rain"].sel(station="smg").to_series().resample("MS").sum()
+    pixel = open_rainfall(grid).sel(x=110.475, y=-7.025, method="nearest")
+    monthly = pd.Series(pixel.values, index=pd.DatetimeIndex(pixel["time"].values))
+    both = pd.concat([daily, monthly], axis=1, join="inner").dropna()
+    diff = (both.iloc[:, 0] - both.iloc[:, 1]).abs()
+    assert len(both) == 480
+    # 472 of the 480 months agree to 0.05 mm: the monthly product is the sum of the daily one
+    assert int((diff < 0.05).sum()) == 472
+    # the eight that do not are June 2019 - December 2020, where the point export holds another CHIRPS
+    # version than the monthly archive (December 2019: 310.5 mm in the daily point, 432.8 mm in the monthly grid)
+    late = diff[diff >= 0.05].index
+    assert late.min() >= pd.Timestamp("2019-06-01") and len(late) == 8
