@@ -89,12 +89,18 @@ _UNITS_DAY = {"mm/day", "mm/d", "mm d-1", "mm day-1", "mm per day", "mm/24h", "m
               "mm.d-1", "mm.day-1", "mm d**-1", "mm day**-1"}
 _UNITS_MONTH = {"mm/month", "mm/mon", "mm month-1", "mm mon-1", "mm per month", "mm.month-1",
                 "mm month**-1"}
+_UNITS_DEKAD = {"mm/dekad", "mm dekad-1", "mm per dekad", "mm/dekade", "mm/10days", "mm/10 days",
+                "mm/10d", "mm.dekad-1"}
 _UNITS_FLUX = {"kg m-2 s-1", "kg/m2/s", "kg/m^2/s", "kg m**-2 s**-1", "kg.m-2.s-1",
                "kg m-2s-1", "mm/s", "mm s-1"}
 _UNITS_AMOUNT = {"mm", "millimeter", "millimeters", "millimetre", "millimetres", "kg m-2",
                  "kg/m2", "kg/m^2", "kg m**-2"}
 _UNITS_METRE = {"m", "meter", "meters", "metre", "metres"}
-_ACCEPTED = "mm/day (mm d-1, mm/d, mm day-1), mm/month (mm month-1), mm (with daily or monthly steps), m, kg m-2 s-1"
+_ACCEPTED = ("mm/day (mm d-1, mm/d, mm day-1), mm/dekad (mm dekad-1), mm/month (mm month-1), mm (with daily, dekadal "
+             "or monthly steps), m, kg m-2 s-1")
+#: Normalised units and adjectives per time step.
+_STEP_UNITS = {"day": "mm/day", "dekad": "mm/dekad", "month": "mm/month"}
+_STEP_WORD = {"day": "daily", "dekad": "dekadal", "month": "monthly"}
 
 
 @dataclass
@@ -116,7 +122,10 @@ class _Raw:
 #: (Foc-Foc, La Réunion, 7–8 January 1966) and 9,300 mm in a month (Cherrapunji, July 1861)
 #: (WMO World Weather and Climate Extremes Archive). Anything above these bounds, or below
 #: zero, is a fill value or a fault, never rain.
-RAINFALL_VALID_RANGE: dict[str, tuple[float, float]] = {"mm/day": (0.0, 2000.0), "mm/month": (0.0, 15000.0)}
+RAINFALL_VALID_RANGE: dict[str, tuple[float, float]] = {"mm/day": (0.0, 2000.0), "mm/dekad": (0.0, 10000.0),
+                                                        "mm/month": (0.0, 15000.0)}
+#: (A dekad — 10 days, or the 8–11 days to a month's end — can hold no more than its month: the
+#: monthly bound of 10,000 mm is used for it, above every recorded multi-day total.)
 
 
 def open_rainfall(
@@ -191,8 +200,8 @@ def open_rainfall(
     if frequency is None and da.sizes["time"] >= 2:
         steps = np.diff(da.indexes["time"].asi8) / 86_400e9
         raise InputError(
-            f"rainfall time steps are neither daily nor monthly (median spacing "
-            f"{float(np.median(steps)):g} days); panen reads daily or monthly rainfall",
+            f"rainfall time steps are neither daily, dekadal nor monthly (median spacing "
+            f"{float(np.median(steps)):g} days); panen reads daily, dekadal or monthly rainfall",
             file=raw.source, column="time",
         )
     original_attrs = dict(da.attrs)
@@ -585,14 +594,58 @@ def _mask_fill_attrs(da: xr.DataArray) -> xr.DataArray:
     return da
 
 
+def dekad_number(index: pd.DatetimeIndex) -> np.ndarray:
+    """A running dekad count (36 a year) of each date: days 1–10, 11–20 and 21 to the month's end.
+
+    >>> dekad_number(pd.DatetimeIndex(["2020-01-01", "2020-01-11", "2020-02-29", "2020-03-01"])).tolist()
+    [72720, 72721, 72725, 72726]
+    """
+    return (index.year.to_numpy() * 12 + index.month.to_numpy() - 1) * 3 + np.minimum((index.day.to_numpy() - 1) // 10, 2)
+
+
+def dekad_dates(numbers: np.ndarray, *, end_dated: bool = False) -> pd.DatetimeIndex:
+    """The first (or last) day of each running dekad number (:func:`dekad_number`)."""
+    numbers = np.asarray(numbers, dtype=np.int64)
+    months, k = np.divmod(numbers, 3)
+    first = pd.to_datetime({"year": months // 12, "month": months % 12 + 1, "day": 1 + 10 * k})
+    if not end_dated:
+        return pd.DatetimeIndex(first)
+    month_end = first + pd.offsets.MonthEnd(0)
+    return pd.DatetimeIndex(np.where(k < 2, first + pd.Timedelta(days=9), month_end))
+
+
+def dekad_days(index: pd.DatetimeIndex) -> np.ndarray:
+    """Days in each date's dekad: 10, 10, and 8–11 for the third (to the month's end).
+
+    >>> dekad_days(pd.DatetimeIndex(["2021-02-21", "2024-02-21", "2024-01-21", "2024-01-11"])).tolist()
+    [8, 9, 11, 10]
+    """
+    k = np.minimum((index.day.to_numpy() - 1) // 10, 2)
+    return np.where(k < 2, 10, index.days_in_month.to_numpy() - 20)
+
+
+def _is_dekadal(index: pd.DatetimeIndex) -> bool:
+    """Dates on dekad starts (1/11/21) or ends (10/20/month end), stepping one or more dekads (median one)."""
+    day = index.day.to_numpy()
+    starts = np.isin(day, (1, 11, 21)).all()
+    ends = (np.isin(day, (10, 20)) | index.is_month_end).all()
+    if not (starts or ends) or (index.normalize() != index).any():
+        return False
+    steps = np.diff(dekad_number(index))
+    return bool(np.all(steps >= 1) and np.median(steps) == 1 and not (day == 1).all())
+
+
 def _infer_frequency(index: pd.DatetimeIndex, source: str) -> str | None:
-    """"day" when steps are whole days with a median of one day; "month" when every
-    step moves one or more calendar months (median one); else None."""
+    """"day" when steps are whole days with a median of one day; "dekad" when every date is
+    a dekad's first (1/11/21) or last (10/20/month end) day, stepping one dekad (median);
+    "month" when every step moves one or more calendar months (median one); else None."""
     if len(index) < 2:
         return None
     days = np.diff(index.asi8) / 86_400e9
     if np.all(days == np.round(days)) and np.median(days) == 1:
         return "day"
+    if _is_dekadal(index):
+        return "dekad"
     months = np.diff(index.year * 12 + index.month)
     if np.all(months >= 1) and np.median(months) == 1 and np.all(days >= 27):
         return "month"
@@ -605,9 +658,9 @@ def _clean_units(text: str) -> str:
 
 
 def _unit_kind(text: str) -> str | None:
-    """"day", "month", "flux", "amount", "metre" or None (unknown spelling)."""
+    """"day", "dekad", "month", "flux", "amount", "metre" or None (unknown spelling)."""
     u = _clean_units(text)
-    for group, kind in ((_UNITS_DAY, "day"), (_UNITS_MONTH, "month"), (_UNITS_FLUX, "flux"),
+    for group, kind in ((_UNITS_DAY, "day"), (_UNITS_MONTH, "month"), (_UNITS_DEKAD, "dekad"), (_UNITS_FLUX, "flux"),
                         (_UNITS_AMOUNT, "amount"), (_UNITS_METRE, "metre")):
         if u in {_clean_units(s) for s in group}:
             return kind
@@ -623,26 +676,26 @@ def _interpret_units(text: str, frequency: str | None, origin: str, source: str,
         raise InputError(f"unknown rainfall units {text!r} in {origin}; accepted: {_ACCEPTED}",
                          file=source, column="units")
     spacing = frequency
-    if kind in ("day", "month"):
+    if kind in _STEP_UNITS:
         if spacing is not None and spacing != kind:
             raise InputError(
-                f"{origin} says {text!r} ({'mm/day' if kind == 'day' else 'mm/month'}) but the "
-                f"time steps are {'daily' if spacing == 'day' else 'monthly'}; "
-                + ("monthly totals are never read as daily rain — use units: mm/month"
-                   if spacing == "month" else "daily values cannot be read as monthly totals"
-                   " — use units: mm/day"),
+                f"{origin} says {text!r} ({_STEP_UNITS[kind]}) but the time steps are {_STEP_WORD[spacing]}; "
+                + (f"{_STEP_WORD[spacing]} totals are never read as daily rain — use units: {_STEP_UNITS[spacing]}"
+                   if kind == "day" else f"{_STEP_WORD[spacing]} values cannot be read as {_STEP_WORD[kind]} totals"
+                   f" — use units: {_STEP_UNITS[spacing]}"),
                 file=source, column="units")
-        return ("mm/day" if kind == "day" else "mm/month"), kind, 1.0
+        return _STEP_UNITS[kind], kind, 1.0
     if kind == "flux":  # a rate [kg m-2 s-1] = [mm s-1]
         freq = spacing or time_hint or "day"
-        return ("mm/day", "day", 86_400.0) if freq == "day" else ("mm/month", "month", "days_in_month")
+        return (("mm/day", "day", 86_400.0) if freq == "day"
+                else (_STEP_UNITS[freq], freq, f"days_in_{freq}"))
     freq = spacing or time_hint
     if freq is None:
         raise InputError(f"units {text!r} in {origin} are an amount per time step, and a single "
-                         "time step does not tell daily from monthly; give mm/day or mm/month",
+                         "time step does not tell daily from monthly; give mm/day, mm/dekad or mm/month",
                          file=source, column="units")
     scale = 1000.0 if kind == "metre" else 1.0
-    return ("mm/day" if freq == "day" else "mm/month"), freq, scale
+    return _STEP_UNITS[freq], freq, scale
 
 
 def _resolve_units(da: xr.DataArray, file_units: str | None, config_units: str | None,
@@ -652,7 +705,7 @@ def _resolve_units(da: xr.DataArray, file_units: str | None, config_units: str |
     src = raw.source
     if file_units is None and config_units is None:
         raise InputError("rainfall has no units attribute and no units were configured; "
-                         "set inputs.rainfall.units (mm/day or mm/month)", file=src, column="units")
+                         "set inputs.rainfall.units (mm/day, mm/dekad or mm/month)", file=src, column="units")
     chosen = None
     if file_units is not None:
         chosen = _interpret_units(file_units, frequency, "the file's units attribute", src,
@@ -673,25 +726,32 @@ def _resolve_units(da: xr.DataArray, file_units: str | None, config_units: str |
                 raise InputError(
                     f"the configured units {config_units!r} disagree with the file, whose units "
                     f"attribute says {file_units!r} with "
-                    f"{'daily' if chosen[1] == 'day' else 'monthly'} time steps ({chosen[0]}); "
-                    + ("monthly totals are never read as daily rain; " if chosen[0] == "mm/month"
+                    f"{_STEP_WORD[chosen[1]]} time steps ({chosen[0]}); "
+                    + (f"{_STEP_WORD[chosen[1]]} totals are never read as daily rain; " if chosen[1] != "day"
                        else "")
                     + f"set units: {chosen[0]} (or fix the file)", file=src, column="units")
     units, freq, scale = chosen
     if scale == "days_in_month":
         da = da * 86_400.0 * da["time"].dt.days_in_month.astype(da.dtype)
+    elif scale == "days_in_dekad":
+        days = dekad_days(da.indexes["time"]).astype(da.dtype)
+        da = da * 86_400.0 * xr.DataArray(days, dims="time", coords={"time": da["time"]})
     elif scale != 1.0:
         da = da * np.asarray(scale, dtype=da.dtype)
     return da, units, freq
 
 
 def _fill_time_gaps(da: xr.DataArray, frequency: str, source: str) -> xr.DataArray:
-    """Insert missing daily/monthly steps as NaN so gaps stay visible as missing data."""
+    """Insert missing daily/dekadal/monthly steps as NaN so gaps stay visible as missing data."""
     index = da.indexes["time"]
     if len(index) < 2:
         return da
     if frequency == "day":
         full = pd.date_range(index[0], index[-1], freq="D", unit="ns")
+    elif frequency == "dekad":
+        numbers = dekad_number(index)
+        full = dekad_dates(np.arange(numbers[0], numbers[-1] + 1), end_dated=not np.isin(index.day, (1, 11, 21)).all())
+        full = full.as_unit(index.unit)
     elif (index == index.to_period("M").to_timestamp().as_unit(index.unit)).all():
         full = pd.date_range(index[0], index[-1], freq="MS", unit="ns")
     else:
@@ -700,7 +760,7 @@ def _fill_time_gaps(da: xr.DataArray, frequency: str, source: str) -> xr.DataArr
         return da
     missing = full.difference(index)
     warnings.warn(
-        f"{source}: {len(missing)} missing {'daily' if frequency == 'day' else 'monthly'} "
+        f"{source}: {len(missing)} missing {_STEP_WORD[frequency]} "
         f"time step(s) inserted as NaN "
         f"(first {missing[0]:%Y-%m-%d})", UserWarning, stacklevel=3)
     attrs = dict(da.attrs)

@@ -12,7 +12,9 @@ input           kind      reader
 ==============  ========  ==================================================================
 ``districts``   polygons  district polygons (GeoJSON, GeoPackage, Shapefile), or a plain
                           list of district ids (CSV/Parquet with an id column): a table
-``rainfall``    grid      CF NetCDF, Zarr or a GeoTIFF stack, in mm/day or mm/month
+``rainfall``    grid      CF NetCDF, Zarr or a GeoTIFF stack, in mm/day, mm/dekad or mm/month
+``stations``    stations  daily rain at weather stations: raw BMKG exports or a tidy table,
+                          with the rule giving each district its reference and back-ups
 ``ndvi``        grid      MOD13Q1 GeoTIFFs or an NDVI cube (QA-masked); an AppEEARS point
                           CSV is a series (each point its own zone)
 ``yields``      table     district yields history, normalised to t/ha
@@ -56,6 +58,8 @@ __all__ = [
     "PoliciesSpec",
     "RainfallHistoryReader",
     "RainfallReader",
+    "StationsReader",
+    "StationsSpec",
     "TableReading",
     "YieldsReader",
     "YieldsSpec",
@@ -246,7 +250,7 @@ class RainfallSpec(InputSpec):
 
     path: str = Field(description="file, .zarr folder, folder of GeoTIFFs, or a glob like data/*.tif")
     variable: str = Field("precip", description="variable name in NetCDF/Zarr")
-    units: Literal["mm/day", "mm/month"] | None = Field(None, description="units, if the file does not say")
+    units: Literal["mm/day", "mm/dekad", "mm/month"] | None = Field(None, description="units, if the file does not say")
     date_pattern: str | None = Field(
         None, description="regex with named groups year, month[, day] for GeoTIFF file names")
     min_valid_fraction: float | None = Field(
@@ -256,7 +260,7 @@ class RainfallSpec(InputSpec):
     valid_range: tuple[float, float] | None = Field(
         None, description="[low, high] of physically possible values in the file's units after conversion; values "
                           "outside are missing, counted in the data quality report (default: 0..2000 mm/day, "
-                          "0..15000 mm/month)")
+                          "0..10000 mm/dekad, 0..15000 mm/month)")
 
 
 #: NDVI is a normalised difference: it lies in [-1, 1] by construction (Rouse et al. 1974). (The MOD13Q1
@@ -300,6 +304,101 @@ class RainfallHistoryReader(RainfallReader):
 
     name = "rainfall_history"
     description = "past years of gridded rainfall for projections (as rainfall: NetCDF, Zarr, GeoTIFF stack)"
+
+
+# --------------------------------------------------------------------------- weather stations
+class StationAssign(InputSpec):
+    """How each district is given its reference station and back-ups (``inputs.stations.assign``)."""
+
+    path_fields = ("table",)
+
+    max_distance_km: float | None = Field(
+        None, gt=0, description="nearest stations to the district (its polygon's representative point) within this "
+                                "distance [km]; required unless a table is given")
+    backups: int = Field(2, ge=0, le=10, description="back-up stations after the reference (nearest first)")
+    table: Path | None = Field(None, description="CSV: district_id, station_id[, backups] (back-up ids separated "
+                                                 "by ';'): the reference station named per district instead")
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> "StationAssign":
+        if (self.table is None) == (self.max_distance_km is None):
+            raise ValueError("give either max_distance_km (nearest stations) or table (stations named per district)")
+        return self
+
+
+class StationFill(InputSpec):
+    """Filling the days no station measured from a satellite grid at the reference station's pixel."""
+
+    path: str = Field(description="gridded daily rainfall (NetCDF, Zarr, GeoTIFF stack) sampled at each station")
+    variable: str = Field("precip", description="variable name in NetCDF/Zarr")
+    units: Literal["mm/day"] | None = Field(None, description="units, if the file does not say (daily only)")
+    bias: Literal["ratio", "quantile"] = Field(
+        "ratio", description="bias adjustment fitted on the overlap: monthly linear scaling, or empirical quantile "
+                             "mapping")
+    min_overlap: int = Field(30, ge=5, description="days both measured needed to fit (per month for ratio) [days]")
+
+
+class StationsSpec(InputSpec):
+    """``inputs.stations`` — daily rainfall at named weather stations (raw BMKG exports or a tidy table)."""
+
+    path_fields = ("path", "metadata")
+
+    path: str = Field(description="a BMKG export, a folder or glob of them, or a tidy CSV/Parquet "
+                                  "(date, station_id, value)")
+    format: Literal["bmkg", "table"] = Field(
+        "bmkg", description="bmkg: raw BMKG Data Online exports as they come; table: one row per station and day")
+    metadata: Path | None = Field(None, description="tidy tables: station_id, name, lat, lon, elevation (CSV/Parquet)")
+    columns: dict[str, str] = Field(default_factory=dict,
+                                    description="tidy tables: the file's headers for date, station_id and value, e.g. "
+                                                "{precip_mm: value}")
+    station: str | None = Field(None, description="tidy tables: the id of a one-station file without a station_id "
+                                                  "column (e.g. a point export date, precip_mm)")
+    units: Literal["mm", "mm/day", "cm", "in", "0.1mm"] = Field("mm/day", description="tidy tables: units of value")
+    missing_values: list[float] = Field(default_factory=list,
+                                        description="tidy tables: numeric codes that mean no measurement")
+    valid_range: tuple[float, float] | None = Field(
+        None, description="[low, high] possible daily rain [mm/day]; outside is implausible (default 0..2000)")
+    assign: StationAssign = Field(description="which stations settle which district")
+    fill: StationFill | None = Field(None, description="fill days no station has from a satellite grid")
+
+
+class StationsReader(Reader):
+    """Daily station rainfall (:mod:`panen.datasets.stations`), with the rules assigning stations to districts."""
+
+    name = "stations"
+    Spec = StationsSpec
+    description = "daily rainfall at weather stations (raw BMKG exports or a tidy table), reference and back-ups"
+
+    def kind_of(self, spec: StationsSpec) -> str:
+        return "stations"
+
+    def open(self, spec: StationsSpec, **hints: Any) -> OpenedInput:
+        from . import stations
+
+        rng = spec.valid_range if spec.valid_range is not None else stations.DEFAULT_VALID_RANGE
+        if spec.format == "bmkg":
+            ds = stations.read_bmkg_exports(spec.path, valid_range=rng)
+        else:
+            names = {v: k for k, v in spec.columns.items()}  # panen's name -> the file's header
+            ds = stations.read_station_table(spec.path, stations=spec.metadata, units=spec.units,
+                                             missing_values=spec.missing_values, valid_range=rng, station=spec.station,
+                                             date_column=names.get("date", "date"),
+                                             station_column=names.get("station_id", "station_id"),
+                                             value_column=names.get("value", "value"))
+        assign = spec.assign
+        ds.attrs["assign"] = {"max_distance_km": assign.max_distance_km, "backups": assign.backups}
+        if assign.table is not None:
+            ds.attrs["assign_table"] = stations.read_assignment_table(assign.table)
+        if spec.fill is not None:
+            ds["satellite"] = stations.sample_grid(ds, spec.fill.path, variable=spec.fill.variable,
+                                                   units=spec.fill.units)
+            ds.attrs["fill"] = {"bias": spec.fill.bias, "min_overlap": spec.fill.min_overlap,
+                                "path": str(spec.fill.path)}
+        ds["rain"].attrs["valid_range"] = [float(rng[0]), float(rng[1])]
+        times = np.asarray(ds["time"].values).astype("datetime64[D]")
+        info = InputInfo(name=self.name, kind="stations", path=str(spec.path), units="mm/day", frequency="day",
+                         time_range=(times[0], times[-1]) if times.size else None)
+        return OpenedInput(info=info, data=ds)
 
 
 # --------------------------------------------------------------------------- NDVI

@@ -141,7 +141,7 @@ class Season:
 
 
 # --------------------------------------------------------------------------- inputs
-InputKind = Literal["grid", "series", "table", "polygons", "register"]
+InputKind = Literal["grid", "series", "stations", "table", "polygons", "register"]
 
 
 class InputSpec(BaseModel):
@@ -165,7 +165,9 @@ class InputInfo:
         The input's key under ``inputs:``.
     kind
         ``grid`` (time, y, x: reduced to districts by the engine), ``series`` (already
-        per district: ``mean`` and ``valid_fraction`` on (time, district)), ``table``,
+        per district: ``mean`` and ``valid_fraction`` on (time, district)), ``stations``
+        (``rain`` on (station, time) with the stations' positions: each district is given
+        its reference and back-up stations by the engine), ``table``,
         ``polygons`` (the district layer) or ``register`` (the policy register).
     path
         The file, folder or glob read.
@@ -461,7 +463,7 @@ class Trigger:
     """Base class of trigger plugins (see the module docstring for the contract).
 
     Optional features are declared here with their defaults, never probed with ``getattr``:
-    ``backtest_by``, :meth:`required_inputs`, :meth:`check_inputs`,
+    ``backtest_by``, :meth:`required_inputs`, :meth:`check_inputs`, :meth:`settles`,
     :meth:`guaranteed_rate` (in-season settlement), and, for triggers a design search can
     re-price, :meth:`rates_from_index`, :meth:`design_terms` and :meth:`with_design`.
     """
@@ -529,6 +531,13 @@ class Trigger:
         added guarantees the rate of its value so far on an ``above`` curve).
         """
         return xr.zeros_like(result["payout_rate"], dtype=float)
+    def settles(cls, params: ProductParams, info: dict[str, InputInfo]) -> dict[str, str]:
+        """Per phase of ``params``, how these inputs settle it, in words (``panen validate``).
+
+        E.g. ``{"nov-jan": "total on month totals (whole months exact, cut months pro
+        rata)"}``. Default: nothing to say.
+        """
+        return {}
 
     @classmethod
     def rates_from_index(cls, params: ProductParams | Sequence[ProductParams],

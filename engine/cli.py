@@ -388,6 +388,7 @@ def _cmd_report(args) -> int:
 def _cmd_validate(args) -> int:
     from panen.engine.config import load_config
 
+    from panen.engine.pipeline.covers import IndexCover, covers_of
     from panen.engine.pipeline.steps import check_inputs
 
     cfg = load_config(args.config)
@@ -401,12 +402,16 @@ def _cmd_validate(args) -> int:
         if info.units:
             what.append(info.units)
         if info.frequency:
-            what.append({"day": "daily", "month": "monthly"}.get(info.frequency, info.frequency))
+            what.append({"day": "daily", "dekad": "dekadal", "month": "monthly"}.get(info.frequency, info.frequency))
         if info.time_range is not None:
             what.append(f"{info.time_range[0]}..{info.time_range[1]}")
         if info.zones is not None:
             what.append(f"{len(info.zones)} districts")
         print(f"  inputs.{name}: " + ", ".join(what))
+    for c in covers_of(cfg):  # which phases the data can settle, and how (monthly data: totals only)
+        if isinstance(c, IndexCover):
+            for phase, how in c.plugin.settles(c.params, {n: infos[n] for n in c.inputs() if n in infos}).items():
+                print(f"  {c.id}.{phase}: {how}")
     return EXIT_OK
 
 

@@ -141,6 +141,12 @@ def reading_options_table() -> set[str]:
     return set(re.findall(r"^\| `(\w+)` \|", table, re.M))
 
 
+def test_every_registered_reader_is_in_the_reference_block():
+    from panen.engine.registry import readers
+
+    assert set(readers()) - set(REFERENCE["inputs"]) == set()
+
+
 @pytest.mark.parametrize("name", sorted(REFERENCE["inputs"]))
 def test_every_key_of_a_readers_spec_is_documented(name):
     spec = get_reader(name).Spec

@@ -256,9 +256,9 @@ def test_registered_under_its_name():
     ({"baseline_years": [2020, 2010]}, "", "first <= last; got [2020, 2010]"),
     ({"baseline_years": [2019, 2020]}, "", "at least 3 years; got [2019, 2020]"),
     ({"min_baseline_years": 6}, "", "min_baseline_years must be between 2 and the baseline length (5); got 6"),
-    ({"window": {"start_day": 10, "end_day": 20}}, "window", "at least start_day + 16 (26)"),
+    ({"window": {"start_day": 10, "end_day": 17}}, "window", "at least start_day + 8 (18)"),
     ({"window": {"start_day": 0, "end_day": 400}}, "window.end_day", "less than or equal to 366"),
-    ({"min_composites": 3}, "", "min_composites must be between 1 and the composites the window holds (2"),
+    ({"min_composites": 5}, "", "min_composites must be between 1 and the composites the window holds (4"),
     ({"min_valid_fraction": 1.2}, "min_valid_fraction", "less than or equal to 1"),
 ])
 def test_bad_parameters_are_rejected_naming_parameter_and_range(change, loc, needle):
@@ -560,3 +560,92 @@ def test_real_appeears_points_feed_the_trigger():
     assert (paid.sum("cohort") == 1.0).all()
     lowest = idx.where(complete, drop=True).argmin("cohort")
     assert (paid.isel(cohort=lowest) == 1.0).all()
+
+
+# --------------------------------------------------------------------------- any composite calendar
+def dekad_series(years: range, value, *, end_dated: bool = False) -> xr.Dataset:
+    """A dekadal district series (36 composites a year, leap years included): ``value(year, dekad)``."""
+    dates, v = [], []
+    for y in years:
+        for m in range(1, 13):
+            last = pd.Timestamp(y, m, 1).days_in_month
+            for k, day in enumerate((10, 20, last) if end_dated else (1, 11, 21)):
+                dates.append(pd.Timestamp(y, m, day))
+                v.append(value(y, (m - 1) * 3 + k))
+    return xr.Dataset({"mean": (("time", "district"), np.array(v, float)[:, None], {"units": "1"}),
+                       "valid_fraction": (("time", "district"), np.ones((len(v), 1)))},
+                      coords={"time": pd.DatetimeIndex(dates), "district": ["d0"]})
+
+
+@pytest.mark.parametrize("end_dated", [False, True])
+def test_dekadal_composites_keep_36_periods_through_leap_years(end_dated):
+    from panen.triggers.ndvi import calendar_of
+
+    years = range(2012, 2025)  # leap years 2012, 2016, 2020, 2024
+    ds = dekad_series(years, lambda y, k: 0.3 + 0.01 * k + 0.002 * (y - 2012) ** 2 % 0.05, end_dated=end_dated)
+    cal = calendar_of(ds["time"].values)
+    assert (cal.kind, cal.n_periods, cal.end_dated) == ("dekad", 36, end_dated)
+    assert sorted(set(cal.period_of(ds["time"].values).tolist())) == list(range(36))
+    # March's first dekad is period 6 in leap and common years alike
+    assert cal.period_of(np.array(["2020-03-01", "2021-03-01"], dtype="datetime64[D]")).tolist() == [6, 6]
+
+
+def test_a_dekadal_window_sums_the_z_of_its_dekads_hand_computed():
+    # baseline 2012-2019 (two leap years); each dekad k of year y holds base_k + a_y; the season 2020
+    # (a leap year) holds base_k - 0.1. Per dekad the baseline is a_y shifted: mean(a) and sd(a), so the
+    # season's z is (-0.1 - mean(a)) / sd(a) in every dekad
+    a = {y: v for y, v in zip(range(2012, 2020), [0.00, 0.02, -0.03, 0.05, 0.01, -0.02, 0.04, -0.01])}
+    ds = dekad_series(range(2012, 2021), lambda y, k: 0.4 + 0.005 * k + (a[y] if y in a else -0.1))
+    vals = np.array(list(a.values()))
+    z = (-0.1 - vals.mean()) / vals.std(ddof=1)
+    # 2020-02-20 + [0, 40): dekads dated 21 Feb, 1 Mar, 11 Mar, 21 Mar (29 Feb exists in 2020)
+    p = params(baseline_years=[2012, 2019], window={"start_day": 0, "end_day": 40},
+               payout={"strike_z": -1.0, "exit_z": -30.0, "max_rate": 1.0})
+    out = evaluate(p, ds, cohorts=("2020-02-20",))
+    assert out["index_value"].sel(phase="season").item() == pytest.approx(4 * z, rel=1e-9)
+    assert not out["flagged"].item()
+
+
+def test_min_composites_counts_the_data_s_own_composites():
+    ds = dekad_series(range(2012, 2021), lambda y, k: 0.4 + 0.001 * ((y * 7 + k) % 11))
+    ds["mean"].loc[{"time": "2020-05-11"}] = np.nan  # one dekad of the 2020 window missing
+    ds["valid_fraction"].loc[{"time": "2020-05-11"}] = 0.0
+    base = dict(baseline_years=[2012, 2019], window={"start_day": 0, "end_day": 40})
+    full = evaluate(params(**base), ds, cohorts=("2020-05-01",))
+    assert full["flagged"].item()  # every composite needed
+    some = evaluate(params(**base, min_composites=3), ds, cohorts=("2020-05-01",))
+    assert not some["flagged"].item()  # 3 of the window's 4 dekads are valid
+    with pytest.raises(DataQualityError, match="min_composites 5 is more than the window holds .4 composites"):
+        evaluate(params(**base, min_composites=5), ds, cohorts=("2020-05-01",))
+
+
+def test_eight_day_composites_are_a_day_of_year_grid():
+    from panen.triggers.ndvi import calendar_of
+
+    t = np.array([np.datetime64("2020-01-01") + np.timedelta64(8 * k, "D") for k in range(46)])
+    cal = calendar_of(t)
+    assert (cal.kind, cal.step, cal.n_periods) == ("doy", 8, 46)
+    assert cal.date_of(2021, 45) == np.datetime64("2021-12-27")  # day 361 in a common year
+
+
+def test_a_window_with_no_composite_of_the_data_is_an_error():
+    with pytest.raises(DataQualityError, match="holds no composite"):
+        evaluate(params(window={"start_day": 2, "end_day": 12}), two_period_series())
+
+
+def test_percentile_payout_can_scale_linearly_to_an_exit_percentile():
+    from panen.triggers.ndvi import percentile_linear_payout
+
+    # history 1..5: 40th percentile = 2.6, 10th = 1.4; an index of 2.0 pays (2.6 - 2.0) / 1.2 = 0.5 of max
+    trig = float(percentile_threshold(np.arange(1.0, 6.0), 40, 3))
+    ext = float(percentile_threshold(np.arange(1.0, 6.0), 10, 3))
+    assert (trig, ext) == pytest.approx((2.6, 1.4))
+    assert float(percentile_linear_payout(2.0, trig, ext, 0.8)) == pytest.approx(0.4)
+    with pytest.raises(ValidationError, match="exit_percentile must be < percentile"):
+        params(payout={"percentile": 15, "exit_percentile": 20})
+    # through the trigger: the same season index pays more the closer it is to the exit
+    ds = two_period_series(season=(0.45, 0.35))
+    binary = evaluate(params(payout={"percentile": 40}), ds)
+    linear = evaluate(params(payout={"percentile": 40, "exit_percentile": 5}), ds)
+    assert binary["payout_rate"].item() == 1.0
+    assert 0.0 < linear["payout_rate"].item() <= 1.0

@@ -67,8 +67,8 @@ EXAMPLES: dict[str, dict[str, tuple[dict, list[dict]]]] = {
         ]),
         "percentile": ({"baseline_years": [2005, 2020], "window": {"start_day": 16, "end_day": 128},
                         "payout": {"percentile": 15}, "min_composites": 5, "min_baseline_years": 5}, [
-            {"baseline_years": [2005, 2020], "window": {"start_day": 0, "end_day": 10},
-             "payout": {"percentile": 15}},                           # window shorter than a composite
+            {"baseline_years": [2005, 2020], "window": {"start_day": 0, "end_day": 7},
+             "payout": {"percentile": 15}},                           # window shorter than any composite
         ]),
     },
 }
@@ -146,7 +146,7 @@ def test_a_redesignable_trigger_reprices_its_own_index_values_as_evaluate_does(t
     params = cls.Params.model_validate({"id": "p", "trigger": trigger, "sum_insured_per_ha": 1,
                                         **EXAMPLES[trigger][label][0]})
     terms = cls.design_terms(params)
-    out = cls().evaluate(params, synthetic_inputs(cls.inputs)).data
+    out = cls().evaluate(params, synthetic_inputs(cls.required_inputs(params))).data
     if terms is None:
         assert cls.rates_from_index(params, out["index_value"]) is None
         return

@@ -13,8 +13,10 @@ Three layers, as in xclim (indices / indicators):
 
 Definitions
 -----------
-* **Composite period** p: the day of year of the composite's date (the first day of its
-  16-day compositing period; MOD13Q1: 1, 17, 33, …, 353 in every year, leap or not).
+* **Composite period** p: read from the data's own dates (:func:`calendar_of`): the day of
+  year of a MODIS composite (16-day: 1, 17, …, 353; 8-day: 1, 9, …, 361 — the grid restarts
+  every 1 January, leap or not), or the dekad of the month (1–36) of a dekadal series
+  (eMODIS), dated by its first or its last day — a dekad is the same period in a leap year.
 * **z-score** (Chantarat et al. 2013, IBLI): z(d, p, y) = (NDVI(d, p, y) − mean_b(d, p)) / sd_b(d, p), mean and
   sample standard deviation (ddof = 1) over the composites of period p whose calendar year
   is in ``baseline_years`` (inclusive), skipping missing ones. A (district, period) with
@@ -59,10 +61,10 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
@@ -76,10 +78,13 @@ __all__ = [
     "NdviTrigger",
     "NdviWindow",
     "PercentilePayout",
+    "CompositeCalendar",
+    "calendar_of",
     "composite_calendar",
     "composite_period",
     "cumulative_z",
     "linear_payout",
+    "percentile_linear_payout",
     "percentile_payout",
     "percentile_threshold",
     "standardize",
@@ -87,6 +92,7 @@ __all__ = [
 ]
 
 _COMPOSITE_DAYS = 16  # MOD13Q1 compositing period [days]
+_SHORTEST_COMPOSITE = 8  # 8-day composites (MOD09Q1-style), the densest calendar read [days]
 _ABSENT = -1  # gather index: composite expected in the window but not in the series
 _PAD = -2  # gather index: padding (the window holds fewer composites)
 
@@ -116,6 +122,105 @@ def composite_calendar(periods) -> np.ndarray:
     if seen.size and np.unique((seen - 1) % _COMPOSITE_DAYS).size == 1:
         return np.arange((seen[0] - 1) % _COMPOSITE_DAYS + 1, 367, _COMPOSITE_DAYS)
     return seen
+
+
+@dataclass(frozen=True)
+class CompositeCalendar:
+    """The compositing calendar of an NDVI series, read from the data's own dates.
+
+    ``doy``
+        A day-of-year grid restarting every 1 January: MOD13Q1/MYD13Q1 16-day composites
+        (days 1, 17, …, 353, or 9, 25, …, 361) and 8-day products (1, 9, …, 361). A
+        period is a day of year; in a year without day 361 or 366 the composite is absent.
+    ``dekad``
+        Dekads of the month (eMODIS and the later IBLI contracts): three per month, days
+        1–10, 11–20 and 21 to the month's end, dated by their first day (1/11/21) or their
+        last (10/20/28–31) — 36 periods every year, leap years included (a dekad is a
+        dekad, whatever day of the year it starts on).
+    ``seen``
+        Any other regular calendar: the distinct days of year seen (periods that
+        never appear are not known to exist).
+    """
+
+    kind: Literal["doy", "dekad", "seen"]
+    periods: np.ndarray  # doy/seen: the days of year; dekad: 0..35
+    step: int  # nominal composite length [days]
+    end_dated: bool = False  # dekads dated by their last day
+
+    @property
+    def n_periods(self) -> int:
+        return int(self.periods.size)
+
+    def period_of(self, times) -> np.ndarray:
+        """Index 0..n_periods−1 of each composite date's period."""
+        t = np.asarray(times, dtype="datetime64[D]")
+        if self.kind == "dekad":
+            month = (t.astype("datetime64[M]").astype(np.int64) % 12)
+            day = (t - t.astype("datetime64[M]")).astype(np.int64) + 1
+            return month * 3 + np.minimum((day - 1) // 10, 2)
+        return np.searchsorted(self.periods, composite_period(t))
+
+    def date_of(self, year: int, period: int) -> np.datetime64 | None:
+        """The composite date of ``period`` in ``year`` (None: that year has no such composite)."""
+        if self.kind == "dekad":
+            month, k = divmod(int(period), 3)
+            first = np.datetime64(f"{year:04d}-{month + 1:02d}-01", "D")
+            if not self.end_dated:
+                return first + np.timedelta64(10 * k, "D")
+            if k < 2:
+                return first + np.timedelta64(10 * k + 9, "D")
+            return (first.astype("datetime64[M]") + np.timedelta64(1, "M")).astype("datetime64[D]") - np.timedelta64(1, "D")
+        doy = int(self.periods[int(period)])
+        if doy > (366 if _leap(year) else 365):
+            return None
+        return np.datetime64(f"{year:04d}-01-01", "D") + np.timedelta64(doy - 1, "D")
+
+    def window(self, anchor, start_day: int, end_day: int) -> list[tuple[int, int]]:
+        """Composites dated in ``[anchor + start_day, anchor + end_day)`` as (year offset, period).
+
+        The year offset is relative to the anchor's year; the same list applied to
+        another year selects the same periods (the basis of the baseline seasons).
+        """
+        a = np.datetime64(anchor, "D")
+        lo, hi = a + np.timedelta64(start_day, "D"), a + np.timedelta64(end_day, "D")
+        year = int(a.astype("datetime64[Y]").astype(int)) + 1970
+        out = []
+        for r in range(0, (end_day // 365) + 2):
+            for k in range(self.n_periods):
+                d = self.date_of(year + r, k)
+                if d is not None and lo <= d < hi:
+                    out.append((r, k))
+        return out
+
+
+def calendar_of(times) -> CompositeCalendar:
+    """The :class:`CompositeCalendar` a series' composite dates follow.
+
+    >>> calendar_of(np.array(["2020-02-21", "2020-03-01", "2021-03-11"], dtype="datetime64[D]")).kind
+    'dekad'
+    >>> cal = calendar_of(np.array(["2011-01-01", "2011-01-17"], dtype="datetime64[D]"))
+    >>> cal.kind, cal.step, cal.n_periods
+    ('doy', 16, 23)
+    """
+    t = np.unique(np.asarray(times, dtype="datetime64[D]"))
+    doy = composite_period(t)
+    day = (t - t.astype("datetime64[M]")).astype(np.int64) + 1
+    month_end = (t.astype("datetime64[M]") + np.timedelta64(1, "M")).astype("datetime64[D]") - np.timedelta64(1, "D")
+    if t.size >= 2:
+        if np.isin(day, (1, 11, 21)).all() and not np.unique((doy - 1) % _COMPOSITE_DAYS).size == 1:
+            return CompositeCalendar("dekad", np.arange(36), 10)
+        if (np.isin(day, (10, 20)) | (t == month_end)).all() and not np.unique((doy - 1) % 8).size == 1:
+            return CompositeCalendar("dekad", np.arange(36), 10, end_dated=True)
+        for step in (_COMPOSITE_DAYS, 8):
+            if np.unique((doy - 1) % step).size == 1:
+                first = int((doy[0] - 1) % step) + 1
+                return CompositeCalendar("doy", np.arange(first, 367, step), step)
+    elif t.size == 1:
+        first = int((doy[0] - 1) % _COMPOSITE_DAYS) + 1
+        return CompositeCalendar("doy", np.arange(first, 367, _COMPOSITE_DAYS), _COMPOSITE_DAYS)
+    seen = np.unique(doy)
+    step = int(np.median(np.diff(seen))) if seen.size > 1 else _COMPOSITE_DAYS
+    return CompositeCalendar("seen", seen, max(step, 1))
 
 
 def standardize(x: np.ndarray, period_index: np.ndarray, in_baseline: np.ndarray, n_periods: int,
@@ -260,6 +365,25 @@ def percentile_payout(index, threshold, max_rate: float = 1.0):
     return np.where(np.isnan(index) | np.isnan(threshold), np.nan, rate)
 
 
+def percentile_linear_payout(index, trigger, exit, max_rate: float = 1.0):
+    """``max_rate`` × (trigger − I) / (trigger − exit), clipped to 0..1, on per-district thresholds.
+
+    A district whose two percentiles coincide (a flat history) pays all-or-nothing below
+    them. NaN where the index or a threshold is NaN.
+
+    >>> [float(percentile_linear_payout(i, -1.0, -3.0, 0.5)) for i in (0.0, -1.0, -2.0, -3.0, -4.0)]
+    [0.0, 0.0, 0.25, 0.5, 0.5]
+    """
+    index = np.asarray(index, dtype=np.float64)
+    trigger = np.asarray(trigger, dtype=np.float64)
+    exit = np.asarray(exit, dtype=np.float64)
+    span = trigger - exit
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(span > 0, np.clip((trigger - index) / np.where(span > 0, span, 1.0), 0.0, 1.0),
+                         (index < trigger).astype(np.float64))
+    return np.where(np.isnan(index) | np.isnan(trigger) | np.isnan(exit), np.nan, max_rate * share)
+
+
 # --------------------------------------------------------------------------- term sheet
 class NdviWindow(BaseModel):
     """Season window in days after the anchor, half-open ``[start_day, end_day)``."""
@@ -270,15 +394,17 @@ class NdviWindow(BaseModel):
 
     @model_validator(mode="after")
     def _long_enough(self) -> "NdviWindow":
-        if self.end_day - self.start_day < _COMPOSITE_DAYS:
-            raise ValueError(f"end_day must be at least start_day + {_COMPOSITE_DAYS} ({self.start_day + 16}) so the "
-                             f"window holds a 16-day composite; got {self.end_day}")
+        if self.end_day - self.start_day < _SHORTEST_COMPOSITE:
+            raise ValueError(f"end_day must be at least start_day + {_SHORTEST_COMPOSITE} "
+                             f"({self.start_day + _SHORTEST_COMPOSITE}) so the window holds a composite (8-day, "
+                             f"dekadal or 16-day); got {self.end_day}")
         return self
 
     @property
     def max_composites(self) -> int:
-        """Most 16-day composites the window can hold (away from the year end)."""
-        return math.ceil((self.end_day - self.start_day) / _COMPOSITE_DAYS)
+        """Most composites the window can hold on the densest calendar panen reads (8-day);
+        the data's own calendar is checked when the product is evaluated."""
+        return math.ceil((self.end_day - self.start_day) / _SHORTEST_COMPOSITE)
 
 
 class LinearPayout(BaseModel):
@@ -299,11 +425,21 @@ class LinearPayout(BaseModel):
 
 
 class PercentilePayout(BaseModel):
-    """Pays ``max_rate`` below the district's historical p-th percentile (IBLI Borana: 15)."""
+    """Pays below the district's historical p-th percentile (IBLI Borana: 15): all of ``max_rate``,
+    or, with ``exit_percentile``, linearly from the trigger percentile down to the exit one."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     percentile: float = Field(gt=0, lt=100, description="trigger percentile of the baseline seasons [%]")
+    exit_percentile: float | None = Field(
+        None, ge=0, lt=100, description="percentile of full payment (below percentile): the rate rises linearly "
+                                        "from 0 at the trigger to max_rate here [%]; None: all-or-nothing")
     max_rate: float = Field(1.0, gt=0, le=1, description="rate paid below the percentile [fraction of sum insured]")
+
+    @model_validator(mode="after")
+    def _exit_below_trigger(self) -> "PercentilePayout":
+        if self.exit_percentile is not None and not self.exit_percentile < self.percentile:
+            raise ValueError(f"exit_percentile must be < percentile ({self.percentile}); got {self.exit_percentile}")
+        return self
 
 
 def _payout_kind(value) -> str:
@@ -428,12 +564,20 @@ class NdviTrigger(Trigger):
             span = f"{years.min()}..{years.max()}" if years.size else "none"
             raise DataQualityError(f"product {params.id!r}: no NDVI composite falls in baseline_years "
                                    f"[{first}, {last}] (the series covers {span})")
-        periods = composite_period(times)
-        calendar = composite_calendar(periods)
-        period_index = np.searchsorted(calendar, periods)
+        calendar = calendar_of(times)  # from the data's own dates: 16-day, 8-day or dekadal composites
+        period_index = calendar.period_of(times)
         cohorts = np.asarray(inputs.cohorts, dtype="datetime64[D]")
         targets = (None,) + (tuple(range(first, last + 1)) if isinstance(params.payout, PercentilePayout) else ())
         gather = _gather(times, cohorts, targets, params.window, calendar)  # (C, Y, L)
+        held = (gather[:, 0, :] != _PAD).sum(axis=-1)
+        if held.size and held.min() == 0:
+            raise DataQualityError(f"product {params.id!r}: the window [{params.window.start_day}, "
+                                   f"{params.window.end_day}) days holds no composite of the ndvi series' "
+                                   f"{calendar.kind} calendar (every {calendar.step} days)")
+        if params.min_composites is not None and held.size and params.min_composites > held.max():
+            raise DataQualityError(f"product {params.id!r}: min_composites {params.min_composites} is more than the "
+                                   f"window holds ({int(held.max())} composites of the ndvi series' {calendar.kind} "
+                                   f"calendar)")
 
         x = mean.where(valid >= params.min_valid_fraction).transpose("district", "time")
         vf = valid.fillna(0.0).transpose("district", "time")
@@ -443,7 +587,7 @@ class NdviTrigger(Trigger):
         cum = xr.apply_ufunc(
             _season_index, x,
             input_core_dims=[["time"]], output_core_dims=[["cohort", "target"]],
-            kwargs={"period_index": period_index, "in_baseline": in_baseline, "n_periods": calendar.size,
+            kwargs={"period_index": period_index, "in_baseline": in_baseline, "n_periods": calendar.n_periods,
                     "min_years": params.min_baseline_years, "gather": gather,
                     "min_composites": params.min_composites},
             dask="parallelized", output_dtypes=[np.float64],
@@ -466,8 +610,19 @@ class NdviTrigger(Trigger):
                 kwargs={"percentile": payout.percentile, "min_count": params.min_baseline_years},
                 dask="parallelized", output_dtypes=[np.float64],
             )
-            rate = xr.apply_ufunc(percentile_payout, index, strike, kwargs={"max_rate": payout.max_rate},
-                                  dask="parallelized", output_dtypes=[np.float64])
+            if payout.exit_percentile is None:
+                rate = xr.apply_ufunc(percentile_payout, index, strike, kwargs={"max_rate": payout.max_rate},
+                                      dask="parallelized", output_dtypes=[np.float64])
+            else:
+                exit_ = xr.apply_ufunc(
+                    percentile_threshold, cum.isel(target=slice(1, None)),
+                    input_core_dims=[["target"]],
+                    kwargs={"percentile": payout.exit_percentile, "min_count": params.min_baseline_years},
+                    dask="parallelized", output_dtypes=[np.float64],
+                )
+                rate = xr.apply_ufunc(percentile_linear_payout, index, strike, exit_,
+                                      kwargs={"max_rate": payout.max_rate},
+                                      dask="parallelized", output_dtypes=[np.float64])
         else:
             strike = xr.full_like(index, payout.strike_z)
             rate = xr.apply_ufunc(linear_payout, index,
@@ -496,11 +651,11 @@ def _leap(year: int) -> bool:
 
 
 def _gather(times: np.ndarray, cohorts: np.ndarray, targets: tuple, window: NdviWindow,
-            calendar: np.ndarray) -> np.ndarray:
+            calendar: CompositeCalendar) -> np.ndarray:
     """(C, Y, L) positions in ``times`` of each cohort's window composites in each target
     year (None = the anchor's own year; else a baseline year), -1 absent, -2 padding."""
-    lookup = {t: i for i, t in enumerate(pd.DatetimeIndex(times).date)}
-    per_cohort = [window_composites(a, window.start_day, window.end_day, calendar) for a in cohorts]
+    lookup = {t: i for i, t in enumerate(np.asarray(times, dtype="datetime64[D]").tolist())}
+    per_cohort = [calendar.window(a, window.start_day, window.end_day) for a in cohorts]
     width = max([len(c) for c in per_cohort] + [1])
     out = np.full((len(cohorts), len(targets), width), _PAD, dtype=np.int64)
     for c, (anchor, comps) in enumerate(zip(cohorts, per_cohort)):
@@ -508,11 +663,8 @@ def _gather(times: np.ndarray, cohorts: np.ndarray, targets: tuple, window: Ndvi
         for y, target in enumerate(targets):
             year = own if target is None else target
             for j, (r, k) in enumerate(comps):
-                if k > (366 if _leap(year + r) else 365):
-                    out[c, y, j] = _ABSENT
-                    continue
-                date = (np.datetime64(f"{year + r:04d}-01-01", "D") + np.timedelta64(k - 1, "D")).item()
-                out[c, y, j] = lookup.get(date, _ABSENT)
+                date = calendar.date_of(year + r, k)
+                out[c, y, j] = _ABSENT if date is None else lookup.get(date.item(), _ABSENT)
     return out
 
 

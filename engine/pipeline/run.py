@@ -561,6 +561,9 @@ def _write(result: RunResult, stage: Path) -> None:
         write_table_atomic(result.on_account, stage / "on_account.csv", "csv")
     if result.projection is not None:
         write_table_atomic(result.projection, stage / "projection.csv", "csv")
+    fills = steps.station_fills(result.series or {})
+    if fills is not None:  # where every station-settled day came from, when not the reference station
+        write_table_atomic(fills, stage / "station_fills.csv", "csv")
 
 
 def _on_account_totals(frame: pd.DataFrame | None, deducted: bool = False) -> dict[str, Any] | None:

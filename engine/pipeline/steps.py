@@ -48,7 +48,7 @@ from panen.engine.api import (InputInfo, OpenedInput, Season, TriggerInputs, che
 from panen.engine.errors import DataQualityError, InputError, PluginError, Problem
 from panen.engine.infra.manifest import InputFingerprint, fingerprint_input
 from panen.engine.infra.manifest import verify_inputs as verify_fingerprints
-from panen.engine.maths.series import monthly_to_daily_equivalent
+from panen.engine.maths.series import totals_to_daily_equivalent
 from panen.engine.maths.zonal import build_weights, zonal_mean
 from panen.engine.pipeline.covers import Cover, IndexCover, NamedPerilCover
 from panen.engine.registry import get_reader
@@ -373,12 +373,14 @@ def cohorts_of(cover: Cover, valid: pd.DataFrame, season: Season) -> np.ndarray:
 
 # --------------------------------------------------------------------------- 4. district series
 def needed_time(covers: list[Cover], anchors: Mapping[str, np.ndarray], name: str, *,
-                monthly: bool = False) -> tuple[str, str] | None:
+                monthly: bool = False, period: str | None = None) -> tuple[str, str] | None:
     """The time slice of input ``name`` the covers' windows touch; ``None``: all of it.
 
     ``None`` when a cover reading it declares no reach (an NDVI climatology reads its
-    baseline years). For monthly data whole months are taken.
+    baseline years). For monthly (``period="month"``, or ``monthly=True``) and dekadal
+    (``period="dekad"``) totals, whole months or dekads are taken.
     """
+    period = period or ("month" if monthly else None)
     lo = hi = None
     for c in covers:
         if name not in c.inputs():
@@ -391,9 +393,16 @@ def needed_time(covers: list[Cover], anchors: Mapping[str, np.ndarray], name: st
         lo, hi = (s, e) if lo is None else (min(lo, s), max(hi, e))
     if lo is None:
         return None
-    if monthly:  # month stamps may be on any day of the month: take whole months
-        lo = lo.astype("datetime64[M]").astype("datetime64[D]")
-        hi = (hi.astype("datetime64[M]") + 1).astype("datetime64[D]") - np.timedelta64(1, "D")
+    if period is not None:  # stamps may be on any day of their month or dekad: take whole ones
+        lo_m, hi_m = lo.astype("datetime64[M]").astype("datetime64[D]"), hi.astype("datetime64[M]").astype("datetime64[D]")
+        end_m = (hi.astype("datetime64[M]") + 1).astype("datetime64[D]") - np.timedelta64(1, "D")
+        if period == "month":
+            lo, hi = lo_m, end_m
+        else:  # dekads: days 1-10, 11-20, 21 to the month's end
+            k_lo = min(int((lo - lo_m).astype(int)) // 10, 2)
+            k_hi = min(int((hi - hi_m).astype(int)) // 10, 2)
+            lo = lo_m + np.timedelta64(10 * k_lo, "D")
+            hi = end_m if k_hi == 2 else hi_m + np.timedelta64(10 * k_hi + 9, "D")
     return str(lo), str(hi)
 
 
@@ -549,7 +558,7 @@ def district_series(opened: Mapping[str, OpenedInput], covers: list[Cover], anch
     touch are read, :func:`needed_time`), and every grid is reduced in one streamed Dask
     pass (one task per time chunk: a 40-year daily archive never has to fit in memory);
     the small ``time × district`` series are returned computed. Monthly totals become
-    daily equivalents (:func:`panen.engine.maths.series.monthly_to_daily_equivalent`) —
+    daily equivalents (:func:`panen.engine.maths.series.totals_to_daily_equivalent`) —
     whether a product may use them is the product's call (:meth:`Trigger.check_inputs`).
     An input-level ``min_valid_fraction`` (reader attribute) masks steps with too little
     data for every product. Values outside the input's ``valid_range`` (declared by its
@@ -579,14 +588,17 @@ def district_series(opened: Mapping[str, OpenedInput], covers: list[Cover], anch
             ready[name], counts[name] = _plausible(o.data["mean"], o.data["mean"].attrs.get("valid_range"),
                                                    ("district",))
             ready[name] = o.data.assign(mean=ready[name])
+        if o.kind == "stations":
+            ready[name] = station_series(o, polygons, notes=notes, quality=quality)
         if o.kind != "grid":
             continue
         grid, counts[name] = _plausible(o.data, o.data.attrs.get("valid_range"), ("y", "x"))
-        if grid.attrs.get("frequency") == "month":
+        if grid.attrs.get("frequency") in ("month", "dekad"):
             monthly.add(name)
         if grid.attrs.get("min_valid_fraction") is not None:
             masks[name] = float(grid.attrs["min_valid_fraction"])
-        window = needed_time(covers, anchors, name, monthly=name in monthly)
+        window = needed_time(covers, anchors, name,
+                             period=grid.attrs.get("frequency") if name in monthly else None)
         if window is not None:
             grid = grid.sel(time=slice(*window))
         if grid.sizes["time"] == 0:
@@ -621,11 +633,122 @@ def district_series(opened: Mapping[str, OpenedInput], covers: list[Cover], anch
         s = series[name]
         series[name] = s.assign(mean=s["mean"].where(s["valid_fraction"] >= limit))
     for name in sorted(monthly):
-        series[name] = monthly_to_daily_equivalent(series[name])
-        notes.append(f"{name}: monthly totals spread evenly over each month's days (mm/day equivalent, "
+        step = opened[name].data.attrs.get("frequency")
+        series[name] = totals_to_daily_equivalent(series[name], step)
+        word = "monthly" if step == "month" else "dekadal"
+        notes.append(f"{name}: {word} totals spread evenly over each {step}'s days (mm/day equivalent, "
                      f"valid for 'total' phases only)")
     series.update(ready)
     return series
+
+
+def station_series(o: OpenedInput, polygons: OpenedInput | None, *, notes: list[str],
+                   quality: dict[str, dict]) -> xr.Dataset:
+    """Station rainfall made the district series each district settles on.
+
+    Each district gets its reference station and back-ups (:func:`panen.engine.maths.stations.assign_stations`:
+    the stations named per district in the input's ``assign.table``, or the nearest to the
+    district polygon's representative point within ``assign.max_distance_km``); a day the
+    reference did not measure comes from the first back-up that did, then from the input's
+    bias-adjusted satellite pixel when configured (:func:`~panen.engine.maths.stations.settlement_series`).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``mean`` [mm/day], ``valid_fraction`` (1 or 0) and ``source`` (int8: 0 the
+        reference, k the k-th back-up, −2 the satellite, −1 missing) on ``(time,
+        district)``; coords ``reference``; attrs ``backups`` (district → back-up ids),
+        ``stations`` (the input's path), ``bias``. The days not measured at the reference
+        are the audit trail (the run writes them to ``station_fills.csv``).
+    """
+    from panen.engine.maths.stations import SOURCE_MISSING, SOURCE_SATELLITE, assign_stations, settlement_series
+
+    ds = o.data
+    unplaced: list[str] = []
+    table = ds.attrs.get("assign_table")
+    if table is not None:
+        zones = pd.DataFrame({"zone": [r["district_id"] for r in table], "station": [r["station_id"] for r in table],
+                              "backups": [";".join(r["backups"]) for r in table]})
+        assignments = assign_stations(zones, ds, station_column="station", backup_column="backups")
+    else:
+        if polygons is None or polygons.kind != "polygons":
+            raise DataQualityError(Problem("stations are given to districts by distance, which needs the district "
+                                           "polygons (inputs.districts); or name them per district in "
+                                           "inputs.stations.assign.table", file=o.info.path))
+        gdf = polygons.data
+        points = gdf.geometry.representative_point()
+        if gdf.crs is not None and not gdf.crs.is_geographic:
+            points = points.to_crs("EPSG:4326")
+        zones = pd.DataFrame({"zone": gdf["district_id"].astype(str).to_numpy(), "lat": points.y.to_numpy(),
+                              "lon": points.x.to_numpy()})
+        rule = ds.attrs.get("assign", {})
+        assignments = assign_stations(zones, ds, max_distance_km=rule.get("max_distance_km"),
+                                      backups=int(rule.get("backups", 2)), unplaced=unplaced)
+    fill = ds.attrs.get("fill")
+    series, filled = settlement_series(ds, assignments,
+                                       satellite=ds["satellite"] if "satellite" in ds else None,
+                                       bias=(fill or {}).get("bias", "ratio"),
+                                       min_overlap=int((fill or {}).get("min_overlap", 30)))
+    src = series["source"].values
+    counts = {"reference_days": int((src == 0).sum()), "backup_days": int((src > 0).sum()),
+              "satellite_days": int((src == SOURCE_SATELLITE).sum()), "missing_days": int((src == SOURCE_MISSING).sum())}
+    quality[o.info.name] = {"stations": int(ds.sizes["station"]), **counts}
+    notes.append(f"{o.info.name}: {len(assignments)} district(s) settle on stations; {counts['backup_days']:,} "
+                 f"district-day(s) taken from a back-up station, {counts['satellite_days']:,} from the bias-adjusted "
+                 f"satellite grid, {counts['missing_days']:,} still missing (station_fills.csv lists every one)")
+    series.attrs.update({"backups": {a.zone: list(a.backups) for a in assignments}, "stations": o.info.path,
+                         "bias": (fill or {}).get("bias")})
+    if unplaced:
+        # no station near enough: the district has no rain at all, so its policies are withheld, never paid on
+        # a station that does not measure its rain
+        empty = xr.full_like(series.isel(district=slice(0, 0)), np.nan).reindex(district=unplaced)
+        empty["valid_fraction"] = empty["valid_fraction"].fillna(0.0)
+        empty["source"] = empty["source"].fillna(SOURCE_MISSING).astype(np.int8)
+        empty = empty.assign_coords(reference=("district", np.array([""] * len(unplaced), dtype=object)))
+        series = xr.concat([series, empty], dim="district")
+        notes.append(f"{o.info.name}: {len(unplaced)} district(s) have no station within "
+                     f"{ds.attrs.get('assign', {}).get('max_distance_km'):g} km and cannot be settled on stations "
+                     f"(their policies are withheld): {', '.join(unplaced[:10])}{' ...' if len(unplaced) > 10 else ''}")
+    return series
+
+
+def station_fills(series: Mapping[str, xr.Dataset]) -> pd.DataFrame | None:
+    """The audit trail of station-settled series: every district-day not measured at its reference station.
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        ``input, district_id, date, reference, source, value`` [mm/day] — ``source`` the
+        back-up station id, ``satellite:<bias>`` or ``missing`` (then ``value`` is empty) —
+        sorted by input, district and date; ``None`` when no series came from stations.
+    """
+    from panen.engine.maths.stations import SOURCE_MISSING
+
+    frames = []
+    for name in sorted(series):
+        s = series[name]
+        if "source" not in s or "reference" not in s.coords:
+            continue
+        src = np.asarray(s["source"].transpose("district", "time").values)
+        val = np.asarray(s["mean"].transpose("district", "time").values, dtype=np.float64)
+        days = pd.DatetimeIndex(s["time"].values).strftime("%Y-%m-%d").to_numpy()
+        backups = s.attrs.get("backups", {})
+        bias = s.attrs.get("bias")
+        for i, district in enumerate(np.asarray(s["district"].values).astype(str)):
+            j = np.flatnonzero(src[i] != 0)
+            if not j.size:
+                continue
+            chain = [str(s["reference"].values[i]), *backups.get(district, [])]
+            label = np.array([chain[k] if k > 0 else ("missing" if k == SOURCE_MISSING else f"satellite:{bias}")
+                              for k in src[i, j].tolist()], dtype=object)
+            frames.append(pd.DataFrame({"input": name, "district_id": district, "date": days[j],
+                                        "reference": chain[0], "source": label,
+                                        "value": np.where(src[i, j] == SOURCE_MISSING, np.nan, val[i, j])}))
+    if not frames:
+        return None if not any("source" in s for s in series.values()) else pd.DataFrame(
+            columns=["input", "district_id", "date", "reference", "source", "value"])
+    return pd.concat(frames, ignore_index=True).sort_values(["input", "district_id", "date"], kind="stable",
+                                                             ignore_index=True)
 
 
 def _plausible(values: xr.DataArray, valid_range, dims: tuple[str, ...]) -> tuple[xr.DataArray, xr.DataArray | None]:

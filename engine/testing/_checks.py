@@ -119,7 +119,10 @@ class _Subject:
     def _base_inputs(self) -> TriggerInputs:
         if self.given_inputs is not None:
             return in_memory(copied(self.given_inputs))
-        names = getattr(self.trigger, "inputs", ())
+        try:  # the inputs this term sheet reads (a trigger may declare alternatives, e.g. a grid or stations)
+            names = tuple(self.trigger.required_inputs(self.params))
+        except Exception:  # noqa: BLE001 - a broken required_inputs is its own check's failure
+            names = tuple(getattr(self.trigger, "inputs", ()))
         try:
             return synthetic_inputs(tuple(names))
         except ValueError as exc:
