@@ -1102,6 +1102,7 @@ class SettlementStore:
             batch_id = _sha256(f"after cancelled batch {batch_id}")[:16]
         return batch_id
 
+    @staticmethod
     def _payees_of(conn: sa.Connection, season_id: str, hashes: np.ndarray, checks: np.ndarray, paid: np.ndarray,
                    waived: np.ndarray) -> pd.DataFrame:
         """Payees known by their hashes (the store's rows name them), due nothing: what they are
