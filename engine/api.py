@@ -531,6 +531,8 @@ class Trigger:
         added guarantees the rate of its value so far on an ``above`` curve).
         """
         return xr.zeros_like(result["payout_rate"], dtype=float)
+
+    @classmethod
     def settles(cls, params: ProductParams, info: dict[str, InputInfo]) -> dict[str, str]:
         """Per phase of ``params``, how these inputs settle it, in words (``panen validate``).
 
