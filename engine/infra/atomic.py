@@ -218,10 +218,19 @@ def write_table_atomic(table: pa.Table | pd.DataFrame, path: str | Path,
             raise
         return sink.commit()
     t = csv_safe_table(t)
+    with _atomic_handle(path) as handle:  # streamed: a ledger's CSV is never held in memory whole
+        pcsv.write_csv(t, handle, _CSV_OPTIONS)
+    return path
+
+
+@contextlib.contextmanager
+def _atomic_handle(path: Path):
+    """A binary handle on a temp file beside ``path``: fsynced and renamed over ``path`` when the
+    block ends, removed (``path`` untouched) when it raises."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:  # streamed: a ledger's CSV is never held in memory whole
-            pcsv.write_csv(t, handle, _CSV_OPTIONS)
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
@@ -232,7 +241,6 @@ def write_table_atomic(table: pa.Table | pd.DataFrame, path: str | Path,
         except FileNotFoundError:
             pass
         raise
-    return path
 
 
 _CSV_OPTIONS = pcsv.WriteOptions(include_header=True, delimiter=",")
@@ -252,20 +260,8 @@ def csv_bytes(table: pa.Table | pd.DataFrame) -> bytes:
 def write_bytes_atomic(data: bytes, path: str | Path) -> Path:
     """Write ``data`` to ``path`` atomically: a temp file in its folder, fsynced, renamed over it."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with _atomic_handle(path) as handle:
+        handle.write(data)
     return path
 
 
